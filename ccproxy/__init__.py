@@ -1,0 +1,37 @@
+"""ccproxy: the Anthropic Messages API in front of any OpenAI-compatible Chat Completions backend.
+
+The public face for plugins: base classes, the hook markers, errors and wire types.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ccproxy.core.plan import ModelCapabilities  # noqa: E402 — after __version__, which submodules import
+from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError  # noqa: E402
+from ccproxy.hookspecs import hookimpl  # noqa: E402
+from ccproxy.interfaces import (  # noqa: E402
+    CacheBackend,
+    Guardrail,
+    GuardrailContext,
+    Provider,
+    ProviderConfig,
+    ReasoningConfigurator,
+    ReasoningRequest,
+)
+
+__all__ = [
+    "CacheBackend",
+    "Guardrail",
+    "GuardrailContext",
+    "InvalidRequestError",
+    "ModelCapabilities",
+    "Provider",
+    "ProviderConfig",
+    "ProxyError",
+    "ReasoningConfigurator",
+    "ReasoningRequest",
+    "UpstreamError",
+    "__version__",
+    "hookimpl",
+]

@@ -1,0 +1,156 @@
+"""create_app(settings): the only place things are wired together. No business logic here."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import ujson
+from sanic import Request, Sanic
+from sanic.config import Config
+from sanic.response import HTTPResponse
+
+from ccproxy import __version__
+from ccproxy.core import implementation_name
+from ccproxy.http.errors import install_error_handlers
+from ccproxy.http.handlers import api
+from ccproxy.interfaces import CacheBackend, ProviderConfig
+from ccproxy.pipeline import MessagesPipeline
+from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider
+from ccproxy.routing import ModelRouter
+from ccproxy.settings import Settings, SettingsError, load_settings
+from ccproxy.tokens import TokenCounter
+from ccproxy.transport import Redactor, Transport
+from sanic_config import server_config
+
+log = logging.getLogger("ccproxy")
+
+# Shown by GET /v1/models: the Claude model names clients pick from, with what they are routed to.
+KNOWN_CLAUDE_MODELS = (
+    "claude-opus-4-8",
+    "claude-sonnet-5",
+    "claude-opus-4-5",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-3-5-haiku-latest",
+)
+
+
+@dataclass(slots=True)
+class AppState:
+    """`app.ctx`: objects built by the factory; loop-bound ones are filled in before the server starts."""
+
+    settings: Settings
+    pipeline: MessagesPipeline
+    transport: Transport
+    cache: CacheBackend
+    health: dict[str, Any]
+    models: dict[str, Any]
+    dumps: Any = field(default=partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False))
+
+
+CCProxyApp = Sanic[Config, AppState]
+
+
+def create_app(settings: Settings | None = None) -> CCProxyApp:
+    """Build the app: state from `build_state`, routes, error handlers and lifecycle hooks."""
+    state = build_state(settings or load_settings())
+    app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
+    app.blueprint(api)
+    install_error_handlers(app)
+    app.on_request(_assign_request_id)
+    app.on_response(_add_request_id_header)
+    app.before_server_start(_open_resources)
+    app.after_server_stop(_close_resources)
+    return app
+
+
+def build_state(settings: Settings) -> AppState:
+    """Plugin manager, provider, cache and pipeline; raises SettingsError for anything misconfigured."""
+    pm = build_plugin_manager(settings)
+    registry = collect(pm, settings)
+    provider_class = select_provider(registry, settings.provider)
+    options = settings.options_for(settings.provider)
+    config = ProviderConfig(
+        base_url=str(options.get("base_url", settings.base_url)),
+        api_key=options.get("api_key", settings.api_key),
+        options=options,
+        request_timeout=settings.request_timeout,
+        connect_timeout=settings.connect_timeout,
+    )
+    try:
+        provider = provider_class(config)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"plugins.{settings.provider}: {exc}") from None
+    if registry.reasoning is None:
+        raise SettingsError("reasoning: no reasoning configurator is registered (ccproxy.reasoning disabled?)")
+    cache = select_cache(registry, settings.cache)(settings.options_for(settings.cache))
+    transport = Transport(
+        provider.chat_completions_url(),
+        provider.headers(),
+        request_timeout=settings.request_timeout,
+        connect_timeout=settings.connect_timeout,
+        redact=Redactor(provider.config.api_key, settings.api_key),
+    )
+    router = ModelRouter(settings)
+    pipeline = MessagesPipeline(
+        provider=provider,
+        transport=transport,
+        router=router,
+        reasoning=registry.reasoning,
+        guardrails=registry.guardrails,
+        tokens=TokenCounter.load(),
+        cache=cache,
+    )
+    return AppState(
+        settings=settings,
+        pipeline=pipeline,
+        transport=transport,
+        cache=cache,
+        health={"status": "ok", "version": __version__, "core": implementation_name(), "provider": provider.name},
+        models=_models_listing(router),
+    )
+
+
+def _models_listing(router: ModelRouter) -> dict[str, Any]:
+    data = [
+        {
+            "type": "model",
+            "id": name,
+            "display_name": f"{name} (via {router.resolve(name)})",
+            "created_at": "2025-01-01T00:00:00Z",
+        }
+        for name in KNOWN_CLAUDE_MODELS
+    ]
+    return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+
+
+async def _assign_request_id(request: Request) -> None:
+    request.ctx.request_id = "req_" + secrets.token_hex(12)
+    request.ctx.started = time.perf_counter()
+
+
+async def _add_request_id_header(request: Request, response: HTTPResponse) -> None:
+    request_id = getattr(request.ctx, "request_id", None)
+    if request_id:
+        response.headers["request-id"] = request_id
+
+
+async def _open_resources(app: CCProxyApp) -> None:
+    await app.ctx.transport.open()
+    log.info(
+        "ccproxy %s: provider %s, %s core, upstream %s",
+        __version__,
+        app.ctx.health["provider"],
+        app.ctx.health["core"],
+        app.ctx.transport.url,
+    )
+
+
+async def _close_resources(app: CCProxyApp) -> None:
+    await app.ctx.transport.close()
+    await app.ctx.cache.close()

@@ -1,0 +1,55 @@
+"""What the core needs to know about one request: the target model's capabilities and the response context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ccproxy.core.toolnames import ToolNameMap
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCapabilities:
+    """What an upstream model accepts. A provider plugin answers this once per upstream model name."""
+
+    # gpt-5 / o-series take `max_completion_tokens`; everything else `max_tokens`.
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # o-series / gpt-5 want the system prompt as a `developer` message.
+    system_role: Literal["system", "developer"] = "system"
+    # gpt-5 / o-series accept only the default temperature (1) and no top_p.
+    supports_temperature: bool = True
+    supports_top_p: bool = True
+    # o3 / o4-mini reject `stop`.
+    supports_stop: bool = True
+    # vLLM / llama.cpp take `top_k`; OpenAI rejects it.
+    supports_top_k: bool = False
+    # PDF documents as `file` content parts.
+    supports_documents: bool = False
+    # Upper bound for the output-token parameter; None = pass the client's value.
+    max_output_tokens: int | None = None
+    # How assistant thinking blocks in the history are replayed upstream.
+    reasoning_replay: Literal["drop", "reasoning_content", "reasoning_details"] = "drop"
+    # Whether the model can reason at all (reasoning parameters are only sent when true).
+    supports_reasoning: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """Everything decided before conversion: where the request goes and how it is shaped."""
+
+    upstream_model: str
+    capabilities: ModelCapabilities
+    stream: bool
+    tool_names: ToolNameMap = field(default_factory=ToolNameMap)
+    # Extra top-level fields from the reasoning-configuration hook, e.g. {"reasoning_effort": "high"}.
+    reasoning: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseContext:
+    """What response/stream conversion needs from the request side."""
+
+    message_id: str
+    model: str
+    input_tokens_estimate: int = 0
+    tool_names: ToolNameMap = field(default_factory=ToolNameMap)

@@ -1,0 +1,32 @@
+"""Built-in guardrails, all off unless configured in `[guardrails]`: the default chain is empty."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
+from typing import Any, ClassVar
+
+from ccproxy.errors import ProxyError
+from ccproxy.hookspecs import RegisterGuardrail, hookimpl
+from ccproxy.interfaces import Guardrail, GuardrailContext
+
+
+class ModelAllowList(Guardrail):
+    """Refuse requests for models not matching `allowed_models` (glob patterns) with 403 permission_error."""
+
+    name: ClassVar[str] = "allowed_models"
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = tuple(patterns)
+
+    async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
+        model = str(body.get("model", ""))
+        if not any(fnmatchcase(model, pattern) for pattern in self.patterns):
+            raise ProxyError(f"model {model!r} is not allowed on this proxy", status=403)
+
+
+@hookimpl(trylast=True)
+def ccproxy_register_guardrails(register: RegisterGuardrail, options: Mapping[str, Any]) -> None:
+    patterns = options.get("allowed_models")
+    if patterns:
+        register(ModelAllowList([str(p) for p in patterns]))

@@ -1,0 +1,61 @@
+"""The default thinking -> reasoning mapping: Anthropic budgets and efforts to OpenAI `reasoning_effort`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ccproxy.hookspecs import hookimpl
+from ccproxy.interfaces import ReasoningConfigurator, ReasoningRequest
+
+# budget_tokens below each bound -> that effort; at or above the last bound -> "high".
+DEFAULT_BUDGET_BOUNDS: tuple[tuple[int, str], ...] = ((4096, "low"), (16384, "medium"))
+EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+# Anthropic's `max` effort has no OpenAI twin on every model; "high" is accepted everywhere.
+DEFAULT_EFFORT_MAP: Mapping[str, str] = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
+
+
+class BudgetEffortConfigurator(ReasoningConfigurator):
+    """`thinking.budget_tokens` buckets and `output_config.effort` -> `reasoning_effort`.
+
+    Options (`[reasoning]` in plugins.toml): `budget_bounds = [[4096, "low"], [16384, "medium"]]`,
+    `above_bounds = "high"`, `effort_map = {max = "xhigh"}`, `adaptive_default = "medium"`, `field = "reasoning_effort"`.
+    """
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        bounds = options.get("budget_bounds", DEFAULT_BUDGET_BOUNDS)
+        self.bounds = tuple((int(bound), str(effort)) for bound, effort in bounds)
+        self.above_bounds = str(options.get("above_bounds", "high"))
+        self.effort_map = {**DEFAULT_EFFORT_MAP, **options.get("effort_map", {})}
+        self.adaptive_default = str(options.get("adaptive_default", "medium"))
+        self.field = str(options.get("field", "reasoning_effort"))
+
+    def configure(self, request: ReasoningRequest) -> dict[str, Any]:
+        if not request.capabilities.supports_reasoning:
+            return {}
+        effort = self._effort(request)
+        return {self.field: effort} if effort else {}
+
+    def _effort(self, request: ReasoningRequest) -> str | None:
+        thinking = request.thinking or {}
+        kind = thinking.get("type")
+        if kind == "disabled":
+            return None
+        if request.effort:
+            return self.effort_map.get(request.effort, request.effort)
+        if kind == "enabled":
+            return self._budget_effort(int(thinking.get("budget_tokens") or 0))
+        if kind == "adaptive":
+            return self.adaptive_default
+        return None
+
+    def _budget_effort(self, budget: int) -> str:
+        for bound, effort in self.bounds:
+            if budget < bound:
+                return effort
+        return self.above_bounds
+
+
+@hookimpl(trylast=True)
+def ccproxy_reasoning_configurator(options: Mapping[str, Any]) -> ReasoningConfigurator:
+    return BudgetEffortConfigurator(options)

@@ -1,0 +1,1 @@
+"""Sanic handlers only: parse, status codes, SSE framing."""

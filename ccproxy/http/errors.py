@@ -1,0 +1,44 @@
+"""Every failure leaves as an Anthropic error body with the right status: never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from sanic import Request, Sanic
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse, json
+
+from ccproxy.errors import ProxyError, error_body, error_type_for_status
+
+log = logging.getLogger("ccproxy.http")
+
+
+def request_id_of(request: Request) -> str | None:
+    return getattr(request.ctx, "request_id", None)
+
+
+def proxy_error_response(request: Request, exc: ProxyError) -> HTTPResponse:
+    return json(exc.body(request_id_of(request)), status=exc.status, headers=exc.headers)
+
+
+def sanic_error_response(request: Request, exc: SanicException) -> HTTPResponse:
+    """Sanic's own 404/405/413/400 (e.g. body too large), reshaped for Anthropic clients."""
+    status = exc.status_code
+    message = str(exc) or "Request failed"
+    if status == 404:
+        message = f"Not found: {request.method} {request.path}"
+    body = error_body(error_type_for_status(status), message, request_id_of(request))
+    return json(body, status=status, headers=getattr(exc, "headers", None) or None)
+
+
+def unexpected_error_response(request: Request, exc: Exception) -> HTTPResponse:
+    """A bug: logged with its traceback on the server, a plain 500 api_error for the client."""
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    body = error_body("api_error", "Internal proxy error", request_id_of(request))
+    return json(body, status=500)
+
+
+def install_error_handlers(app: Sanic) -> None:  # type: ignore[type-arg]  # any Sanic app
+    app.error_handler.add(ProxyError, proxy_error_response)
+    app.error_handler.add(SanicException, sanic_error_response)
+    app.error_handler.add(Exception, unexpected_error_response)

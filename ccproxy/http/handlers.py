@@ -1,0 +1,84 @@
+"""Route handlers for the Messages API, count_tokens, health and models."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, empty, json
+
+from ccproxy.errors import ProxyError
+
+if TYPE_CHECKING:
+    from ccproxy.app import CCProxyApp
+
+log = logging.getLogger("ccproxy.http")
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# Only these client headers are shown to guardrails: never credentials.
+GUARDRAIL_HEADERS = ("anthropic-version", "anthropic-beta", "user-agent", "x-app", "x-claude-code-session-id")
+
+api = Blueprint("ccproxy_api")
+
+
+def app_of(request: Request) -> CCProxyApp:
+    return request.app  # type: ignore[no-any-return]  # Sanic types request.app loosely
+
+
+@api.post("/v1/messages")
+async def messages(request: Request) -> HTTPResponse | None:
+    app = app_of(request)
+    pipeline = app.ctx.pipeline
+    started = time.perf_counter()
+    headers = {name: request.headers[name] for name in GUARDRAIL_HEADERS if name in request.headers}
+    prepared = await pipeline.prepare(request.body, headers, request.ctx.request_id)
+    if not prepared.stream:
+        message = await pipeline.complete(prepared)
+        _log_done(request, prepared.upstream_model, started, stream=False)
+        return json(message, dumps=app.ctx.dumps)
+    upstream = await pipeline.open_stream(prepared)
+    response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
+    if response is None:  # pragma: no cover — only when a handler already responded
+        return None
+    async for data in pipeline.stream_events(prepared, upstream):
+        await response.send(data)
+    await response.eof()
+    _log_done(request, prepared.upstream_model, started, stream=True)
+    return None
+
+
+@api.post("/v1/messages/count_tokens")
+async def count_tokens(request: Request) -> HTTPResponse:
+    result = await app_of(request).ctx.pipeline.count_tokens(request.body)
+    return json(result)
+
+
+@api.route("/", methods=["GET", "HEAD"])
+async def health(request: Request) -> HTTPResponse:
+    if request.method == "HEAD":
+        return empty(status=200)
+    return json(app_of(request).ctx.health)
+
+
+@api.get("/v1/models")
+async def models(request: Request) -> HTTPResponse:
+    return json(app_of(request).ctx.models)
+
+
+@api.route("/v1/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+async def unknown_endpoint(request: Request, path: str) -> HTTPResponse:
+    raise ProxyError(f"Not found: {request.method} /v1/{path}", status=404)
+
+
+def _log_done(request: Request, upstream_model: str, started: float, *, stream: bool) -> None:
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "%s %s -> %s stream=%s %.0f ms",
+            request.ctx.request_id,
+            request.path,
+            upstream_model,
+            stream,
+            (time.perf_counter() - started) * 1000,
+        )

@@ -1,0 +1,125 @@
+"""The base classes plugins implement: Provider, CacheBackend, ReasoningConfigurator and Guardrail."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ccproxy.core.plan import ModelCapabilities
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """What a provider is configured with: the core settings plus its own `[plugins.<name>]` table."""
+
+    base_url: str
+    api_key: str | None
+    options: Mapping[str, Any]
+    request_timeout: float = 600.0
+    connect_timeout: float = 10.0
+
+
+class Provider(ABC):
+    """An upstream that speaks OpenAI Chat Completions.
+
+    A provider is created once per app (not per request). It answers what a model accepts, where requests go and
+    which headers they carry, and may adjust the converted body for its vendor's quirks.
+    """
+
+    #: The name users select with `provider = "<name>"` in plugins.toml.
+    name: ClassVar[str]
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """What `model` accepts. Called once per upstream model name; the answer is cached by the app."""
+
+    def chat_completions_url(self) -> str:
+        """The full URL requests are POSTed to."""
+        return self.config.base_url.rstrip("/") + "/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        """Headers sent with every upstream request (auth included). Computed once per app."""
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self.config.api_key:
+            headers["authorization"] = f"Bearer {self.config.api_key}"
+        return headers
+
+    def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:
+        """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged."""
+        return body
+
+
+class CacheBackend(ABC):
+    """A shared key/value store with expiry: memory by default, Redis or others from plugins.
+
+    Values are JSON-serialisable. Every method is async so that networked backends fit the same contract.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def get(self, key: str) -> Any | None:
+        """The value stored under `key`, or None when absent or expired."""
+
+    @abstractmethod
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store `value`; `ttl` seconds until it expires (None = the backend's default)."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Forget `key` (no error when absent)."""
+
+    @abstractmethod
+    async def clear(self) -> int:
+        """Forget everything; returns how many entries were removed."""
+
+    @abstractmethod
+    async def stats(self) -> dict[str, Any]:
+        """Counters for the cache endpoints: at least `backend`, `entries`, `hits`, `misses`."""
+
+    async def close(self) -> None:  # noqa: B027 — optional hook, a no-op for in-process backends
+        """Release connections when the server stops."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningRequest:
+    """The thinking-related parts of one Anthropic request, as the reasoning configurator sees them."""
+
+    thinking: Mapping[str, Any] | None
+    effort: str | None  # output_config.effort
+    max_tokens: int | None
+    upstream_model: str
+    capabilities: ModelCapabilities
+
+
+class ReasoningConfigurator(ABC):
+    """Turns Anthropic `thinking` / `output_config.effort` into upstream request fields."""
+
+    @abstractmethod
+    def configure(self, request: ReasoningRequest) -> dict[str, Any]:
+        """Top-level fields to merge into the OpenAI body, e.g. `{"reasoning_effort": "high"}`; `{}` for none."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailContext:
+    """Who is asking: the request id and the client's headers (secrets removed)."""
+
+    request_id: str
+    headers: Mapping[str, str]
+
+
+class Guardrail(ABC):
+    """A check on requests (and optionally responses). Raise a `ccproxy.errors.ProxyError` to refuse."""
+
+    name: ClassVar[str]
+
+    async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:  # noqa: B027
+        """Inspect (or amend in place) the Anthropic request before conversion. Default: allow."""
+
+    async def check_response(self, message: dict[str, Any], context: GuardrailContext) -> None:  # noqa: B027
+        """Inspect a complete non-streaming Anthropic response before it is returned. Default: allow."""

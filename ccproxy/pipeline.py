@@ -1,0 +1,211 @@
+"""One /v1/messages call: validate -> guard -> convert -> send -> translate. No HTTP framing here."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import ujson
+
+from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
+from ccproxy.core.request import convert_request
+from ccproxy.core.response import convert_response
+from ccproxy.core.sse import SSEDecoder, encode_event
+from ccproxy.core.stream import StreamTranslator
+from ccproxy.core.toolnames import ToolNameMap
+from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
+from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
+from ccproxy.interfaces import (
+    CacheBackend,
+    Guardrail,
+    GuardrailContext,
+    Provider,
+    ReasoningConfigurator,
+    ReasoningRequest,
+)
+from ccproxy.routing import ModelRouter
+from ccproxy.tokens import TokenCounter
+from ccproxy.transport import Transport
+
+log = logging.getLogger("ccproxy.pipeline")
+
+# Bodies above this are tokenised in a worker thread so one big count does not stall every other request.
+OFF_LOOP_COUNT_BYTES = 64 * 1024
+COUNT_CACHE_TTL = 600.0
+# A cheap stand-in for message_start's input_tokens; the exact figure arrives in message_delta.usage.
+BYTES_PER_TOKEN_ESTIMATE = 4
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    if not raw:
+        raise InvalidRequestError("Request body is empty; expected a JSON object")
+    try:
+        body = ujson.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("Request body must be a JSON object")
+    return body
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A converted request, ready to send."""
+
+    body: bytes
+    stream: bool
+    upstream_model: str
+    context: ResponseContext
+    guard: GuardrailContext
+
+
+class MessagesPipeline:
+    """Everything a messages or count_tokens request needs, built once per server process."""
+
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        transport: Transport,
+        router: ModelRouter,
+        reasoning: ReasoningConfigurator,
+        guardrails: Sequence[Guardrail],
+        tokens: TokenCounter,
+        cache: CacheBackend,
+    ) -> None:
+        self.provider = provider
+        self.transport = transport
+        self.router = router
+        self.reasoning = reasoning
+        self.guardrails = tuple(guardrails)
+        self.tokens = tokens
+        self.cache = cache
+        self._capabilities: dict[str, ModelCapabilities] = {}
+
+    def capabilities(self, upstream_model: str) -> ModelCapabilities:
+        found = self._capabilities.get(upstream_model)
+        if found is None:
+            found = self._capabilities[upstream_model] = self.provider.capabilities(upstream_model)
+        return found
+
+    async def prepare(self, raw: bytes, headers: Mapping[str, str], request_id: str) -> Prepared:
+        """Parse, validate, guard and convert one /v1/messages body."""
+        body = parse_json_body(raw)
+        validate_messages_request(body)
+        guard = GuardrailContext(request_id=request_id, headers=headers)
+        for guardrail in self.guardrails:
+            await guardrail.check_request(body, guard)
+        upstream_model = self.router.resolve(body["model"])
+        capabilities = self.capabilities(upstream_model)
+        stream = bool(body.get("stream"))
+        plan = RequestPlan(
+            upstream_model=upstream_model,
+            capabilities=capabilities,
+            stream=stream,
+            tool_names=ToolNameMap(),
+            reasoning=self.reasoning.configure(self._reasoning_request(body, upstream_model, capabilities)),
+        )
+        converted = self.provider.adjust_request(convert_request(body, plan), body)
+        context = ResponseContext(
+            message_id=new_message_id(),
+            model=body["model"],
+            input_tokens_estimate=len(raw) // BYTES_PER_TOKEN_ESTIMATE,
+            tool_names=plan.tool_names,
+        )
+        payload = ujson.dumps(converted, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")
+        return Prepared(payload, stream, upstream_model, context, guard)
+
+    @staticmethod
+    def _reasoning_request(
+        body: Mapping[str, Any], upstream_model: str, capabilities: ModelCapabilities
+    ) -> ReasoningRequest:
+        output_config = body.get("output_config")
+        effort = output_config.get("effort") if isinstance(output_config, dict) else None
+        thinking = body.get("thinking")
+        return ReasoningRequest(
+            thinking=thinking if isinstance(thinking, dict) else None,
+            effort=effort if isinstance(effort, str) else None,
+            max_tokens=body.get("max_tokens"),
+            upstream_model=upstream_model,
+            capabilities=capabilities,
+        )
+
+    async def complete(self, prepared: Prepared) -> dict[str, Any]:
+        """A non-streaming call: the Anthropic message."""
+        completion = await self.transport.post_json(prepared.body)
+        message = convert_response(completion, prepared.context)
+        for guardrail in self.guardrails:
+            await guardrail.check_response(message, prepared.guard)
+        return message
+
+    async def open_stream(self, prepared: Prepared) -> aiohttp.ClientResponse:
+        """Start the upstream stream; HTTP errors surface here, before the client has seen a byte."""
+        return await self.transport.post(prepared.body)
+
+    async def stream_events(self, prepared: Prepared, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """Anthropic SSE bytes for an open upstream stream; failures after the first byte become an error event."""
+        translator = StreamTranslator(prepared.context)
+        decoder = SSEDecoder()
+        yield _encode(translator.start())
+        try:
+            async for data in self.transport.iter_bytes(response):
+                events = self._translate(decoder.feed(data), translator)
+                if events:
+                    yield _encode(events)
+                if translator.done:
+                    break
+            events = self._translate(decoder.flush(), translator)
+            events.extend(translator.finish())
+        except ProxyError as exc:
+            log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
+            events = translator.error_events(exc)
+        except Exception:  # a bug must still end the stream the way clients expect
+            log.exception("stream %s failed in translation", prepared.guard.request_id)
+            events = translator.error_events(ProxyError("Internal proxy error", status=500))
+        if events:
+            yield _encode(events)
+
+    @staticmethod
+    def _translate(payloads: list[str], translator: StreamTranslator) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for payload in payloads:
+            if payload == "[DONE]":
+                events.extend(translator.finish())
+                break
+            try:
+                chunk = ujson.loads(payload)
+            except ValueError:
+                raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
+            if isinstance(chunk, dict):
+                events.extend(translator.feed(chunk))
+        return events
+
+    async def count_tokens(self, raw: bytes) -> dict[str, int]:
+        """`{"input_tokens": N}` for a count_tokens body; answers are cached by body hash."""
+        body = parse_json_body(raw)
+        validate_count_tokens_request(body)
+        key = "count_tokens:" + self.tokens.encoding_name + ":" + hashlib.sha256(raw).hexdigest()
+        cached = await self.cache.get(key)
+        if isinstance(cached, int):
+            return {"input_tokens": cached}
+        if len(raw) > OFF_LOOP_COUNT_BYTES:
+            count = await asyncio.get_running_loop().run_in_executor(None, self.tokens.count_request, body)
+        else:
+            count = self.tokens.count_request(body)
+        await self.cache.set(key, count, COUNT_CACHE_TTL)
+        return {"input_tokens": count}
+
+
+def _encode(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(encode_event(event) for event in events)

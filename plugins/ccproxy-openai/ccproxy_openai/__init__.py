@@ -1,0 +1,96 @@
+"""The OpenAI provider: api.openai.com and any OpenAI-compatible Chat Completions server (vLLM, llama.cpp, ...)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from ccproxy import ModelCapabilities, Provider, ProviderConfig, hookimpl
+
+# Reasoning families: `max_completion_tokens`, developer role, default temperature only (wire.md 4.7).
+_REASONING_FAMILY = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o\d)(?:[.\-_]|$)")
+# o3 / o4-mini (and gpt-5) reject `stop`.
+_NO_STOP_FAMILY = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o3|o4)(?:[.\-_]|$)")
+_DEEPSEEK_REASONER = re.compile(r"deepseek-(?:reasoner|r1)|deepseek-v3\.[1-9]")
+# OpenAI models that take PDF `file` parts on Chat Completions.
+_DOCUMENT_FAMILY = re.compile(r"^(?:openai/)?(?:gpt-4o|gpt-4\.1|gpt-5|o\d)")
+
+# Output-token ceilings the client's max_tokens is clamped to (Claude Code asks for 32000-128000).
+# Longest prefix wins; models not listed get the client's value unchanged.
+MAX_OUTPUT_TOKENS: dict[str, int] = {
+    "gpt-5": 128_000,
+    "gpt-4.1": 32_768,
+    "gpt-4o": 16_384,
+    "gpt-4-turbo": 4_096,
+    "gpt-4": 8_192,
+    "gpt-3.5-turbo": 4_096,
+    "o1": 100_000,
+    "o3": 100_000,
+    "o4-mini": 100_000,
+    "deepseek-chat": 8_192,
+    "deepseek-reasoner": 65_536,
+}
+
+_CAPABILITY_FIELDS = {f.name for f in dataclasses.fields(ModelCapabilities)}
+
+
+def family_capabilities(model: str, *, official_openai: bool) -> ModelCapabilities:
+    """What a model accepts, judged from its name (and whether the upstream is OpenAI's own API)."""
+    name = model.lower()
+    reasoning = bool(_REASONING_FAMILY.match(name))
+    deepseek_reasoner = bool(_DEEPSEEK_REASONER.search(name))
+    return ModelCapabilities(
+        max_tokens_param="max_completion_tokens" if reasoning else "max_tokens",
+        system_role="developer" if reasoning else "system",
+        supports_temperature=not reasoning,
+        supports_top_p=not reasoning,
+        supports_stop=not _NO_STOP_FAMILY.match(name),
+        supports_top_k=not official_openai and not reasoning,
+        supports_documents=official_openai and bool(_DOCUMENT_FAMILY.match(name)),
+        max_output_tokens=_max_output_tokens(name),
+        reasoning_replay="reasoning_content" if deepseek_reasoner else "drop",
+        supports_reasoning=reasoning or deepseek_reasoner,
+    )
+
+
+def _max_output_tokens(name: str) -> int | None:
+    bare = name.rsplit("/", 1)[-1]
+    best = max((prefix for prefix in MAX_OUTPUT_TOKENS if bare.startswith(prefix)), key=len, default=None)
+    return MAX_OUTPUT_TOKENS[best] if best else None
+
+
+class OpenAIProvider(Provider):
+    """OpenAI Chat Completions. Options (`[plugins.openai]`): `base_url`, `api_key`, `headers` (extra upstream
+    headers), `organization`, and `models."<name>"` tables overriding any ModelCapabilities field for one model."""
+
+    name: ClassVar[str] = "openai"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self.official = "api.openai.com" in config.base_url
+        overrides = config.options.get("models", {})
+        for model, table in overrides.items():
+            unknown = set(table) - _CAPABILITY_FIELDS
+            if unknown:
+                raise ValueError(f"plugins.openai.models.{model}: unknown fields {sorted(unknown)}")
+        self.overrides: Mapping[str, Mapping[str, Any]] = overrides
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        found = family_capabilities(model, official_openai=self.official)
+        override = self.overrides.get(model)
+        return dataclasses.replace(found, **override) if override else found
+
+    def headers(self) -> dict[str, str]:
+        headers = super().headers()
+        organization = self.config.options.get("organization")
+        if organization:
+            headers["openai-organization"] = str(organization)
+        headers.update({str(k): str(v) for k, v in self.config.options.get("headers", {}).items()})
+        return headers
+
+
+@hookimpl
+def ccproxy_register_providers(register: Callable[[type[Provider]], None]) -> None:
+    register(OpenAIProvider)
