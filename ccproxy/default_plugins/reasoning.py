@@ -42,7 +42,7 @@ class BudgetEffortConfigurator(ReasoningConfigurator):
         if kind == "disabled":
             return None
         if request.effort:
-            return self.effort_map.get(request.effort, request.effort)
+            return str(self.effort_map.get(request.effort, request.effort))
         if kind == "enabled":
             return self._budget_effort(int(thinking.get("budget_tokens") or 0))
         if kind == "adaptive":

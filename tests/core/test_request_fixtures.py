@@ -1,0 +1,192 @@
+"""Every real Claude Code request in the shared fixtures validates and converts to a body OpenAI accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccproxy.core.plan import ModelCapabilities, RequestPlan
+from ccproxy.core.request import BILLING_HEADER_PREFIX, convert_request
+from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT
+from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
+from tests.support.openai_rules import RequestValidator
+
+from .request_invariants import message_texts, orphan_tool_messages, unanswered_tool_calls, unexpected_keys
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "claude-code"
+
+
+def load_requests(path: str) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for file in sorted(FIXTURES.glob("*.json")):
+        request = json.loads(file.read_text(encoding="utf-8")).get("request")
+        if request and request["method"] == "POST" and request["path"] == path:
+            found.append((file.name, request["body"]))
+    return found
+
+
+MESSAGES = load_requests("/v1/messages")
+COUNT_TOKENS = load_requests("/v1/messages/count_tokens")
+
+# Upstream profiles: (model, capabilities, reasoning fields, whether the strict OpenAI rules apply).
+PROFILES: dict[str, tuple[str, ModelCapabilities, dict[str, Any], bool]] = {
+    "gpt-4o": ("gpt-4o", ModelCapabilities(), {}, True),
+    "gpt-5": (
+        "gpt-5",
+        ModelCapabilities(
+            max_tokens_param="max_completion_tokens",
+            system_role="developer",
+            supports_temperature=False,
+            supports_top_p=False,
+            max_output_tokens=128000,
+            supports_reasoning=True,
+        ),
+        {"reasoning_effort": "high"},
+        True,
+    ),
+    "deepseek": ("deepseek-reasoner", ModelCapabilities(reasoning_replay="reasoning_content"), {}, False),
+    "openrouter": (
+        "anthropic/claude-sonnet-4.5",
+        ModelCapabilities(reasoning_replay="reasoning_details", supports_documents=True),
+        {"reasoning": {"max_tokens": 8000}},
+        False,
+    ),
+}
+REASONING_KEYS = frozenset({"reasoning_effort", "reasoning"})
+
+
+def convert(body: dict[str, Any], profile: str) -> tuple[dict[str, Any], RequestPlan]:
+    model, capabilities, reasoning, _ = PROFILES[profile]
+    plan = RequestPlan(upstream_model=model, capabilities=capabilities, stream=True, reasoning=reasoning)
+    return convert_request(body, plan), plan
+
+
+def system_texts(body: dict[str, Any]) -> list[str]:
+    system = body.get("system") or []
+    if isinstance(system, str):
+        return [system]
+    return [
+        block["text"]
+        for block in system
+        if block["text"] and not block["text"].startswith(BILLING_HEADER_PREFIX)
+    ]
+
+
+def block_texts(content: str | list[dict[str, Any]]) -> list[str]:
+    if isinstance(content, str):
+        return [content] if content else []
+    return [block["text"] for block in content if block["type"] == "text" and block["text"]]
+
+
+def test_the_fixtures_are_there() -> None:
+    # Parametrised tests over an empty list would be skipped, not failed: guard the path.
+    assert len(MESSAGES) >= 20
+    assert len(COUNT_TOKENS) >= 4
+    assert any(message["role"] == "system" for _, body in MESSAGES for message in body["messages"])
+    assert any(message["role"] == "assistant" for _, body in MESSAGES for message in body["messages"])
+
+
+@pytest.mark.parametrize(("name", "body"), MESSAGES, ids=[name for name, _ in MESSAGES])
+def test_fixture_validates(name: str, body: dict[str, Any]) -> None:
+    validate_messages_request(body)
+
+
+@pytest.mark.parametrize(("name", "body"), COUNT_TOKENS, ids=[name for name, _ in COUNT_TOKENS])
+def test_count_tokens_fixture_validates(name: str, body: dict[str, Any]) -> None:
+    validate_count_tokens_request(body)
+    out, _ = convert(body, "gpt-4o")
+    assert out["messages"] == [{"role": "user", "content": "foo"}]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize(("name", "body"), MESSAGES, ids=[name for name, _ in MESSAGES])
+class TestFixtureConversion:
+    def test_no_anthropic_only_key_anywhere(self, name: str, body: dict[str, Any], profile: str) -> None:
+        out, _ = convert(body, profile)
+        assert unexpected_keys(out, extra=REASONING_KEYS) == []
+        assert BILLING_HEADER_PREFIX not in json.dumps(out)
+
+    def test_every_tool_call_is_answered_right_after(
+        self, name: str, body: dict[str, Any], profile: str
+    ) -> None:
+        messages = convert(body, profile)[0]["messages"]
+        assert unanswered_tool_calls(messages) == []
+        assert orphan_tool_messages(messages) == []
+        tool_uses = sum(
+            1
+            for message in body["messages"]
+            if isinstance(message["content"], list)
+            for block in message["content"]
+            if block["type"] == "tool_use"
+        )
+        assert sum(len(message.get("tool_calls") or ()) for message in messages) == tool_uses
+
+    def test_tool_names_fit_and_map_back(self, name: str, body: dict[str, Any], profile: str) -> None:
+        out, plan = convert(body, profile)
+        names = [entry["function"]["name"] for entry in out.get("tools", [])]
+        names += [
+            call["function"]["name"]
+            for message in out["messages"]
+            for call in message.get("tool_calls") or ()
+        ]
+        assert all(len(tool_name) <= OPENAI_TOOL_NAME_LIMIT for tool_name in names)
+        declared = [tool["name"] for tool in body.get("tools") or []]
+        assert [
+            plan.tool_names.to_client(entry["function"]["name"]) for entry in out.get("tools", [])
+        ] == declared
+
+    def test_system_prompt_reaches_the_first_message(
+        self, name: str, body: dict[str, Any], profile: str
+    ) -> None:
+        out, plan = convert(body, profile)
+        expected = system_texts(body)
+        first = out["messages"][0]
+        if not expected:
+            assert first["role"] == "user"
+            return
+        assert first["role"] == plan.capabilities.system_role
+        for text in expected:
+            assert text in first["content"]
+
+    def test_system_role_messages_reach_the_upstream(
+        self, name: str, body: dict[str, Any], profile: str
+    ) -> None:
+        out, plan = convert(body, profile)
+        upstream = [
+            message_texts(message)
+            for message in out["messages"][1:]
+            if message["role"] == plan.capabilities.system_role
+        ]
+        wanted = [
+            text
+            for message in body["messages"]
+            if message["role"] == "system"
+            for text in block_texts(message["content"])
+        ]
+        for text in wanted:
+            assert any(text in candidate for candidate in upstream)
+        assert (
+            not any(message["role"] == "system" for message in out["messages"])
+            or plan.capabilities.system_role == "system"
+        )
+
+    def test_user_text_reaches_the_upstream(self, name: str, body: dict[str, Any], profile: str) -> None:
+        out, _ = convert(body, profile)
+        upstream = "\n".join(
+            message_texts(message) for message in out["messages"] if message["role"] == "user"
+        )
+        for message in body["messages"]:
+            if message["role"] == "user":
+                for text in block_texts(message["content"]):
+                    assert text in upstream
+
+
+# Vendor extras (reasoning replay fields) are outside OpenAI's rules: only the OpenAI profiles are checked.
+@pytest.mark.parametrize("profile", [profile for profile, spec in sorted(PROFILES.items()) if spec[3]])
+@pytest.mark.parametrize(("name", "body"), MESSAGES, ids=[name for name, _ in MESSAGES])
+def test_openai_accepts_the_body(name: str, body: dict[str, Any], profile: str) -> None:
+    out, _ = convert(body, profile)
+    RequestValidator().validate(out)

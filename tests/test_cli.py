@@ -1,0 +1,69 @@
+"""Start-up problems end the process with one line naming the setting, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_ccproxy(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OPENROUTER_", "CCPROXY_"))}
+    clean.update({"CCPROXY_ENV_FILE": str(tmp_path / "none.env"), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "ccproxy", "serve", *args],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], named: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_api_key(tmp_path: Path) -> None:
+    assert_one_line_error(run_ccproxy(tmp_path, {}), "OPENAI_API_KEY")
+
+
+def test_invalid_port(tmp_path: Path) -> None:
+    assert_one_line_error(run_ccproxy(tmp_path, {"OPENAI_API_KEY": "sk-x", "PORT": "http"}), "PORT")
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_ccproxy(tmp_path, {"OPENAI_API_KEY": "sk-x", "PORT": str(port)})
+    assert_one_line_error(result, "already in use")
+
+
+def test_unknown_provider(tmp_path: Path) -> None:
+    config = tmp_path / "plugins.toml"
+    config.write_text('[ccproxy]\nprovider = "nope"\n')
+    assert_one_line_error(run_ccproxy(tmp_path, {"OPENAI_API_KEY": "sk-x"}, "--config", str(config)), "nope")
+
+
+def test_api_key_not_echoed_in_errors(tmp_path: Path) -> None:
+    result = run_ccproxy(tmp_path, {"OPENAI_API_KEY": "sk-supersecret-value", "LOG_LEVEL": "LOUD"})
+    assert_one_line_error(result, "LOG_LEVEL")
+    assert "supersecret" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"]])
+def test_version(tmp_path: Path, args: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "ccproxy", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("ccproxy ")
