@@ -20,9 +20,7 @@ def _extensions() -> list[object]:
     from Cython.Build import cythonize
     from setuptools import Extension
 
-    extensions = [
-        Extension(f"ccproxy.core.{name}_c", [f"ccproxy/core/{name}_c.py"]) for name in CYTHON_MODULES
-    ]
+    extensions = [Extension(f"ccproxy.core.{name}_c", [f"ccproxy/core/{name}_c.py"]) for name in CYTHON_MODULES]
     return list(cythonize(extensions, compiler_directives={"language_level": "3"}, quiet=True))
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ccproxy.core.plan import ModelCapabilities  # noqa: E402 — after __version__, which submodules import
-from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError  # noqa: E402
-from ccproxy.hookspecs import hookimpl  # noqa: E402
-from ccproxy.interfaces import (  # noqa: E402
+from ccproxy.core.plan import ModelCapabilities
+from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
+from ccproxy.hookspecs import hookimpl
+from ccproxy.interfaces import (
     CacheBackend,
     Guardrail,
     GuardrailContext,

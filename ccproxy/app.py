@@ -12,7 +12,7 @@ from typing import Any
 import ujson
 from sanic import Request, Sanic
 from sanic.config import Config
-from sanic.response import HTTPResponse
+from sanic.response import BaseHTTPResponse
 
 from ccproxy import __version__
 from ccproxy.core import implementation_name
@@ -58,12 +58,14 @@ CCProxyApp = Sanic[Config, AppState]
 
 def create_app(settings: Settings | None = None) -> CCProxyApp:
     """Build the app: state from `build_state`, routes, error handlers and lifecycle hooks."""
-    state = build_state(settings or load_settings())
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)  # here, so every worker process logs too
+    state = build_state(settings)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
     app.blueprint(api)
     install_error_handlers(app)
-    app.on_request(_assign_request_id)
-    app.on_response(_add_request_id_header)
+    app.register_middleware(_assign_request_id, "request")
+    app.register_middleware(_add_request_id_header, "response")
     app.before_server_start(_open_resources)
     app.after_server_stop(_close_resources)
     return app
@@ -111,9 +113,24 @@ def build_state(settings: Settings) -> AppState:
         pipeline=pipeline,
         transport=transport,
         cache=cache,
-        health={"status": "ok", "version": __version__, "core": implementation_name(), "provider": provider.name},
+        health={
+            "status": "ok",
+            "version": __version__,
+            "core": implementation_name(),
+            "provider": provider.name,
+        },
         models=_models_listing(router),
     )
+
+
+def configure_logging(level: str) -> None:
+    """The `ccproxy` loggers write to stderr at LOG_LEVEL; nothing they log carries a secret."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ccproxy")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
 
 
 def _models_listing(router: ModelRouter) -> dict[str, Any]:
@@ -134,7 +151,7 @@ async def _assign_request_id(request: Request) -> None:
     request.ctx.started = time.perf_counter()
 
 
-async def _add_request_id_header(request: Request, response: HTTPResponse) -> None:
+async def _add_request_id_header(request: Request, response: BaseHTTPResponse) -> None:
     request_id = getattr(request.ctx, "request_id", None)
     if request_id:
         response.headers["request-id"] = request_id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import socket
 import sys
 from collections.abc import Sequence
@@ -32,15 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--env-file", help="path to a .env file (default ./.env)")
     serve.add_argument("--log-level", help="LOG_LEVEL: DEBUG, INFO, WARNING, ERROR")
     return parser
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("ccproxy")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -89,7 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=getattr(args, "workers", None),
             log_level=getattr(args, "log_level", None),
         )
-        configure_logging(settings.log_level)
         check_port_free(settings.host, settings.port)
         from ccproxy.app import build_state
 

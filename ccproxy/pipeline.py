@@ -158,38 +158,40 @@ class MessagesPipeline:
         translator = StreamTranslator(prepared.context)
         decoder = SSEDecoder()
         yield _encode(translator.start())
+        # Events go into one list that is flushed per upstream read, so whatever was translated before a failure
+        # still reaches the client ahead of the error event.
+        events: list[dict[str, Any]] = []
         try:
             async for data in self.transport.iter_bytes(response):
-                events = self._translate(decoder.feed(data), translator)
+                self._translate(decoder.feed(data), translator, events)
                 if events:
                     yield _encode(events)
+                    events.clear()
                 if translator.done:
                     break
-            events = self._translate(decoder.flush(), translator)
+            self._translate(decoder.flush(), translator, events)
             events.extend(translator.finish())
         except ProxyError as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
-            events = translator.error_events(exc)
+            events.extend(translator.error_events(exc))
         except Exception:  # a bug must still end the stream the way clients expect
             log.exception("stream %s failed in translation", prepared.guard.request_id)
-            events = translator.error_events(ProxyError("Internal proxy error", status=500))
+            events.extend(translator.error_events(ProxyError("Internal proxy error", status=500)))
         if events:
             yield _encode(events)
 
     @staticmethod
-    def _translate(payloads: list[str], translator: StreamTranslator) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+    def _translate(payloads: list[str], translator: StreamTranslator, events: list[dict[str, Any]]) -> None:
         for payload in payloads:
             if payload == "[DONE]":
                 events.extend(translator.finish())
-                break
+                return
             try:
                 chunk = ujson.loads(payload)
             except ValueError:
                 raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
             if isinstance(chunk, dict):
                 events.extend(translator.feed(chunk))
-        return events
 
     async def count_tokens(self, raw: bytes) -> dict[str, int]:
         """`{"input_tokens": N}` for a count_tokens body; answers are cached by body hash."""

@@ -77,9 +77,7 @@ def select_provider(registry: Registry, name: str) -> type[Provider]:
     except KeyError:
         installed = ", ".join(sorted(registry.providers)) or "none"
         hint = " (pip install ccproxy-openai)" if name == "openai" else ""
-        raise SettingsError(
-            f"provider: {name!r} is not installed{hint}; installed providers: {installed}"
-        ) from None
+        raise SettingsError(f"provider: {name!r} is not installed{hint}; installed providers: {installed}") from None
 
 
 def select_cache(registry: Registry, name: str) -> CacheFactory:

@@ -156,14 +156,12 @@ def _config_values(config: Mapping[str, Any], env: Mapping[str, str], path: Path
             raise SettingsError(f"ccproxy.{key}: unknown setting in {path}")
     routes = config.get("routes", {})
     if not isinstance(routes, dict) or not all(isinstance(v, str) for v in routes.values()):
-        raise SettingsError("routes: expected a table of \"pattern\" = \"upstream model\"")
+        raise SettingsError('routes: expected a table of "pattern" = "upstream model"')
     values["routes"] = tuple(routes.items())
     plugins = config.get("plugins", {})
     if not isinstance(plugins, dict):
         raise SettingsError("plugins: expected a table of [plugins.<name>] tables")
-    values["plugin_options"] = {
-        name: resolve_secrets(table, env, f"plugins.{name}") for name, table in plugins.items()
-    }
+    values["plugin_options"] = {name: resolve_secrets(table, env, f"plugins.{name}") for name, table in plugins.items()}
     values["reasoning_options"] = resolve_secrets(config.get("reasoning", {}), env, "reasoning")
     values["guardrail_options"] = resolve_secrets(config.get("guardrails", {}), env, "guardrails")
     return values

@@ -176,9 +176,7 @@ class TokenCounter:
         try:
             return cls(tiktoken.get_encoding(preferred))
         except _LOAD_ERRORS as preferred_error:
-            logger.info(
-                "tiktoken encoding %r unavailable (%s); using %r", preferred, preferred_error, fallback
-            )
+            logger.info("tiktoken encoding %r unavailable (%s); using %r", preferred, preferred_error, fallback)
             try:
                 return cls(tiktoken.get_encoding(fallback))
             except _LOAD_ERRORS as fallback_error:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -85,7 +84,7 @@ class Transport:
         """Send `body`; return the response once its status line is in, or raise the mapped ProxyError."""
         try:
             response = await self.session.post(self.url, data=body)
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ProxyError("Upstream did not answer in time", status=504) from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(
@@ -105,7 +104,7 @@ class Transport:
         response = await self.post(body)
         try:
             raw = await response.read()
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ProxyError("Upstream did not answer in time", status=504) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"Upstream connection failed: {self.redact(str(exc))}", status=502) from None
@@ -124,7 +123,7 @@ class Transport:
         try:
             async for data in response.content.iter_any():
                 yield data
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ProxyError("Upstream stopped sending data (read timeout)", status=504) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"Upstream connection lost: {self.redact(str(exc))}", status=502) from None
@@ -139,5 +138,5 @@ class Transport:
     async def _read_quietly(self, response: aiohttp.ClientResponse) -> bytes:
         try:
             return await response.content.read(64 * 1024)
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return b""

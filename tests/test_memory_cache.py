@@ -209,9 +209,7 @@ async def test_many_overwrites_keep_working_after_internal_compaction(
     assert (await cache.stats())["entries"] == 0
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"), [({"max_entries": 0}, "max_entries"), ({"default_ttl": 0}, "ttl")]
-)
+@pytest.mark.parametrize(("kwargs", "message"), [({"max_entries": 0}, "max_entries"), ({"default_ttl": 0}, "ttl")])
 def test_rejects_unusable_limits(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MemoryCacheBackend(**kwargs)

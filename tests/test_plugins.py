@@ -7,7 +7,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ccproxy import Guardrail, GuardrailContext, ModelCapabilities, ProxyError, ReasoningConfigurator, hookimpl
+from ccproxy import (
+    Guardrail,
+    GuardrailContext,
+    ModelCapabilities,
+    ProxyError,
+    ReasoningConfigurator,
+    hookimpl,
+)
 from ccproxy.default_plugins.guardrails import ModelAllowList
 from ccproxy.default_plugins.reasoning import BudgetEffortConfigurator
 from ccproxy.interfaces import ReasoningRequest
@@ -126,10 +133,15 @@ async def test_allowed_models_guardrail_refuses_with_403() -> None:
     assert info.value.status == 403 and info.value.error_type == "permission_error"
 
 
-def reasoning(thinking: dict[str, Any] | None, effort: str | None = None, caps: ModelCapabilities = REASONING_CAPS,
-              **options: Any) -> dict[str, Any]:
-    request = ReasoningRequest(thinking=thinking, effort=effort, max_tokens=32000, upstream_model="gpt-5",
-                               capabilities=caps)
+def reasoning(
+    thinking: dict[str, Any] | None,
+    effort: str | None = None,
+    caps: ModelCapabilities = REASONING_CAPS,
+    **options: Any,
+) -> dict[str, Any]:
+    request = ReasoningRequest(
+        thinking=thinking, effort=effort, max_tokens=32000, upstream_model="gpt-5", capabilities=caps
+    )
     return BudgetEffortConfigurator(options).configure(request)
 
 
@@ -157,6 +169,11 @@ def test_options_reach_the_reasoning_hook() -> None:
     configured = settings(reasoning_options={"budget_bounds": [[100, "minimal"]], "above_bounds": "low"})
     configurator = collect(build_plugin_manager(configured, load_entry_points=False), configured).reasoning
     assert configurator is not None
-    request = ReasoningRequest(thinking={"type": "enabled", "budget_tokens": 50}, effort=None, max_tokens=None,
-                               upstream_model="o3", capabilities=REASONING_CAPS)
+    request = ReasoningRequest(
+        thinking={"type": "enabled", "budget_tokens": 50},
+        effort=None,
+        max_tokens=None,
+        upstream_model="o3",
+        capabilities=REASONING_CAPS,
+    )
     assert configurator.configure(request) == {"reasoning_effort": "minimal"}

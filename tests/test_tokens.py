@@ -61,9 +61,7 @@ READ_TOOL = {
     "input_schema": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
-        "properties": {
-            "file_path": {"type": "string", "description": "The absolute path to the file to read"}
-        },
+        "properties": {"file_path": {"type": "string", "description": "The absolute path to the file to read"}},
         "required": ["file_path"],
         "additionalProperties": False,
     },
@@ -157,9 +155,7 @@ def test_tools_are_counted_by_name_description_and_schema(counter: TokenCounter)
     base = counter.count_request(_body())
     with_tool = counter.count_request(_body(tools=[READ_TOOL]))
     schema_only = json.dumps(READ_TOOL["input_schema"], separators=(",", ":"))
-    assert with_tool - base >= counter.count_text(schema_only) + counter.count_text(
-        str(READ_TOOL["description"])
-    )
+    assert with_tool - base >= counter.count_text(schema_only) + counter.count_text(str(READ_TOOL["description"]))
     longer = {**READ_TOOL, "description": str(READ_TOOL["description"]) + " It can read images and PDFs too."}
     assert counter.count_request(_body(tools=[longer])) > with_tool
 
@@ -181,9 +177,7 @@ def test_tool_use_counts_its_name_and_input(counter: TokenCounter) -> None:
 
 def test_tool_result_counts_string_list_nested_text_and_images(counter: TokenCounter) -> None:
     def result(content: Any) -> dict[str, Any]:
-        return _user(
-            [{"type": "tool_result", "tool_use_id": "toolu_1", "content": content, "is_error": False}]
-        )
+        return _user([{"type": "tool_result", "tool_use_id": "toolu_1", "content": content, "is_error": False}])
 
     output = "total 4\ndrwxr-xr-x 2 dev dev 4096 Jan  1 00:00 src\n"
     as_string = counter.count_request(_body(result(output)))
@@ -211,18 +205,14 @@ def test_thinking_text_counts_and_its_signature_does_not(counter: TokenCounter) 
 def test_redacted_thinking_has_a_fixed_cost(counter: TokenCounter) -> None:
     plain = _body(_user("hi"), {"role": "assistant", "content": [{"type": "text", "text": "Hi"}]})
     redacted = copy.deepcopy(plain)
-    redacted["messages"][1]["content"].insert(
-        0, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix" * 40}
-    )
+    redacted["messages"][1]["content"].insert(0, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix" * 40})
     assert counter.count_request(redacted) == counter.count_request(plain) + REDACTED_THINKING_TOKENS
 
 
 def test_documents_count_text_sources_by_their_text(counter: TokenCounter) -> None:
     def document(data: str) -> dict[str, Any]:
         source = {"type": "text", "media_type": "text/plain", "data": data}
-        return _user(
-            [{"type": "document", "source": source, "title": "notes"}, {"type": "text", "text": "Sum up"}]
-        )
+        return _user([{"type": "document", "source": source, "title": "notes"}, {"type": "text", "text": "Sum up"}])
 
     short = counter.count_request(_body(document("The grass is green.")))
     longer = counter.count_request(_body(document("The grass is green. The sky is blue. Water is wet.")))
@@ -257,9 +247,7 @@ def test_unknown_blocks_are_counted_from_their_json(counter: TokenCounter) -> No
 
 
 def test_malformed_parts_are_ignored_rather_than_raising(counter: TokenCounter) -> None:
-    body = _body(
-        _user([None, 3, "bare string", {"type": "text"}, {"type": "image_but_unknown"}]), tools=[None]
-    )
+    body = _body(_user([None, 3, "bare string", {"type": "text"}, {"type": "image_but_unknown"}]), tools=[None])
     body["messages"].append("not a message")
     expected = _body(_user([{"type": "text", "text": "bare string"}, {"type": "image_but_unknown"}]))
     assert counter.count_request(body) == counter.count_request(expected)

@@ -298,9 +298,7 @@ class _MessageConverter:
         if isinstance(content, str):
             self._emit_system(content)
             return
-        self._emit_system(
-            "\n\n".join(block["text"] for block in content if block["type"] == "text" and block["text"])
-        )
+        self._emit_system("\n\n".join(block["text"] for block in content if block["type"] == "text" and block["text"]))
 
     def _user(self, content: str | list[dict[str, Any]]) -> None:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
@@ -309,9 +307,7 @@ class _MessageConverter:
             if block["type"] == "tool_result":
                 attachments.extend(self._tool_result(block))
         self._release_held()
-        parts = attachments + self._parts.convert(
-            [block for block in blocks if block["type"] != "tool_result"]
-        )
+        parts = attachments + self._parts.convert([block for block in blocks if block["type"] != "tool_result"])
         if parts:
             self.messages.append({"role": "user", "content": _user_content(parts)})
 

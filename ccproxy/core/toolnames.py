@@ -48,4 +48,3 @@ class ToolNameMap:
 
     def __bool__(self) -> bool:
         return bool(self._to_client)
-

@@ -250,9 +250,7 @@ def _thinking(body: dict[str, Any]) -> None:
     if not isinstance(budget, int) or isinstance(budget, bool):
         raise _fail("thinking.budget_tokens", "Input should be a valid integer")
     if budget < MIN_THINKING_BUDGET:
-        raise _fail(
-            "thinking.budget_tokens", f"Input should be greater than or equal to {MIN_THINKING_BUDGET}"
-        )
+        raise _fail("thinking.budget_tokens", f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
 
 
 def _model(body: dict[str, Any]) -> None:

@@ -19,7 +19,8 @@ class BudgetEffortConfigurator(ReasoningConfigurator):
     """`thinking.budget_tokens` buckets and `output_config.effort` -> `reasoning_effort`.
 
     Options (`[reasoning]` in plugins.toml): `budget_bounds = [[4096, "low"], [16384, "medium"]]`,
-    `above_bounds = "high"`, `effort_map = {max = "xhigh"}`, `adaptive_default = "medium"`, `field = "reasoning_effort"`.
+    `above_bounds = "high"`, `effort_map = {max = "xhigh"}`, `adaptive_default = "medium"`,
+    `field = "reasoning_effort"`.
     """
 
     def __init__(self, options: Mapping[str, Any]) -> None:

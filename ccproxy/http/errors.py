@@ -18,6 +18,17 @@ def request_id_of(request: Request) -> str | None:
 
 
 def proxy_error_response(request: Request, exc: ProxyError) -> HTTPResponse:
+    level = logging.WARNING if exc.status >= 500 else logging.INFO
+    log.log(
+        level,
+        "%s %s %s -> %d %s: %s",
+        request_id_of(request),
+        request.method,
+        request.path,
+        exc.status,
+        exc.error_type,
+        exc.message,
+    )
     return json(exc.body(request_id_of(request)), status=exc.status, headers=exc.headers)
 
 

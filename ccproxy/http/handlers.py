@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
@@ -24,7 +24,7 @@ api = Blueprint("ccproxy_api")
 
 
 def app_of(request: Request) -> CCProxyApp:
-    return request.app  # type: ignore[no-any-return]  # Sanic types request.app loosely
+    return cast("CCProxyApp", request.app)
 
 
 @api.post("/v1/messages")
@@ -55,7 +55,6 @@ async def count_tokens(request: Request) -> HTTPResponse:
     return json(result)
 
 
-@api.route("/", methods=["GET", "HEAD"])
 async def health(request: Request) -> HTTPResponse:
     if request.method == "HEAD":
         return empty(status=200)
@@ -67,9 +66,13 @@ async def models(request: Request) -> HTTPResponse:
     return json(app_of(request).ctx.models)
 
 
-@api.route("/v1/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 async def unknown_endpoint(request: Request, path: str) -> HTTPResponse:
     raise ProxyError(f"Not found: {request.method} /v1/{path}", status=404)
+
+
+# Claude Code probes `HEAD /` at start; unknown /v1 paths get an Anthropic-shaped 404.
+api.add_route(health, "/", methods=["GET", "HEAD"])
+api.add_route(unknown_endpoint, "/v1/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 
 
 def _log_done(request: Request, upstream_model: str, started: float, *, stream: bool) -> None:

@@ -16,9 +16,7 @@ class CacheControl(TypedDict, total=False):
 
 
 class Citation(TypedDict, total=False):
-    type: Required[
-        str
-    ]  # char_location, page_location, content_block_location, web_search_result_location, ...
+    type: Required[str]  # char_location, page_location, content_block_location, web_search_result_location, ...
     cited_text: str
 
 
@@ -346,12 +344,7 @@ class WebSearchToolResultBlock(TypedDict):
 
 
 ContentBlock = (
-    TextBlock
-    | ThinkingBlock
-    | RedactedThinkingBlock
-    | ToolUseBlock
-    | ServerToolUseBlock
-    | WebSearchToolResultBlock
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock | ServerToolUseBlock | WebSearchToolResultBlock
 )
 
 StopReason = Literal[

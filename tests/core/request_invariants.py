@@ -40,9 +40,7 @@ def walk_keys(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 def unexpected_keys(body: dict[str, Any], extra: frozenset[str] = frozenset()) -> list[str]:
     allowed = OPENAI_KEYS | extra
-    return [
-        f"{path}.{key}" for path, key in walk_keys(body) if key not in allowed or key in ANTHROPIC_ONLY_KEYS
-    ]
+    return [f"{path}.{key}" for path, key in walk_keys(body) if key not in allowed or key in ANTHROPIC_ONLY_KEYS]
 
 
 def unanswered_tool_calls(messages: list[dict[str, Any]]) -> list[str]:

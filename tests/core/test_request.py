@@ -342,9 +342,7 @@ def test_images_in_tool_results_move_to_a_following_user_message() -> None:
         {
             "role": "user",
             "content": [
-                tool_result(
-                    "toolu_a", [{"type": "text", "text": "captured"}, {"type": "image", "source": PNG}]
-                ),
+                tool_result("toolu_a", [{"type": "text", "text": "captured"}, {"type": "image", "source": PNG}]),
                 tool_result("toolu_b", "plain"),
                 {"type": "text", "text": "what do you see?"},
             ],
@@ -471,9 +469,7 @@ def test_content_document_contributes_its_blocks() -> None:
 def test_url_document_is_refused() -> None:
     source = {"type": "url", "url": "https://example.com/a.pdf"}
     with pytest.raises(InvalidRequestError, match="document source type 'url'"):
-        messages_of(
-            [{"role": "user", "content": [{"type": "document", "source": source}]}], supports_documents=True
-        )
+        messages_of([{"role": "user", "content": [{"type": "document", "source": source}]}], supports_documents=True)
 
 
 def test_pdf_in_tool_result_moves_to_user_message() -> None:
@@ -766,9 +762,7 @@ def test_sampling_parameters_forwarded_when_supported() -> None:
 
 @pytest.mark.parametrize("temperature", [0.0, 0.7, 1, 1.0])
 def test_temperature_and_top_p_dropped_for_reasoning_models(temperature: float) -> None:
-    out = convert(
-        make_body(temperature=temperature, top_p=0.5), supports_temperature=False, supports_top_p=False
-    )
+    out = convert(make_body(temperature=temperature, top_p=0.5), supports_temperature=False, supports_top_p=False)
     assert "temperature" not in out
     assert "top_p" not in out
 

@@ -68,11 +68,7 @@ def system_texts(body: dict[str, Any]) -> list[str]:
     system = body.get("system") or []
     if isinstance(system, str):
         return [system]
-    return [
-        block["text"]
-        for block in system
-        if block["text"] and not block["text"].startswith(BILLING_HEADER_PREFIX)
-    ]
+    return [block["text"] for block in system if block["text"] and not block["text"].startswith(BILLING_HEADER_PREFIX)]
 
 
 def block_texts(content: str | list[dict[str, Any]]) -> list[str]:
@@ -109,9 +105,7 @@ class TestFixtureConversion:
         assert unexpected_keys(out, extra=REASONING_KEYS) == []
         assert BILLING_HEADER_PREFIX not in json.dumps(out)
 
-    def test_every_tool_call_is_answered_right_after(
-        self, name: str, body: dict[str, Any], profile: str
-    ) -> None:
+    def test_every_tool_call_is_answered_right_after(self, name: str, body: dict[str, Any], profile: str) -> None:
         messages = convert(body, profile)[0]["messages"]
         assert unanswered_tool_calls(messages) == []
         assert orphan_tool_messages(messages) == []
@@ -127,20 +121,12 @@ class TestFixtureConversion:
     def test_tool_names_fit_and_map_back(self, name: str, body: dict[str, Any], profile: str) -> None:
         out, plan = convert(body, profile)
         names = [entry["function"]["name"] for entry in out.get("tools", [])]
-        names += [
-            call["function"]["name"]
-            for message in out["messages"]
-            for call in message.get("tool_calls") or ()
-        ]
+        names += [call["function"]["name"] for message in out["messages"] for call in message.get("tool_calls") or ()]
         assert all(len(tool_name) <= OPENAI_TOOL_NAME_LIMIT for tool_name in names)
         declared = [tool["name"] for tool in body.get("tools") or []]
-        assert [
-            plan.tool_names.to_client(entry["function"]["name"]) for entry in out.get("tools", [])
-        ] == declared
+        assert [plan.tool_names.to_client(entry["function"]["name"]) for entry in out.get("tools", [])] == declared
 
-    def test_system_prompt_reaches_the_first_message(
-        self, name: str, body: dict[str, Any], profile: str
-    ) -> None:
+    def test_system_prompt_reaches_the_first_message(self, name: str, body: dict[str, Any], profile: str) -> None:
         out, plan = convert(body, profile)
         expected = system_texts(body)
         first = out["messages"][0]
@@ -151,9 +137,7 @@ class TestFixtureConversion:
         for text in expected:
             assert text in first["content"]
 
-    def test_system_role_messages_reach_the_upstream(
-        self, name: str, body: dict[str, Any], profile: str
-    ) -> None:
+    def test_system_role_messages_reach_the_upstream(self, name: str, body: dict[str, Any], profile: str) -> None:
         out, plan = convert(body, profile)
         upstream = [
             message_texts(message)
@@ -175,9 +159,7 @@ class TestFixtureConversion:
 
     def test_user_text_reaches_the_upstream(self, name: str, body: dict[str, Any], profile: str) -> None:
         out, _ = convert(body, profile)
-        upstream = "\n".join(
-            message_texts(message) for message in out["messages"] if message["role"] == "user"
-        )
+        upstream = "\n".join(message_texts(message) for message in out["messages"] if message["role"] == "user")
         for message in body["messages"]:
             if message["role"] == "user":
                 for text in block_texts(message["content"]):

@@ -310,9 +310,7 @@ def test_tools(tools: Any, message: str) -> None:
 
 def test_server_tools_validate_without_input_schema() -> None:
     # The converter refuses them with its own 400; validation only checks their shape.
-    validate_messages_request(
-        make_body(tools=[tool(), {"type": "web_search_20250305", "name": "web_search"}])
-    )
+    validate_messages_request(make_body(tools=[tool(), {"type": "web_search_20250305", "name": "web_search"}]))
 
 
 @pytest.mark.parametrize(
@@ -386,9 +384,7 @@ def test_valid_thinking(thinking: dict[str, Any]) -> None:
 
 
 def test_count_tokens_needs_no_max_tokens() -> None:
-    validate_count_tokens_request(
-        {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "foo"}]}
-    )
+    validate_count_tokens_request({"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "foo"}]})
 
 
 def test_count_tokens_checks_the_shared_fields() -> None:
@@ -397,9 +393,7 @@ def test_count_tokens_checks_the_shared_fields() -> None:
     with pytest.raises(InvalidRequestError, match=r"^messages\.0\.content\.0\.type: Field required$"):
         validate_count_tokens_request({"model": "m", "messages": [{"role": "user", "content": [{}]}]})
     with pytest.raises(InvalidRequestError, match=r"^tools\.0\.name: Field required$"):
-        validate_count_tokens_request(
-            {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{}]}
-        )
+        validate_count_tokens_request({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{}]})
     with pytest.raises(InvalidRequestError, match=r"^Request body must be a JSON object$"):
         validate_count_tokens_request([])
 

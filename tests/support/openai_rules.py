@@ -99,8 +99,7 @@ def unsupported(param: str, detail: str, code: str = "unsupported_parameter") ->
 def unanswered_tool_calls(pending: set[str], param: str) -> OpenAIError:
     return invalid(
         "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-        "'tool_call_id'. The following tool_call_ids did not have response messages: "
-        + ", ".join(sorted(pending)),
+        "'tool_call_id'. The following tool_call_ids did not have response messages: " + ", ".join(sorted(pending)),
         param,
     )
 
@@ -138,13 +137,9 @@ class RequestValidator:
                 raise unsupported("reasoning_effort", "is not supported with this model.")
             return
         if "max_tokens" in body:
-            raise unsupported(
-                "max_tokens", "is not supported with this model. Use 'max_completion_tokens' instead."
-            )
+            raise unsupported("max_tokens", "is not supported with this model. Use 'max_completion_tokens' instead.")
         if body.get("temperature", 1) != 1:
-            detail = (
-                f"does not support {body['temperature']} with this model. Only the default (1) is supported."
-            )
+            detail = f"does not support {body['temperature']} with this model. Only the default (1) is supported."
             raise unsupported("temperature", detail, "unsupported_value")
         if "stop" in body and NO_STOP_MODEL.match(model):
             raise unsupported("stop", "is not supported with this model.")
@@ -180,9 +175,7 @@ class RequestValidator:
         if isinstance(content, str):
             return
         if not isinstance(content, list):
-            raise invalid(
-                f"Invalid type for '{param}': expected a string or an array, got {content!r}.", param
-            )
+            raise invalid(f"Invalid type for '{param}': expected a string or an array, got {content!r}.", param)
         if not content:
             raise empty_array(param)
         for index, part in enumerate(content):
@@ -197,9 +190,7 @@ class RequestValidator:
             if name not in PART_FIELDS[kind]:
                 raise unrecognized(f"{where}.{name}")
         if kind == "text" and not isinstance(part.get("text"), str):
-            raise invalid(
-                f"Invalid type for '{where}.text': expected a string.", f"{where}.text", "invalid_type"
-            )
+            raise invalid(f"Invalid type for '{where}.text': expected a string.", f"{where}.text", "invalid_type")
         if kind == "image_url":
             image = part["image_url"]
             url = image.get("url") if isinstance(image, dict) else None
@@ -225,9 +216,7 @@ class RequestValidator:
                     "string_above_max_length",
                 )
             if not isinstance(function.get("name"), str) or not isinstance(function.get("arguments"), str):
-                raise invalid(
-                    f"Invalid '{here}.function': name and arguments must be strings.", f"{here}.function"
-                )
+                raise invalid(f"Invalid '{here}.function': name and arguments must be strings.", f"{here}.function")
 
     def _tool_call_pairing(self, messages: list[dict[str, Any]]) -> None:
         """Tool calls need tool messages before the next other message; tool messages need a call."""
@@ -284,12 +273,8 @@ class RequestValidator:
                 "invalid_value",
             )
         parameters = function.get("parameters")
-        if parameters is not None and not (
-            isinstance(parameters, dict) and parameters.get("type") == "object"
-        ):
-            message = (
-                f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"'."
-            )
+        if parameters is not None and not (isinstance(parameters, dict) and parameters.get("type") == "object"):
+            message = f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"'."
             raise invalid(message, f"{where}.function.parameters", "invalid_function_parameters")
 
     def _limits(self, body: dict[str, Any]) -> None:
@@ -305,25 +290,17 @@ class RequestValidator:
             raise invalid(f"Invalid value: '{effort}'.", "reasoning_effort", "invalid_value")
         user = body.get("user")
         if "user" in body and (not isinstance(user, str) or len(user) > MAX_USER_LENGTH):
-            message = (
-                f"Invalid 'user': string too long. Expected a string with maximum length {MAX_USER_LENGTH}."
-            )
+            message = f"Invalid 'user': string too long. Expected a string with maximum length {MAX_USER_LENGTH}."
             raise invalid(message, "user", "string_above_max_length")
         temperature = body.get("temperature", 1)
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, int | float)
-            or not 0 <= temperature <= 2
-        ):
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
             raise invalid(f"Invalid 'temperature': {temperature!r}.", "temperature", "invalid_value")
 
     def _streaming(self, body: dict[str, Any]) -> None:
         if "stream_options" not in body:
             return
         if body.get("stream") is not True:
-            raise invalid(
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"
-            )
+            raise invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
         options = body["stream_options"]
         if not isinstance(options, dict) or set(options) - STREAM_OPTIONS:
             raise invalid(f"Invalid 'stream_options': {options!r}.", "stream_options", "invalid_value")

@@ -6,9 +6,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
-from ccproxy_openai import OpenAIProvider, family_capabilities
 
 from ccproxy import ProviderConfig
+from ccproxy_openai import OpenAIProvider, family_capabilities
 
 OFFICIAL = "https://api.openai.com/v1"
 

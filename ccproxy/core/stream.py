@@ -1,0 +1,471 @@
+"""OpenAI `chat.completion.chunk` dicts -> Anthropic stream events, sans-IO (wire.md 4.3 and 4.10).
+
+Decisions a reader should know:
+- One block is open at a time and indices run 0, 1, 2, ... (Claude Code rejects anything else).
+- Reasoning that arrives after text or a tool call has started is dropped: reopening a thinking block would
+  split the answer into fragments (cc-switch#5692), and Anthropic never puts thinking after text in a message.
+- A tool block opens once its id and name are known; argument fragments that came earlier are sent then. A
+  block that would have to close while the open tool call's arguments are still incomplete JSON (interleaved
+  tool indices, text after a tool call) waits in a queue instead, so no tool's arguments are cut in two.
+- Whitespace-only text is held until real text follows and dropped if a tool call or the end comes first:
+  models emit stray blanks around tool calls, and Anthropic rejects whitespace-only text blocks on replay.
+- A tool call whose id never arrives gets a `toolu_` id derived from the message id (deterministic, no RNG).
+- `message_delta` is held until usage arrives after the finish reason, or until `finish()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import ujson
+
+from ccproxy.core.plan import ResponseContext
+from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
+from ccproxy.errors import ProxyError
+
+# Kinds of the open block.
+_NONE = 0
+_THINKING = 1
+_TEXT = 2
+_TOOL = 3
+
+# OpenRouter `reasoning_details` item type -> the field holding its text. `reasoning.encrypted` has no
+# Anthropic counterpart that could be replayed safely (its data may be another vendor's), so it is not shown.
+DETAIL_TEXT_FIELDS: dict[str, str] = {"reasoning.text": "text", "reasoning.summary": "summary"}
+
+# The key of a legacy `delta.function_call`; tool_calls indices are never negative.
+_FUNCTION_CALL_KEY = -1
+
+
+def detail_text_field(detail: Any) -> str | None:
+    """The field holding the text of a `reasoning_details` item; None for kinds that are not shown."""
+    kind = detail.get("type") if isinstance(detail, dict) else None
+    return DETAIL_TEXT_FIELDS.get(kind) if isinstance(kind, str) else None
+
+
+def generated_tool_id(message_id: str, key: int) -> str:
+    """A stable `toolu_` id for a tool call the upstream sent without one."""
+    return "toolu_" + hashlib.sha256(f"{message_id}:{key}".encode()).hexdigest()[:24]
+
+
+def arguments_text(arguments: Any) -> str:
+    """Tool arguments as JSON text; a few backends send an object instead of a string."""
+    if isinstance(arguments, str):
+        return arguments
+    if arguments is None:
+        return ""
+    return ujson.dumps(arguments, ensure_ascii=False, escape_forward_slashes=False)
+
+
+class _ToolCall:
+    """One upstream tool call, keyed by its OpenAI `index`."""
+
+    __slots__ = ("args", "block", "checked", "closed", "complete", "id", "key", "name", "queued", "sent")
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.id = ""
+        self.name = ""
+        self.args: list[str] = []
+        # Fragments already sent as input_json_delta.
+        self.sent = 0
+        # Anthropic block index once started, else -1.
+        self.block = -1
+        self.queued = False
+        self.closed = False
+        # Cached answer of "are the arguments a complete JSON value", valid for `checked` fragments.
+        self.checked = -1
+        self.complete = False
+
+    def arguments_complete(self) -> bool:
+        if self.checked != len(self.args):
+            self.checked = len(self.args)
+            try:
+                ujson.loads("".join(self.args))
+                self.complete = True
+            except ValueError:
+                self.complete = False
+        return self.complete
+
+
+class StreamTranslator:
+    """Feeds on OpenAI chunks, returns Anthropic events; one instance per response."""
+
+    __slots__ = (
+        "_ctx",
+        "_detail_index",
+        "_done",
+        "_finish_reason",
+        "_held_space",
+        "_next_index",
+        "_open",
+        "_open_tool",
+        "_past_thinking",
+        "_pending_text",
+        "_signature",
+        "_started",
+        "_tool_blocks",
+        "_tools",
+        "_usage",
+        "_waiting",
+    )
+
+    def __init__(self, ctx: ResponseContext) -> None:
+        self._ctx = ctx
+        self._started = False
+        self._done = False
+        self._next_index = 0
+        self._open = _NONE
+        self._open_tool: _ToolCall | None = None
+        # Real signature for the open thinking block, sent just before its content_block_stop.
+        self._signature = ""
+        # `index` of the reasoning_details item the open thinking block belongs to.
+        self._detail_index: Any = None
+        # Text or a tool call has started: reasoning from now on is dropped.
+        self._past_thinking = False
+        self._tools: dict[int, _ToolCall] = {}
+        # Blocks waiting for the open tool call's arguments to complete; None stands for `_pending_text`.
+        self._waiting: list[_ToolCall | None] = []
+        self._pending_text: list[str] = []
+        # Whitespace-only text received while no text block is open.
+        self._held_space: list[str] = []
+        self._tool_blocks = 0
+        self._finish_reason: str | None = None
+        self._usage: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once message_stop or an error event has been produced; later input is ignored."""
+        return self._done
+
+    def start(self) -> list[dict[str, Any]]:
+        """message_start and a ping: sent as soon as the upstream has answered 200."""
+        if self._started:
+            return []
+        self._started = True
+        ctx = self._ctx
+        message: dict[str, Any] = {
+            "id": ctx.message_id,
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": ctx.model,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": ctx.input_tokens_estimate,
+                "output_tokens": 1,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+        return [{"type": "message_start", "message": message}, {"type": "ping"}]
+
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """Events for one parsed chunk. Raises UpstreamError for an error reported inside the stream."""
+        if self._done:
+            return []
+        error = chunk.get("error")
+        if error:
+            raise error_from_body(error)
+        events = self.start() if not self._started else []
+        choices = chunk.get("choices")
+        if choices:
+            choice = choices[0]
+            if choice.get("index"):  # only choice 0 is translated; a missing or null index means 0
+                choice = _choice_zero(choices)
+            if choice:
+                self._on_choice(choice, events)
+        usage = chunk.get("usage")
+        if usage:
+            self._on_usage(usage, events)
+        return events
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Close everything at the end of the upstream stream; idempotent."""
+        if self._done:
+            return []
+        events = self.start() if not self._started else []
+        self._end(events)
+        return events
+
+    def error_events(self, error: ProxyError) -> list[dict[str, Any]]:
+        """The `error` event that ends a stream after a failure; nothing is closed (the client discards the
+        message)."""
+        if self._done:
+            return []
+        self._done = True
+        return [{"type": "error", "error": {"type": error.error_type, "message": error.message}}]
+
+    # -- chunk parts -------------------------------------------------------------------------------------
+
+    def _on_choice(self, choice: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        delta = choice.get("delta")
+        if delta:
+            self._on_delta(delta, events)
+        finish_reason = choice.get("finish_reason")
+        if finish_reason:
+            self._on_finish_reason(finish_reason, choice, events)
+
+    def _on_delta(self, delta: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        # Order inside one delta follows Anthropic's block order: thinking, text, tool calls.
+        details = delta.get("reasoning_details")
+        if details:
+            self._on_reasoning_details(details, events)
+        else:
+            # OpenRouter mirrors reasoning_details into `reasoning`; details win, they carry the signatures.
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                self._on_reasoning(reasoning, None, None, events)
+        content = delta.get("content")
+        if content:
+            if isinstance(content, str):
+                self._on_text(content, events)
+            else:
+                self._on_content_parts(content, events)
+        refusal = delta.get("refusal")
+        if refusal:
+            self._on_text(refusal, events)
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            for entry in tool_calls:
+                self._on_tool_fragment(entry, events)
+        function_call = delta.get("function_call")
+        if function_call:
+            self._on_function_call(function_call, events)
+
+    def _on_finish_reason(self, reason: str, choice: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        if reason == "error":
+            raise error_from_body(choice.get("error") or {"message": "Upstream ended the stream with an error"})
+        if self._finish_reason is None:
+            self._finish_reason = reason
+        self._flush_blocks(events)
+
+    def _on_usage(self, usage: Any, events: list[dict[str, Any]]) -> None:
+        if not isinstance(usage, dict):
+            return
+        self._usage = usage
+        if self._finish_reason is not None:
+            self._end(events)
+
+    # -- reasoning -----------------------------------------------------------------------------------------
+
+    def _on_reasoning_details(self, details: list[Any], events: list[dict[str, Any]]) -> None:
+        for detail in details:
+            field = detail_text_field(detail)
+            if field is not None:
+                self._on_reasoning(detail.get(field), detail.get("signature"), detail.get("index"), events)
+
+    def _on_reasoning(self, text: Any, signature: Any, detail_index: Any, events: list[dict[str, Any]]) -> None:
+        if self._past_thinking or not (text or signature):
+            return
+        if self._open != _THINKING or (detail_index is not None and detail_index != self._detail_index):
+            self._open_block(_THINKING, {"type": "thinking", "thinking": "", "signature": ""}, events)
+            self._detail_index = detail_index
+        if text:
+            events.append(_delta(self._next_index - 1, {"type": "thinking_delta", "thinking": text}))
+        if signature:
+            self._signature = signature
+
+    # -- text ------------------------------------------------------------------------------------------------
+
+    def _on_text(self, text: str, events: list[dict[str, Any]]) -> None:
+        if self._open == _TEXT:
+            events.append(_delta(self._next_index - 1, {"type": "text_delta", "text": text}))
+            return
+        if text.isspace():
+            self._held_space.append(text)
+            return
+        if self._held_space:
+            text = "".join(self._held_space) + text
+            self._held_space = []
+        self._past_thinking = True
+        if self._pending_text:
+            self._pending_text.append(text)
+        elif self._blocked(events):
+            self._pending_text.append(text)
+            self._waiting.append(None)
+        else:
+            self._start_text(text, events)
+
+    def _on_content_parts(self, parts: Any, events: list[dict[str, Any]]) -> None:
+        # Mistral-style content arrays; only text parts have an Anthropic stream counterpart.
+        for part in parts if isinstance(parts, list) else ():
+            if isinstance(part, dict) and part.get("type") == "text" and part.get("text"):
+                self._on_text(part["text"], events)
+
+    def _start_text(self, text: str, events: list[dict[str, Any]]) -> None:
+        self._open_block(_TEXT, {"type": "text", "text": ""}, events)
+        events.append(_delta(self._next_index - 1, {"type": "text_delta", "text": text}))
+
+    # -- tool calls ----------------------------------------------------------------------------------------
+
+    def _on_tool_fragment(self, entry: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        self._past_thinking = True
+        tool = self._tool(entry)
+        function = entry.get("function") or {}
+        if not tool.id and entry.get("id"):
+            tool.id = entry["id"]
+        if not tool.name and function.get("name"):
+            tool.name = function["name"]
+        arguments = function.get("arguments")
+        if arguments:
+            self._on_arguments(tool, arguments_text(arguments), events)
+        if tool.block < 0 and not tool.queued and tool.id and tool.name:
+            self._admit_tool(tool, events)
+
+    def _on_function_call(self, function_call: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        # The deprecated single-call form never carries an id.
+        if _FUNCTION_CALL_KEY not in self._tools:
+            tool = self._tools[_FUNCTION_CALL_KEY] = _ToolCall(_FUNCTION_CALL_KEY)
+            tool.id = generated_tool_id(self._ctx.message_id, _FUNCTION_CALL_KEY)
+        self._on_tool_fragment({"index": _FUNCTION_CALL_KEY, "function": function_call}, events)
+
+    def _tool(self, entry: dict[str, Any]) -> _ToolCall:
+        key = entry.get("index")
+        if not isinstance(key, int):
+            key = self._key_without_index(entry)
+        tool = self._tools.get(key)
+        if tool is None:
+            tool = self._tools[key] = _ToolCall(key)
+        return tool
+
+    def _key_without_index(self, entry: dict[str, Any]) -> int:
+        # Backends that omit `index` send each call whole, or continue the last one without an id.
+        call_id = entry.get("id")
+        for tool in self._tools.values():
+            if call_id and tool.id == call_id:
+                return tool.key
+        if call_id or not self._tools:
+            return max(self._tools, default=-1) + 1
+        return next(reversed(self._tools))
+
+    def _on_arguments(self, tool: _ToolCall, fragment: str, events: list[dict[str, Any]]) -> None:
+        if tool.closed:
+            # Only possible after the finish reason or once the arguments already formed complete JSON;
+            # appending to a closed block is impossible, and these fragments are in practice whitespace.
+            return
+        tool.args.append(fragment)
+        if tool is self._open_tool:
+            tool.sent += 1
+            events.append(_delta(tool.block, {"type": "input_json_delta", "partial_json": fragment}))
+            if self._waiting and tool.arguments_complete():
+                self._drain(events, force=False)
+
+    def _admit_tool(self, tool: _ToolCall, events: list[dict[str, Any]]) -> None:
+        self._admit_earlier_without_id(tool.key, events)
+        if self._blocked(events):
+            tool.queued = True
+            self._waiting.append(tool)
+        else:
+            self._start_tool(tool, events)
+
+    def _admit_earlier_without_id(self, key: int, events: list[dict[str, Any]]) -> None:
+        # OpenAI sends a call's id with its name in the first fragment: an earlier call that has a name and
+        # still no id when a later one begins will never get one; starting it now keeps the upstream's order.
+        for earlier in sorted(self._tools):
+            tool = self._tools[earlier]
+            if earlier < key and tool.block < 0 and not tool.queued and tool.name and not tool.id:
+                tool.id = generated_tool_id(self._ctx.message_id, earlier)
+                self._admit_tool(tool, events)
+
+    def _start_tool(self, tool: _ToolCall, events: list[dict[str, Any]]) -> None:
+        if not tool.id:
+            tool.id = generated_tool_id(self._ctx.message_id, tool.key)
+        block = {
+            "type": "tool_use",
+            "id": tool.id,
+            "name": self._ctx.tool_names.to_client(tool.name),
+            "input": {},
+        }
+        self._open_block(_TOOL, block, events)
+        tool.block = self._next_index - 1
+        tool.queued = False
+        self._open_tool = tool
+        self._tool_blocks += 1
+        if tool.sent < len(tool.args):
+            buffered = "".join(tool.args[tool.sent :])
+            tool.sent = len(tool.args)
+            events.append(_delta(tool.block, {"type": "input_json_delta", "partial_json": buffered}))
+
+    # -- block lifecycle -------------------------------------------------------------------------------------
+
+    def _blocked(self, events: list[dict[str, Any]]) -> bool:
+        """Whether a new block must wait because the open tool call's arguments are incomplete."""
+        tool = self._open_tool
+        if tool is None or tool.arguments_complete():
+            if self._waiting:
+                self._drain(events, force=False)
+                tool = self._open_tool
+                return tool is not None and not tool.arguments_complete()
+            return False
+        return True
+
+    def _drain(self, events: list[dict[str, Any]], force: bool) -> None:
+        """Open the waiting blocks in arrival order, stopping at an incomplete tool call unless forced."""
+        while self._waiting:
+            tool = self._open_tool
+            if not force and tool is not None and not tool.arguments_complete():
+                return
+            item = self._waiting.pop(0)
+            if item is None:
+                text = "".join(self._pending_text)
+                self._pending_text = []
+                self._start_text(text, events)
+            else:
+                self._start_tool(item, events)
+
+    def _open_block(self, kind: int, content_block: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        self._close_block(events)
+        events.append({"type": "content_block_start", "index": self._next_index, "content_block": content_block})
+        self._next_index += 1
+        self._open = kind
+        if kind == _TOOL:
+            self._held_space = []
+        if kind != _THINKING:
+            self._past_thinking = True
+
+    def _close_block(self, events: list[dict[str, Any]]) -> None:
+        if self._open == _NONE:
+            return
+        index = self._next_index - 1
+        if self._signature:
+            events.append(_delta(index, {"type": "signature_delta", "signature": self._signature}))
+            self._signature = ""
+        if self._open_tool is not None:
+            self._open_tool.closed = True
+            self._open_tool = None
+        events.append({"type": "content_block_stop", "index": index})
+        self._open = _NONE
+
+    def _flush_blocks(self, events: list[dict[str, Any]]) -> None:
+        """Start every tool call still waiting for its id (or for its turn), then close the open block."""
+        for key in sorted(self._tools):
+            tool = self._tools[key]
+            if tool.block < 0 and not tool.queued and (tool.name or tool.args):
+                tool.queued = True
+                self._waiting.append(tool)
+        self._drain(events, force=True)
+        self._close_block(events)
+
+    def _end(self, events: list[dict[str, Any]]) -> None:
+        self._flush_blocks(events)
+        usage = anthropic_usage(self._usage, self._ctx.input_tokens_estimate)
+        reason = stop_reason(self._finish_reason, self._tool_blocks > 0)
+        events.append(
+            {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None}, "usage": usage}
+        )
+        events.append({"type": "message_stop"})
+        self._done = True
+
+
+def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+def _choice_zero(choices: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for choice in choices:
+        if not choice.get("index"):
+            return choice
+    return None

@@ -1,0 +1,262 @@
+"""Every recorded OpenAI-format answer through the core: streams split at every offset, and non-stream bodies.
+
+Splitting a stream of N bytes at each of its N+1 offsets and decoding the whole stream each time is quadratic
+(about 2e8 event parses for these cassettes). The decoder's state at an event boundary is empty by contract,
+so a split can only affect the event it falls in: each offset is therefore exercised on a window of the
+stream, from the boundary before the previous event to the boundary after the next one, fed as two pieces
+split at that offset and compared with the window's payloads. Whole-stream two-piece splits are also run at
+the start, middle and end of every event, and the whole stream in one piece is checked against an
+independent parser. Identical payloads give identical events: the translator depends on the chunks alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from ccproxy.core.plan import ResponseContext
+from ccproxy.core.response import accumulate_chunks, convert_response
+from ccproxy.core.sse import SSEDecoder, encode_event
+from ccproxy.core.stream import StreamTranslator
+from ccproxy.core.toolnames import ToolNameMap
+from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+from tests.support.recorded import (
+    Exchange,
+    anthropic_streams,
+    naive_sse_payloads,
+    openai_completions,
+    openai_errors,
+    openai_streams,
+)
+
+STREAMS = openai_streams()
+COMPLETIONS = openai_completions()
+ERRORS = openai_errors()
+
+
+def test_the_recorded_cases_are_found() -> None:
+    # The cassettes hold 67 OpenAI-format streams and 65 non-stream bodies; the Anthropic and Gemini ones are
+    # not OpenAI-shaped and must have been left out.
+    assert len(STREAMS) == 67
+    assert len(COMPLETIONS) == 65
+    assert len(anthropic_streams()) == 8
+    assert not any("TestAnthropic" in case.cassette or "gemini" in case.cassette for case in STREAMS + COMPLETIONS)
+
+
+def context(exchange: Exchange) -> ResponseContext:
+    return ResponseContext(
+        message_id="msg_recorded0123456789abcdef",
+        model="claude-sonnet-4-5",
+        input_tokens_estimate=17,
+        tool_names=ToolNameMap(exchange.tool_names()),
+    )
+
+
+def decode(*pieces: bytes) -> list[str]:
+    decoder = SSEDecoder()
+    payloads: list[str] = []
+    for piece in pieces:
+        payloads += decoder.feed(piece)
+    return payloads + decoder.flush()
+
+
+def event_bounds(raw: bytes) -> list[int]:
+    """0, the offset after every blank line, and len(raw)."""
+    bounds = [0]
+    offset = 0
+    for line in raw.splitlines(keepends=True):
+        offset += len(line)
+        if not line.rstrip(b"\r\n"):
+            bounds.append(offset)
+    if bounds[-1] != len(raw):
+        bounds.append(len(raw))
+    return bounds
+
+
+def check_splits(raw: bytes, offsets: Any = None) -> int:
+    """Split `raw` at every offset (or the given ones) within its event window; returns the splits checked."""
+    bounds = event_bounds(raw)
+    wanted = None if offsets is None else set(offsets)
+    checked = 0
+    for event in range(len(bounds) - 1):
+        first, last = bounds[event], bounds[event + 1]
+        if event == len(bounds) - 2:
+            last += 1  # the split after the final byte
+        splits = [k for k in range(first, last) if wanted is None or k in wanted]
+        if not splits:
+            continue
+        start, end = bounds[max(event - 1, 0)], bounds[min(event + 2, len(bounds) - 1)]
+        window = raw[start:end]
+        expected = naive_sse_payloads(window)
+        for k in splits:
+            assert decode(window[: k - start], window[k - start :]) == expected, (k, window)
+        checked += len(splits)
+    return checked
+
+
+def chunks_of(payloads: list[str]) -> list[dict[str, Any]]:
+    assert payloads[-1] == "[DONE]"
+    return [json.loads(payload) for payload in payloads[:-1]]
+
+
+def translate(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[dict[str, Any]]:
+    translator = StreamTranslator(ctx)
+    events = translator.start()
+    for chunk in chunks:
+        events += translator.feed(chunk)
+    return events + translator.finish()
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+def test_decoder_matches_an_independent_reading(stream: Exchange) -> None:
+    reference = naive_sse_payloads(stream.raw)
+    assert decode(stream.raw) == reference
+    assert reference[-1] == "[DONE]"
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+def test_split_at_every_byte_offset(stream: Exchange) -> None:
+    raw = stream.raw
+    assert check_splits(raw) == len(raw) + 1
+    # Whole-stream splits at the start, middle and end of every event.
+    reference = decode(raw)
+    bounds = event_bounds(raw)
+    for first, last in itertools.pairwise(bounds):
+        for k in {first, (first + last) // 2, last - 1}:
+            assert decode(raw[:k], raw[k:]) == reference, k
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\r"], ids=["crlf", "cr"])
+@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+def test_split_around_other_line_endings(stream: Exchange, newline: bytes) -> None:
+    # JSON escapes newlines inside strings, so every raw LF is a line end.
+    raw = stream.raw.replace(b"\n", newline)
+    assert decode(raw) == decode(stream.raw)
+    near_line_ends = {k + step for k, byte in enumerate(raw) if byte in b"\r\n" for step in (0, 1, 2)}
+    assert check_splits(raw, near_line_ends) > 0
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+def test_stream_translation(stream: Exchange) -> None:
+    ctx = context(stream)
+    chunks = chunks_of(decode(stream.raw))
+    events = translate(chunks, ctx)
+    check_stream(events)
+    assert parse_sse(b"".join(encode_event(event) for event in events)) == events
+
+    streamed = accumulate(events)
+    expected = convert_response(accumulate_chunks(chunks), ctx)
+    if expected["content"] == [{"type": "text", "text": ""}]:
+        expected["content"] = []  # a stream never opens an empty text block
+    assert streamed == expected
+    check_against_chunks(streamed, chunks, stream)
+
+
+def check_against_chunks(message: dict[str, Any], chunks: list[dict[str, Any]], stream: Exchange) -> None:
+    """Structural facts read straight from the chunks."""
+    usages = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
+    usage = message["usage"]
+    if usages:
+        total_input = usage["input_tokens"] + usage["cache_read_input_tokens"] + usage["cache_creation_input_tokens"]
+        assert total_input == usages[-1]["prompt_tokens"]
+        assert usage["output_tokens"] == usages[-1]["completion_tokens"]
+    deltas = [choice.get("delta") or {} for chunk in chunks for choice in chunk.get("choices") or []]
+    call_indices = {call["index"] for delta in deltas for call in delta.get("tool_calls") or []}
+    tool_blocks = [block for block in message["content"] if block["type"] == "tool_use"]
+    assert len(tool_blocks) == len(call_indices)
+    assert {block["name"] for block in tool_blocks} <= set(stream.tool_names())
+    assert all(isinstance(block["input"], dict) and block["input"] for block in tool_blocks)
+    finish = [choice["finish_reason"] for chunk in chunks for choice in chunk["choices"] if choice.get("finish_reason")]
+    assert message["stop_reason"] == ("tool_use" if finish[0] == "tool_calls" else "end_turn")
+    kinds = [block["type"] for block in message["content"]]
+    assert kinds == sorted(kinds, key=["thinking", "text", "tool_use"].index)
+    reasons_first = next(
+        (bool(_reasoning(delta)) for delta in deltas if _reasoning(delta) or delta.get("content")), False
+    )
+    assert (kinds[:1] == ["thinking"]) == reasons_first
+
+
+def _reasoning(delta: dict[str, Any]) -> Any:
+    return delta.get("reasoning_content") or delta.get("reasoning") or delta.get("reasoning_details")
+
+
+@pytest.mark.parametrize("case", COMPLETIONS + ERRORS, ids=[case.id for case in COMPLETIONS + ERRORS])
+def test_non_stream_body(case: Exchange) -> None:
+    ctx = context(case)
+    body = json.loads(case.body)
+    if case in ERRORS:
+        with pytest.raises(Exception, match=str(body["error"].get("message", ""))[:20]):
+            convert_response(body, ctx)
+        return
+    message = convert_response(body, ctx)
+    openai_message = body["choices"][0]["message"]
+    kinds = [block["type"] for block in message["content"]]
+    assert kinds == sorted(kinds, key=["thinking", "text", "tool_use"].index)
+    assert kinds.count("text") <= 1
+    assert kinds.count("tool_use") == len(openai_message.get("tool_calls") or [])
+    assert ("thinking" in kinds) == bool(openai_message.get("reasoning_content") or openai_message.get("reasoning"))
+    for block in message["content"]:
+        if block["type"] == "tool_use":
+            assert block["id"] in {call["id"] for call in openai_message["tool_calls"]}
+            assert block["name"] in case.tool_names()
+            assert isinstance(block["input"], dict) and block["input"]
+    details = openai_message.get("reasoning_details") or []
+    signatures = [block["signature"] for block in message["content"] if block["type"] == "thinking"]
+    assert [sig for sig in signatures if sig] == [item["signature"] for item in details if item.get("signature")]
+    finish = body["choices"][0]["finish_reason"]
+    assert message["stop_reason"] == {"stop": "end_turn", "tool_calls": "tool_use"}[finish]
+    usage = message["usage"]
+    total_input = usage["input_tokens"] + usage["cache_read_input_tokens"] + usage["cache_creation_input_tokens"]
+    assert total_input == body["usage"]["prompt_tokens"]
+    assert usage["output_tokens"] == body["usage"]["completion_tokens"]
+    assert (message["id"], message["model"], message["stop_sequence"]) == (ctx.message_id, ctx.model, None)
+
+
+ANTHROPIC_STREAMS = anthropic_streams()
+
+
+@pytest.mark.parametrize("stream", ANTHROPIC_STREAMS, ids=[stream.id for stream in ANTHROPIC_STREAMS])
+def test_grammar_checker_accepts_real_anthropic_streams(stream: Exchange) -> None:
+    # The checker is only worth something if the real API passes it.
+    check_stream([json.loads(payload) for payload in decode(stream.raw)])
+
+
+def skeleton(events: list[dict[str, Any]]) -> list[str]:
+    """Event kinds without pings, runs of the same delta kind collapsed: the shape of a stream."""
+    shape: list[str] = []
+    for event in events:
+        kind = event["type"]
+        if kind == "content_block_start":
+            kind += ":" + event["content_block"]["type"]
+        elif kind == "content_block_delta":
+            kind += ":" + event["delta"]["type"]
+        if kind != "ping" and (not shape or shape[-1] != kind):
+            shape.append(kind)
+    return shape
+
+
+def test_translated_thinking_stream_has_the_native_shape() -> None:
+    # One prompt (thinking, then a weather tool call) answered natively by Anthropic and by Claude through
+    # OpenRouter's OpenAI-compatible API.
+    (native,) = [
+        case for case in ANTHROPIC_STREAMS if case.id == "TestAnthropicThinking/claude-sonnet-4/thinking-streaming#0"
+    ]
+    (routed,) = [case for case in STREAMS if case.id == "TestOpenRouterThinking/anthropic/thinking-streaming#0"]
+    native_events = [json.loads(payload) for payload in decode(native.raw)]
+    translated = translate(chunks_of(decode(routed.raw)), context(routed))
+    assert skeleton(translated) == skeleton(native_events)
+    assert skeleton(translated) == [
+        "message_start",
+        "content_block_start:thinking",
+        "content_block_delta:thinking_delta",
+        "content_block_delta:signature_delta",
+        "content_block_stop",
+        "content_block_start:tool_use",
+        "content_block_delta:input_json_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]

@@ -1,0 +1,164 @@
+"""SSEDecoder (upstream side) and encode_event (client side)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ccproxy.core.sse import SSEDecoder, encode_event
+from tests.support.anthropic_stream import parse_sse
+
+
+def decode(*pieces: bytes) -> list[str]:
+    decoder = SSEDecoder()
+    payloads: list[str] = []
+    for piece in pieces:
+        payloads.extend(decoder.feed(piece))
+    payloads.extend(decoder.flush())
+    return payloads
+
+
+# A stream with every feature the decoder must handle, mixed line endings and multi-byte characters
+# (2-, 3- and 4-byte UTF-8) right next to line ends and inside payloads.
+MIXED = (
+    "\ufeff: OPENROUTER PROCESSING\r\n\r\n"
+    'data: {"a":"é"}\n\n'
+    "event: chunk\r\nid: 7\r\nretry: 100\r\n"
+    'data: {"b":\r\ndata: "日本"}\r\n\r\n'
+    'data:{"c":"🙂"}\r\r'
+    "data:  two spaces\n\n"
+    "data\n\n"
+    "unknown: field\ndata: [DONE]\n\n"
+).encode()
+MIXED_PAYLOADS = ['{"a":"é"}', '{"b":\n"日本"}', '{"c":"🙂"}', " two spaces", "[DONE]"]
+
+
+def test_lf_events() -> None:
+    assert decode(b'data: {"x":1}\n\ndata: {"x":2}\n\n') == ['{"x":1}', '{"x":2}']
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_every_line_ending(newline: bytes) -> None:
+    body = b"data: one" + newline + newline + b"data: two" + newline + b"data: 2b" + newline + newline
+    assert decode(body) == ["one", "two\n2b"]
+
+
+def test_mixed_stream() -> None:
+    assert decode(MIXED) == MIXED_PAYLOADS
+
+
+def test_multi_line_data_is_joined_with_lf() -> None:
+    assert decode(b"data: {\ndata: }\n\n") == ["{\n}"]
+
+
+def test_comments_and_other_fields_are_ignored() -> None:
+    body = b": keep-alive\n\nevent: message\nid: 1\nretry: 5\nfoo: bar\ndata: x\n\n"
+    assert decode(body) == ["x"]
+
+
+def test_field_value_loses_one_leading_space_only() -> None:
+    assert decode(b"data:x\n\ndata:  y\n\n") == ["x", " y"]
+
+
+def test_done_is_returned_as_is() -> None:
+    assert decode(b"data: [DONE]\n\n") == ["[DONE]"]
+
+
+def test_events_with_empty_data_are_dropped() -> None:
+    assert decode(b"data:\n\ndata\n\ndata: \n\n: only a comment\n\n") == []
+
+
+def test_payload_is_returned_when_its_event_completes() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n") == []
+    assert decoder.feed(b"\n") == ["a"]
+
+
+def test_flush_returns_an_event_without_the_final_blank_line() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n\ndata: b\n") == ["a"]
+    assert decoder.flush() == ["b"]
+
+
+def test_flush_returns_a_last_line_without_line_end() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: [DO") == []
+    assert decoder.flush() == ["[DO"]
+
+
+def test_flush_empties_the_decoder() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"data: a")
+    assert decoder.flush() == ["a"]
+    assert decoder.flush() == []
+    assert decoder.feed(b"data: b\n\n") == ["b"]
+
+
+def test_cr_at_the_end_of_a_read_then_lf() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\n\r") == ["a"]
+    assert decoder.feed(b"\n") == []
+    assert decoder.feed(b"data: b\r\r") == ["b"]
+
+
+def test_cr_then_empty_read_then_lf() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"") == []
+    assert decoder.feed(b"\n\r\n") == ["a"]
+
+
+def test_cr_only_stream_dispatches_without_waiting_for_more_bytes() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r\r") == ["a"]
+
+
+def test_bom_is_stripped_only_at_the_start() -> None:
+    assert decode(b"\xef\xbb\xbfdata: a\n\n") == ["a"]
+    assert decode(b"\xef", b"\xbb", b"\xbfdata: a\n\n") == ["a"]
+    # Later, a BOM is an ordinary character of an unknown field name.
+    assert decode(b"data: a\n\n\xef\xbb\xbfdata: b\n\n") == ["a"]
+
+
+def test_invalid_utf8_becomes_replacement_characters() -> None:
+    assert decode(b"data: a\xffb\n\n") == ["a\ufffdb"]
+
+
+def test_split_at_every_offset_gives_identical_payloads() -> None:
+    for offset in range(len(MIXED) + 1):
+        assert decode(MIXED[:offset], MIXED[offset:]) == MIXED_PAYLOADS, offset
+
+
+def test_split_at_every_pair_of_offsets_gives_identical_payloads() -> None:
+    for first in range(len(MIXED) + 1):
+        for second in range(first, len(MIXED) + 1):
+            pieces = (MIXED[:first], MIXED[first:second], MIXED[second:])
+            assert decode(*pieces) == MIXED_PAYLOADS, (first, second)
+
+
+def test_one_byte_at_a_time() -> None:
+    assert decode(*(MIXED[i : i + 1] for i in range(len(MIXED)))) == MIXED_PAYLOADS
+
+
+def test_encode_event_framing() -> None:
+    event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a/b é\n"}}
+    encoded = encode_event(event)
+    expected = (
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        '"delta":{"type":"text_delta","text":"a/b é\\n"}}\n\n'
+    )
+    assert encoded == expected.encode()
+    assert parse_sse(encoded) == [event]
+
+
+def test_encode_event_keeps_lone_surrogates_as_json_escapes() -> None:
+    encoded = encode_event({"type": "ping", "x": "\ud83d"})
+    assert encoded == b'event: ping\ndata: {"type":"ping","x":"\\ud83d"}\n\n'
+
+
+def test_encoded_events_decode_back() -> None:
+    events = [{"type": "ping"}, {"type": "message_stop"}, {"type": "x", "text": "日本\r\n"}]
+    body = b"".join(encode_event(event) for event in events)
+    assert [json.loads(payload) for payload in decode(body)] == events

@@ -1,0 +1,482 @@
+"""A fake OpenAI Chat Completions server for end-to-end tests, scripted by markers in the last user message.
+
+Run it as `python -m tests.support.fake_openai --port 0 [--api-key KEY]`: it prints `PORT=<n>` once listening.
+
+Behaviour, from markers matched as whole words in the text of the LAST `role: user` message:
+- tool messages after the last assistant message -> `TOOL_RESULT_SEEN: <tool contents, one per line>`
+- `FAIL_<status>` -> that HTTP status with an OpenAI error body (429 adds `Retry-After: 7`);
+  `FAIL_<status>_ONCE` fails only the first request carrying that exact prompt (for retry tests);
+  `ECHO_KEY` -> 401 whose message repeats the presented key in full, as some providers do
+- `SLOW_<seconds>` (or `SLOW`, 30 s) -> wait before answering
+- `MIDSTREAM_ERROR` -> HTTP 200, some text, then an in-stream `{"error": {...}}` data event (OpenRouter style)
+- `HANG_STREAM` -> a few chunks, then silence until the client goes away (recorded as `"cancelled": true`)
+- `USE_BASH`, `USE_TWO_TOOLS`, `USE_READ [path]` -> tool calls; `THINK` -> `reasoning_content` first;
+  `CACHED` -> `prompt_tokens_details.cached_tokens`; otherwise the text `FAKE_OPENAI_REPLY: <model>`.
+
+Requests are validated like api.openai.com does (openai_rules.py), so bad conversions fail loudly.
+Control surface: `GET /_requests` (each request's headers, body, status, cancelled) and `POST /_reset`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .openai_rules import OpenAIError, RequestValidator, invalid
+
+PROMPT_TOKENS = 1234
+CACHED_TOKENS = 1000
+COMPLETION_TOKENS = 56
+REASONING_TOKENS = 20
+RETRY_AFTER_SECONDS = "7"
+DEFAULT_SLOW_SECONDS = 30.0
+MAX_HANG_SECONDS = 300.0
+FAKE_REASONING = "Let me think about this step by step."
+MIDSTREAM_ERROR = {"code": 502, "message": "provider died"}
+BASH_ARGUMENTS = {"command": "echo fake-tool-output", "description": "Echo a marker"}
+WEATHER_CITIES = ("Paris", "Tokyo")
+# Pause between SSE writes so the client sees the stream arrive in many TCP reads, as from a real server.
+CHUNK_PAUSE_SECONDS = 0.002
+
+ERROR_TEMPLATES: dict[int, tuple[str, str, str | None]] = {
+    400: ("invalid_request_error", "Invalid request (FAIL_400 marker).", None),
+    401: ("invalid_request_error", "Incorrect API key provided: sk-fa***ake.", "invalid_api_key"),
+    403: (
+        "invalid_request_error",
+        "Country, region, or territory not supported",
+        "unsupported_country_region_territory",
+    ),
+    404: (
+        "invalid_request_error",
+        "The model `fake` does not exist or you do not have access to it.",
+        "model_not_found",
+    ),
+    413: ("invalid_request_error", "Request too large (FAIL_413 marker).", "request_too_large"),
+    429: ("requests", "Rate limit reached for requests (FAIL_429 marker).", "rate_limit_exceeded"),
+    500: ("server_error", "The server had an error while processing your request.", None),
+    502: ("server_error", "Bad gateway.", None),
+    503: ("server_error", "The engine is currently overloaded, please try again later.", None),
+    504: ("server_error", "Gateway timeout.", None),
+}
+
+
+@dataclass
+class ToolCall:
+    """One scripted function call."""
+
+    name: str
+    arguments: dict[str, Any]
+    id: str = field(default_factory=lambda: "call_" + secrets.token_hex(12))
+
+    @property
+    def arguments_json(self) -> str:
+        return json.dumps(self.arguments)
+
+
+@dataclass
+class Reply:
+    """What the fake model answers to one request."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    cached: bool = False
+    delay: float = 0.0
+    hang: bool = False
+    midstream_error: bool = False
+    error: OpenAIError | None = None
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.tool_calls else "stop"
+
+    def usage(self) -> dict[str, Any]:
+        cached = CACHED_TOKENS if self.cached else 0
+        reasoning = REASONING_TOKENS if self.reasoning else 0
+        return {
+            "prompt_tokens": PROMPT_TOKENS,
+            "completion_tokens": COMPLETION_TOKENS + reasoning,
+            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS + reasoning,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a message: its string content or its text parts joined."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(part["text"] for part in content if part.get("type") == "text")
+    return ""
+
+
+def _marker(text: str, name: str) -> re.Match[str] | None:
+    return re.search(rf"(?<![A-Za-z0-9]){name}(?![A-Za-z0-9])", text)
+
+
+class Script:
+    """Decides the reply for a validated request from the markers in its last user message."""
+
+    def __init__(self) -> None:
+        self.failed_once: set[str] = set()
+
+    def reply(self, body: dict[str, Any], presented_key: str = "") -> Reply:
+        messages: list[dict[str, Any]] = body["messages"]
+        tool_results = self._trailing_tool_results(messages)
+        text = self._last_user_text(messages)
+        reply = Reply(cached=_marker(text, "CACHED") is not None, delay=self._delay(text))
+        if tool_results:
+            reply.text = "TOOL_RESULT_SEEN: " + "\n".join(tool_results)
+            return reply
+        reply.error = self._error(text)
+        if _marker(text, "ECHO_KEY"):
+            message = f"Incorrect API key provided: {presented_key}."
+            reply.error = OpenAIError(401, message, code="invalid_api_key")
+        reply.hang = _marker(text, "HANG_STREAM") is not None
+        reply.midstream_error = _marker(text, "MIDSTREAM_ERROR") is not None
+        if _marker(text, "THINK"):
+            reply.reasoning = FAKE_REASONING
+        reply.tool_calls = self._tool_calls(text, messages)
+        if not reply.tool_calls:
+            reply.text = f"FAKE_OPENAI_REPLY: {body['model']}"
+        return reply
+
+    def _trailing_tool_results(self, messages: list[dict[str, Any]]) -> list[str]:
+        results: list[str] = []
+        for message in reversed(messages):
+            if message["role"] == "assistant":
+                break
+            if message["role"] == "tool":
+                results.append(message_text(message))
+        return results[::-1]
+
+    def _last_user_text(self, messages: list[dict[str, Any]]) -> str:
+        for message in reversed(messages):
+            if message["role"] == "user":
+                return message_text(message)
+        return ""
+
+    def _delay(self, text: str) -> float:
+        match = re.search(r"(?<![A-Za-z0-9])SLOW(?:_(\d+(?:\.\d+)?))?(?![A-Za-z0-9.])", text)
+        if match is None:
+            return 0.0
+        return float(match.group(1)) if match.group(1) else DEFAULT_SLOW_SECONDS
+
+    def _error(self, text: str) -> OpenAIError | None:
+        match = re.search(r"(?<![A-Za-z0-9])FAIL_(\d{3})(_ONCE)?(?![A-Za-z0-9])", text)
+        if match is None:
+            return None
+        if match.group(2):
+            if text in self.failed_once:
+                return None
+            self.failed_once.add(text)
+        return scripted_error(int(match.group(1)))
+
+    def _tool_calls(self, text: str, messages: list[dict[str, Any]]) -> list[ToolCall]:
+        if _marker(text, "USE_BASH"):
+            return [ToolCall("Bash", dict(BASH_ARGUMENTS))]
+        if _marker(text, "USE_TWO_TOOLS"):
+            return [ToolCall("get_weather", {"city": city}) for city in WEATHER_CITIES]
+        if _marker(text, "USE_READ"):
+            return [ToolCall("Read", {"file_path": self._read_path(text, messages)})]
+        return []
+
+    def _read_path(self, text: str, messages: list[dict[str, Any]]) -> str:
+        """The first path-like word after USE_READ, made absolute with the prompt's working directory."""
+        after = text.split("USE_READ", 1)[1]
+        path = next((w for w in re.findall(r"[\w./~-]+", after) if "/" in w or re.search(r"\.\w+$", w)), "note.txt")
+        if path.startswith("/"):
+            return path
+        for message in messages:
+            if message["role"] in ("system", "developer"):
+                found = re.search(r"[Ww]orking directory: (/\S+)", message_text(message))
+                if found:
+                    return f"{found.group(1).rstrip('/')}/{path}"
+        return path
+
+
+def scripted_error(status: int) -> OpenAIError:
+    """The OpenAI error for a FAIL_<status> marker."""
+    error_type, message, code = ERROR_TEMPLATES.get(status, ("server_error", f"Scripted error {status}.", None))
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 429 else {}
+    return OpenAIError(status, message, error_type=error_type, code=code, headers=headers)
+
+
+class ChunkWriter:
+    """Builds the chat.completion.chunk objects of one streamed answer, in OpenAI's order and shape."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.id = "chatcmpl-" + secrets.token_hex(14)
+        self.created = int(time.time())
+        self.model = model
+        self.include_usage = include_usage
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        chunk = self._envelope([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]:
+        chunk = self._envelope([])
+        chunk["usage"] = usage
+        return chunk
+
+    def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+            "choices": choices,
+            "obfuscation": secrets.token_urlsafe(6),
+        }
+
+    def opening(self, reply: Reply) -> Iterator[dict[str, Any]]:
+        """The role chunk, reasoning pieces and text pieces."""
+        yield self.chunk({"role": "assistant", "content": "", "refusal": None})
+        for piece in split_pieces(reply.reasoning):
+            yield self.chunk({"content": None, "reasoning_content": piece})
+        for piece in split_pieces(reply.text):
+            yield self.chunk({"content": piece})
+
+    def tool_calls(self, reply: Reply) -> Iterator[dict[str, Any]]:
+        for index, call in enumerate(reply.tool_calls):
+            head = {
+                "index": index,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            yield self.chunk({"tool_calls": [head]})
+            for piece in split_pieces(call.arguments_json, 4):
+                yield self.chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+
+    def closing(self, reply: Reply) -> Iterator[dict[str, Any]]:
+        yield self.chunk({}, reply.finish_reason)
+        if self.include_usage:
+            yield self.usage_chunk(reply.usage())
+
+
+def split_pieces(text: str, count: int = 3) -> list[str]:
+    """`text` cut into `count` non-empty pieces (fewer when it is short), like tokens arriving one by one."""
+    if not text:
+        return []
+    size = max(1, -(-len(text) // count))
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+def completion(reply: Reply, model: str) -> dict[str, Any]:
+    """The non-streaming chat.completion object for `reply`."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.text or None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_json}}
+            for c in reply.tool_calls
+        ]
+    return {
+        "id": "chatcmpl-" + secrets.token_hex(14),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
+        "usage": reply.usage(),
+        "service_tier": "default",
+        "system_fingerprint": "fp_fake",
+    }
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"data: {payload}\n\n".encode()
+
+
+class FakeOpenAI:
+    """The server state and its aiohttp handlers."""
+
+    def __init__(self, api_key: str | None = None) -> None:
+        self.api_key = api_key
+        self.records: list[dict[str, Any]] = []
+        self.validator = RequestValidator()
+        self.script = Script()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/_requests", self.list_requests)
+        app.router.add_post("/_reset", self.reset)
+        return app
+
+    async def list_requests(self, request: web.Request) -> web.Response:
+        return web.json_response({"requests": self.records})
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.records.clear()
+        self.script = Script()
+        return web.json_response({"ok": True})
+
+    async def models(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        names = ["gpt-5", "gpt-5-mini", "gpt-4o", "gpt-4o-mini", "o4-mini"]
+        data = [{"id": name, "object": "model", "created": 1700000000, "owned_by": "openai"} for name in names]
+        return web.json_response({"object": "list", "data": data})
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        record = await self._record(request)
+        try:
+            response = await self._answer(request, record)
+        except OpenAIError as exc:
+            record.update(status=exc.status, error=exc.message)
+            return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the client disconnects (handler_cancellation=True).
+            record["cancelled"] = True
+            raise
+        record["completed"] = not record["cancelled"]
+        return response
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        record: dict[str, Any] = {
+            "seq": len(self.records),
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "headers": {name.lower(): value for name, value in request.headers.items()},
+            "body": body,
+            "status": None,
+            "error": None,
+            "cancelled": False,
+            "completed": False,
+        }
+        self.records.append(record)
+        return record
+
+    def _authorize(self, request: web.Request) -> None:
+        if self.api_key is None:
+            return
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            raise OpenAIError(
+                401,
+                "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+
+    async def _answer(self, request: web.Request, record: dict[str, Any]) -> web.StreamResponse:
+        self._authorize(request)
+        if not request.content_type == "application/json":
+            raise invalid("Invalid content type; expected application/json.")
+        body = record["body"]
+        self.validator.validate(body)
+        presented_key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        reply = self.script.reply(body, presented_key)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.error is not None:
+            raise reply.error
+        record["status"] = 200
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return await self._stream(request, reply, ChunkWriter(body["model"], include_usage), record)
+        if reply.midstream_error:
+            # OpenRouter answers some provider failures with HTTP 200 and an error body.
+            return web.json_response({"error": MIDSTREAM_ERROR})
+        return web.json_response(completion(reply, body["model"]))
+
+    async def _stream(
+        self, request: web.Request, reply: Reply, writer: ChunkWriter, record: dict[str, Any]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        for chunk in writer.opening(reply):
+            await self._write(response, sse(chunk))
+        if reply.midstream_error:
+            await self._write(response, sse({"error": MIDSTREAM_ERROR}))
+            await response.write_eof()
+            return response
+        if reply.hang:
+            await self._hang(request, record)
+            return response
+        for chunk in [*writer.tool_calls(reply), *writer.closing(reply)]:
+            await self._write(response, sse(chunk))
+        await self._write(response, sse("[DONE]"))
+        await response.write_eof()
+        return response
+
+    async def _write(self, response: web.StreamResponse, event: bytes) -> None:
+        # Each event goes out in two writes so clients must reassemble events split across reads.
+        middle = len(event) // 2
+        await response.write(event[:middle])
+        await asyncio.sleep(CHUNK_PAUSE_SECONDS)
+        await response.write(event[middle:])
+        await asyncio.sleep(CHUNK_PAUSE_SECONDS)
+
+    async def _hang(self, request: web.Request, record: dict[str, Any]) -> None:
+        """Send nothing more; return once the client has gone away (or after MAX_HANG_SECONDS)."""
+        deadline = time.monotonic() + MAX_HANG_SECONDS
+        while time.monotonic() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                record["cancelled"] = True
+                return
+            await asyncio.sleep(0.05)
+
+
+async def serve(host: str, port: int, api_key: str | None) -> None:
+    """Listen until cancelled, printing `PORT=<n>` once the socket is bound."""
+    runner = web.AppRunner(FakeOpenAI(api_key).app(), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    print(f"PORT={runner.addresses[0][1]}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer <key>`")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, args.api_key))
+
+
+if __name__ == "__main__":
+    main()
