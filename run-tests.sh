@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Python packages, the Claude Code CLI) and run the whole suite.
-#   ./run-tests.sh                 the whole suite
-#   ./run-tests.sh tests/core -x   any pytest arguments
+# Install everything the test suite needs (Python packages, the compiled core, the Claude Code CLI) and run the
+# whole suite twice: against the compiled (Cython) core and against the pure-Python core.
+#   ./run-tests.sh                 the whole suite, both cores
+#   ./run-tests.sh tests/core -x   any pytest arguments (still both cores)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,9 +12,18 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet -e ".[test]"
     touch "$stamp"
 fi
+# Rebuild compiled twins whose pure source changed since the last build (incremental: a no-op when current).
+.venv/bin/python setup.py --quiet build_ext --inplace >/dev/null 2>&1 ||
+    .venv/bin/python setup.py build_ext --inplace
 
 # The real Claude Code CLI for the end-to-end tests (from npm; idempotent).
-bash tests/support/install_claude_cli.sh
+bash tests/support/install_claude_cli.sh >/dev/null
 export CCPROXY_REQUIRE_CLAUDE_CLI=1
 
-exec .venv/bin/python -m pytest "$@"
+status=0
+for core in cython python; do
+    echo "=== test suite on the ${core} core ==="
+    if [ "$core" = cython ]; then enable=true; else enable=false; fi
+    CCPROXY_ENABLE_CYTHON=$enable .venv/bin/python -m pytest "$@" || status=$?
+done
+exit "$status"

@@ -10,8 +10,9 @@ import os
 
 from setuptools import setup
 
-# Pure-Python core modules that get a compiled twin `<name>_c` (see ccproxy/core/__init__.py).
-CYTHON_MODULES: list[str] = []
+# Pure-Python core modules compiled into a twin `ccproxy.core._<name>_c` from the same source
+# (ccproxy/core/__init__.py selects them at import).
+CYTHON_MODULES: list[str] = ["usage", "sse", "stream", "response", "validate", "request"]
 
 
 def _extensions() -> list[object]:
@@ -20,8 +21,9 @@ def _extensions() -> list[object]:
     from Cython.Build import cythonize
     from setuptools import Extension
 
-    extensions = [Extension(f"ccproxy.core.{name}_c", [f"ccproxy/core/{name}_c.py"]) for name in CYTHON_MODULES]
-    return list(cythonize(extensions, compiler_directives={"language_level": "3"}, quiet=True))
+    extensions = [Extension(f"ccproxy.core._{name}_c", [f"ccproxy/core/{name}.py"]) for name in CYTHON_MODULES]
+    directives = {"language_level": "3", "binding": True}
+    return list(cythonize(extensions, compiler_directives=directives, quiet=True))
 
 
 setup(ext_modules=_extensions(), py_modules=["sanic_config"])

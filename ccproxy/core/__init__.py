@@ -1,8 +1,51 @@
-"""The conversion core: pure, synchronous, no IO. Anthropic <-> OpenAI request, response and stream shapes."""
+"""The conversion core: pure, synchronous, no IO. Anthropic <-> OpenAI request, response and stream shapes.
+
+Compiled twins. Each hot module `ccproxy/core/<name>.py` is the source of truth; `setup.py` compiles the same source
+with Cython into `ccproxy.core._<name>_c` (skip with `CCPROXY_BUILD_CYTHON=false`). This is the one place that picks
+the implementation: unless `CCPROXY_ENABLE_CYTHON=false`, the compiled twins are installed under the pure module names
+before anything imports them, so every `from ccproxy.core.stream import ...` gets the compiled code. Like
+`AIOHTTP_NO_EXTENSIONS`, the switch is read once, at import, from the process environment.
+"""
 
 from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+# In dependency order: a twin's own imports of core modules must already resolve to twins.
+COMPILED_MODULES = ("usage", "sse", "stream", "response", "validate", "request")
+ENABLE_ENV = "CCPROXY_ENABLE_CYTHON"
+
+log = logging.getLogger("ccproxy.core")
+
+
+def cython_requested(environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
+    value = (os.environ if environ is None else environ).get(ENABLE_ENV, "true")
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _install_compiled_twins() -> str:
+    """Alias every compiled twin under its pure name; "cython" on success, else "python" with a warning."""
+    if not cython_requested():
+        return "python"
+    try:
+        twins = [importlib.import_module(f"{__name__}._{name}_c") for name in COMPILED_MODULES]
+    except ImportError as exc:
+        # A broken or skipped build must be visible: the start-up log and GET / say which core runs, and the
+        # test suite fails (tests/test_compiled_core.py) rather than silently testing the pure core twice.
+        log.warning("compiled core unavailable (%s); running the pure-Python core", exc)
+        return "python"
+    for name, twin in zip(COMPILED_MODULES, twins, strict=True):
+        sys.modules[f"{__name__}.{name}"] = twin
+        setattr(sys.modules[__name__], name, twin)
+    return "cython"
+
+
+_IMPLEMENTATION = _install_compiled_twins()
 
 
 def implementation_name() -> str:
     """Which core is running: "python" or "cython" (shown by GET / and the start-up log)."""
-    return "python"
+    return _IMPLEMENTATION
