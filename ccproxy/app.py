@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
-import ujson
 from sanic import Request, Sanic
 from sanic.config import Config
 from sanic.response import BaseHTTPResponse
@@ -50,7 +48,6 @@ class AppState:
     cache: CacheBackend
     health: dict[str, Any]
     models: dict[str, Any]
-    dumps: Any = field(default=partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False))
 
 
 CCProxyApp = Sanic[Config, AppState]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import ujson
 
+from ccproxy.core.jsoncodec import dumps, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response
@@ -47,7 +47,7 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequestError("Request body is empty; expected a JSON object")
     try:
-        body = ujson.loads(raw)
+        body = loads(raw)
     except ValueError as exc:
         raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -123,7 +123,7 @@ class MessagesPipeline:
             input_tokens_estimate=len(raw) // BYTES_PER_TOKEN_ESTIMATE,
             tool_names=plan.tool_names,
         )
-        payload = ujson.dumps(converted, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")
+        payload = dumps(converted)
         return Prepared(payload, stream, upstream_model, context, guard)
 
     @staticmethod
@@ -187,7 +187,7 @@ class MessagesPipeline:
                 events.extend(translator.finish())
                 return
             try:
-                chunk = ujson.loads(payload)
+                chunk = loads(payload)
             except ValueError:
                 raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
             if isinstance(chunk, dict):

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import tiktoken
-import ujson
+
+from ccproxy.core.jsoncodec import dumps_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ REDACTED_THINKING_TOKENS = 100
 
 
 def _compact_json(value: Any) -> str:
-    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False)
+    return dumps_text(value)
 
 
 def _base64_size(data: str) -> int:

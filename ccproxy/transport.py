@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import ujson
 
+from ccproxy.core.jsoncodec import loads
 from ccproxy.errors import ProxyError, UpstreamError, upstream_error
 
 # Anything that looks like an API key; upstream messages sometimes echo (part of) the key they rejected.
@@ -32,7 +32,7 @@ def upstream_error_message(status: int, raw: bytes, redact: Redactor) -> str:
     """A readable message from an OpenAI-style (or OpenRouter, or plain text) error body."""
     detail = raw.decode("utf-8", "replace").strip()
     try:
-        parsed = ujson.loads(raw)
+        parsed = loads(raw)
     except (ValueError, TypeError):
         parsed = None
     if isinstance(parsed, dict):
@@ -111,7 +111,7 @@ class Transport:
         finally:
             response.release()
         try:
-            parsed = ujson.loads(raw)
+            parsed = loads(raw)
         except ValueError:
             raise UpstreamError("Upstream answered with invalid JSON", status=502) from None
         if not isinstance(parsed, dict):

@@ -40,8 +40,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-import ujson
-
+from ccproxy.core.jsoncodec import dumps_text, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import InvalidRequestError
@@ -62,7 +61,7 @@ Message = dict[str, Any]
 
 
 def _json(value: Any) -> str:
-    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False)
+    return dumps_text(value)
 
 
 def _call_id(tool_use_id: str) -> str:
@@ -444,7 +443,7 @@ def _sampling_fields(body: dict[str, Any], capabilities: ModelCapabilities) -> d
 def _claude_code_user(raw: str) -> str | None:
     """A stable per-user value from Claude Code's JSON `user_id`, or None when `raw` is not that shape."""
     try:
-        parsed = ujson.loads(raw)
+        parsed = loads(raw)
     except ValueError:
         return None
     if not isinstance(parsed, dict):

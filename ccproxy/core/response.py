@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import ujson
-
+from ccproxy.core.jsoncodec import loads
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.stream import arguments_text, detail_text_field, generated_tool_id
 from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
@@ -135,7 +134,7 @@ def tool_input(arguments: Any) -> dict[str, Any]:
 
 def _loads(text: str) -> Any:
     try:
-        return ujson.loads(text)
+        return loads(text)
     except ValueError:
         return None
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import ujson
+from ccproxy.core.jsoncodec import dumps
 
 _BOM = b"\xef\xbb\xbf"
 _LF = 0x0A
@@ -97,10 +96,5 @@ class SSEDecoder:
 
 def encode_event(event: dict[str, Any]) -> bytes:
     """One Anthropic SSE event: `event: <type>`, one compact JSON `data` line, a blank line."""
-    data = ujson.dumps(event, ensure_ascii=False, escape_forward_slashes=False)
-    try:
-        return f"event: {event['type']}\ndata: {data}\n\n".encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (a `\\ud83d` escape cut off upstream) has no UTF-8 form; escaped, it is still JSON.
-        data = json.dumps(event, separators=(",", ":"))
-        return f"event: {event['type']}\ndata: {data}\n\n".encode()
+    name: str = event["type"]
+    return b"event: " + name.encode() + b"\ndata: " + dumps(event) + b"\n\n"

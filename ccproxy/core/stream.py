@@ -18,8 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import ujson
-
+from ccproxy.core.jsoncodec import dumps_text, loads
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
 from ccproxy.errors import ProxyError
@@ -55,7 +54,7 @@ def arguments_text(arguments: Any) -> str:
         return arguments
     if arguments is None:
         return ""
-    return ujson.dumps(arguments, ensure_ascii=False, escape_forward_slashes=False)
+    return dumps_text(arguments)
 
 
 class _ToolCall:
@@ -82,7 +81,7 @@ class _ToolCall:
         if self.checked != len(self.args):
             self.checked = len(self.args)
             try:
-                ujson.loads("".join(self.args))
+                loads("".join(self.args))
                 self.complete = True
             except ValueError:
                 self.complete = False

@@ -8,14 +8,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import ujson
-
+from ccproxy.core.jsoncodec import dumps_text, loads
 from ccproxy.hookspecs import RegisterCacheBackend, hookimpl
 from ccproxy.interfaces import CacheBackend
 
 
 def _dumps(value: Any) -> str:
-    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False)
+    return dumps_text(value)
 
 
 class MemoryCacheBackend(CacheBackend):
@@ -62,7 +61,7 @@ class MemoryCacheBackend(CacheBackend):
             return None
         self._hits += 1
         self._entries.move_to_end(key)
-        return ujson.loads(entry[1])
+        return loads(entry[1])
 
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         text = _dumps(value)

@@ -7,8 +7,9 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, empty, json
+from sanic.response import HTTPResponse, empty, json, raw
 
+from ccproxy.core.jsoncodec import dumps
 from ccproxy.errors import ProxyError
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ async def messages(request: Request) -> HTTPResponse | None:
     if not prepared.stream:
         message = await pipeline.complete(prepared)
         _log_done(request, prepared.upstream_model, started, stream=False)
-        return json(message, dumps=app.ctx.dumps)
+        return raw(dumps(message), content_type="application/json")
     upstream = await pipeline.open_stream(prepared)
     response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
     if response is None:  # pragma: no cover — only when a handler already responded

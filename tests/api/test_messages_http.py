@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
 import pytest
-import ujson
 from aioresponses import aioresponses
 from yarl import URL
 
@@ -30,7 +30,7 @@ def completion(text: str = "Hello!", **extra: Any) -> dict[str, Any]:
 
 
 def sse(*chunks: dict[str, Any]) -> str:
-    return "".join(f"data: {ujson.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
             continue
         assert lines[0].startswith("event: "), block
         assert lines[1].startswith("data: "), block
-        event = ujson.loads(lines[1][len("data: ") :])
+        event = json.loads(lines[1][len("data: ") :])
         assert event["type"] == lines[0][len("event: ") :]
         events.append(event)
     return events
@@ -65,11 +65,11 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
 
 def sent_body(upstream: aioresponses) -> dict[str, Any]:
     calls = upstream.requests[("POST", URL(CHAT_URL))]
-    return ujson.loads(calls[-1].kwargs["data"])
+    return json.loads(calls[-1].kwargs["data"])
 
 
 async def post(app: CCProxyApp, body: Any, path: str = "/v1/messages", **kwargs: Any) -> Any:
-    data = body if isinstance(body, (bytes, str)) else ujson.dumps(body)
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     _, response = await app.asgi_client.post(path, content=data, headers={"x-api-key": "client-key"}, **kwargs)
     return response
 
@@ -230,10 +230,10 @@ async def test_mid_stream_error_becomes_error_event(app: CCProxyApp, upstream: a
         (b"{not json", "not valid JSON"),
         (b"", "empty"),
         (b"[1, 2]", "JSON object"),
-        (ujson.dumps({"model": "claude-opus-4-8", "messages": []}), "max_tokens"),
-        (ujson.dumps({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}), "model"),
+        (json.dumps({"model": "claude-opus-4-8", "messages": []}), "max_tokens"),
+        (json.dumps({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}), "model"),
         (
-            ujson.dumps({**HELLO, "messages": [{"role": "user", "content": [{"text": "no type"}]}]}),
+            json.dumps({**HELLO, "messages": [{"role": "user", "content": [{"text": "no type"}]}]}),
             "messages.0.content.0.type",
         ),
     ],
@@ -297,3 +297,25 @@ async def test_health_head_models_and_unknown(app: CCProxyApp) -> None:
     _, response = await app.asgi_client.get("/v1/messages")
     assert response.status == 405
     assert response.json["type"] == "error"
+
+
+async def test_large_count_runs_off_the_event_loop(app: CCProxyApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    counter = app.ctx.pipeline.tokens
+    seen_threads: list[int] = []
+    original = type(counter).count_request
+
+    def recording(self: Any, body: Any) -> int:
+        seen_threads.append(threading.get_ident())
+        return original(self, body)
+
+    monkeypatch.setattr(type(counter), "count_request", recording)
+    loop_thread = threading.get_ident()
+    small = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "hi"}]}
+    large = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "word " * 40_000}]}
+    assert (await post(app, small, "/v1/messages/count_tokens")).status == 200
+    response = await post(app, large, "/v1/messages/count_tokens")
+    assert response.status == 200 and response.json["input_tokens"] > 30_000
+    assert seen_threads[0] == loop_thread  # small bodies are cheaper to count in place
+    assert seen_threads[1] != loop_thread  # a big one must not stall every other request
