@@ -53,9 +53,14 @@ class AppState:
 CCProxyApp = Sanic[Config, AppState]
 
 
-def create_app(settings: Settings | None = None) -> CCProxyApp:
-    """Build the app: state from `build_state`, routes, error handlers and lifecycle hooks."""
-    settings = settings or load_settings()
+def create_app(settings: Settings | object | None = None) -> CCProxyApp:
+    """Build the app: state from `build_state`, routes, error handlers and lifecycle hooks.
+
+    `sanic ccproxy.app:create_app --factory` passes its own CLI arguments here; settings then come from the
+    environment, .env and plugins.toml like everywhere else.
+    """
+    if not isinstance(settings, Settings):
+        settings = load_settings()
     configure_logging(settings.log_level)  # here, so every worker process logs too
     state = build_state(settings)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)

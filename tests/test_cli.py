@@ -67,3 +67,43 @@ def test_api_key_not_echoed_in_errors(tmp_path: Path) -> None:
 def test_version(tmp_path: Path, args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "ccproxy", *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("ccproxy ")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "ccproxy"],
+        ["-m", "sanic", "ccproxy.app:create_app", "--factory", "--host", "127.0.0.1", "--port", "{port}"],
+    ],
+    ids=["python-m-ccproxy", "sanic-factory"],
+)
+def test_serves_health(tmp_path: Path, command: list[str]) -> None:
+    import json
+    import time
+    import urllib.request
+
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OPENROUTER_", "CCPROXY_"))}
+    clean.update({"OPENAI_API_KEY": "sk-x", "PORT": str(port), "CCPROXY_ENV_FILE": str(tmp_path / "none.env")})
+    args = [sys.executable, *(part.format(port=port) for part in command)]
+    process = subprocess.Popen(args, cwd=tmp_path, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    assert json.load(response)["status"] == "ok"
+                    break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
