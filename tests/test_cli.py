@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -92,7 +93,9 @@ def test_serves_health(tmp_path: Path, command: list[str]) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OPENROUTER_", "CCPROXY_"))}
     clean.update({"OPENAI_API_KEY": "sk-x", "PORT": str(port), "CCPROXY_ENV_FILE": str(tmp_path / "none.env")})
     args = [sys.executable, *(part.format(port=port) for part in command)]
-    process = subprocess.Popen(args, cwd=tmp_path, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -104,6 +107,14 @@ def test_serves_health(tmp_path: Path, command: list[str]) -> None:
                 assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
                 assert time.monotonic() < deadline, "server did not come up"
                 time.sleep(0.2)
+        # Sanic's worker manager can hang on a SIGTERM that arrives while it is still finishing start-up (seen
+        # with sanic 25.12 about 1 s after start); give it that second, as any real deployment would.
+        time.sleep(2)
     finally:
         process.terminate()
-        process.communicate(timeout=30)
+        try:
+            process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
