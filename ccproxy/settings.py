@@ -30,11 +30,9 @@ ENV_FIELDS: dict[str, str] = {
     "CONNECT_TIMEOUT": "connect_timeout",
     "CCPROXY_PROVIDER": "provider",
     "CCPROXY_CACHE": "cache",
-    "CCPROXY_ENABLE_CYTHON": "enable_cython",
 }
 INT_FIELDS = frozenset({"port", "workers"})
 FLOAT_FIELDS = frozenset({"request_timeout", "connect_timeout"})
-BOOL_FIELDS = frozenset({"enable_cython"})
 
 
 class SettingsError(ValueError):
@@ -57,7 +55,6 @@ class Settings:
     connect_timeout: float = 10.0
     provider: str = "openai"
     cache: str = "memory"
-    enable_cython: bool = True
     # (glob pattern, upstream model) pairs from [routes], tried in order before the haiku/big default.
     routes: tuple[tuple[str, str], ...] = ()
     disabled_plugins: tuple[str, ...] = ()
@@ -111,22 +108,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return int(value)
         if name in FLOAT_FIELDS:
             return float(value)
-        if name in BOOL_FIELDS:
-            return _parse_bool(value)
     except (TypeError, ValueError):
         raise SettingsError(f"{source}: invalid value {value!r}") from None
     return str(value)
-
-
-def _parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(value)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
