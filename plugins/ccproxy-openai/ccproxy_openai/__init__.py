@@ -13,6 +13,9 @@ from ccproxy import ModelCapabilities, Provider, ProviderConfig, hookimpl
 _REASONING_FAMILY = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o\d)(?:[.\-_]|$)")
 # o3 / o4-mini (and gpt-5) reject `stop`.
 _NO_STOP_FAMILY = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o3|o4)(?:[.\-_]|$)")
+# gpt-5.1 and later refuse `reasoning_effort` together with function tools on Chat Completions (400 "Function tools
+# with reasoning_effort are not supported ... use /v1/responses"); the model's default effort applies instead.
+_NO_EFFORT_WITH_TOOLS = re.compile(r"^(?:[\w.-]+/)?gpt-5\.[1-9]")
 _DEEPSEEK_REASONER = re.compile(r"deepseek-(?:reasoner|r1)|deepseek-v3\.[1-9]")
 # OpenAI models that take PDF `file` parts on Chat Completions.
 _DOCUMENT_FAMILY = re.compile(r"^(?:openai/)?(?:gpt-4o|gpt-4\.1|gpt-5|o\d)")
@@ -81,6 +84,11 @@ class OpenAIProvider(Provider):
         found = family_capabilities(model, official_openai=self.official)
         override = self.overrides.get(model)
         return dataclasses.replace(found, **override) if override else found
+
+    def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:
+        if body.get("tools") and "reasoning_effort" in body and _NO_EFFORT_WITH_TOOLS.match(str(body["model"])):
+            del body["reasoning_effort"]
+        return body
 
     def headers(self) -> dict[str, str]:
         headers = super().headers()

@@ -82,3 +82,12 @@ def test_per_model_overrides() -> None:
     assert caps.max_output_tokens == 4096 and caps.supports_top_k is False
     with pytest.raises(ValueError, match="unknown fields"):
         provider(models={"x": {"bogus": 1}})
+
+
+def test_gpt_5_1_drops_effort_beside_tools_only() -> None:
+    p = provider()
+    tools = [{"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}]
+    with_tools = {"model": "gpt-5.1", "tools": tools, "reasoning_effort": "high"}
+    assert "reasoning_effort" not in p.adjust_request(dict(with_tools), {})
+    assert p.adjust_request({"model": "gpt-5.1", "reasoning_effort": "high"}, {})["reasoning_effort"] == "high"
+    assert p.adjust_request({**with_tools, "model": "gpt-5"}, {})["reasoning_effort"] == "high"
