@@ -466,6 +466,17 @@ def _user_field(metadata: Any) -> str | None:
 # ------------------------------------------------------------------------------------------ entry point
 
 
+def _response_format(output_config: Any) -> dict[str, Any] | None:
+    """`output_config.format` (structured output; Claude Code's session-title request uses it) -> `response_format`."""
+    if not isinstance(output_config, dict):
+        return None
+    spec = output_config.get("format")
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema" or not isinstance(spec.get("schema"), dict):
+        return None
+    # Not strict: OpenAI's strict mode rejects schemas Anthropic accepts (optional properties, open objects).
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": spec["schema"], "strict": False}}
+
+
 def convert_request(body: dict[str, Any], plan: RequestPlan) -> dict[str, Any]:
     """The OpenAI Chat Completions body for a validated Anthropic Messages body; fills `plan.tool_names`."""
     capabilities = plan.capabilities
@@ -482,6 +493,9 @@ def convert_request(body: dict[str, Any], plan: RequestPlan) -> dict[str, Any]:
     user = _user_field(body.get("metadata"))
     if user:
         out["user"] = user
+    response_format = _response_format(body.get("output_config"))
+    if response_format:
+        out["response_format"] = response_format
     if plan.stream:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}

@@ -13,6 +13,7 @@ OPENAI_KEYS = frozenset(
         "role", "content", "type", "text", "image_url", "url", "file", "filename", "file_data", "tool_calls",
         "id", "function", "name", "arguments", "description", "parameters", "tool_call_id",
         "reasoning_content", "reasoning_details", "signature", "format", "index", "data",
+        "response_format", "json_schema", "schema", "strict",
     }
 )  # fmt: skip
 # Keys that only Anthropic understands; none may reach the upstream.
@@ -27,11 +28,11 @@ ANTHROPIC_ONLY_KEYS = frozenset(
 
 
 def walk_keys(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """(path, key) for every dict key, not descending into tool `parameters` schemas."""
+    """(path, key) for every dict key, not descending into client JSON Schemas (tool `parameters`, output `schema`)."""
     if isinstance(value, dict):
         for key, item in value.items():
             yield path, key
-            if key != "parameters":
+            if key not in ("parameters", "schema"):
                 yield from walk_keys(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):

@@ -850,3 +850,21 @@ def test_whole_conversation_pairs_every_tool_call() -> None:
     converted = messages_of(messages)
     assert unanswered_tool_calls(converted) == []
     assert orphan_tool_messages(converted) == []
+
+
+def test_structured_output_becomes_response_format() -> None:
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    body = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Name this session"}],
+        "output_config": {"effort": "high", "format": {"type": "json_schema", "schema": schema}},
+    }
+    out = convert_request(body, RequestPlan("gpt-4o", ModelCapabilities(), stream=False))
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": schema, "strict": False},
+    }
+    assert "output_config" not in out
+    body["output_config"] = {"effort": "high"}
+    assert "response_format" not in convert_request(body, RequestPlan("gpt-4o", ModelCapabilities(), stream=False))
