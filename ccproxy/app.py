@@ -107,7 +107,7 @@ def build_state(settings: Settings) -> AppState:
         router=router,
         reasoning=registry.reasoning,
         guardrails=registry.guardrails,
-        tokens=TokenCounter.load(),
+        load_tokens=TokenCounter.load,
         cache=cache,
     )
     return AppState(

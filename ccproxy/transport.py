@@ -64,6 +64,8 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
+        if self._session is not None and not self._session.closed:
+            return  # already open (ASGI servers may run start-up hooks more than once)
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self.timeout, headers=self.headers, auto_decompress=True

@@ -46,3 +46,14 @@ def test_switch_parsing() -> None:
     assert cython_requested({"CCPROXY_ENABLE_CYTHON": "false"}) is False
     assert cython_requested({"CCPROXY_ENABLE_CYTHON": "0"}) is False
     assert cython_requested({"CCPROXY_ENABLE_CYTHON": "true"}) is True
+
+
+@pytest.mark.parametrize("name", COMPILED_MODULES)
+def test_no_mixed_core(name: str) -> None:
+    """Every core function a selected module uses comes from the selected implementation of its module."""
+    module = importlib.import_module(f"ccproxy.core.{name}")
+    pure_names = {f"ccproxy.core.{other}" for other in COMPILED_MODULES}
+    twin_names = {f"ccproxy.core._{other}_c" for other in COMPILED_MODULES}
+    wrong = pure_names if cython_requested() else twin_names
+    leaked = [attr for attr, value in vars(module).items() if getattr(value, "__module__", None) in wrong]
+    assert not leaked, f"{module.__name__} uses the other core's {leaked}"

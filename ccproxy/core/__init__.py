@@ -30,16 +30,23 @@ def _install_compiled_twins() -> str:
     """Alias every compiled twin under its pure name; "cython" on success, else "python" with a warning."""
     if not cython_requested():
         return "python"
+    package = sys.modules[__name__]
+    installed: list[str] = []
     try:
-        twins = [importlib.import_module(f"{__name__}._{name}_c") for name in COMPILED_MODULES]
+        for name in COMPILED_MODULES:
+            # Alias each twin before importing the next, so the next one's imports bind compiled code too.
+            twin = importlib.import_module(f"{__name__}._{name}_c")
+            sys.modules[f"{__name__}.{name}"] = twin
+            setattr(package, name, twin)
+            installed.append(name)
     except ImportError as exc:
+        for name in installed:  # all or nothing: never a mixed core
+            del sys.modules[f"{__name__}.{name}"]
+            delattr(package, name)
         # A broken or skipped build must be visible: the start-up log and GET / say which core runs, and the
         # test suite fails (tests/test_compiled_core.py) rather than silently testing the pure core twice.
         log.warning("compiled core unavailable (%s); running the pure-Python core", exc)
         return "python"
-    for name, twin in zip(COMPILED_MODULES, twins, strict=True):
-        sys.modules[f"{__name__}.{name}"] = twin
-        setattr(sys.modules[__name__], name, twin)
     return "cython"
 
 

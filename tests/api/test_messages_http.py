@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ from yarl import URL
 
 from ccproxy.app import CCProxyApp
 from ccproxy.core import implementation_name
+from ccproxy.tokens import TokenCounter
 from tests.api.conftest import API_KEY, CHAT_URL
 from tests.support.anthropic_stream import accumulate, check_stream
 
@@ -249,6 +251,25 @@ async def test_server_tools_are_refused(app: CCProxyApp) -> None:
     assert "web_search" in body["error"]["message"]
 
 
+async def test_tokenizer_loads_on_first_count_only(app: CCProxyApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[int] = []
+    real_load = TokenCounter.load
+
+    def counting_load() -> TokenCounter:
+        loads.append(1)
+        return real_load()
+
+    monkeypatch.setattr(app.ctx.pipeline, "_load_tokens", counting_load)
+    _, response = await app.asgi_client.get("/")
+    assert response.status == 200 and loads == []  # idle: no tokenizer in memory
+    body = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "hi"}]}
+    results = await asyncio.gather(
+        *(post(app, {**body, "system": str(i)}, "/v1/messages/count_tokens") for i in range(4))
+    )
+    assert all(r.status == 200 for r in results)
+    assert loads == [1]
+
+
 async def test_count_tokens(app: CCProxyApp) -> None:
     short = await post(
         app,
@@ -302,15 +323,14 @@ async def test_health_head_models_and_unknown(app: CCProxyApp) -> None:
 async def test_large_count_runs_off_the_event_loop(app: CCProxyApp, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    counter = app.ctx.pipeline.tokens
     seen_threads: list[int] = []
-    original = type(counter).count_request
+    original = TokenCounter.count_request
 
     def recording(self: Any, body: Any) -> int:
         seen_threads.append(threading.get_ident())
         return original(self, body)
 
-    monkeypatch.setattr(type(counter), "count_request", recording)
+    monkeypatch.setattr(TokenCounter, "count_request", recording)
     loop_thread = threading.get_ident()
     small = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "hi"}]}
     large = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "word " * 40_000}]}

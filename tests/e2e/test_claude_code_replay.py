@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+from tests.support.anthropic_stream import streamed_message, wire_text
 from tests.support.fake_openai import BASH_ARGUMENTS
 from tests.support.proxy_process import FakeUpstream, ProxyServer
 
@@ -24,17 +24,6 @@ CAPTURES = sorted(p.name for p in FIXTURES.glob("*.json") if p.name != "INDEX.js
 def load(name: str) -> dict[str, Any]:
     request: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))["request"]
     return request
-
-
-def streamed_message(raw: bytes) -> dict[str, Any]:
-    """The message a strict client assembles from an SSE body, after checking the stream grammar."""
-    events = parse_sse(raw)
-    check_stream(events)
-    return accumulate(events)
-
-
-def wire_text(message: dict[str, Any]) -> str:
-    return "".join(block["text"] for block in message["content"] if block["type"] == "text")
 
 
 def replay(proxy: ProxyServer, request: dict[str, Any]) -> tuple[int, bytes]:

@@ -14,7 +14,7 @@ import anthropic
 import pytest
 from anthropic.types import Message, TextBlock, ThinkingBlock, ToolParam, ToolUseBlock
 
-from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+from tests.support.anthropic_stream import check_stream, parse_sse, streamed_message, wire_text
 from tests.support.fake_openai import (
     BASH_ARGUMENTS,
     CACHED_TOKENS,
@@ -76,17 +76,6 @@ def upstream_text(message: dict[str, Any]) -> str:
     if isinstance(content, list):
         return "\n".join(part.get("text", "") for part in content)
     return str(content or "")
-
-
-def streamed_message(raw: bytes) -> dict[str, Any]:
-    """The message a strict client assembles from an SSE body, after checking the stream grammar."""
-    events = parse_sse(raw)
-    check_stream(events)
-    return accumulate(events)
-
-
-def wire_text(message: dict[str, Any]) -> str:
-    return "".join(block["text"] for block in message["content"] if block["type"] == "text")
 
 
 def raw_post(

@@ -5,19 +5,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, get_args
 
-STOP_REASONS = frozenset(
-    {
-        "end_turn",
-        "max_tokens",
-        "stop_sequence",
-        "tool_use",
-        "pause_turn",
-        "refusal",
-        "model_context_window_exceeded",
-    }
-)
+from ccproxy.types.anthropic import StopReason
+
+STOP_REASONS = frozenset(get_args(StopReason))
 # Which delta types each block type accepts (wire.md 4.3; "Content block is not a thinking block" otherwise).
 DELTAS_FOR_BLOCK: dict[str, frozenset[str]] = {
     "text": frozenset({"text_delta"}),
@@ -277,3 +269,14 @@ def parse_sse(data: bytes) -> list[dict[str, Any]]:
             raise StreamGrammarError(f"event name {lines[0]!r} does not match data type {event.get('type')!r}")
         events.append(event)
     return events
+
+
+def streamed_message(raw: bytes) -> dict[str, Any]:
+    """The message a strict client assembles from an SSE body, after checking the stream grammar."""
+    events = parse_sse(raw)
+    check_stream(events)
+    return accumulate(events)
+
+
+def wire_text(message: dict[str, Any]) -> str:
+    return "".join(block["text"] for block in message["content"] if block["type"] == "text")

@@ -1,0 +1,727 @@
+"""Load test of the real proxy process against a fast fake upstream, every figure next to the upstream alone.
+
+    .venv/bin/python benchmarks/load.py [--quick] [--json results.json] [--workers N] [--profile out.txt]
+
+The proxy runs alone on CPU 0 (`taskset`); this load generator and benchmarks/fast_upstream.py share CPU 1. For
+each scenario and concurrency the same load is sent first straight to the upstream (the equivalent OpenAI request)
+and then through the proxy, each for a fixed time after a warm-up. Proxy CPU per request comes from the proxy's
+/proc CPU time (all its processes) over the measured window divided by the requests completed in it. See
+benchmarks/README.md for what each column means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_harness import (
+    API_KEY,
+    REPO_ROOT,
+    REQUEST_TIMEOUT,
+    Child,
+    Connection,
+    ResponseError,
+    cpu_busy_seconds,
+    cpu_delta,
+    http_request,
+    percentile,
+    process_tree,
+    reset_peak_rss,
+    run_async,
+    scratch_dir,
+    start_floor,
+    start_proxy,
+    start_upstream,
+    status_kb,
+    tree_cpu_seconds,
+    tree_rss_kb,
+)
+from bench_payloads import claude_code_request, dumps, request_plan, small_request
+from loop_delay import describe, measure_loop_delay
+
+from ccproxy.core.request import convert_request
+
+CONCURRENCY = (1, 8, 64)
+PACED_GAP_MS = 1.0
+IDLE_RSS_TARGET_MB = 60.0
+CONNECT_TIMEOUT = 5.0
+PROFILE_TOP = 25
+# Above this share of a pinned CPU used by processes that are not part of the benchmark, a run is flagged.
+NOISE_LIMIT = 0.05
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of request, sent through the proxy and straight to the upstream."""
+
+    name: str
+    description: str
+    anthropic_body: dict[str, Any]
+    stream: bool
+    target_cpu_us: float | None
+    gap_ms: float = 0.0
+
+    def proxy_request(self, port: int) -> bytes:
+        headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": "2023-06-01",
+            "x-api-key": "sk-ant-bench",
+        }
+        return http_request("POST", "/v1/messages", port, dumps(self.anthropic_body).encode(), headers)
+
+    def direct_request(self, port: int) -> bytes:
+        """The OpenAI request the proxy sends for this body (converted by the same core)."""
+        body = convert_request(self.anthropic_body, request_plan(stream=self.stream))
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+        return http_request("POST", "/v1/chat/completions", port, dumps(body).encode(), headers)
+
+    def proxy_check(self) -> Callable[[bytes], bool]:
+        if self.stream:
+            return lambda body: b"event: message_stop" in body[-120:]
+        return lambda body: b'"stop_reason":"tool_use"' in body
+
+    def direct_check(self) -> Callable[[bytes], bool]:
+        if self.stream:
+            return lambda body: b"data: [DONE]" in body[-40:]
+        return lambda body: b'"finish_reason":"tool_calls"' in body
+
+
+def scenarios() -> dict[str, Scenario]:
+    return {
+        "small-json": Scenario("small-json", "tiny request, non-stream", small_request(), False, 150.0),
+        "claude-code-json": Scenario(
+            "claude-code-json",
+            "the 78 KB Claude Code request (tool_bash.02), non-stream",
+            claude_code_request(stream=False),
+            False,
+            300.0,
+        ),
+        "stream-100": Scenario(
+            "stream-100", "tiny request, 100-chunk stream written at once", small_request(stream=True), True, 600.0
+        ),
+        "stream-100-paced": Scenario(
+            "stream-100-paced",
+            f"tiny request, 100-chunk stream, one chunk every {PACED_GAP_MS:g} ms",
+            small_request(stream=True),
+            True,
+            600.0,
+            gap_ms=PACED_GAP_MS,
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ load
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """Which CPUs the proxy and the upstream + load generator run on (empty: not pinned)."""
+
+    proxy: frozenset[int] = frozenset()
+    client: frozenset[int] = frozenset()
+
+
+@dataclass
+class LoadState:
+    stop: bool = False
+    measuring: bool = False
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_kinds: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Run:
+    """One measured window. `target`: "proxy" (ccproxy), "floor" (floor_proxy.py) or "direct" (the upstream alone);
+    the server_* fields are those of the proxy or floor process (None for direct runs)."""
+
+    scenario: str
+    target: str
+    concurrency: int
+    seconds: float
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    server_cpu_us: float | None
+    upstream_cpu_us: float
+    client_cpu_us: float
+    server_cpu_busy: float | None
+    cpu1_busy: float
+    # Busy time of the pinned CPUs not explained by the server, upstream and client: other processes (noise).
+    server_cpu_foreign: float | None = None
+    client_cpu_foreign: float | None = None
+    peak_rss_mb: float | None = None
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+
+async def _worker(port: int, request: bytes, check: Callable[[bytes], bool], state: LoadState) -> None:
+    connection: Connection | None = None
+    try:
+        while not state.stop:
+            try:
+                if connection is None or connection.transport is None:
+                    connection = await asyncio.wait_for(Connection.open(port), CONNECT_TIMEOUT)
+                started = time.perf_counter()
+                status, body = await connection.send(request)
+                elapsed = time.perf_counter() - started
+                ok, kind = status == 200 and check(body), f"HTTP {status}"
+            except (OSError, ResponseError, TimeoutError) as exc:
+                ok, kind, elapsed = False, type(exc).__name__, 0.0
+                if connection is not None:
+                    connection.close()
+                connection = None
+                await asyncio.sleep(0.01)  # a refused connection must not turn into a busy loop
+            if state.measuring:
+                if ok:
+                    state.latencies.append(elapsed)
+                else:
+                    state.errors += 1
+                    state.error_kinds[kind] += 1
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+async def measure(
+    *,
+    scenario: str,
+    target: str,
+    port: int,
+    request: bytes,
+    check: Callable[[bytes], bool],
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    server_pid: int | None,
+    upstream_pid: int,
+    pinning: Pinning,
+) -> Run:
+    """Closed-loop load from `concurrency` keep-alive connections; counts what completes inside the window."""
+    state = LoadState()
+    workers = [asyncio.ensure_future(_worker(port, request, check, state)) for _ in range(concurrency)]
+    try:
+        await asyncio.sleep(warmup)
+        if server_pid is not None:
+            reset_peak_rss(server_pid)
+        before = _cpu_reading(server_pid, upstream_pid)
+        state.measuring = True
+        await asyncio.sleep(duration)
+        state.measuring = False
+        after = _cpu_reading(server_pid, upstream_pid)
+        state.stop = True
+        _, pending = await asyncio.wait(workers, timeout=REQUEST_TIMEOUT)
+    finally:
+        state.stop = True
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    if pending:
+        print(
+            f"  warning: {len(pending)} requests still open {REQUEST_TIMEOUT:.0f} s after the window", file=sys.stderr
+        )
+    return _summarise(scenario, target, concurrency, state, before, after, server_pid, pinning)
+
+
+def _cpu_reading(server_pid: int | None, upstream_pid: int) -> dict[str, Any]:
+    return {
+        "time": time.perf_counter(),
+        "client": time.process_time(),
+        "server": tree_cpu_seconds(server_pid) if server_pid is not None else {},
+        "upstream": tree_cpu_seconds(upstream_pid),
+        "cpus": cpu_busy_seconds(),
+    }
+
+
+def _summarise(
+    scenario: str,
+    target: str,
+    concurrency: int,
+    state: LoadState,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    server_pid: int | None,
+    pinning: Pinning,
+) -> Run:
+    seconds = after["time"] - before["time"]
+    latencies = sorted(state.latencies)
+    done = max(len(latencies), 1)
+    server_cpu = cpu_delta(before["server"], after["server"]) if server_pid is not None else None
+    upstream_cpu = cpu_delta(before["upstream"], after["upstream"])
+    client_cpu = after["client"] - before["client"]
+    busy = {cpu: after["cpus"][cpu] - before["cpus"].get(cpu, 0.0) for cpu in after["cpus"]}
+    server_foreign = sum(busy.get(c, 0.0) for c in pinning.proxy) - (server_cpu or 0.0)
+    client_foreign = sum(busy.get(c, 0.0) for c in pinning.client) - upstream_cpu - client_cpu
+    return Run(
+        scenario=scenario,
+        target=target,
+        concurrency=concurrency,
+        seconds=round(seconds, 3),
+        requests=len(latencies),
+        errors=state.errors,
+        rps=round(len(latencies) / seconds, 1),
+        p50_ms=round(percentile(latencies, 0.50) * 1000, 3),
+        p99_ms=round(percentile(latencies, 0.99) * 1000, 3),
+        max_ms=round(latencies[-1] * 1000, 3) if latencies else float("nan"),
+        server_cpu_us=None if server_cpu is None else round(server_cpu / done * 1e6, 1),
+        upstream_cpu_us=round(upstream_cpu / done * 1e6, 1),
+        client_cpu_us=round(client_cpu / done * 1e6, 1),
+        server_cpu_busy=None if server_cpu is None else round(server_cpu / seconds, 3),
+        cpu1_busy=round((upstream_cpu + client_cpu) / seconds, 3),
+        server_cpu_foreign=round(max(0.0, server_foreign) / seconds, 3) if pinning.proxy else None,
+        client_cpu_foreign=round(max(0.0, client_foreign) / seconds, 3) if pinning.client else None,
+        peak_rss_mb=None if server_pid is None else round(tree_rss_kb(server_pid, "VmHWM") / 1024, 1),
+        error_kinds=dict(state.error_kinds),
+    )
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """taskset's CPU list syntax: `0`, `0,2`, `0-3`."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        start, _, end = part.partition("-")
+        cpus.update(range(int(start), int(end or start) + 1))
+    return cpus
+
+
+def set_upstream_gap(upstream_port: int, gap_ms: float) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{upstream_port}/_config", data=json.dumps({"gap_ms": gap_ms}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        response.read()
+
+
+# ------------------------------------------------------------------------------------------- reporting
+
+
+def pair_rows(runs: list[Run], scenario_map: dict[str, Scenario]) -> list[dict[str, Any]]:
+    """One row per scenario and concurrency: the proxy run, the direct run and their ratios."""
+    direct = {(r.scenario, r.concurrency): r for r in runs if r.target == "direct"}
+    floors = {(r.scenario, r.concurrency): r for r in runs if r.target == "floor"}
+    rows = []
+    for run in (r for r in runs if r.target == "proxy"):
+        base = direct.get((run.scenario, run.concurrency))
+        floor = floors.get((run.scenario, run.concurrency))
+        target = scenario_map[run.scenario].target_cpu_us
+        row: dict[str, Any] = {
+            "scenario": run.scenario,
+            "concurrency": run.concurrency,
+            "rps": run.rps,
+            "p50_ms": run.p50_ms,
+            "p99_ms": run.p99_ms,
+            "proxy_cpu_us": run.server_cpu_us,
+            "proxy_cpu_busy": run.server_cpu_busy,
+            "peak_rss_mb": run.peak_rss_mb,
+            "errors": run.errors + (base.errors if base else 0) + (floor.errors if floor else 0),
+            "target_cpu_us": target,
+            "target_met": None if target is None or run.server_cpu_us is None else run.server_cpu_us <= target,
+        }
+        if base is not None:
+            row.update(
+                direct_rps=base.rps,
+                direct_p50_ms=base.p50_ms,
+                direct_p99_ms=base.p99_ms,
+                upstream_cpu_us=base.upstream_cpu_us,
+                cpu_ratio=_ratio(run.server_cpu_us, base.upstream_cpu_us),
+                p50_ratio=_ratio(run.p50_ms, base.p50_ms),
+                p99_ratio=_ratio(run.p99_ms, base.p99_ms),
+            )
+        if floor is not None and floor.server_cpu_us is not None and run.server_cpu_us is not None:
+            row.update(
+                floor_rps=floor.rps,
+                floor_p50_ms=floor.p50_ms,
+                floor_cpu_us=floor.server_cpu_us,
+                over_floor_cpu_us=round(run.server_cpu_us - floor.server_cpu_us, 1),
+                floor_cpu_ratio=_ratio(run.server_cpu_us, floor.server_cpu_us),
+            )
+        rows.append(row)
+    return rows
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    columns: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("scenario", lambda r: str(r["scenario"])),
+        ("conc", lambda r: str(r["concurrency"])),
+        ("proxy req/s", lambda r: _num(r["rps"])),
+        ("p50 ms", lambda r: _num(r["p50_ms"], ".2f")),
+        ("p99 ms", lambda r: _num(r["p99_ms"], ".2f")),
+        ("proxy CPU µs/req", lambda r: _num(r["proxy_cpu_us"])),
+        ("target", _verdict),
+        ("floor CPU µs/req", lambda r: _num(r.get("floor_cpu_us"))),
+        ("proxy − floor µs", lambda r: _num(r.get("over_floor_cpu_us"))),
+        ("upstream CPU µs/req", lambda r: _num(r.get("upstream_cpu_us"))),
+        ("CPU ratio proxy/upstream", lambda r: _num(r.get("cpu_ratio"), ".1f") + "x"),
+        ("direct req/s", lambda r: _num(r.get("direct_rps"))),
+        ("direct p50 ms", lambda r: _num(r.get("direct_p50_ms"), ".2f")),
+        ("p50 ratio", lambda r: _num(r.get("p50_ratio"), ".1f") + "x"),
+        ("peak RSS MB", lambda r: _num(r["peak_rss_mb"], ".1f")),
+        ("errors", lambda r: str(r["errors"])),
+    ]
+    lines = ["| " + " | ".join(name for name, _ in columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(cell(row) for _, cell in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    target = row["target_cpu_us"]
+    return "" if target is None else f"≤{target:g} {'ok' if row['target_met'] else 'MISSED'}"
+
+
+def _num(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def rss_breakdown(pid: int) -> list[dict[str, Any]]:
+    """RSS of each process of the proxy (a multi-worker proxy's sum counts shared pages once per process)."""
+    found = []
+    for member in process_tree(pid):
+        try:
+            name = Path(f"/proc/{member}/comm").read_text().strip()
+        except OSError:
+            continue
+        found.append({"pid": member, "name": name, "rss_mb": round(status_kb(member, "VmRSS") / 1024, 1)})
+    return found
+
+
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether the working tree had changes on top of it."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return result.stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "ccproxy"))}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        model = match.group(1) if match else ""
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+# ------------------------------------------------------------------------------------------- profiling
+
+
+def profile_proxy(proxy_pid: int, out: Path, seconds: float, client_cpu: int | None, load: Callable[[], None]) -> str:
+    """Sample the proxy with py-spy while `load` runs; return the top functions by own and by total samples."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        return "py-spy not found: `.venv/bin/pip install py-spy` to profile"
+    argv = [py_spy, "record", "--format", "raw", "-o", str(out), "-p", str(proxy_pid)]
+    # --subprocesses: with several workers the pid is Sanic's manager; the requests are served by its children.
+    argv += ["--rate", "500", "--duration", str(max(1, round(seconds))), "--nonblocking", "--subprocesses"]
+    if client_cpu is not None:
+        argv = ["taskset", "-c", str(client_cpu), *argv]
+    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)  # py-spy attaches
+        load()
+        _, err = recorder.communicate(timeout=seconds + 30)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.wait(5)
+    if not out.exists():
+        return f"py-spy wrote no profile: {err.decode(errors='replace')[-500:]}"
+    return summarise_profile(out)
+
+
+def summarise_profile(path: Path, top: int = PROFILE_TOP) -> str:
+    """Own time by package and by function, and ccproxy's functions by total time, from py-spy's raw output."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]  # per function, not per line
+        if not frames:
+            continue
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    if not samples:
+        return "the profile holds no samples"
+    packages: Counter[str] = Counter()
+    for frame, count in own.items():
+        packages[_package(frame)] += count
+    lines = [f"{samples} samples of the proxy's active threads", "", "own time by package:"]
+    lines += [f"  {count / samples:6.1%}  {package}" for package, count in packages.most_common()]
+    lines += ["", "own time:"]
+    lines += [f"  {count / samples:6.1%}  {frame}" for frame, count in own.most_common(top)]
+    # py-spy shows a resumed coroutine's stack from the frame the event loop resumed, so totals are only
+    # meaningful below the request handler; ccproxy's own functions are the ones worth reading.
+    entry = ("(ccproxy/cli.py)", "(ccproxy/__main__.py)")
+    ours = Counter(
+        {frame: n for frame, n in total.items() if _package(frame) == "ccproxy" and not frame.endswith(entry)}
+    )
+    lines += ["", "total time of ccproxy functions (with what they call, C code included):"]
+    lines += [f"  {count / samples:6.1%}  {frame}" for frame, count in ours.most_common(top)]
+    return "\n".join(lines)
+
+
+def _package(frame: str) -> str:
+    """`sanic`, `aiohttp`, `ccproxy`... from a frame `function (path/to/file.py)`.
+
+    Frames without a file are Sanic's TouchUp-recompiled methods (handle_request, http1_request_header, ...).
+    Time inside C code (uvloop, ujson, Cython twins) is counted in the Python frame that called it.
+    """
+    path = frame.rpartition(" (")[2].rstrip(")")
+    if not path.endswith(".py"):
+        return "<frozen>" if path.startswith("<frozen") else "sanic (TouchUp-compiled methods)"
+    return path.split("/", 1)[0] if "/" in path else path
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+@dataclass
+class Setup:
+    proxy: Child
+    proxy_port: int
+    upstream: Child
+    upstream_port: int
+    health: dict[str, Any]
+    client_cpu: int | None
+    pinning: Pinning
+    floor: Child | None = None
+    floor_port: int = 0
+
+
+async def run_all(args: argparse.Namespace, setup: Setup, chosen: list[Scenario]) -> dict[str, Any]:
+    runs: list[Run] = []
+    for scenario in chosen:
+        set_upstream_gap(setup.upstream_port, scenario.gap_ms)
+        for concurrency in args.concurrency:
+            direct_request = scenario.direct_request(setup.upstream_port)
+            targets: list[tuple[str, Child | None, int, bytes, Callable[[bytes], bool]]] = [
+                ("direct", None, setup.upstream_port, direct_request, scenario.direct_check())
+            ]
+            if setup.floor is not None:
+                floor_request = scenario.proxy_request(setup.floor_port)
+                targets.append(("floor", setup.floor, setup.floor_port, floor_request, scenario.direct_check()))
+            proxy_request = scenario.proxy_request(setup.proxy_port)
+            targets.append(("proxy", setup.proxy, setup.proxy_port, proxy_request, scenario.proxy_check()))
+            for target, server, port, request, check in targets:
+                run = await measure(
+                    scenario=scenario.name,
+                    target=target,
+                    port=port,
+                    request=request,
+                    check=check,
+                    concurrency=concurrency,
+                    warmup=args.warmup,
+                    duration=args.duration,
+                    server_pid=server.pid if server is not None else None,
+                    upstream_pid=setup.upstream.pid,
+                    pinning=setup.pinning,
+                )
+                runs.append(run)
+                cpu = f"{run.server_cpu_us:,.0f} µs {target} CPU/req, " if run.server_cpu_us is not None else ""
+                print(
+                    f"  {scenario.name:18s} c={concurrency:<3d} {target:6s} {run.rps:8,.0f} req/s  "
+                    f"p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  {cpu}"
+                    f"{run.upstream_cpu_us:,.0f} µs upstream CPU/req  CPU1 {run.cpu1_busy:.0%}"
+                    + (f"  ERRORS {run.errors} {run.error_kinds}" if run.errors else "")
+                    + _noise_warning(run),
+                    flush=True,
+                )
+    set_upstream_gap(setup.upstream_port, 0.0)
+    loop_delay = None if args.no_loop_delay else await measure_loop_delay(setup.proxy_port)
+    return {"runs": runs, "loop_delay": loop_delay}
+
+
+def _noise_warning(run: Run) -> str:
+    foreign = max(run.server_cpu_foreign or 0.0, run.client_cpu_foreign or 0.0)
+    return f"  NOISE: other processes used {foreign:.0%} of a pinned CPU" if foreign > NOISE_LIMIT else ""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 s per run instead of 5 s, shorter warm-up")
+    parser.add_argument("--duration", type=float, help="seconds measured per run (default 5, 2 with --quick)")
+    parser.add_argument("--warmup", type=float, help="seconds of load before measuring (default 1, 0.5 with --quick)")
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=list(CONCURRENCY))
+    parser.add_argument("--scenarios", type=lambda s: s.split(","), help="comma-separated subset of the scenarios")
+    parser.add_argument("--workers", type=int, default=1, help="proxy worker processes (WEB_CONCURRENCY)")
+    parser.add_argument("--proxy-cpus", default=None, help="taskset CPU list for the proxy (default: the first CPU)")
+    parser.add_argument("--pure", action="store_true", help="run the proxy with CCPROXY_ENABLE_CYTHON=false")
+    parser.add_argument("--no-loop-delay", action="store_true", help="skip the count_tokens loop-delay check")
+    parser.add_argument("--no-floor", action="store_true", help="skip the Sanic + aiohttp forwarding floor runs")
+    parser.add_argument("--json", type=Path, help="write all results here as JSON")
+    parser.add_argument("--profile", type=Path, help="afterwards, py-spy the proxy under load; raw profile here")
+    parser.add_argument("--profile-scenario", default="small-json", help="scenario to profile (default small-json)")
+    parser.add_argument("--profile-concurrency", type=int, default=64)
+    parser.add_argument("--keep-logs", action="store_true", help="keep the scratch directory with process logs")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
+    return args
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through the same finally blocks as Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    available = scenarios()
+    names = args.scenarios or list(available)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        print(f"unknown scenario(s) {unknown}; choose from {list(available)}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Explicitly: a shell starting us in the background leaves SIGINT ignored, and Ctrl-C must still tear down.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("warning: fewer than 2 CPUs: the proxy, upstream and client share one; figures mix", file=sys.stderr)
+    proxy_cpus = args.proxy_cpus or (str(cpus[0]) if len(cpus) >= 2 else None)
+    client_cpu = cpus[1] if len(cpus) >= 2 else None
+    if client_cpu is not None:
+        os.sched_setaffinity(0, {client_cpu})
+    pinning = Pinning(
+        proxy=frozenset(parse_cpu_list(proxy_cpus)) if proxy_cpus else frozenset(),
+        client=frozenset({client_cpu}) if client_cpu is not None else frozenset(),
+    )
+    log_dir = scratch_dir()
+    setup: Setup | None = None
+    children: list[Child] = []
+    ok = False
+    try:
+        upstream, upstream_port = start_upstream(log_dir, client_cpu)
+        children.append(upstream)
+        extra_env = {"CCPROXY_ENABLE_CYTHON": "false"} if args.pure else None
+        proxy, proxy_port, health = start_proxy(
+            log_dir, upstream_port, workers=args.workers, cpus=proxy_cpus, extra_env=extra_env
+        )
+        children.append(proxy)
+        setup = Setup(proxy, proxy_port, upstream, upstream_port, health, client_cpu, pinning)
+        if not args.no_floor:
+            setup.floor, setup.floor_port = start_floor(log_dir, upstream_port, cpus=proxy_cpus)
+            children.append(setup.floor)
+        time.sleep(0.5)
+        idle_rss_mb = round(tree_rss_kb(proxy.pid) / 1024, 1)
+        idle_processes = rss_breakdown(proxy.pid)
+        print(
+            f"proxy pid {proxy.pid} ({args.workers} worker(s), {health.get('core')} core) on CPU {proxy_cpus}; "
+            f"upstream and load generator on CPU {client_cpu}; idle RSS {idle_rss_mb} MB; "
+            f"{args.duration:g} s per run after {args.warmup:g} s warm-up",
+            flush=True,
+        )
+        results = run_async(run_all(args, setup, [available[name] for name in names]))
+        runs: list[Run] = results["runs"]
+        rows = pair_rows(runs, available)
+        report = {
+            "machine": machine(),
+            "config": {
+                "workers": args.workers,
+                "core": health.get("core"),
+                "proxy_cpus": proxy_cpus,
+                "client_cpu": client_cpu,
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "paced_gap_ms": PACED_GAP_MS,
+                "git": git_state(),
+            },
+            "idle_rss_mb": idle_rss_mb,
+            "idle_rss_processes": idle_processes,
+            "idle_rss_target_mb": IDLE_RSS_TARGET_MB,
+            "rows": rows,
+            "runs": [asdict(run) for run in runs],
+            "loop_delay": results["loop_delay"],
+        }
+        print()
+        print(markdown_table(rows))
+        print()
+        verdict = "ok" if idle_rss_mb <= IDLE_RSS_TARGET_MB else "MISSED"
+        print(f"idle RSS after start-up: {idle_rss_mb} MB (target ≤ {IDLE_RSS_TARGET_MB:g} MB {verdict})")
+        if len(idle_processes) > 1:
+            print("  per process: " + ", ".join(f"{p['name']} {p['pid']}: {p['rss_mb']} MB" for p in idle_processes))
+        if results["loop_delay"]:
+            print(describe(results["loop_delay"]))
+        if args.profile:
+            profile_scenario = available[args.profile_scenario]
+            request = profile_scenario.proxy_request(proxy_port)
+            check = profile_scenario.proxy_check()
+
+            def load() -> None:
+                run_async(
+                    measure(
+                        scenario=profile_scenario.name,
+                        target="proxy",
+                        port=proxy_port,
+                        request=request,
+                        check=check,
+                        concurrency=args.profile_concurrency,
+                        warmup=0.1,
+                        duration=args.duration,
+                        server_pid=proxy.pid,
+                        upstream_pid=upstream.pid,
+                        pinning=pinning,
+                    )
+                )
+
+            summary = profile_proxy(proxy.pid, args.profile, args.duration, client_cpu, load)
+            report["profile"] = {"scenario": profile_scenario.name, "path": str(args.profile), "summary": summary}
+            print(f"\nprofile of the proxy under {profile_scenario.name}, c={args.profile_concurrency}:\n{summary}")
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+            print(f"\nresults written to {args.json}")
+        ok = True
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted; stopping the proxy and the upstream", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"load.py: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if ok and not args.keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            print(f"process logs kept in {log_dir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
