@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from sanic import Request, Sanic
+from sanic import Sanic
 from sanic.config import Config
-from sanic.response import BaseHTTPResponse
 
 from ccproxy import __version__
 from ccproxy.core import implementation_name
@@ -66,8 +63,6 @@ def create_app(settings: Settings | object | None = None) -> CCProxyApp:
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
     app.blueprint(api)
     install_error_handlers(app)
-    app.register_middleware(_assign_request_id, "request")
-    app.register_middleware(_add_request_id_header, "response")
     app.before_server_start(_open_resources)
     app.after_server_stop(_close_resources)
     return app
@@ -146,17 +141,6 @@ def _models_listing(router: ModelRouter) -> dict[str, Any]:
         for name in KNOWN_CLAUDE_MODELS
     ]
     return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
-
-
-async def _assign_request_id(request: Request) -> None:
-    request.ctx.request_id = "req_" + secrets.token_hex(12)
-    request.ctx.started = time.perf_counter()
-
-
-async def _add_request_id_header(request: Request, response: BaseHTTPResponse) -> None:
-    request_id = getattr(request.ctx, "request_id", None)
-    if request_id:
-        response.headers["request-id"] = request_id
 
 
 async def _open_resources(app: CCProxyApp) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
@@ -13,8 +14,12 @@ from ccproxy.errors import ProxyError, error_body, error_type_for_status
 log = logging.getLogger("ccproxy.http")
 
 
-def request_id_of(request: Request) -> str | None:
-    return getattr(request.ctx, "request_id", None)
+def request_id_of(request: Request) -> str:
+    """This request's `req_…` id, made on first use. Every response carries it as the `request-id` header."""
+    request_id: str | None = getattr(request.ctx, "request_id", None)
+    if request_id is None:
+        request_id = request.ctx.request_id = "req_" + secrets.token_hex(12)
+    return request_id
 
 
 def proxy_error_response(request: Request, exc: ProxyError) -> HTTPResponse:
@@ -29,7 +34,8 @@ def proxy_error_response(request: Request, exc: ProxyError) -> HTTPResponse:
         exc.error_type,
         exc.message,
     )
-    return json(exc.body(request_id_of(request)), status=exc.status, headers=exc.headers)
+    request_id = request_id_of(request)
+    return json(exc.body(request_id), status=exc.status, headers={**exc.headers, "request-id": request_id})
 
 
 def sanic_error_response(request: Request, exc: SanicException) -> HTTPResponse:
@@ -38,15 +44,18 @@ def sanic_error_response(request: Request, exc: SanicException) -> HTTPResponse:
     message = str(exc) or "Request failed"
     if status == 404:
         message = f"Not found: {request.method} {request.path}"
-    body = error_body(error_type_for_status(status), message, request_id_of(request))
-    return json(body, status=status, headers=getattr(exc, "headers", None) or None)
+    request_id = request_id_of(request)
+    body = error_body(error_type_for_status(status), message, request_id)
+    headers = {**(getattr(exc, "headers", None) or {}), "request-id": request_id}
+    return json(body, status=status, headers=headers)
 
 
 def unexpected_error_response(request: Request, exc: Exception) -> HTTPResponse:
     """A bug: logged with its traceback on the server, a plain 500 api_error for the client."""
     log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
-    body = error_body("api_error", "Internal proxy error", request_id_of(request))
-    return json(body, status=500)
+    request_id = request_id_of(request)
+    body = error_body("api_error", "Internal proxy error", request_id)
+    return json(body, status=500, headers={"request-id": request_id})
 
 
 def install_error_handlers(app: Sanic) -> None:  # type: ignore[type-arg]  # any Sanic app

@@ -11,6 +11,7 @@ from sanic.response import HTTPResponse, empty, json, raw
 
 from ccproxy.core.jsoncodec import dumps
 from ccproxy.errors import ProxyError
+from ccproxy.http.errors import request_id_of
 
 if TYPE_CHECKING:
     from ccproxy.app import CCProxyApp
@@ -33,14 +34,22 @@ async def messages(request: Request) -> HTTPResponse | None:
     app = app_of(request)
     pipeline = app.ctx.pipeline
     started = time.perf_counter()
-    headers = {name: request.headers[name] for name in GUARDRAIL_HEADERS if name in request.headers}
-    prepared = await pipeline.prepare(request.body, headers, request.ctx.request_id)
+    request_id = request_id_of(request)
+    # Guardrails see a few client headers (never credentials); skip building them when there are none.
+    headers = (
+        {name: request.headers[name] for name in GUARDRAIL_HEADERS if name in request.headers}
+        if pipeline.guardrails
+        else {}
+    )
+    prepared = await pipeline.prepare(request.body, headers, request_id)
     if not prepared.stream:
         message = await pipeline.complete(prepared)
         _log_done(request, prepared.upstream_model, started, stream=False)
-        return raw(dumps(message), content_type="application/json")
+        return raw(dumps(message), content_type="application/json", headers={"request-id": request_id})
     upstream = await pipeline.open_stream(prepared)
-    response = await request.respond(content_type="text/event-stream", headers=SSE_HEADERS)
+    response = await request.respond(
+        content_type="text/event-stream", headers={**SSE_HEADERS, "request-id": request_id}
+    )
     if response is None:  # pragma: no cover — only when a handler already responded
         return None
     async for data in pipeline.stream_events(prepared, upstream):
@@ -53,18 +62,19 @@ async def messages(request: Request) -> HTTPResponse | None:
 @api.post("/v1/messages/count_tokens")
 async def count_tokens(request: Request) -> HTTPResponse:
     result = await app_of(request).ctx.pipeline.count_tokens(request.body)
-    return json(result)
+    return json(result, headers={"request-id": request_id_of(request)})
 
 
 async def health(request: Request) -> HTTPResponse:
+    headers = {"request-id": request_id_of(request)}
     if request.method == "HEAD":
-        return empty(status=200)
-    return json(app_of(request).ctx.health)
+        return empty(status=200, headers=headers)
+    return json(app_of(request).ctx.health, headers=headers)
 
 
 @api.get("/v1/models")
 async def models(request: Request) -> HTTPResponse:
-    return json(app_of(request).ctx.models)
+    return json(app_of(request).ctx.models, headers={"request-id": request_id_of(request)})
 
 
 async def unknown_endpoint(request: Request, path: str) -> HTTPResponse:
@@ -80,7 +90,7 @@ def _log_done(request: Request, upstream_model: str, started: float, *, stream: 
     if log.isEnabledFor(logging.INFO):
         log.info(
             "%s %s -> %s stream=%s %.0f ms",
-            request.ctx.request_id,
+            request_id_of(request),
             request.path,
             upstream_model,
             stream,
