@@ -96,23 +96,24 @@ def proxy_stream(core: Core, reads: list[bytes]) -> list[bytes]:
     """pipeline.stream_events for one upstream read per chunk: SSE decode, JSON parse, translate, SSE encode."""
     translator = core.stream.StreamTranslator(response_context())
     decoder = core.sse.SSEDecoder()
-    encode: Callable[[dict[str, Any]], bytes] = core.sse.encode_event
-    out = [b"".join(encode(event) for event in translator.start())]
-    events: list[dict[str, Any]] = []
+    encode_events: Callable[[list[dict[str, Any]]], bytes] = core.sse.encode_events
+    out = [encode_events(translator.start())]
+    parts: list[bytes] = []
     for data in reads:
         for payload in decoder.feed(data):
-            if payload == "[DONE]":
-                events.extend(translator.finish())
+            if payload == b"[DONE]":
+                parts.append(encode_events(translator.finish()))
                 break
-            events.extend(translator.feed(codec_loads(payload)))
-        if events:
-            out.append(b"".join(encode(event) for event in events))
-            events.clear()
+            parts.append(translator.feed_sse(codec_loads(payload)))
+        encoded = b"".join(parts)
+        parts.clear()
+        if encoded:
+            out.append(encoded)
         if translator.done:
             break
-    events.extend(translator.finish())
-    if events:
-        out.append(b"".join(encode(event) for event in events))
+    encoded = encode_events(translator.finish())
+    if encoded:
+        out.append(encoded)
     return out
 
 
@@ -125,9 +126,9 @@ def translate_only(core: Core, chunks: list[dict[str, Any]]) -> list[dict[str, A
     return events
 
 
-def decode_sse(core: Core, reads: list[bytes]) -> list[str]:
+def decode_sse(core: Core, reads: list[bytes]) -> list[bytes]:
     decoder = core.sse.SSEDecoder()
-    payloads: list[str] = []
+    payloads: list[bytes] = []
     for data in reads:
         payloads.extend(decoder.feed(data))
     payloads.extend(decoder.flush())
@@ -231,14 +232,14 @@ def test_sse_decode(benchmark: Benchmark, core: Core) -> None:
     benchmark.group = "sse-decode: 101 events, one read each"
     result = benchmark(decode_sse, core, STREAM_READS)
     assert len(result) == len(STREAM_READS)
-    assert result[-1] == "[DONE]"
+    assert result[-1] == b"[DONE]"
 
 
 def test_sse_decode_baseline(benchmark: Benchmark) -> None:
     """The floor: cut `data: ` and the blank line off bytes known to hold exactly one event."""
     benchmark.group = "sse-decode: 101 events, one read each"
-    result = benchmark(lambda: [data[len(b"data: ") : -2].decode() for data in STREAM_READS])
-    assert result[-1] == "[DONE]"
+    result = benchmark(lambda: [data[len(b"data: ") : -2] for data in STREAM_READS])
+    assert result[-1] == b"[DONE]"
 
 
 def test_sse_encode(benchmark: Benchmark, core: Core, pure_core: Core, anthropic_events: list[dict[str, Any]]) -> None:

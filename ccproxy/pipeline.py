@@ -16,7 +16,7 @@ from ccproxy.core.jsoncodec import dumps, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response
-from ccproxy.core.sse import SSEDecoder, encode_event
+from ccproxy.core.sse import SSEDecoder, encode_events
 from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
@@ -160,41 +160,44 @@ class MessagesPipeline:
         """Anthropic SSE bytes for an open upstream stream; failures after the first byte become an error event."""
         translator = StreamTranslator(prepared.context)
         decoder = SSEDecoder()
-        yield _encode(translator.start())
-        # Events go into one list that is flushed per upstream read, so whatever was translated before a failure
-        # still reaches the client ahead of the error event.
-        events: list[dict[str, Any]] = []
+        yield encode_events(translator.start())
+        # Encoded events go into one list that is flushed per upstream read, so whatever was translated before a
+        # failure still reaches the client ahead of the error event.
+        out: list[bytes] = []
         try:
             async for data in self.transport.iter_bytes(response):
-                self._translate(decoder.feed(data), translator, events)
-                if events:
-                    yield _encode(events)
-                    events.clear()
+                self._translate(decoder.feed(data), translator, out)
+                if out:
+                    encoded = b"".join(out)
+                    out.clear()
+                    if encoded:
+                        yield encoded
                 if translator.done:
                     break
-            self._translate(decoder.flush(), translator, events)
-            events.extend(translator.finish())
+            self._translate(decoder.flush(), translator, out)
+            out.append(encode_events(translator.finish()))
         except ProxyError as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
-            events.extend(translator.error_events(exc))
+            out.append(encode_events(translator.error_events(exc)))
         except Exception:  # a bug must still end the stream the way clients expect
             log.exception("stream %s failed in translation", prepared.guard.request_id)
-            events.extend(translator.error_events(ProxyError("Internal proxy error", status=500)))
-        if events:
-            yield _encode(events)
+            out.append(encode_events(translator.error_events(ProxyError("Internal proxy error", status=500))))
+        encoded = b"".join(out)
+        if encoded:
+            yield encoded
 
     @staticmethod
-    def _translate(payloads: list[str], translator: StreamTranslator, events: list[dict[str, Any]]) -> None:
+    def _translate(payloads: list[bytes], translator: StreamTranslator, out: list[bytes]) -> None:
         for payload in payloads:
-            if payload == "[DONE]":
-                events.extend(translator.finish())
+            if payload == b"[DONE]":
+                out.append(encode_events(translator.finish()))
                 return
             try:
                 chunk = loads(payload)
             except ValueError:
                 raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
             if isinstance(chunk, dict):
-                events.extend(translator.feed(chunk))
+                out.append(translator.feed_sse(chunk))
 
     async def token_counter(self) -> TokenCounter:
         """The tokenizer, loaded once per process in a worker thread on first use."""
@@ -219,7 +222,3 @@ class MessagesPipeline:
             count = tokens.count_request(body)
         await self.cache.set(key, count, COUNT_CACHE_TTL)
         return {"input_tokens": count}
-
-
-def _encode(events: list[dict[str, Any]]) -> bytes:
-    return b"".join(encode_event(event) for event in events)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ccproxy.core.jsoncodec import dumps_text, loads
+from ccproxy.core.jsoncodec import dumps, dumps_text, loads
 from ccproxy.core.plan import ResponseContext
+from ccproxy.core.sse import encode_events
 from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
 from ccproxy.errors import ProxyError
 
@@ -35,6 +36,13 @@ DETAIL_TEXT_FIELDS: dict[str, str] = {"reasoning.text": "text", "reasoning.summa
 
 # The key of a legacy `delta.function_call`; tool_calls indices are never negative.
 _FUNCTION_CALL_KEY = -1
+
+# The SSE bytes of a text or input_json delta event around its block index and its JSON string: exactly what
+# encode_event writes for the event dict (same keys, same order, compact).
+_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_TEXT_DELTA_MIDDLE = b',"delta":{"type":"text_delta","text":'
+_ARGUMENTS_DELTA_MIDDLE = b',"delta":{"type":"input_json_delta","partial_json":'
+_DELTA_TAIL = b"}}\n\n"
 
 
 def detail_text_field(detail: Any) -> str | None:
@@ -92,6 +100,7 @@ class StreamTranslator:
     """Feeds on OpenAI chunks, returns Anthropic events; one instance per response."""
 
     __slots__ = (
+        "_arguments_head",
         "_ctx",
         "_detail_index",
         "_done",
@@ -104,6 +113,7 @@ class StreamTranslator:
         "_pending_text",
         "_signature",
         "_started",
+        "_text_head",
         "_tool_blocks",
         "_tools",
         "_usage",
@@ -132,6 +142,9 @@ class StreamTranslator:
         self._tool_blocks = 0
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
+        # SSE bytes before the JSON string of a text / input_json delta of the open block.
+        self._text_head = b""
+        self._arguments_head = b""
 
     @property
     def done(self) -> bool:
@@ -181,6 +194,20 @@ class StreamTranslator:
             self._on_usage(usage, events)
         return events
 
+    def feed_sse(self, chunk: dict[str, Any]) -> bytes:
+        """`feed` encoded: the SSE bytes of its events, as `encode_event` writes them.
+
+        Most chunks only add text or tool arguments to the open block; those are encoded straight from the
+        chunk, without building the event dicts. Everything else goes through `feed`.
+        """
+        if self._open >= _TEXT and not self._done:
+            delta = _plain_delta(chunk)
+            if delta is not None:
+                encoded = self._text_sse(delta) if self._open == _TEXT else self._arguments_sse(delta)
+                if encoded is not None:
+                    return encoded
+        return encode_events(self.feed(chunk))
+
     def finish(self) -> list[dict[str, Any]]:
         """Close everything at the end of the upstream stream; idempotent."""
         if self._done:
@@ -196,6 +223,34 @@ class StreamTranslator:
             return []
         self._done = True
         return [{"type": "error", "error": {"type": error.error_type, "message": error.message}}]
+
+    # -- encoded fast paths --------------------------------------------------------------------------------
+
+    def _text_sse(self, delta: dict[str, Any]) -> bytes | None:
+        """A delta that only continues the open text block, encoded; None for any other delta."""
+        text = delta.get("content")
+        if type(text) is not str or not text or delta.get("tool_calls") or _has_more_than_content(delta):
+            return None
+        return b"".join((self._text_head, dumps(text), _DELTA_TAIL))
+
+    def _arguments_sse(self, delta: dict[str, Any]) -> bytes | None:
+        """A delta that only continues the open tool call's arguments, encoded; None for any other delta."""
+        tool = self._open_tool
+        calls = delta.get("tool_calls")
+        if tool is None or not tool.name or self._waiting or type(calls) is not list or len(calls) != 1:
+            return None
+        entry = calls[0]
+        index = entry.get("index") if type(entry) is dict else None
+        if type(index) is not int or index != tool.key or delta.get("content"):
+            return None
+        function = entry.get("function")
+        fragment = function.get("arguments") if type(function) is dict else None
+        if type(fragment) is not str or not fragment or _has_more_than_content(delta):
+            return None
+        # What _on_arguments does for the open tool call when no block is waiting.
+        tool.args.append(fragment)
+        tool.sent += 1
+        return b"".join((self._arguments_head, dumps(fragment), _DELTA_TAIL))
 
     # -- chunk parts -------------------------------------------------------------------------------------
 
@@ -417,8 +472,13 @@ class StreamTranslator:
 
     def _open_block(self, kind: int, content_block: dict[str, Any], events: list[dict[str, Any]]) -> None:
         self._close_block(events)
-        events.append({"type": "content_block_start", "index": self._next_index, "content_block": content_block})
+        index = self._next_index
+        events.append({"type": "content_block_start", "index": index, "content_block": content_block})
         self._next_index += 1
+        if kind == _TEXT:
+            self._text_head = _DELTA_HEAD + str(index).encode() + _TEXT_DELTA_MIDDLE
+        elif kind == _TOOL:
+            self._arguments_head = _DELTA_HEAD + str(index).encode() + _ARGUMENTS_DELTA_MIDDLE
         self._open = kind
         if kind == _TOOL:
             self._held_space = []
@@ -461,6 +521,24 @@ class StreamTranslator:
 
 def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
     return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+def _plain_delta(chunk: dict[str, Any]) -> dict[str, Any] | None:
+    """The delta of a chunk that holds choice 0 and nothing else to act on (no finish reason, usage or error)."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1 or chunk.get("usage") or chunk.get("error"):
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("index") or choice.get("finish_reason"):
+        return None
+    delta = choice.get("delta")
+    return delta if type(delta) is dict else None
+
+
+def _has_more_than_content(delta: dict[str, Any]) -> bool:
+    """Whether a delta holds parts that `feed` acts on besides content and tool calls. Plain reasoning is not
+    one of them: a text or tool block is open, so `feed` would drop it."""
+    return bool(delta.get("refusal") or delta.get("function_call") or delta.get("reasoning_details"))
 
 
 def _choice_zero(choices: list[dict[str, Any]]) -> dict[str, Any] | None:

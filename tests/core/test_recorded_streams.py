@@ -19,7 +19,7 @@ import pytest
 
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.response import accumulate_chunks, convert_response
-from ccproxy.core.sse import SSEDecoder, encode_event
+from ccproxy.core.sse import SSEDecoder, encode_event, encode_events
 from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
@@ -55,9 +55,9 @@ def context(exchange: Exchange) -> ResponseContext:
     )
 
 
-def decode(*pieces: bytes) -> list[str]:
+def decode(*pieces: bytes) -> list[bytes]:
     decoder = SSEDecoder()
-    payloads: list[str] = []
+    payloads: list[bytes] = []
     for piece in pieces:
         payloads += decoder.feed(piece)
     return payloads + decoder.flush()
@@ -90,15 +90,15 @@ def check_splits(raw: bytes, offsets: Any = None) -> int:
             continue
         start, end = bounds[max(event - 1, 0)], bounds[min(event + 2, len(bounds) - 1)]
         window = raw[start:end]
-        expected = naive_sse_payloads(window)
+        expected = [payload.encode() for payload in naive_sse_payloads(window)]
         for k in splits:
             assert decode(window[: k - start], window[k - start :]) == expected, (k, window)
         checked += len(splits)
     return checked
 
 
-def chunks_of(payloads: list[str]) -> list[dict[str, Any]]:
-    assert payloads[-1] == "[DONE]"
+def chunks_of(payloads: list[bytes]) -> list[dict[str, Any]]:
+    assert payloads[-1] == b"[DONE]"
     return [json.loads(payload) for payload in payloads[:-1]]
 
 
@@ -112,9 +112,9 @@ def translate(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[dict[s
 
 @pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
 def test_decoder_matches_an_independent_reading(stream: Exchange) -> None:
-    reference = naive_sse_payloads(stream.raw)
+    reference = [payload.encode() for payload in naive_sse_payloads(stream.raw)]
     assert decode(stream.raw) == reference
-    assert reference[-1] == "[DONE]"
+    assert reference[-1] == b"[DONE]"
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
@@ -137,6 +137,22 @@ def test_split_around_other_line_endings(stream: Exchange, newline: bytes) -> No
     assert decode(raw) == decode(stream.raw)
     near_line_ends = {k + step for k, byte in enumerate(raw) if byte in b"\r\n" for step in (0, 1, 2)}
     assert check_splits(raw, near_line_ends) > 0
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+def test_feed_sse_writes_the_bytes_of_feeds_events(stream: Exchange) -> None:
+    # The pipeline sends `feed_sse`'s bytes; its fast paths must be invisible.
+    ctx = context(stream)
+    by_dicts, by_bytes = StreamTranslator(ctx), StreamTranslator(ctx)
+    encoded = [encode_events(by_bytes.start())]
+    by_dicts.start()
+    for chunk in chunks_of(decode(stream.raw)):
+        sent = by_bytes.feed_sse(chunk)
+        assert sent == encode_events(by_dicts.feed(chunk)), chunk
+        encoded.append(sent)
+    encoded.append(encode_events(by_bytes.finish()))
+    assert encode_events(by_dicts.finish()) == encoded[-1]
+    assert parse_sse(b"".join(encoded)) == translate(chunks_of(decode(stream.raw)), ctx)
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])

@@ -10,9 +10,9 @@ from ccproxy.core.sse import SSEDecoder, encode_event
 from tests.support.anthropic_stream import parse_sse
 
 
-def decode(*pieces: bytes) -> list[str]:
+def decode(*pieces: bytes) -> list[bytes]:
     decoder = SSEDecoder()
-    payloads: list[str] = []
+    payloads: list[bytes] = []
     for piece in pieces:
         payloads.extend(decoder.feed(piece))
     payloads.extend(decoder.flush())
@@ -31,17 +31,17 @@ MIXED = (
     "data\n\n"
     "unknown: field\ndata: [DONE]\n\n"
 ).encode()
-MIXED_PAYLOADS = ['{"a":"é"}', '{"b":\n"日本"}', '{"c":"🙂"}', " two spaces", "[DONE]"]
+MIXED_PAYLOADS = [text.encode() for text in ['{"a":"é"}', '{"b":\n"日本"}', '{"c":"🙂"}', " two spaces", "[DONE]"]]
 
 
 def test_lf_events() -> None:
-    assert decode(b'data: {"x":1}\n\ndata: {"x":2}\n\n') == ['{"x":1}', '{"x":2}']
+    assert decode(b'data: {"x":1}\n\ndata: {"x":2}\n\n') == [b'{"x":1}', b'{"x":2}']
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
 def test_every_line_ending(newline: bytes) -> None:
     body = b"data: one" + newline + newline + b"data: two" + newline + b"data: 2b" + newline + newline
-    assert decode(body) == ["one", "two\n2b"]
+    assert decode(body) == [b"one", b"two\n2b"]
 
 
 def test_mixed_stream() -> None:
@@ -49,20 +49,20 @@ def test_mixed_stream() -> None:
 
 
 def test_multi_line_data_is_joined_with_lf() -> None:
-    assert decode(b"data: {\ndata: }\n\n") == ["{\n}"]
+    assert decode(b"data: {\ndata: }\n\n") == [b"{\n}"]
 
 
 def test_comments_and_other_fields_are_ignored() -> None:
     body = b": keep-alive\n\nevent: message\nid: 1\nretry: 5\nfoo: bar\ndata: x\n\n"
-    assert decode(body) == ["x"]
+    assert decode(body) == [b"x"]
 
 
 def test_field_value_loses_one_leading_space_only() -> None:
-    assert decode(b"data:x\n\ndata:  y\n\n") == ["x", " y"]
+    assert decode(b"data:x\n\ndata:  y\n\n") == [b"x", b" y"]
 
 
 def test_done_is_returned_as_is() -> None:
-    assert decode(b"data: [DONE]\n\n") == ["[DONE]"]
+    assert decode(b"data: [DONE]\n\n") == [b"[DONE]"]
 
 
 def test_events_with_empty_data_are_dropped() -> None:
@@ -72,58 +72,58 @@ def test_events_with_empty_data_are_dropped() -> None:
 def test_payload_is_returned_when_its_event_completes() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\n") == []
-    assert decoder.feed(b"\n") == ["a"]
+    assert decoder.feed(b"\n") == [b"a"]
 
 
 def test_flush_returns_an_event_without_the_final_blank_line() -> None:
     decoder = SSEDecoder()
-    assert decoder.feed(b"data: a\n\ndata: b\n") == ["a"]
-    assert decoder.flush() == ["b"]
+    assert decoder.feed(b"data: a\n\ndata: b\n") == [b"a"]
+    assert decoder.flush() == [b"b"]
 
 
 def test_flush_returns_a_last_line_without_line_end() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: [DO") == []
-    assert decoder.flush() == ["[DO"]
+    assert decoder.flush() == [b"[DO"]
 
 
 def test_flush_empties_the_decoder() -> None:
     decoder = SSEDecoder()
     decoder.feed(b"data: a")
-    assert decoder.flush() == ["a"]
+    assert decoder.flush() == [b"a"]
     assert decoder.flush() == []
-    assert decoder.feed(b"data: b\n\n") == ["b"]
+    assert decoder.feed(b"data: b\n\n") == [b"b"]
 
 
 def test_cr_at_the_end_of_a_read_then_lf() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\r") == []
-    assert decoder.feed(b"\n\r") == ["a"]
+    assert decoder.feed(b"\n\r") == [b"a"]
     assert decoder.feed(b"\n") == []
-    assert decoder.feed(b"data: b\r\r") == ["b"]
+    assert decoder.feed(b"data: b\r\r") == [b"b"]
 
 
 def test_cr_then_empty_read_then_lf() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\r") == []
     assert decoder.feed(b"") == []
-    assert decoder.feed(b"\n\r\n") == ["a"]
+    assert decoder.feed(b"\n\r\n") == [b"a"]
 
 
 def test_cr_only_stream_dispatches_without_waiting_for_more_bytes() -> None:
     decoder = SSEDecoder()
-    assert decoder.feed(b"data: a\r\r") == ["a"]
+    assert decoder.feed(b"data: a\r\r") == [b"a"]
 
 
 def test_bom_is_stripped_only_at_the_start() -> None:
-    assert decode(b"\xef\xbb\xbfdata: a\n\n") == ["a"]
-    assert decode(b"\xef", b"\xbb", b"\xbfdata: a\n\n") == ["a"]
+    assert decode(b"\xef\xbb\xbfdata: a\n\n") == [b"a"]
+    assert decode(b"\xef", b"\xbb", b"\xbfdata: a\n\n") == [b"a"]
     # Later, a BOM is an ordinary character of an unknown field name.
-    assert decode(b"data: a\n\n\xef\xbb\xbfdata: b\n\n") == ["a"]
+    assert decode(b"data: a\n\n\xef\xbb\xbfdata: b\n\n") == [b"a"]
 
 
 def test_invalid_utf8_becomes_replacement_characters() -> None:
-    assert decode(b"data: a\xffb\n\n") == ["a\ufffdb"]
+    assert decode(b"data: a\xffb\n\n") == ["a\ufffdb".encode()]
 
 
 def test_split_at_every_offset_gives_identical_payloads() -> None:
@@ -140,6 +140,31 @@ def test_split_at_every_pair_of_offsets_gives_identical_payloads() -> None:
 
 def test_one_byte_at_a_time() -> None:
     assert decode(*(MIXED[i : i + 1] for i in range(len(MIXED)))) == MIXED_PAYLOADS
+
+
+# The same stream with LF line ends only: reads of whole one-line events take the decoder's fast path, and the
+# splits below mix it with the line reader (partial lines, multi-line events, the BOM, comments, other fields).
+LF_ONLY = MIXED.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def test_lf_only_stream_split_at_every_pair_of_offsets() -> None:
+    assert decode(LF_ONLY) == MIXED_PAYLOADS
+    for first in range(len(LF_ONLY) + 1):
+        for second in range(first, len(LF_ONLY) + 1):
+            pieces = (LF_ONLY[:first], LF_ONLY[first:second], LF_ONLY[second:])
+            assert decode(*pieces) == MIXED_PAYLOADS, (first, second)
+
+
+def test_several_whole_events_and_a_partial_line_in_one_read() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n\n: ping\n\ndata:b\n\n\n\ndata: c") == [b"a", b"b"]
+    assert decoder.feed(b"d\n\ndata: e\n\ndata: f\n") == [b"cd", b"e"]
+    assert decoder.feed(b"data: g\n\n") == [b"f\ng"]
+
+
+def test_invalid_utf8_in_a_read_of_whole_events() -> None:
+    body = b"data: a\n\ndata: \xe6\x97\n\ndata: \xe6\x97\xa5\n\n"
+    assert decode(body) == [b"a", "\ufffd".encode(), "日".encode()]
 
 
 def test_encode_event_framing() -> None:

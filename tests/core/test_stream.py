@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ccproxy.core.plan import ResponseContext
+from ccproxy.core.sse import encode_events
 from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import ProxyError, UpstreamError
@@ -62,14 +63,24 @@ def tools(*entries: dict[str, Any], finish: str | None = None) -> dict[str, Any]
 
 
 def run(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[Event]:
-    """start + every chunk + finish, checked against the grammar."""
+    """start + every chunk + finish, checked against the grammar and against `feed_sse`."""
     translator = StreamTranslator(ctx)
     events = translator.start()
     for item in chunks:
         events += translator.feed(item)
     events += translator.finish()
     check_stream(events)
+    check_feed_sse(chunks, ctx)
     return events
+
+
+def check_feed_sse(chunks: list[dict[str, Any]], ctx: ResponseContext) -> None:
+    """`feed_sse` writes, chunk by chunk, exactly the bytes of `feed`'s events (its fast paths skip the dicts)."""
+    by_dicts, by_bytes = StreamTranslator(ctx), StreamTranslator(ctx)
+    by_dicts.start(), by_bytes.start()
+    for item in chunks:
+        assert by_bytes.feed_sse(item) == encode_events(by_dicts.feed(item)), item
+    assert encode_events(by_bytes.finish()) == encode_events(by_dicts.finish())
 
 
 def content(events: list[Event]) -> list[dict[str, Any]]:
