@@ -92,8 +92,22 @@ async def _probe(port: int, until: asyncio.Future[Any] | float, latencies: list[
 
 
 async def measure_loop_delay(port: int, target_tokens: int = TARGET_TOKENS) -> dict[str, Any]:
-    """Worst and p99 `GET /` latency while idle and while a ~150k-token count_tokens request runs."""
-    body = dumps(count_tokens_body(target_tokens)).encode()
+    """Worst and p99 `GET /` latency while idle and while a ~150k-token count_tokens request runs.
+
+    Measured twice: "cold" is the process's first count, which also loads the tokenizer (done lazily to keep idle RSS
+    low); the verdict is on the "warm" one, a second body of the same size (different text, so no cache answer).
+    """
+    cold = await _measure_once(port, target_tokens, "cold")
+    warm = await _measure_once(port, target_tokens, "warm")
+    warm["cold_worst_ms"] = cold["worst_ms"]
+    warm["cold_count_ms"] = cold["count_ms"]
+    return warm
+
+
+async def _measure_once(port: int, target_tokens: int, salt: str) -> dict[str, Any]:
+    payload = count_tokens_body(target_tokens)
+    payload["system"] = f"loop-delay probe ({salt})"
+    body = dumps(payload).encode()
     headers = {"Content-Type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "sk-ant-bench"}
     request = http_request("POST", "/v1/messages/count_tokens?beta=true", port, body, headers)
 
@@ -136,7 +150,8 @@ def describe(result: dict[str, Any]) -> str:
         f"loop delay while counting {result['input_tokens']:,} tokens ({result['body_bytes'] / 1e6:.2f} MB body, "
         f"answered in {result['count_ms']:.0f} ms): worst GET / {result['worst_ms']:.1f} ms, "
         f"p99 {result['p99_ms']:.1f} ms over {result['probes']} probes (idle worst {result['idle_worst_ms']:.1f} ms); "
-        f"target < {result['target_ms']:.0f} ms {verdict}"
+        f"target < {result['target_ms']:.0f} ms {verdict}; the first count of the process, which also loads the "
+        f"tokenizer, answered in {result['cold_count_ms']:.0f} ms with worst GET / {result['cold_worst_ms']:.1f} ms"
     )
 
 
