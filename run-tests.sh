@@ -3,6 +3,7 @@
 # whole suite twice: against the compiled (Cython) core and against the pure-Python core.
 #   ./run-tests.sh                 the whole suite, both cores
 #   ./run-tests.sh tests/core -x   any pytest arguments (still both cores)
+#   ./run-tests.sh --install-only  only set everything up (used by benchmarks/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,6 +20,9 @@ fi
 # The real Claude Code CLI for the end-to-end tests (from npm; idempotent).
 bash tests/support/install_claude_cli.sh >/dev/null
 export CCPROXY_REQUIRE_CLAUDE_CLI=1
+if [ "${1:-}" = "--install-only" ]; then
+    exit 0
+fi
 
 status=0
 for core in cython python; do
