@@ -11,6 +11,7 @@ from ccproxy.core.plan import ModelCapabilities
 from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
 from ccproxy.hookspecs import hookimpl
 from ccproxy.interfaces import (
+    BasicCredentials,
     CacheBackend,
     Guardrail,
     GuardrailContext,
@@ -21,6 +22,7 @@ from ccproxy.interfaces import (
 )
 
 __all__ = [
+    "BasicCredentials",
     "CacheBackend",
     "Guardrail",
     "GuardrailContext",

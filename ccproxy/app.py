@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,13 +12,14 @@ from sanic.config import Config
 
 from ccproxy import __version__
 from ccproxy.core import implementation_name
+from ccproxy.http.edge import EdgePolicy, add_cors_headers, check_request
 from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
-from ccproxy.interfaces import CacheBackend, ProviderConfig
+from ccproxy.interfaces import BasicCredentials, CacheBackend, ProviderConfig
 from ccproxy.pipeline import MessagesPipeline
 from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider
 from ccproxy.routing import ModelRouter
-from ccproxy.settings import Settings, SettingsError, load_settings
+from ccproxy.settings import Settings, SettingsError, load_settings, upstream_auth
 from ccproxy.tokens import TokenCounter
 from ccproxy.transport import Redactor, Transport
 from sanic_config import server_config
@@ -45,6 +47,7 @@ class AppState:
     cache: CacheBackend
     health: dict[str, Any]
     models: dict[str, Any]
+    edge: EdgePolicy
 
 
 CCProxyApp = Sanic[Config, AppState]
@@ -62,6 +65,9 @@ def create_app(settings: Settings | object | None = None) -> CCProxyApp:
     state = build_state(settings)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
     app.blueprint(api)
+    app.register_middleware(check_request, "request")
+    if settings.allowed_origins:  # otherwise every Origin is refused and no answer needs CORS headers
+        app.register_middleware(add_cors_headers, "response")
     install_error_handlers(app)
     app.before_server_start(_open_resources)
     app.after_server_stop(_close_resources)
@@ -74,12 +80,16 @@ def build_state(settings: Settings) -> AppState:
     registry = collect(pm, settings)
     provider_class = select_provider(registry, settings.provider)
     options = settings.options_for(settings.provider)
+    api_key = options.get("api_key", settings.api_key)
+    where = f"plugins.{settings.provider}.base_url" if "base_url" in options else "OPENAI_BASE_URL"
+    base_url, basic_auth = upstream_auth(str(options.get("base_url", settings.base_url)), api_key, where)
     config = ProviderConfig(
-        base_url=str(options.get("base_url", settings.base_url)),
-        api_key=options.get("api_key", settings.api_key),
+        base_url=base_url,
+        api_key=api_key,
         options=options,
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
+        basic_auth=basic_auth,
     )
     try:
         provider = provider_class(config)
@@ -93,7 +103,8 @@ def build_state(settings: Settings) -> AppState:
         provider.headers(),
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
-        redact=Redactor(provider.config.api_key, settings.api_key),
+        # An upstream may echo what it was sent: the password, or the whole basic-auth header.
+        redact=Redactor(provider.config.api_key, settings.api_key, *_basic_auth_secrets(basic_auth)),
     )
     router = ModelRouter(settings)
     pipeline = MessagesPipeline(
@@ -117,7 +128,12 @@ def build_state(settings: Settings) -> AppState:
             "provider": provider.name,
         },
         models=_models_listing(router),
+        edge=EdgePolicy.from_settings(settings, socket.gethostname()),
     )
+
+
+def _basic_auth_secrets(credentials: BasicCredentials | None) -> tuple[str, ...]:
+    return (credentials.password, credentials.token()) if credentials is not None else ()
 
 
 def configure_logging(level: str) -> None:
@@ -152,6 +168,8 @@ async def _open_resources(app: CCProxyApp) -> None:
         app.ctx.health["core"],
         app.ctx.transport.url,
     )
+    for name, hint in app.ctx.settings.ignored_settings:
+        log.warning("%s is set but not honoured: %s", name, hint)
 
 
 async def _close_resources(app: CCProxyApp) -> None:

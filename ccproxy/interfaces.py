@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ccproxy.core.plan import ModelCapabilities
 
 
 @dataclass(frozen=True, slots=True)
+class BasicCredentials:
+    """HTTP basic auth for the upstream, from `user:password@` in its base URL (already percent-decoded)."""
+
+    user: str = field(repr=False)
+    password: str = field(repr=False)
+
+    def authorization(self) -> str:
+        """The `Authorization` header value (RFC 7617, UTF-8)."""
+        return f"Basic {self.token()}"
+
+    def token(self) -> str:
+        """`user:password` in base64, as the header carries it."""
+        return base64.b64encode(f"{self.user}:{self.password}".encode()).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """What a provider is configured with: the core settings plus its own `[plugins.<name>]` table."""
+    """What a provider is configured with: the core settings plus its own `[plugins.<name>]` table.
+
+    `base_url` never carries credentials: `user:password@` in the configured URL arrives as `basic_auth`.
+    """
 
     base_url: str
-    api_key: str | None
-    options: Mapping[str, Any]
+    api_key: str | None = field(repr=False)
+    options: Mapping[str, Any] = field(repr=False)
     request_timeout: float = 600.0
     connect_timeout: float = 10.0
+    basic_auth: BasicCredentials | None = field(default=None, repr=False)
 
 
 class Provider(ABC):
@@ -47,6 +68,8 @@ class Provider(ABC):
         headers = {"content-type": "application/json", "accept": "application/json"}
         if self.config.api_key:
             headers["authorization"] = f"Bearer {self.config.api_key}"
+        elif self.config.basic_auth is not None:
+            headers["authorization"] = self.config.basic_auth.authorization()
         return headers
 
     def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:

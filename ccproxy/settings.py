@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ccproxy.interfaces import BasicCredentials
 
 DEFAULT_CONFIG_FILE = "plugins.toml"
 DEFAULT_ENV_FILE = ".env"
@@ -30,9 +34,97 @@ ENV_FIELDS: dict[str, str] = {
     "CONNECT_TIMEOUT": "connect_timeout",
     "CCPROXY_PROVIDER": "provider",
     "CCPROXY_CACHE": "cache",
+    "ALLOWED_HOSTS": "allowed_hosts",
+    "ALLOWED_ORIGINS": "allowed_origins",
 }
 INT_FIELDS = frozenset({"port", "workers"})
 FLOAT_FIELDS = frozenset({"request_timeout", "connect_timeout"})
+LIST_FIELDS = frozenset({"allowed_hosts", "allowed_origins"})  # comma-separated in the environment
+# What ccproxy/core/__init__.py understands for CCPROXY_ENABLE_CYTHON (it treats any other word as true).
+BOOLEAN_WORDS = frozenset({"1", "true", "yes", "on", "0", "false", "no", "off"})
+# Read from the process environment at import, before settings exist (see ccproxy/core/__init__.py).
+IMPORT_TIME_SETTINGS = ("CCPROXY_ENABLE_CYTHON",)
+
+# Settings the original CCProxy (CCWorkforce/CCProxy, ccproxy/config.py and .env.example) documented that ccproxy does
+# not honour (yet) -> what to do instead. Each one found in the environment or .env gets a start-up warning; the issue
+# that implements a setting removes its entry here.
+_NOT_YET = "not supported yet"
+_RETRIES = "not supported yet; the Anthropic SDKs and Claude Code retry 429 and 5xx answers themselves"
+_CIRCUIT = "not supported yet; an unreachable upstream answers 502 at once"
+_RATE = "not supported yet; ccproxy does not limit requests"
+_POOL = "not needed: the upstream connection pool has no limit and keeps idle connections 60 s"
+_CONVERTER_CACHE = "not needed: requests are converted without a cache"
+UNSUPPORTED_SETTINGS: dict[str, str] = {
+    "LOG_FILE_PATH": "not supported yet; ccproxy logs to stderr (redirect it to a file)",
+    "ERROR_LOG_FILE_PATH": "not supported yet; ccproxy logs to stderr (redirect it to a file)",
+    "LOG_PRETTY_CONSOLE": _NOT_YET,
+    "IS_LOCAL_DEPLOYMENT": "not needed: HOST, ALLOWED_HOSTS and ALLOWED_ORIGINS decide who may connect",
+    "REFERER_URL": 'use [plugins.openai] headers = {"HTTP-Referer" = "..."} in plugins.toml instead',
+    "RATE_LIMIT_ENABLED": _RATE,
+    "RATE_LIMIT_PER_MINUTE": _RATE,
+    "RATE_LIMIT_BURST": _RATE,
+    "SECURITY_HEADERS_ENABLED": _NOT_YET,
+    "ENABLE_HSTS": "not supported: ccproxy serves plain HTTP; put a TLS proxy in front for HTTPS",
+    "ENABLE_CORS": "use ALLOWED_ORIGINS instead (CORS is answered for the origins listed there)",
+    "CORS_ALLOW_ORIGINS": "use ALLOWED_ORIGINS instead",
+    "CORS_ALLOW_METHODS": "not needed: preflights from ALLOWED_ORIGINS are answered for the methods of the API",
+    "CORS_ALLOW_HEADERS": "not needed: preflights from ALLOWED_ORIGINS are answered for the headers they ask for",
+    "RESTRICT_BASE_URL": "not supported: OPENAI_BASE_URL is used as configured",
+    "ALLOWED_BASE_URL_HOSTS": "not supported: OPENAI_BASE_URL is used as configured",
+    "REDACT_LOG_FIELDS": "not needed: ccproxy logs no bodies or headers and redacts the upstream key everywhere",
+    "ERROR_TRACKING_ENABLED": _NOT_YET,
+    "ERROR_TRACKING_FILE": _NOT_YET,
+    "ERROR_TRACKING_MAX_SIZE_MB": _NOT_YET,
+    "ERROR_TRACKING_RETENTION_DAYS": _NOT_YET,
+    "ERROR_TRACKING_CAPTURE_REQUEST": _NOT_YET,
+    "ERROR_TRACKING_CAPTURE_RESPONSE": _NOT_YET,
+    "ERROR_TRACKING_MAX_BODY_SIZE": _NOT_YET,
+    "MAX_STREAM_SECONDS": "not supported yet; REQUEST_TIMEOUT limits the seconds without upstream data",
+    "CACHE_TOKEN_COUNTS_ENABLED": "not supported yet; count_tokens answers are always cached (600 s)",
+    "CACHE_TOKEN_COUNTS_TTL_S": "not supported yet; count_tokens answers are cached for 600 s",
+    "CACHE_TOKEN_COUNTS_MAX": "use max_entries in the [plugins.memory] table of plugins.toml instead",
+    "TOKENIZER_CACHE_SHARDS": _CONVERTER_CACHE,
+    "CACHE_CONVERTERS_ENABLED": _CONVERTER_CACHE,
+    "CACHE_CONVERTERS_MAX": _CONVERTER_CACHE,
+    "STREAM_DEDUPE_ENABLED": _NOT_YET,
+    "METRICS_CACHE_ENABLED": _NOT_YET,
+    "TRUNCATE_LONG_REQUESTS": "not supported yet; a prompt too long for the model gets the upstream's 400",
+    "TRUNCATION_CONFIG": "not supported yet; a prompt too long for the model gets the upstream's 400",
+    "CACHE_WARMUP_ENABLED": _NOT_YET,
+    "CACHE_WARMUP_FILE_PATH": _NOT_YET,
+    "CACHE_WARMUP_MAX_ITEMS": _NOT_YET,
+    "CACHE_WARMUP_ON_STARTUP": _NOT_YET,
+    "CACHE_WARMUP_PRELOAD_COMMON": _NOT_YET,
+    "CACHE_WARMUP_AUTO_SAVE_POPULAR": _NOT_YET,
+    "CACHE_WARMUP_POPULARITY_THRESHOLD": _NOT_YET,
+    "CACHE_WARMUP_SAVE_INTERVAL_SECONDS": _NOT_YET,
+    "PROVIDER_MAX_RETRIES": _RETRIES,
+    "PROVIDER_RETRY_BASE_DELAY": _RETRIES,
+    "PROVIDER_RETRY_JITTER": _RETRIES,
+    "CIRCUIT_BREAKER_FAILURE_THRESHOLD": _CIRCUIT,
+    "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": _CIRCUIT,
+    "CIRCUIT_BREAKER_HALF_OPEN_REQUESTS": _CIRCUIT,
+    "POOL_MAX_KEEPALIVE_CONNECTIONS": _POOL,
+    "POOL_MAX_CONNECTIONS": _POOL,
+    "POOL_KEEPALIVE_EXPIRY": _POOL,
+    "HTTP_CONNECT_TIMEOUT": "use CONNECT_TIMEOUT instead",
+    "HTTP_WRITE_TIMEOUT": "not supported yet; REQUEST_TIMEOUT limits the seconds without upstream data",
+    "HTTP_POOL_TIMEOUT": _POOL,
+    "TRACING_ENABLED": _NOT_YET,
+    "TRACING_EXPORTER": _NOT_YET,
+    "TRACING_ENDPOINT": _NOT_YET,
+    "TRACING_SERVICE_NAME": _NOT_YET,
+    "CLIENT_RATE_LIMIT_ENABLED": _RATE,
+    "CLIENT_RATE_LIMIT_RPM": _RATE,
+    "CLIENT_RATE_LIMIT_TPM": _RATE,
+    "CLIENT_RATE_LIMIT_BURST": _RATE,
+    "CLIENT_RATE_LIMIT_ADAPTIVE": _RATE,
+    "THREAD_POOL_MAX_WORKERS": "not needed: token counting runs in the event loop's default thread pool",
+    "THREAD_POOL_HIGH_CPU_THRESHOLD": _NOT_YET,
+    "THREAD_POOL_AUTO_SCALE": _NOT_YET,
+    "THREAD_POOL_SHRINK_THRESHOLD": _NOT_YET,
+    "THREAD_POOL_SHRINK_DELAY_SECONDS": _NOT_YET,
+}
 
 
 class SettingsError(ValueError):
@@ -44,7 +136,8 @@ class Settings:
     """Everything the app factory needs. Nothing reads os.environ after this is built."""
 
     api_key: str | None = field(default=None, repr=False)
-    base_url: str = OPENAI_BASE_URL
+    # As configured: it may carry `user:password@` (see split_credentials), so it is never logged as it is.
+    base_url: str = field(default=OPENAI_BASE_URL, repr=False)
     big_model: str = "gpt-5"
     small_model: str = "gpt-5-mini"
     host: str = "127.0.0.1"
@@ -55,6 +148,10 @@ class Settings:
     connect_timeout: float = 10.0
     provider: str = "openai"
     cache: str = "memory"
+    # Host header names served besides localhost and IP addresses ("*": any); lower case, no port.
+    allowed_hosts: tuple[str, ...] = ()
+    # Browser origins (`scheme://host[:port]`, lower case) allowed to call the API; none by default.
+    allowed_origins: tuple[str, ...] = ()
     # (glob pattern, upstream model) pairs from [routes], tried in order before the haiku/big default.
     routes: tuple[tuple[str, str], ...] = ()
     disabled_plugins: tuple[str, ...] = ()
@@ -62,6 +159,8 @@ class Settings:
     reasoning_options: Mapping[str, Any] = field(default_factory=dict)
     guardrail_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     config_path: str | None = None
+    # (name, hint) of each setting found in the environment or .env that is not honoured: warned about at start-up.
+    ignored_settings: tuple[tuple[str, str], ...] = ()
 
     def options_for(self, plugin: str) -> Mapping[str, Any]:
         """The `[plugins.<name>]` table, secrets already resolved."""
@@ -103,14 +202,38 @@ def resolve_secrets(value: Any, env: Mapping[str, str], where: str) -> Any:
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    try:
-        if name in INT_FIELDS:
+    """A setting's value from the environment (always text) or plugins.toml, checked for its type."""
+    if name in INT_FIELDS:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
             return int(value)
-        if name in FLOAT_FIELDS:
-            return float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{source}: invalid value {value!r}") from None
-    return str(value)
+        raise SettingsError(f"{source}: expected a whole number, got {value!r}")
+    if name in FLOAT_FIELDS:
+        number = _as_float(value)
+        if number is None:
+            raise SettingsError(f"{source}: expected a number of seconds, got {value!r}")
+        return number
+    if name in LIST_FIELDS:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise SettingsError(f"{source}: expected comma-separated names (or a list of strings in plugins.toml)")
+        # Host and Origin headers compare case-insensitively; browsers send origins without a trailing slash.
+        return tuple(item.strip().lower().rstrip("/") for item in items if item.strip())
+    if not isinstance(value, str):
+        raise SettingsError(f"{source}: expected a string, got {value!r}")
+    return value
+
+
+def _as_float(value: Any) -> float | None:
+    """A finite float from a number or its text; None when it is not one (bools, nan, inf included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -164,6 +287,24 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+def _ignored_settings(env: Mapping[str, str], process_env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(name, hint) of every setting that is set but will not be honoured, for the start-up warning."""
+    ignored = [(name, hint) for name, hint in UNSUPPORTED_SETTINGS.items() if env.get(name, "") != ""]
+    ignored.extend(
+        (name, "ccproxy reads it from the process environment before .env is loaded: export it instead")
+        for name in IMPORT_TIME_SETTINGS
+        if env.get(name, "") != "" and name not in process_env
+    )
+    return tuple(ignored)
+
+
+def _check_import_time_settings(env: Mapping[str, str]) -> None:
+    for name in IMPORT_TIME_SETTINGS:
+        value = env.get(name, "")
+        if value.strip() and value.strip().lower() not in BOOLEAN_WORDS:
+            raise SettingsError(f"{name}: expected true or false, got {value!r}")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
@@ -175,6 +316,7 @@ def load_settings(
     process_env = dict(os.environ if environ is None else environ)
     env_path = Path(env_file or process_env.get("CCPROXY_ENV_FILE") or DEFAULT_ENV_FILE)
     env = {**(parse_env_file(env_path) if env_path.is_file() else {}), **process_env}
+    _check_import_time_settings(env)
 
     values: dict[str, Any] = {}
     path_text = config_path or env.get("CCPROXY_CONFIG")
@@ -186,6 +328,7 @@ def load_settings(
     elif Path(DEFAULT_CONFIG_FILE).is_file():
         values.update(_config_values(_load_toml(Path(DEFAULT_CONFIG_FILE)), env, Path(DEFAULT_CONFIG_FILE)))
     values.update(_env_values(env))
+    values["ignored_settings"] = _ignored_settings(env, process_env)
     values.update({key: value for key, value in overrides.items() if value is not None})
     settings = Settings(**values)
     validate_settings(settings)
@@ -202,14 +345,58 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+# Everything up to the last `@` after `scheme://` (the scheme optional), for display_url: a password with an unencoded
+# `/`, `?` or `#` makes the userinfo look like a path, so the whole stretch is masked.
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?.*@")
+# A DNS name (underscores allowed: Docker service names have them), or one label such as `localhost`.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
+
+
+def display_url(url: str) -> str:
+    """`url` safe to print: any `user:password@` becomes `***@`."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
+
+
+def split_credentials(url: str) -> tuple[str, BasicCredentials | None]:
+    """`url` without `user:password@`, and those credentials percent-decoded (None when it carries none)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if host == parts.netloc:
+        return url, None
+    clean = urlunsplit(parts._replace(netloc=host))
+    if not parts.username and not parts.password:
+        return clean, None
+    return clean, BasicCredentials(unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def upstream_auth(base_url: str, api_key: str | None, where: str) -> tuple[str, BasicCredentials | None]:
+    """The base URL to send to and log (credentials removed) and its basic auth; refuses a key as well."""
+    clean, credentials = split_credentials(base_url)
+    if credentials is not None and api_key:
+        raise SettingsError(
+            f"{where}: has user:password@ for basic auth, and an API key is also set (OPENAI_API_KEY or "
+            "OPENROUTER_API_KEY); both would be sent in the Authorization header: keep only one of them"
+        )
+    return clean, credentials
+
+
+def is_host_name(text: str) -> bool:
+    """An IP address (IPv6 with or without brackets) or a DNS name, without a port."""
+    try:
+        ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return bool(_HOST_NAME.fullmatch(text))
+    return True
+
+
 def validate_settings(settings: Settings) -> None:
     """Raise SettingsError for the first invalid value, naming the setting users know it by."""
-    parts = urlsplit(settings.base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"OPENAI_BASE_URL: expected an http(s) URL, got {settings.base_url!r}")
-    if not settings.api_key and not _is_loopback(settings.base_url):
+    _validate_upstream(settings)
+    if not is_host_name(settings.host) or settings.host.startswith("["):
         raise SettingsError(
-            "OPENAI_API_KEY: not set (or set OPENROUTER_API_KEY); it is required for " + settings.base_url
+            f"HOST: expected an IP address or a host name (IPv6 without brackets), got {settings.host!r}"
         )
     if not 0 < settings.port < 65536:
         raise SettingsError(f"PORT: expected 1-65535, got {settings.port}")
@@ -220,5 +407,47 @@ def validate_settings(settings: Settings) -> None:
     for name in ("big_model", "small_model"):
         if not getattr(settings, name).strip():
             raise SettingsError(f"{name.upper()}_NAME: must not be empty")
-    if settings.request_timeout <= 0 or settings.connect_timeout <= 0:
-        raise SettingsError("REQUEST_TIMEOUT/CONNECT_TIMEOUT: must be positive")
+    for name, seconds in (("REQUEST_TIMEOUT", settings.request_timeout), ("CONNECT_TIMEOUT", settings.connect_timeout)):
+        if not seconds > 0:
+            raise SettingsError(f"{name}: expected a positive number of seconds, got {seconds}")
+    _validate_edge(settings)
+
+
+def _validate_upstream(settings: Settings) -> None:
+    shown = display_url(settings.base_url)
+    try:
+        parts = urlsplit(settings.base_url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid or any(c.isspace() for c in settings.base_url) or parts.query or parts.fragment:
+        raise SettingsError(f"OPENAI_BASE_URL: expected an http(s) URL like {OPENAI_BASE_URL}, got {shown!r}")
+    if "@" in parts.path:  # `user:pa/ss@host` parses as host `user`, port `pa`... : never send or log that
+        raise SettingsError(
+            f"OPENAI_BASE_URL: '@' after the host in {shown!r}; percent-encode / ? # @ and % in a user name or password"
+        )
+    _, credentials = upstream_auth(settings.base_url, settings.api_key, "OPENAI_BASE_URL")
+    if not settings.api_key and credentials is None and not _is_loopback(settings.base_url):
+        raise SettingsError("OPENAI_API_KEY: not set (or set OPENROUTER_API_KEY); it is required for " + shown)
+    if settings.api_key and any(c.isspace() or not c.isprintable() for c in settings.api_key):
+        raise SettingsError("OPENAI_API_KEY: contains a space, line break or control character (a stray quote?)")
+
+
+def _validate_edge(settings: Settings) -> None:
+    for name in settings.allowed_hosts:
+        if name != "*" and not is_host_name(name):
+            raise SettingsError(
+                f"ALLOWED_HOSTS: {name!r} is not a host name; list names without a port (any port is accepted), "
+                "or * to accept any Host"
+            )
+    for origin in settings.allowed_origins:
+        try:
+            parts = urlsplit(origin)
+            valid = bool(parts.scheme and parts.hostname) and parts.port != 0
+        except ValueError:
+            valid = False
+        if not valid or parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+            raise SettingsError(
+                f"ALLOWED_ORIGINS: {origin!r} is not an origin; list each as scheme://host[:port], "
+                "e.g. http://localhost:3000"
+            )

@@ -11,6 +11,7 @@ from sanic.response import HTTPResponse, empty, json, raw
 
 from ccproxy.core.jsoncodec import dumps
 from ccproxy.errors import ProxyError
+from ccproxy.http.edge import preflight
 from ccproxy.http.errors import request_id_of
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ def app_of(request: Request) -> CCProxyApp:
     return cast("CCProxyApp", request.app)
 
 
-@api.post("/v1/messages")
+# `ctx_json_body`: the edge (http/edge.py) refuses bodies that are not application/json on these routes.
+@api.post("/v1/messages", ctx_json_body=True)
 async def messages(request: Request) -> HTTPResponse | None:
     app = app_of(request)
     pipeline = app.ctx.pipeline
@@ -59,7 +61,7 @@ async def messages(request: Request) -> HTTPResponse | None:
     return None
 
 
-@api.post("/v1/messages/count_tokens")
+@api.post("/v1/messages/count_tokens", ctx_json_body=True)
 async def count_tokens(request: Request) -> HTTPResponse:
     result = await app_of(request).ctx.pipeline.count_tokens(request.body)
     return json(result, headers={"request-id": request_id_of(request)})
@@ -83,6 +85,10 @@ async def unknown_endpoint(request: Request, path: str) -> HTTPResponse:
 
 # Claude Code probes `HEAD /` at start; unknown /v1 paths get an Anthropic-shaped 404.
 api.add_route(health, "/", methods=["GET", "HEAD"])
+# CORS preflights for the origins in ALLOWED_ORIGINS (the edge refuses all others).
+api.add_route(preflight, "/v1/messages", methods=["OPTIONS"], name="preflight_messages")
+api.add_route(preflight, "/v1/messages/count_tokens", methods=["OPTIONS"], name="preflight_count_tokens")
+api.add_route(preflight, "/v1/models", methods=["OPTIONS"], name="preflight_models")
 api.add_route(unknown_endpoint, "/v1/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 
 

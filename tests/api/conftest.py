@@ -13,6 +13,8 @@ from ccproxy.app import CCProxyApp, create_app
 from ccproxy.settings import Settings
 
 UPSTREAM = "http://upstream.test/v1"
+# The ASGI test client sends `Host: mockserver:1234`, a name the proxy refuses (ccproxy/http/edge.py).
+CLIENT_HOST = "127.0.0.1:11434"
 CHAT_URL = UPSTREAM + "/chat/completions"
 API_KEY = "sk-proxy-secret-0123456789"
 
@@ -28,10 +30,17 @@ def make_settings(**kwargs: Any) -> Settings:
     return Settings(**values)
 
 
+def sdk_like(application: CCProxyApp) -> CCProxyApp:
+    """Make the app's ASGI test client send what the Anthropic SDKs send: a loopback Host and JSON bodies."""
+    application.asgi_client.headers["host"] = CLIENT_HOST
+    application.asgi_client.headers["content-type"] = "application/json"
+    return application
+
+
 @pytest.fixture
 def app() -> Iterator[CCProxyApp]:
     Sanic.test_mode = True
-    application = create_app(make_settings())
+    application = sdk_like(create_app(make_settings()))
     yield application
     Sanic.unregister_app(application)  # let the next test build a fresh app under the same name
 

@@ -1,6 +1,8 @@
 """A fake OpenAI Chat Completions server for end-to-end tests, scripted by markers in the last user message.
 
-Run it as `python -m tests.support.fake_openai --port 0 [--api-key KEY]`: it prints `PORT=<n>` once listening.
+Run it as `python -m tests.support.fake_openai --port 0 [--api-key KEY] [--basic-auth USER:PASSWORD]`: it prints
+`PORT=<n>` once listening. `--basic-auth` makes it require `Authorization: Basic ...` with those credentials on every
+OpenAI path (401 otherwise), like a server behind `OPENAI_BASE_URL=http://user:password@host/v1`.
 
 Behaviour, from markers matched as whole words in the text of the LAST `role: user` message:
 - tool messages after the last assistant message -> `TOOL_RESULT_SEEN: <tool contents, one per line>`
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -455,9 +458,36 @@ class FakeOpenAI:
             await asyncio.sleep(0.05)
 
 
-async def serve(host: str, port: int, api_key: str | None) -> None:
+# --- Basic auth (`--basic-auth USER:PASSWORD`) ----------------------------------------------------------------------
+
+
+def require_basic_auth(credentials: str) -> Any:
+    """aiohttp middleware: 401 unless the request carries `credentials` as HTTP basic auth (UTF-8, RFC 7617).
+
+    The control surface (`/_requests`, `/_reset`) stays open; refused requests are not recorded.
+    """
+    expected = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/_") or request.headers.get("Authorization") == expected:
+            response: web.StreamResponse = await handler(request)
+            return response
+        error = OpenAIError(401, "Basic authentication required.", code="invalid_api_key")
+        return web.json_response(error.body(), status=401, headers={"WWW-Authenticate": 'Basic realm="fake"'})
+
+    return check
+
+
+# --- End of basic auth ----------------------------------------------------------------------------------------------
+
+
+async def serve(host: str, port: int, api_key: str | None, basic_auth: str | None = None) -> None:
     """Listen until cancelled, printing `PORT=<n>` once the socket is bound."""
-    runner = web.AppRunner(FakeOpenAI(api_key).app(), handler_cancellation=True, access_log=None)
+    app = FakeOpenAI(api_key).app()
+    if basic_auth is not None:
+        app.middlewares.append(require_basic_auth(basic_auth))
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -473,9 +503,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer <key>`")
+    parser.add_argument("--basic-auth", default=None, metavar="USER:PASSWORD", help="require HTTP basic auth")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.api_key))
+        asyncio.run(serve(args.host, args.port, args.api_key, args.basic_auth))
 
 
 if __name__ == "__main__":

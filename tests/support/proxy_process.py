@@ -168,12 +168,19 @@ class FakeUpstream:
         return "\n".join(lines) or "(no requests)"
 
 
-def start_fake_openai(log_dir: Path, api_key: str | None = None) -> FakeUpstream:
-    """Run `python -m tests.support.fake_openai --port 0` and wait for its `PORT=<n>` line."""
+def start_fake_openai(
+    log_dir: Path, api_key: str | None = None, *, basic_auth: str | None = None, name: str = "fake_openai"
+) -> FakeUpstream:
+    """Run `python -m tests.support.fake_openai --port 0` and wait for its `PORT=<n>` line.
+
+    `basic_auth` ("user:password") makes it require HTTP basic auth instead of (or besides) the key.
+    """
     argv = [sys.executable, "-m", "tests.support.fake_openai", "--port", "0"]
     if api_key:
         argv += ["--api-key", api_key]
-    process = spawn("fake-openai", argv, log_dir / "fake_openai.log", python_env(), REPO_ROOT)
+    if basic_auth:
+        argv += ["--basic-auth", basic_auth]
+    process = spawn(name, argv, log_dir / f"{name}.log", python_env(), REPO_ROOT)
     found: list[int] = []
 
     def port_printed() -> bool:
