@@ -13,7 +13,7 @@ import ccproxy.core
 
 CORE_DIR = Path(ccproxy.core.__file__).resolve().parent
 # In dependency order, as ccproxy/core/__init__.py installs them.
-CORE_MODULES = ("usage", "sse", "stream", "response", "validate", "request")
+CORE_MODULES = ("nesting", "usage", "sse", "stream", "response", "validate", "request")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Core:
     """One implementation of the conversion core."""
 
     name: str
+    nesting: ModuleType
     usage: ModuleType
     sse: ModuleType
     stream: ModuleType

@@ -12,7 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from ccproxy.core.jsoncodec import dumps, loads
+from ccproxy.core.jsoncodec import NestingError, dumps, loads
+from ccproxy.core.nesting import NESTING_MESSAGE
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response
@@ -48,6 +49,8 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequestError("Request body is empty; expected a JSON object")
     try:
         body = loads(raw)
+    except NestingError:  # deeper than the parser goes; shallower bodies are measured by validation
+        raise InvalidRequestError(NESTING_MESSAGE) from None
     except ValueError as exc:
         raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -10,7 +10,9 @@ from typing import Any
 
 import tiktoken
 
+from ccproxy.core.client_tools import client_tool_definition
 from ccproxy.core.jsoncodec import dumps_text
+from ccproxy.core.request import output_format
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +87,27 @@ class _RequestTally:
         for tool in body.get("tools") or ():
             if isinstance(tool, Mapping):
                 self.add_tool(tool)
+        spec = output_format(body)
+        if isinstance(spec, Mapping):
+            # Structured output: the upstream receives the schema (response_format) and reads it like a tool's.
+            self.add_text(_compact_json(spec.get("schema")))
 
     def add_tool(self, tool: Mapping[str, Any]) -> None:
         self.fixed += TOOL_OVERHEAD
-        if "input_schema" not in tool:
-            # Server tools (web_search_..., bash_...) are defined by their type and options alone.
-            self.add_text(_compact_json({k: v for k, v in tool.items() if k != "cache_control"}))
-            return
+        if "input_schema" in tool:
+            schema = tool["input_schema"]
+            description = tool.get("description")
+        else:
+            definition = client_tool_definition(tool)
+            if definition is None:
+                # Server tools (web_search_..., code_execution_...) are defined by their type and options alone.
+                self.add_text(_compact_json({k: v for k, v in tool.items() if k != "cache_control"}))
+                return
+            # bash, text editor, memory: counted as the function the upstream model reads.
+            description, schema = definition
         self.add_text(tool.get("name"))
-        self.add_text(tool.get("description"))
-        self.add_text(_compact_json(tool["input_schema"]))
+        self.add_text(description)
+        self.add_text(_compact_json(schema))
 
     def add_content(self, content: Any) -> None:
         """A string, or a list of blocks (bare strings inside lists are tolerated as text)."""

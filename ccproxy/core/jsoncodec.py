@@ -2,6 +2,10 @@
 
 Measured on the 78 KB Claude Code request (benchmarks/README.md): orjson dumps it in ~18 µs and loads it in ~70 µs,
 ujson needs ~100-230 µs and ~105 µs, the standard library ~425 µs to dump.
+
+Nesting: orjson parses at most 1024 levels and writes at most 254. The standard library, tried for what orjson
+refuses, recurses and would raise RecursionError near Python's recursion limit; here that is a `NestingError` (a
+ValueError, like any other JSON that cannot be read), so deep JSON never escapes as a RecursionError.
 """
 
 from __future__ import annotations
@@ -12,14 +16,25 @@ from typing import Any
 import orjson
 
 
+class NestingError(ValueError):
+    """JSON nested too deeply for the parser or the serialiser."""
+
+
+def _too_deep() -> NestingError:
+    return NestingError("JSON is nested too deeply")
+
+
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; raises ValueError (json.JSONDecodeError) for invalid input."""
+    """Parse JSON; raises ValueError (json.JSONDecodeError, or NestingError) for input that cannot be read."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         # orjson rejects lone surrogate escapes ("\\ud83d"), which some backends emit when they cut an emoji
         # between chunks; the standard library keeps them. Truly invalid JSON fails here too, as ValueError.
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise _too_deep() from None
 
 
 def dumps(value: Any) -> bytes:
@@ -28,7 +43,10 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:
         # A lone surrogate has no UTF-8 form: escaped (ASCII output) it is still valid JSON.
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
+        try:
+            return json.dumps(value, separators=(",", ":")).encode("ascii")
+        except RecursionError:
+            raise _too_deep() from None
 
 
 def dumps_text(value: Any) -> str:
@@ -36,4 +54,7 @@ def dumps_text(value: Any) -> str:
     try:
         return orjson.dumps(value).decode("utf-8")
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        except RecursionError:
+            raise _too_deep() from None

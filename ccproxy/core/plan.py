@@ -31,6 +31,9 @@ class ModelCapabilities:
     reasoning_replay: Literal["drop", "reasoning_content", "reasoning_details"] = "drop"
     # Whether the model can reason at all (reasoning parameters are only sent when true).
     supports_reasoning: bool = False
+    # Whether functions take `strict: true` (OpenAI's own API); elsewhere a tool's `strict` is dropped, since some
+    # OpenAI-compatible servers refuse fields they do not know.
+    supports_strict_tools: bool = False
 
 
 @dataclass(frozen=True, slots=True)

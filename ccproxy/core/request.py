@@ -22,6 +22,17 @@ Decisions (wire.md leaves these open):
 - Tool schemas are passed as given (`$schema`, `additionalProperties` included, which OpenAI accepts in
   non-strict mode); only a missing top-level `"type": "object"` is added, since OpenAI rejects a parameters
   schema without it.
+- Anthropic-defined client tools (`bash_*`, `text_editor_*`, `memory_*`: no `input_schema`, the client runs them)
+  become function tools with the schema Anthropic documents (core/client_tools.py), under the declared name.
+  Server tools (`web_search_*`, `web_fetch_*`, `code_execution_*`, ...), computer use and unknown types are a 400
+  naming the tool: sent as functions they would be called and never answered.
+- `strict: true` on a tool becomes `strict: true` on the function only where the model takes it
+  (`supports_strict_tools`); the schema is passed as given even then. OpenAI's strict mode also wants
+  `additionalProperties: false` on every object and every property required: rewriting the schema to that would
+  change what the client receives (optional fields arriving as null), so a schema that does not meet it gets the
+  upstream's 400 naming the rule, which the client sees. Elsewhere `strict` is dropped.
+- Structured output: `output_config.format`, or else the older top-level `output_format` (beta
+  `structured-outputs-2025-11-13`, the same shape), becomes a non-strict `response_format` json_schema.
 - `stop_sequences` beyond OpenAI's limit of 4 are cut to the first 4: the request still works, and the
   remaining sequences are a best-effort loss rather than a hard failure.
 - Tool call ids longer than OpenAI's 40 characters (possible in histories from other providers) are shortened
@@ -37,9 +48,10 @@ Decisions (wire.md leaves these open):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ccproxy.core.client_tools import client_tool_definition, is_computer_use, known_versions
 from ccproxy.core.jsoncodec import dumps_text, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import ToolNameMap
@@ -375,18 +387,41 @@ def _parameters(schema: dict[str, Any]) -> dict[str, Any]:
     return schema if "type" in schema else {"type": "object", **schema}
 
 
-def _tool(index: int, tool: dict[str, Any], tool_names: ToolNameMap) -> dict[str, Any]:
+def _unsupported_tool(index: int, tool: dict[str, Any]) -> InvalidRequestError:
     kind = tool.get("type")
-    if kind not in CUSTOM_TOOL_TYPES:
-        raise InvalidRequestError(
-            f"tools.{index}: server tool '{tool['name']}' ({kind}) is not supported by this proxy: the "
-            "upstream is an OpenAI-compatible Chat Completions API without Anthropic server tools; "
+    versions = known_versions(kind)
+    if versions or is_computer_use(kind):
+        reason = (
+            f"the versions it converts are {', '.join(versions)}"
+            if versions
+            else "computer use needs a model trained on Anthropic's screenshot-and-action loop, which the "
+            "OpenAI-compatible upstream is not"
+        )
+        return InvalidRequestError(
+            f"tools.{index}: tool '{tool['name']}' ({kind}) is not supported by this proxy: {reason}; "
             "remove it from `tools`"
         )
+    return InvalidRequestError(
+        f"tools.{index}: server tool '{tool['name']}' ({kind}) is not supported by this proxy: the "
+        "upstream is an OpenAI-compatible Chat Completions API without Anthropic server tools; "
+        "remove it from `tools`"
+    )
+
+
+def _tool(index: int, tool: dict[str, Any], tool_names: ToolNameMap, strict_tools: bool) -> dict[str, Any]:
+    if tool.get("type") in CUSTOM_TOOL_TYPES:
+        description, parameters = tool.get("description"), _parameters(tool["input_schema"])
+    else:
+        definition = client_tool_definition(tool)
+        if definition is None:
+            raise _unsupported_tool(index, tool)
+        description, parameters = definition
     function: dict[str, Any] = {"name": tool_names.to_upstream(tool["name"])}
-    if tool.get("description"):
-        function["description"] = tool["description"]
-    function["parameters"] = _parameters(tool["input_schema"])
+    if description:
+        function["description"] = description
+    function["parameters"] = parameters
+    if strict_tools and tool.get("strict") is True:
+        function["strict"] = True
     return {"type": "function", "function": function}
 
 
@@ -401,12 +436,14 @@ TOOL_CHOICE: dict[str, Callable[[dict[str, Any], ToolNameMap], Any]] = {
 }
 
 
-def _tool_fields(body: dict[str, Any], tool_names: ToolNameMap) -> dict[str, Any]:
+def _tool_fields(body: dict[str, Any], tool_names: ToolNameMap, strict_tools: bool) -> dict[str, Any]:
     """`tools`, `tool_choice` and `parallel_tool_calls`; nothing at all when there are no tools."""
     tools = body.get("tools")
     if not tools:
         return {}
-    fields: dict[str, Any] = {"tools": [_tool(index, tool, tool_names) for index, tool in enumerate(tools)]}
+    fields: dict[str, Any] = {
+        "tools": [_tool(index, tool, tool_names, strict_tools) for index, tool in enumerate(tools)]
+    }
     choice = body.get("tool_choice")
     if choice:
         fields["tool_choice"] = TOOL_CHOICE[choice["type"]](choice, tool_names)
@@ -466,11 +503,16 @@ def _user_field(metadata: Any) -> str | None:
 # ------------------------------------------------------------------------------------------ entry point
 
 
-def _response_format(output_config: Any) -> dict[str, Any] | None:
-    """`output_config.format` (structured output; Claude Code's session-title request uses it) -> `response_format`."""
-    if not isinstance(output_config, dict):
-        return None
-    spec = output_config.get("format")
+def output_format(body: Mapping[str, Any]) -> Any:
+    """The structured-output format: `output_config.format`, else the older top-level `output_format`."""
+    output_config = body.get("output_config")
+    spec = output_config.get("format") if isinstance(output_config, dict) else None
+    return spec if spec is not None else body.get("output_format")
+
+
+def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The structured output (Claude Code's session-title request uses it) as a `response_format`."""
+    spec = output_format(body)
     if not isinstance(spec, dict) or spec.get("type") != "json_schema" or not isinstance(spec.get("schema"), dict):
         return None
     # Not strict: OpenAI's strict mode rejects schemas Anthropic accepts (optional properties, open objects).
@@ -481,7 +523,7 @@ def convert_request(body: dict[str, Any], plan: RequestPlan) -> dict[str, Any]:
     """The OpenAI Chat Completions body for a validated Anthropic Messages body; fills `plan.tool_names`."""
     capabilities = plan.capabilities
     # Tools first: their names seed the map that tool_use blocks in the history are then shortened with.
-    tool_fields = _tool_fields(body, plan.tool_names)
+    tool_fields = _tool_fields(body, plan.tool_names, capabilities.supports_strict_tools)
     out: dict[str, Any] = {
         "model": plan.upstream_model,
         "messages": _MessageConverter(plan).convert(body.get("system"), body["messages"]),
@@ -493,7 +535,7 @@ def convert_request(body: dict[str, Any], plan: RequestPlan) -> dict[str, Any]:
     user = _user_field(body.get("metadata"))
     if user:
         out["user"] = user
-    response_format = _response_format(body.get("output_config"))
+    response_format = _response_format(body)
     if response_format:
         out["response_format"] = response_format
     if plan.stream:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ccproxy.core.jsoncodec import loads
+from ccproxy.core.nesting import exceeds_depth
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.stream import arguments_text, detail_text_field, generated_tool_id
 from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
@@ -129,7 +130,8 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     value = _loads(text)
     if isinstance(value, str):
         value = _loads(value)
-    return value if isinstance(value, dict) else {RAW_ARGUMENTS_KEY: text}
+    # Arguments nested deeper than a request may be are kept as text too: the message must stay serialisable.
+    return value if isinstance(value, dict) and not exceeds_depth(value) else {RAW_ARGUMENTS_KEY: text}
 
 
 def _loads(text: str) -> Any:

@@ -15,6 +15,11 @@ Decisions:
   interleaved-thinking beta (which Claude Code always sends, in a header we do not see here) the budget may
   exceed `max_tokens`.
 - Tool names must be non-empty and unique; their character set is left to the upstream.
+- The whole body is first checked for nesting deeper than `MAX_DEPTH` (core/nesting.py), so no walk after it, here
+  or in conversion and token counting, can meet a structure deep enough to exhaust the stack.
+- A structured-output format (`output_config.format`, or the beta top-level `output_format`) must be a
+  `json_schema` with an object `schema`: the converter would otherwise drop it, and the client would get free text
+  where it asked for JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ccproxy.core.client_tools import MAX_CHARACTERS_TYPES
+from ccproxy.core.nesting import NESTING_MESSAGE, exceeds_depth
 from ccproxy.errors import InvalidRequestError
 
 REQUIRED = "Field required"
@@ -29,6 +36,7 @@ ROLES = ("user", "assistant", "system")
 TOOL_CHOICE_TYPES = ("auto", "any", "tool", "none")
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MIN_THINKING_BUDGET = 1024
+OUTPUT_FORMAT_TYPES = ("json_schema",)
 
 _TYPE_NAMES = {
     str: "a valid string",
@@ -44,6 +52,8 @@ def _fail(path: str, message: str) -> InvalidRequestError:
 
 def _choices(values: tuple[str, ...]) -> str:
     quoted = [f"'{value}'" for value in values]
+    if len(quoted) == 1:
+        return f"Input should be {quoted[0]}"
     return "Input should be " + ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
 
 
@@ -67,14 +77,14 @@ def _expect(value: Any, kind: type, path: str) -> Any:
     return value
 
 
-def _integer(obj: dict[str, Any], key: str, minimum: int) -> int | None:
+def _integer(obj: dict[str, Any], key: str, minimum: int, path: str = "") -> int | None:
     value = obj.get(key)
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(key, "Input should be a valid integer")
+        raise _fail(f"{path}{key}", "Input should be a valid integer")
     if value < minimum:
-        raise _fail(key, f"Input should be greater than or equal to {minimum}")
+        raise _fail(f"{path}{key}", f"Input should be greater than or equal to {minimum}")
     return value
 
 
@@ -220,9 +230,31 @@ def _tools(body: dict[str, Any]) -> None:
         if name in seen:
             raise _fail("tools", f"Tool names must be unique (duplicate '{name}')")
         seen.add(name)
-        if tool.get("type") in (None, "custom"):
+        _optional(tool, "strict", bool, path)
+        kind = tool.get("type")
+        if kind in (None, "custom"):
             _require(tool, "input_schema", dict, path)
             _optional(tool, "description", str, path)
+        elif kind in MAX_CHARACTERS_TYPES:
+            _integer(tool, "max_characters", 1, path)
+
+
+def _output_format(spec: Any, path: str) -> None:
+    if spec is None:
+        return
+    _expect(spec, dict, path)
+    kind = _require(spec, "type", str, f"{path}.")
+    if kind not in OUTPUT_FORMAT_TYPES:
+        raise _fail(f"{path}.type", _choices(OUTPUT_FORMAT_TYPES))
+    _require(spec, "schema", dict, f"{path}.")
+
+
+def _structured_output(body: dict[str, Any]) -> None:
+    """`output_config.format` and the beta top-level `output_format`, both read by the converter."""
+    output_config = _optional(body, "output_config", dict, "")
+    if output_config is not None:
+        _output_format(output_config.get("format"), "output_config.format")
+    _output_format(body.get("output_format"), "output_format")
 
 
 def _tool_choice(body: dict[str, Any]) -> None:
@@ -262,6 +294,8 @@ def _model(body: dict[str, Any]) -> None:
 def _body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("Request body must be a JSON object")
+    if exceeds_depth(body):
+        raise InvalidRequestError(NESTING_MESSAGE)
     return body
 
 
@@ -272,6 +306,7 @@ def _common(body: dict[str, Any]) -> None:
     _tools(body)
     _tool_choice(body)
     _thinking(body)
+    _structured_output(body)
 
 
 def _sampling(body: dict[str, Any]) -> None:

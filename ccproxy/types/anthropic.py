@@ -190,6 +190,18 @@ class ToolParam(TypedDict):
     description: NotRequired[str]
     type: NotRequired[Literal["custom"] | None]
     cache_control: NotRequired[CacheControl | None]
+    strict: NotRequired[bool]  # -> `strict` on the function where the upstream takes it
+
+
+class ClientToolParam(TypedDict, total=False):
+    """An Anthropic-defined tool the client executes (`bash_20250124`, `text_editor_20250728`, `memory_20250818`,
+    ...): no `input_schema`, the schema is Anthropic's (core/client_tools.py)."""
+
+    type: Required[str]
+    name: Required[str]  # fixed per type: "bash", "str_replace_editor", "str_replace_based_edit_tool", "memory"
+    max_characters: int | None  # text_editor_20250728: the most a `view` shows
+    strict: bool
+    cache_control: CacheControl | None
 
 
 class ServerToolParam(TypedDict, total=False):
@@ -267,18 +279,18 @@ class MessageCreateParams(TypedDict, total=False):
     top_k: int
     stop_sequences: list[str]
     metadata: Metadata
-    tools: list[ToolParam | ServerToolParam]
+    tools: list[ToolParam | ClientToolParam | ServerToolParam]
     tool_choice: ToolChoice
     thinking: ThinkingConfig
     service_tier: Literal["auto", "standard_only"]
     output_config: OutputConfig
+    output_format: dict[str, Any]  # beta structured-outputs-2025-11-13: read like output_config.format
     # Anthropic-only, never forwarded upstream:
     cache_control: CacheControl
     context_management: dict[str, Any]
     container: Any
     inference_geo: str
     mcp_servers: list[dict[str, Any]]
-    output_format: dict[str, Any]
     speed: str
 
 
@@ -288,14 +300,14 @@ class CountTokensParams(TypedDict, total=False):
     model: Required[str]
     messages: Required[list[MessageParam]]
     system: str | list[TextBlockParam]
-    tools: list[ToolParam | ServerToolParam]
+    tools: list[ToolParam | ClientToolParam | ServerToolParam]
     tool_choice: ToolChoice
     thinking: ThinkingConfig
     output_config: OutputConfig
     cache_control: CacheControl
     context_management: dict[str, Any]
     mcp_servers: list[dict[str, Any]]
-    output_format: dict[str, Any]
+    output_format: dict[str, Any]  # beta structured-outputs-2025-11-13: read like output_config.format
     speed: str
 
 

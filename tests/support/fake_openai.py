@@ -14,6 +14,8 @@ Behaviour, from markers matched as whole words in the text of the LAST `role: us
 - `HANG_STREAM` -> a few chunks, then silence until the client goes away (recorded as `"cancelled": true`)
 - `USE_BASH`, `USE_TWO_TOOLS`, `USE_READ [path]` -> tool calls; `THINK` -> `reasoning_content` first;
   `CACHED` -> `prompt_tokens_details.cached_tokens`; otherwise the text `FAKE_OPENAI_REPLY: <model>`.
+- `CALL_TOOL <name> <JSON object>` -> one call of the declared function `<name>` with that object as its arguments
+  (the JSON runs to the end of the line); no call when the request declares no such function.
 
 Requests are validated like api.openai.com does (openai_rules.py), so bad conversions fail loudly.
 Control surface: `GET /_requests` (each request's headers, body, status, cancelled) and `POST /_reset`.
@@ -156,7 +158,7 @@ class Script:
         reply.midstream_error = _marker(text, "MIDSTREAM_ERROR") is not None
         if _marker(text, "THINK"):
             reply.reasoning = FAKE_REASONING
-        reply.tool_calls = self._tool_calls(text, messages)
+        reply.tool_calls = named_tool_calls(text, body.get("tools")) or self._tool_calls(text, messages)
         if not reply.tool_calls:
             reply.text = f"FAKE_OPENAI_REPLY: {body['model']}"
         return reply
@@ -213,6 +215,25 @@ class Script:
                 if found:
                     return f"{found.group(1).rstrip('/')}/{path}"
         return path
+
+
+# -- calls of a function by name (Anthropic-defined client tools: bash, text editor, memory) ----------------------
+
+CALL_TOOL = re.compile(r"(?<![A-Za-z0-9])CALL_TOOL\s+([A-Za-z0-9_-]+)\s+(\{.*\})")
+
+
+def named_tool_calls(text: str, tools: list[dict[str, Any]] | None) -> list[ToolCall]:
+    """The call a `CALL_TOOL <name> <JSON object>` marker asks for, if the request declares that function."""
+    match = CALL_TOOL.search(text)
+    if match is None:
+        return []
+    declared = {tool["function"]["name"] for tool in tools or ()}
+    if match.group(1) not in declared:
+        return []
+    return [ToolCall(match.group(1), json.loads(match.group(2)))]
+
+
+# ----------------------------------------------------------------------------------------------------------------
 
 
 def scripted_error(status: int) -> OpenAIError:

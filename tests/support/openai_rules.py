@@ -48,6 +48,7 @@ NO_STOP_MODEL = re.compile(r"^(o3|o4-mini)")
 MAX_TOOL_CALL_ID = 40
 MAX_USER_LENGTH = 64
 MAX_STOP_SEQUENCES = 4
+STRICT_CODE = "invalid_function_parameters"
 
 
 class OpenAIError(Exception):
@@ -102,6 +103,39 @@ def unanswered_tool_calls(pending: set[str], param: str) -> OpenAIError:
         "'tool_call_id'. The following tool_call_ids did not have response messages: " + ", ".join(sorted(pending)),
         param,
     )
+
+
+def check_strict_schema(name: str, schema: dict[str, Any], param: str, context: tuple[str, ...] = ()) -> None:
+    """OpenAI's strict mode (structured outputs): every object closed and every one of its properties required."""
+
+    def fail(rule: str) -> OpenAIError:
+        return invalid(f"Invalid schema for function '{name}': In context={context!r}, {rule}", param, STRICT_CODE)
+
+    properties = schema.get("properties")
+    if schema.get("type") == "object" or isinstance(properties, dict):
+        if schema.get("additionalProperties") is not False:
+            raise fail("'additionalProperties' is required to be supplied and to be false.")
+        required = schema.get("required")
+        for key in properties or {}:
+            if not isinstance(required, list) or key not in required:
+                raise fail(
+                    "'required' is required to be supplied and to be an array including every key in "
+                    f"properties. Missing '{key}'."
+                )
+    for key, child in (properties or {}).items():
+        if isinstance(child, dict):
+            check_strict_schema(name, child, param, (*context, "properties", key))
+    for keyword in ("items", "not"):
+        if isinstance(schema.get(keyword), dict):
+            check_strict_schema(name, schema[keyword], param, (*context, keyword))
+    for keyword in ("anyOf", "allOf", "oneOf"):
+        for index, child in enumerate(schema.get(keyword) or ()):
+            if isinstance(child, dict):
+                check_strict_schema(name, child, param, (*context, keyword, str(index)))
+    for keyword in ("$defs", "definitions"):
+        for key, child in (schema.get(keyword) or {}).items():
+            if isinstance(child, dict):
+                check_strict_schema(name, child, param, (*context, keyword, key))
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -276,6 +310,12 @@ class RequestValidator:
         if parameters is not None and not (isinstance(parameters, dict) and parameters.get("type") == "object"):
             message = f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"'."
             raise invalid(message, f"{where}.function.parameters", "invalid_function_parameters")
+        strict = function.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            message = f"Invalid type for '{where}.function.strict': expected a boolean, but got {strict!r} instead."
+            raise invalid(message, f"{where}.function.strict", "invalid_type")
+        if strict and isinstance(parameters, dict):
+            check_strict_schema(name, parameters, f"{where}.function.parameters")
 
     def _limits(self, body: dict[str, Any]) -> None:
         for name in ("max_tokens", "max_completion_tokens"):

@@ -55,6 +55,7 @@ def family_capabilities(model: str, *, official_openai: bool) -> ModelCapabiliti
         max_output_tokens=_max_output_tokens(name),
         reasoning_replay="reasoning_content" if deepseek_reasoner else "drop",
         supports_reasoning=reasoning or deepseek_reasoner,
+        supports_strict_tools=official_openai,
     )
 
 
