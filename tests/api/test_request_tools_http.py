@@ -10,7 +10,7 @@ from aioresponses import aioresponses
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
-from tests.api.conftest import CHAT_URL, make_settings
+from tests.api.conftest import CHAT_URL, make_settings, sdk_like
 from tests.api.test_messages_http import (
     HELLO,
     USAGE_CHUNK,
@@ -145,7 +145,7 @@ def strict_app() -> Iterator[CCProxyApp]:
     """An app whose big model is configured to take strict functions (as OpenAI's own API does)."""
     Sanic.test_mode = True
     options = {"openai": {"models": {"gpt-5": {"supports_strict_tools": True}}}}
-    application = create_app(make_settings(plugin_options=options))
+    application = sdk_like(create_app(make_settings(plugin_options=options)))
     yield application
     Sanic.unregister_app(application)
 
