@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from ccproxy.core.plan import ModelCapabilities
 
@@ -71,9 +72,13 @@ class Provider(ABC):
         return headers
 
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never reach a client or a log line: the API key and the credentials among `headers()`
-        (their values without an auth scheme such as `Bearer`). Called once per app; override to add more."""
+        """Values that must never reach a client or a log line: the API key, a password in the base URL and the
+        credentials among `headers()` (their values without an auth scheme such as `Bearer`). Called once per app;
+        override to add more."""
         found = [self.config.api_key] if self.config.api_key else []
+        password = urlsplit(self.config.base_url).password  # as written in the URL, percent-encoded
+        if password:
+            found += [password, unquote(password)]
         for name, value in self.headers().items():
             if _CREDENTIAL_HEADER.search(name):
                 found.extend(_credential_values(value))

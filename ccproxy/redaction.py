@@ -27,9 +27,12 @@ PARTIAL_ECHO_CHARS = 12
 # Client-bound error messages are cut to this length (after redaction, so no cut can expose a key's head).
 MAX_CLIENT_MESSAGE = 2000
 # Anything shaped like a vendor key or a bearer token, configured or not (e.g. OpenAI's `sk-ab***yz` masking).
-_KEYLIKE = re.compile(r"\b(?:sk|rk|pk|or|key)-[A-Za-z0-9_\-*]{6,}|(?i:\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
+_KEYLIKE = re.compile(r"\b(?:sk|rk|pk|or|key)-[A-Za-z0-9_\-*]{6,}|\b(?:[Bb]earer|BEARER)\s+[A-Za-z0-9._~+/=\-]{8,}")
 # Characters a key or its URL-encoded form is made of; runs of them are checked for partial echoes.
 _KEY_RUN = re.compile(r"[A-Za-z0-9_\-.+/=%~]{" + str(PARTIAL_ECHO_CHARS) + ",}")
+# Runs are screened with half-length pieces at a stride of their length: an echo of PARTIAL_ECHO_CHARS characters
+# always contains one such piece, so a run without any costs a few set lookups (every log record is screened).
+_SCREEN_CHARS = PARTIAL_ECHO_CHARS // 2
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -47,6 +50,11 @@ def secret_forms(secret: str) -> set[str]:
     }
 
 
+def _pieces(forms: set[str], length: int) -> frozenset[str]:
+    """Every `length`-character piece of every form."""
+    return frozenset(form[start : start + length] for form in forms for start in range(len(form) - length + 1))
+
+
 class Redactor:
     """Replaces the configured secrets, in any of their spellings and partial echoes, and key-shaped strings.
 
@@ -58,30 +66,49 @@ class Redactor:
         for secret in secrets:
             if isinstance(secret, str) and len(secret) >= MIN_SECRET_CHARS:
                 forms |= secret_forms(secret)
-        self.enabled = bool(forms)
         # Longest first, so a spelling that contains another is replaced whole.
         ordered = sorted(forms, key=len, reverse=True)
         self._exact = re.compile("|".join(map(re.escape, ordered))) if forms else None
-        self._fragments = frozenset(
-            form[start : start + PARTIAL_ECHO_CHARS]
-            for form in forms
-            for start in range(len(form) - PARTIAL_ECHO_CHARS + 1)
-        )
+        self._fragments = _pieces(forms, PARTIAL_ECHO_CHARS)
+        self._screen = _pieces(forms, _SCREEN_CHARS)
 
     def __call__(self, text: str) -> str:
         if self._exact is not None:
             text = self._exact.sub(REDACTED, text)
-            if self._fragments:
-                text = _KEY_RUN.sub(self._partial_echo, text)
-        return _KEYLIKE.sub(REDACTED, text)
+            if self._may_echo(text):
+                text = self._without_partial_echoes(text)
+        # Cheap substring tests first: most log lines hold nothing key-shaped.
+        if "k-" in text or "r-" in text or "y-" in text or "earer" in text or "EARER" in text:
+            text = _KEYLIKE.sub(REDACTED, text)
+        return text
 
-    def _partial_echo(self, match: re.Match[str]) -> str:
-        run = match.group()
+    def _may_echo(self, text: str) -> bool:
+        """False when `text` holds no piece of a secret: checked at a stride, as in `_echoes`."""
+        screen = self._screen
+        return any(
+            text[start : start + _SCREEN_CHARS] in screen
+            for start in range(0, len(text) - _SCREEN_CHARS + 1, _SCREEN_CHARS)
+        )
+
+    def _without_partial_echoes(self, text: str) -> str:
+        spans = [match.span() for match in _KEY_RUN.finditer(text) if self._echoes(match.group())]
+        if not spans:
+            return text
+        parts: list[str] = []
+        end = 0
+        for start, stop in spans:
+            parts += (text[end:start], REDACTED)
+            end = stop
+        parts.append(text[end:])
+        return "".join(parts)
+
+    def _echoes(self, run: str) -> bool:
+        if not self._may_echo(run):
+            return False
         fragments = self._fragments
-        for start in range(len(run) - PARTIAL_ECHO_CHARS + 1):
-            if run[start : start + PARTIAL_ECHO_CHARS] in fragments:
-                return REDACTED
-        return run
+        return any(
+            run[start : start + PARTIAL_ECHO_CHARS] in fragments for start in range(len(run) - PARTIAL_ECHO_CHARS + 1)
+        )
 
     def message(self, text: str) -> str:
         """A client-bound message: redacted, then cut to MAX_CLIENT_MESSAGE."""
@@ -107,7 +134,11 @@ class RedactingFilter(logging.Filter):
         self.redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # a filter that raises would fail the logging call itself, i.e. the request
+            message = f"{record.msg} (arguments that do not fit the format: {record.args!r})"
+        record.msg = self.redact(message)
         record.args = None
         if record.exc_info:
             if not record.exc_text:

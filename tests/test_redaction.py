@@ -45,6 +45,23 @@ def test_every_echo_of_every_key_shape_is_removed(key: str, echo: str) -> None:
     assert REDACTED in redacted
 
 
+@SHAPES
+def test_any_twelve_characters_of_a_key_at_any_offset_are_removed(key: str) -> None:
+    redact = Redactor([key])
+    for start in range(0, len(key) - 12, 5):
+        for length in (12, 13, 17):
+            for prefix in ("", "x", "ab ", "12345 "):
+                text = f"{prefix}{key[start : start + length]} tail"
+                assert leaked_pieces(redact(text), key) == [], text
+
+
+@pytest.mark.parametrize(
+    "text", ["key-0a1b2c3d4e", "or-v1-0a1b2c3d", "rk-live-0a1b2c3d", "Bearer 0a1b2c3d4e5f", "BEARER a.b.c.d.e.f"]
+)
+def test_key_shaped_strings_go_even_when_not_configured(text: str) -> None:
+    assert Redactor()(f"got {text} here") == "got [redacted] here"
+
+
 def test_text_around_the_key_survives() -> None:
     key = KEYS["plain-hex"]
     assert Redactor([key])(f"Incorrect API key provided: {key}. See the docs.") == (
@@ -126,6 +143,14 @@ def test_message_args_exception_and_stack_are_redacted(
         assert leaked_pieces(formatted, key) == [] and record.exc_info is None
 
 
+def test_a_bad_format_call_is_logged_not_raised(
+    logged: tuple[logging.Logger, io.StringIO, list[logging.LogRecord]],
+) -> None:
+    logger, stream, _ = logged
+    logger.warning("two %s %s", f"only-one {KEYS['jwt']}")
+    assert "two %s %s" in stream.getvalue() and leaked_pieces(stream.getvalue(), KEYS["jwt"]) == []
+
+
 # --- where the secrets come from ---------------------------------------------------------------------------------
 
 
@@ -145,8 +170,9 @@ class HeaderProvider(Provider):
 
 
 def test_the_provider_names_its_key_and_credential_headers() -> None:
-    provider = HeaderProvider(ProviderConfig(base_url="http://up.test/v1", api_key="sk-configured-key-123", options={}))
-    found = provider.secrets()
+    config = ProviderConfig(base_url="http://me:pw%2Fsecret-9@up.test/v1", api_key="sk-configured-key-123", options={})
+    found = HeaderProvider(config).secrets()
+    assert "pw/secret-9" in found and "pw%2Fsecret-9" in found
     assert "sk-configured-key-123" in found and "xk-0123456789abcdef" in found
     assert "dXNlcjpzM2NyZXQtcGFzc3dvcmQ=" in found and "s3cret-password" in found
     assert "org-not-a-secret" not in found and not any(value.startswith("Bearer") for value in found)
