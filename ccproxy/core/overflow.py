@@ -8,14 +8,15 @@ error. Two Anthropic messages exist, both HTTP 400 `invalid_request_error`:
   not); Claude Code retries at once with `max_tokens` lowered to what is left.
 Vendors say either in their own words, with or without the numbers. `OVERFLOW_PATTERNS` lists them, one row per
 wording; the named groups are `limit` (the window), `prompt`, `prompt_extra` (added to `prompt`, e.g. image input),
-`completion` (the requested output), `total` (prompt + completion, when the split is not given) and `excess`.
+`completion` (the requested output) and `total` (prompt + completion, when the split is not given).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from ccproxy.core.jsoncodec import loads
 
 PROMPT_TOO_LONG = "prompt is too long: {prompt} tokens > {limit} maximum"
 OUTPUT_DOES_NOT_FIT = (
@@ -101,7 +102,7 @@ OVERFLOW_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("llama.cpp", r"exceeds the available context size"),
         # Ollama: "prompt too long; exceeded max context length by 4021 tokens"; its native API:
         # "the input length exceeds the context length".
-        ("ollama", r"prompt too long; exceeded (?:max )?context length(?: by (?P<excess>\d+) tokens?)?"),
+        ("ollama", r"prompt too long; exceeded (?:max )?context length"),
         ("ollama", r"the input length exceeds the context length"),
         # Mistral: "Prompt contains 240000 tokens, too large for model with 128000 maximum context length"
         (
@@ -122,25 +123,36 @@ OVERFLOW_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("generic", r"maximum context length is (?P<limit>\d+) tokens"),
     )
 )
+# How many `{"error": ...}` wrappers are looked through.
+MAX_NESTING = 8
 # Error codes and types that mean overflow whatever the message says.
 OVERFLOW_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error", "model_context_window_exceeded"})
 
 
 def prompt_too_long(error: Any) -> str | None:
     """Anthropic's message for an upstream error object (or error text) that reports a context overflow; None for
-    any other error."""
-    if isinstance(error, str):
-        nested = _json_object(error)
-        return prompt_too_long(nested) if nested is not None else _from_text(error, False)
-    if not isinstance(error, dict):
-        return None
-    inner = error.get("error")
-    if isinstance(inner, (dict, str)) and inner:
-        return prompt_too_long(inner)
+    any other error. Untrusted input: any shape is accepted and nothing here raises."""
+    for _ in range(MAX_NESTING):
+        if isinstance(error, str):
+            nested = _json_object(error)
+            if nested is None:
+                return _from_text(error, False)
+            error = nested
+        if not isinstance(error, dict):
+            return None
+        inner = error.get("error")
+        if not inner or not isinstance(inner, (dict, str)):
+            return _from_object(error)
+        error = inner  # `{"error": {...}}` wrappers, sometimes several, sometimes as a JSON string
+    return None
+
+
+def _from_object(error: dict[str, Any]) -> str | None:
     structured = _llama_cpp_counts(error)
     if structured is not None:
         return structured
-    flagged = error.get("code") in OVERFLOW_CODES or error.get("type") in OVERFLOW_CODES
+    code, kind = error.get("code"), error.get("type")
+    flagged = (isinstance(code, str) and code in OVERFLOW_CODES) or (isinstance(kind, str) and kind in OVERFLOW_CODES)
     for text in _texts(error):
         found = _from_text(text, flagged)
         if found is not None:
@@ -205,7 +217,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
     if not text.lstrip().startswith("{"):
         return None
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

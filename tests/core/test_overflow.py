@@ -53,6 +53,40 @@ def test_other_errors_are_left_alone(body: dict[str, Any]) -> None:
     assert prompt_too_long(body.get("error")) is None
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"error": {"code": ["context_length_exceeded"], "type": {"x": 1}, "message": 5}},
+        {
+            "error": {
+                "metadata": {"raw": 7},
+                "n_ctx": True,
+                "n_prompt_tokens": "9",
+                "type": ["exceed_context_size_error"],
+            }
+        },
+        "{not json",
+        "[1, 2]",
+        ["error"],
+        None,
+        12,
+    ],
+    ids=repr,
+)
+def test_any_shape_is_answered_without_raising(hostile: Any) -> None:
+    assert prompt_too_long(hostile) is None
+
+
+def test_deep_wrappers_are_looked_through_up_to_a_bound() -> None:
+    error: Any = OVERFLOW_ERRORS["OPENAI"].body
+    for _ in range(5):
+        error = {"error": json.dumps(error)}
+    assert prompt_too_long(error) == OVERFLOW_ERRORS["OPENAI"].expected
+    for _ in range(5000):
+        error = {"error": error}
+    assert prompt_too_long(error) is None
+
+
 def test_a_code_alone_is_enough() -> None:
     body = {"error": {"message": "", "type": "invalid_request_error", "code": "context_length_exceeded"}}
     assert prompt_too_long(body) == "prompt is too long for the model's context window"
