@@ -3,8 +3,9 @@
 Upstream error text is untrusted: providers echo the key they rejected (in full, masked, cut short, URL-encoded or
 inside a JSON string), and aiohttp's exception text can quote what the upstream sent. Rather than redacting at each
 place such text is picked up, the app redacts where text leaves: every client-bound error message is rendered by
-`Redactor.public` (the HTTP error handlers and `StreamTranslator.error_events` call nothing else), and every record
-of a `ccproxy` logger passes a `RedactingFilter` on the one handler those loggers write to.
+the app's one `Redactor` (`public` in the HTTP error handlers, `message` through `ResponseContext.public_message` in
+`StreamTranslator.error_events`, the only maker of stream error events), and every record of a `ccproxy` logger
+passes a `RedactingFilter` on the one handler those loggers write to.
 """
 
 from __future__ import annotations
