@@ -15,13 +15,14 @@ from ccproxy.core import implementation_name
 from ccproxy.http.edge import EdgePolicy, add_cors_headers, check_request
 from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
-from ccproxy.interfaces import BasicCredentials, CacheBackend, ProviderConfig
+from ccproxy.interfaces import CacheBackend, ProviderConfig
 from ccproxy.pipeline import MessagesPipeline
 from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider
+from ccproxy.redaction import RedactingFilter, Redactor
 from ccproxy.routing import ModelRouter
 from ccproxy.settings import Settings, SettingsError, load_settings, upstream_auth
 from ccproxy.tokens import TokenCounter
-from ccproxy.transport import Redactor, Transport
+from ccproxy.transport import Transport
 from sanic_config import server_config
 
 log = logging.getLogger("ccproxy")
@@ -45,6 +46,7 @@ class AppState:
     pipeline: MessagesPipeline
     transport: Transport
     cache: CacheBackend
+    redact: Redactor
     health: dict[str, Any]
     models: dict[str, Any]
     edge: EdgePolicy
@@ -61,8 +63,13 @@ def create_app(settings: Settings | object | None = None) -> CCProxyApp:
     """
     if not isinstance(settings, Settings):
         settings = load_settings()
-    configure_logging(settings.log_level)  # here, so every worker process logs too
+    # Here, so every worker process logs too: first with the configured keys (plugins log while they load), then
+    # with every secret the provider holds.
+    configure_logging(
+        settings.log_level, Redactor([settings.api_key, settings.options_for(settings.provider).get("api_key")])
+    )
     state = build_state(settings)
+    configure_logging(settings.log_level, state.redact)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
     app.blueprint(api)
     app.register_middleware(check_request, "request")
@@ -103,9 +110,8 @@ def build_state(settings: Settings) -> AppState:
         provider.headers(),
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
-        # An upstream may echo what it was sent: the password, or the whole basic-auth header.
-        redact=Redactor(provider.config.api_key, settings.api_key, *_basic_auth_secrets(basic_auth)),
     )
+    redact = Redactor([*provider.secrets(), settings.api_key])
     router = ModelRouter(settings)
     pipeline = MessagesPipeline(
         provider=provider,
@@ -115,12 +121,14 @@ def build_state(settings: Settings) -> AppState:
         guardrails=registry.guardrails,
         load_tokens=TokenCounter.load,
         cache=cache,
+        redact=redact,
     )
     return AppState(
         settings=settings,
         pipeline=pipeline,
         transport=transport,
         cache=cache,
+        redact=redact,
         health={
             "status": "ok",
             "version": __version__,
@@ -132,14 +140,11 @@ def build_state(settings: Settings) -> AppState:
     )
 
 
-def _basic_auth_secrets(credentials: BasicCredentials | None) -> tuple[str, ...]:
-    return (credentials.password, credentials.token()) if credentials is not None else ()
-
-
-def configure_logging(level: str) -> None:
-    """The `ccproxy` loggers write to stderr at LOG_LEVEL; nothing they log carries a secret."""
+def configure_logging(level: str, redact: Redactor) -> None:
+    """The `ccproxy` loggers write to stderr at LOG_LEVEL through one handler whose filter redacts every record."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(redact))
     logger = logging.getLogger("ccproxy")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())

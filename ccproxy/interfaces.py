@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import base64
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 from ccproxy.core.plan import ModelCapabilities
+
+# Header names whose values are credentials (Authorization, x-api-key, api-key, cookies, tokens, secrets).
+_CREDENTIAL_HEADER = re.compile(r"authorization|key|token|secret|cookie|password", re.IGNORECASE)
+_AUTH_SCHEME = re.compile(r"(?P<scheme>bearer|basic|token) (?P<value>\S+)", re.IGNORECASE)
+
+
+def _credential_values(header_value: str) -> list[str]:
+    """The secret parts of a credential header: the value after its scheme; for Basic also the password."""
+    scheme = _AUTH_SCHEME.fullmatch(header_value)
+    if scheme is None:
+        return [header_value]
+    value = scheme["value"]
+    if scheme["scheme"].lower() != "basic":
+        return [value]
+    try:
+        user_password = base64.b64decode(value, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return [value]
+    return [value, user_password, user_password.partition(":")[2]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +92,19 @@ class Provider(ABC):
         elif self.config.basic_auth is not None:
             headers["authorization"] = self.config.basic_auth.authorization()
         return headers
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a client or a log line: the API key, a password in the base URL and the
+        credentials among `headers()` (their values without an auth scheme such as `Bearer`). Called once per app;
+        override to add more."""
+        found = [self.config.api_key] if self.config.api_key else []
+        password = urlsplit(self.config.base_url).password  # as written in the URL, percent-encoded
+        if password:
+            found += [password, unquote(password)]
+        for name, value in self.headers().items():
+            if _CREDENTIAL_HEADER.search(name):
+                found.extend(_credential_values(value))
+        return tuple(found)
 
     def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:
         """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged."""

@@ -30,6 +30,7 @@ from ccproxy.interfaces import (
     ReasoningConfigurator,
     ReasoningRequest,
 )
+from ccproxy.redaction import Redactor
 from ccproxy.routing import ModelRouter
 from ccproxy.tokens import TokenCounter
 from ccproxy.transport import Transport
@@ -86,6 +87,7 @@ class MessagesPipeline:
         guardrails: Sequence[Guardrail],
         load_tokens: Callable[[], TokenCounter],
         cache: CacheBackend,
+        redact: Redactor,
     ) -> None:
         self.provider = provider
         self.transport = transport
@@ -97,6 +99,7 @@ class MessagesPipeline:
         self._tokens: TokenCounter | None = None
         self._tokens_lock = asyncio.Lock()
         self.cache = cache
+        self.redact = redact
         self._capabilities: dict[str, ModelCapabilities] = {}
 
     def capabilities(self, upstream_model: str) -> ModelCapabilities:
@@ -128,6 +131,7 @@ class MessagesPipeline:
             model=body["model"],
             input_tokens_estimate=len(raw) // BYTES_PER_TOKEN_ESTIMATE,
             tool_names=plan.tool_names,
+            public_message=self.redact.message,
         )
         payload = dumps(converted)
         return Prepared(payload, stream, upstream_model, context, guard)

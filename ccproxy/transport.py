@@ -2,47 +2,36 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 
 from ccproxy.core.jsoncodec import loads
+from ccproxy.core.overflow import prompt_too_long
 from ccproxy.errors import ProxyError, UpstreamError, upstream_error
 
-# Anything that looks like an API key; upstream messages sometimes echo (part of) the key they rejected.
-_KEYLIKE = re.compile(r"\b(sk|rk|pk|or|key)-[A-Za-z0-9_\-*]{6,}")
-MAX_ERROR_MESSAGE = 2000
 
+def upstream_http_error(status: int, raw: bytes, retry_after: str | None) -> UpstreamError:
+    """The error for an upstream HTTP error answer (OpenAI-style, OpenRouter or plain text body).
 
-class Redactor:
-    """Removes the configured secret and key-shaped strings from text that may reach a client or a log."""
-
-    def __init__(self, *secrets: str | None) -> None:
-        self.secrets = tuple(s for s in secrets if s)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return _KEYLIKE.sub("[redacted]", text)
-
-
-def upstream_error_message(status: int, raw: bytes, redact: Redactor) -> str:
-    """A readable message from an OpenAI-style (or OpenRouter, or plain text) error body."""
+    The upstream's text is kept as it is: the app redacts it where it leaves (ccproxy/redaction.py).
+    """
     detail = raw.decode("utf-8", "replace").strip()
     try:
         parsed = loads(raw)
     except (ValueError, TypeError):
         parsed = None
+    overflow = prompt_too_long(parsed if isinstance(parsed, dict) else detail)
+    if overflow is not None:
+        return UpstreamError(overflow, status=400)
     if isinstance(parsed, dict):
         error = parsed.get("error", parsed)
         if isinstance(error, dict):
             detail = str(error.get("message") or error.get("detail") or detail)
         elif isinstance(error, str):
             detail = error
-    detail = redact(detail)[:MAX_ERROR_MESSAGE] or "no details"
-    return f"Upstream error {status}: {detail}"
+    return upstream_error(status, f"Upstream error {status}: {detail or 'no details'}", retry_after)
 
 
 class Transport:
@@ -55,12 +44,10 @@ class Transport:
         *,
         request_timeout: float,
         connect_timeout: float,
-        redact: Redactor,
     ) -> None:
         self.url = url
         self.headers = dict(headers)
         self.timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=request_timeout)
-        self.redact = redact
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -89,16 +76,13 @@ class Transport:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ProxyError("Upstream did not answer in time", status=504) from None
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(
-                f"Upstream unreachable ({exc.host}:{exc.port}): {self.redact(str(exc.os_error))}", status=502
-            ) from None
+            raise UpstreamError(f"Upstream unreachable ({exc.host}:{exc.port}): {exc.os_error}", status=502) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"Upstream request failed: {self.redact(str(exc))}", status=502) from None
+            raise UpstreamError(f"Upstream request failed: {exc}", status=502) from None
         if response.status >= 400:
             raw = await self._read_quietly(response)
             response.release()
-            message = upstream_error_message(response.status, raw, self.redact)
-            raise upstream_error(response.status, message, response.headers.get("retry-after"))
+            raise upstream_http_error(response.status, raw, response.headers.get("retry-after"))
         return response
 
     async def post_json(self, body: bytes) -> dict[str, Any]:
@@ -109,7 +93,7 @@ class Transport:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ProxyError("Upstream did not answer in time", status=504) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"Upstream connection failed: {self.redact(str(exc))}", status=502) from None
+            raise UpstreamError(f"Upstream connection failed: {exc}", status=502) from None
         finally:
             response.release()
         try:
@@ -128,7 +112,7 @@ class Transport:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ProxyError("Upstream stopped sending data (read timeout)", status=504) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"Upstream connection lost: {self.redact(str(exc))}", status=502) from None
+            raise UpstreamError(f"Upstream connection lost: {exc}", status=502) from None
         finally:
             # Closing (not releasing) an unfinished response drops the connection, so the upstream sees the
             # cancellation when our client went away mid-stream.

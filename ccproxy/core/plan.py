@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,3 +57,6 @@ class ResponseContext:
     model: str
     input_tokens_estimate: int = 0
     tool_names: ToolNameMap = field(default_factory=ToolNameMap)
+    # Makes an error message fit for the client; the app passes its redactor (ccproxy/redaction.py), so every
+    # stream error event is redacted where it is made.
+    public_message: Callable[[str], str] = field(default=str)

@@ -222,7 +222,8 @@ class StreamTranslator:
         if self._done:
             return []
         self._done = True
-        return [{"type": "error", "error": {"type": error.error_type, "message": error.message}}]
+        message = self._ctx.public_message(error.message)
+        return [{"type": "error", "error": {"type": error.error_type, "message": message}}]
 
     # -- encoded fast paths --------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccproxy.core.overflow import prompt_too_long
 from ccproxy.errors import UpstreamError, upstream_error
 
 # Anthropic has a value for each OpenAI reason; anything unknown (e.g. vendor-specific) is a normal end.
@@ -65,8 +66,11 @@ def error_from_body(error: Any) -> UpstreamError:
     """The exception for an `error` object found in a 200 body or stream chunk (OpenRouter, CCR-style).
 
     OpenRouter's `code` is an HTTP status; OpenAI-style string codes (e.g. `server_error`) say nothing about
-    the status, so those become 502.
+    the status, so those become 502. A context overflow becomes Anthropic's 400 (core/overflow.py).
     """
+    overflow = prompt_too_long(error)
+    if overflow is not None:
+        return UpstreamError(overflow, status=400)
     if not isinstance(error, dict):
         return upstream_error(502, str(error) if error else "Upstream reported an error")
     code = error.get("code")

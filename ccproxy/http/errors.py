@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING, cast
 
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 
-from ccproxy.errors import ProxyError, error_body, error_type_for_status
+from ccproxy.errors import ProxyError, error_body
+
+if TYPE_CHECKING:
+    from ccproxy.app import CCProxyApp
 
 log = logging.getLogger("ccproxy.http")
 
@@ -22,7 +26,13 @@ def request_id_of(request: Request) -> str:
     return request_id
 
 
+def public_error(request: Request, exc: ProxyError) -> ProxyError:
+    """`exc` as the client may see it: every error body is rendered through the app's redactor."""
+    return cast("CCProxyApp", request.app).ctx.redact.public(exc)
+
+
 def proxy_error_response(request: Request, exc: ProxyError) -> HTTPResponse:
+    exc = public_error(request, exc)
     level = logging.WARNING if exc.status >= 500 else logging.INFO
     log.log(
         level,
@@ -45,9 +55,9 @@ def sanic_error_response(request: Request, exc: SanicException) -> HTTPResponse:
     if status == 404:
         message = f"Not found: {request.method} {request.path}"
     request_id = request_id_of(request)
-    body = error_body(error_type_for_status(status), message, request_id)
+    public = public_error(request, ProxyError(message, status=status))
     headers = {**(getattr(exc, "headers", None) or {}), "request-id": request_id}
-    return json(body, status=status, headers=headers)
+    return json(public.body(request_id), status=status, headers=headers)
 
 
 def unexpected_error_response(request: Request, exc: Exception) -> HTTPResponse:

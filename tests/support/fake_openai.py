@@ -17,6 +17,14 @@ Behaviour, from markers matched as whole words in the text of the LAST `role: us
 - `CALL_TOOL <name> <JSON object>` -> one call of the declared function `<name>` with that object as its arguments
   (the JSON runs to the end of the line); no call when the request declares no such function.
 
+Upstream faults for context overflow and key redaction (one block, `ScriptedFaults` below):
+- `CONTEXT_OVERFLOW_<NAME>` -> that server's real context-overflow answer (tests/support/vendor_errors.py names them:
+  OPENAI, VLLM, LLAMACPP, OLLAMA, OPENROUTER, DEEPSEEK, ...); `CONTEXT_OVERFLOW_FIT` -> vLLM's "max_tokens is too
+  large" unless the requested output fits its window next to the prompt, else the normal reply
+- `IN_BAND` -> any scripted error comes inside an HTTP 200: as the JSON body, or as the first event of the stream
+- `LEAK_KEY_FINISH_ERROR` -> some text, then `finish_reason: "error"` with a `choices[0].error` quoting the key
+- `LEAK_KEY_BAD_HTTP` -> a malformed HTTP status line quoting the key (HTTP clients put it in their exception text)
+
 Requests are validated like api.openai.com does (openai_rules.py), so bad conversions fail loudly.
 Control surface: `GET /_requests` (each request's headers, body, status, cancelled) and `POST /_reset`.
 """
@@ -38,6 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from .openai_rules import OpenAIError, RequestValidator, invalid
+from .vendor_errors import OVERFLOW_ERRORS, VLLM_PROMPT_TOKENS, VLLM_WINDOW, vllm_max_tokens_too_large
 
 PROMPT_TOKENS = 1234
 CACHED_TOKENS = 1000
@@ -100,6 +109,7 @@ class Reply:
     hang: bool = False
     midstream_error: bool = False
     error: OpenAIError | None = None
+    faults: ScriptedFaults = field(default_factory=lambda: ScriptedFaults())
 
     @property
     def finish_reason(self) -> str:
@@ -154,6 +164,8 @@ class Script:
         if _marker(text, "ECHO_KEY"):
             message = f"Incorrect API key provided: {presented_key}."
             reply.error = OpenAIError(401, message, code="invalid_api_key")
+        reply.faults = ScriptedFaults.from_prompt(text, body, presented_key)
+        reply.error = reply.faults.overflow or reply.error
         reply.hang = _marker(text, "HANG_STREAM") is not None
         reply.midstream_error = _marker(text, "MIDSTREAM_ERROR") is not None
         if _marker(text, "THINK"):
@@ -341,6 +353,87 @@ def sse(data: dict[str, Any] | str) -> bytes:
     return f"data: {payload}\n\n".encode()
 
 
+# --- scripted upstream faults: context overflow and in-band errors that quote the key ---------------------------
+
+
+class VendorAnswer(OpenAIError):
+    """An error answered with a vendor's own body (not always OpenAI's shape)."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status, json.dumps(body))
+        self.vendor_body = body
+
+    def body(self) -> dict[str, Any]:
+        return self.vendor_body
+
+
+@dataclass
+class ScriptedFaults:
+    """The faults a prompt asks for (see the module docstring): how the answer goes wrong, if it does."""
+
+    overflow: OpenAIError | None = None
+    in_band: bool = False
+    finish_error: str = ""
+    bad_http: str = ""
+
+    @classmethod
+    def from_prompt(cls, text: str, body: dict[str, Any], presented_key: str) -> ScriptedFaults:
+        faults = cls(in_band=_marker(text, "IN_BAND") is not None)
+        named = re.search(r"(?<![A-Za-z0-9])CONTEXT_OVERFLOW_([A-Z0-9_]+)", text)
+        if named and named.group(1) == "FIT":
+            faults.overflow = cls._unless_output_fits(body)
+        elif named and named.group(1) in OVERFLOW_ERRORS:
+            found = OVERFLOW_ERRORS[named.group(1)]
+            faults.overflow = VendorAnswer(found.status, found.body)
+        if _marker(text, "LEAK_KEY_FINISH_ERROR"):
+            faults.finish_error = f"Provider rejected the request made with key {presented_key}"
+        if _marker(text, "LEAK_KEY_BAD_HTTP"):
+            faults.bad_http = f"HTTP/1.1 2x0 {presented_key}\r\n\r\n"
+        return faults
+
+    @staticmethod
+    def _unless_output_fits(body: dict[str, Any]) -> OpenAIError | None:
+        requested = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        if VLLM_PROMPT_TOKENS + requested <= VLLM_WINDOW:
+            return None
+        return VendorAnswer(400, vllm_max_tokens_too_large(requested))
+
+    async def answer_in_band(
+        self, request: web.Request, error: OpenAIError, body: dict[str, Any], record: dict[str, Any]
+    ) -> web.StreamResponse:
+        """HTTP 200 carrying `error`: the JSON body, or the first (and only) event of the stream."""
+        record.update(status=200, error=error.message)
+        if not body.get("stream"):
+            return web.json_response(error.body())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        await response.write(sse(error.body()))
+        await response.write_eof()
+        return response
+
+    def finish_chunk(self, writer: ChunkWriter) -> dict[str, Any]:
+        """OpenRouter's way of ending a stream with an error: `finish_reason: "error"` and `choices[0].error`."""
+        chunk = writer.chunk({}, "error")
+        chunk["choices"][0]["error"] = {"code": 502, "message": self.finish_error}
+        return chunk
+
+    def finish(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """The non-stream completion, ended with an error when one is scripted."""
+        if self.finish_error:
+            choice = answer["choices"][0]
+            choice.update(finish_reason="error", error={"code": 502, "message": self.finish_error})
+        return answer
+
+    async def answer_bad_http(self, request: web.Request, record: dict[str, Any]) -> web.StreamResponse:
+        """Raw bytes that are not HTTP, then a closed connection; aiohttp's handler output goes nowhere."""
+        record.update(status=0, error="malformed HTTP")
+        transport = request.transport
+        if transport is not None:
+            transport.write(self.bad_http.encode())
+            transport.close()
+        return web.Response()
+
+
 class FakeOpenAI:
     """The server state and its aiohttp handlers."""
 
@@ -427,7 +520,11 @@ class FakeOpenAI:
         reply = self.script.reply(body, presented_key)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.faults.bad_http:
+            return await reply.faults.answer_bad_http(request, record)
         if reply.error is not None:
+            if reply.faults.in_band:
+                return await reply.faults.answer_in_band(request, reply.error, body, record)
             raise reply.error
         record["status"] = 200
         if body.get("stream"):
@@ -436,7 +533,7 @@ class FakeOpenAI:
         if reply.midstream_error:
             # OpenRouter answers some provider failures with HTTP 200 and an error body.
             return web.json_response({"error": MIDSTREAM_ERROR})
-        return web.json_response(completion(reply, body["model"]))
+        return web.json_response(reply.faults.finish(completion(reply, body["model"])))
 
     async def _stream(
         self, request: web.Request, reply: Reply, writer: ChunkWriter, record: dict[str, Any]
@@ -447,8 +544,9 @@ class FakeOpenAI:
         await response.prepare(request)
         for chunk in writer.opening(reply):
             await self._write(response, sse(chunk))
-        if reply.midstream_error:
-            await self._write(response, sse({"error": MIDSTREAM_ERROR}))
+        if reply.midstream_error or reply.faults.finish_error:
+            failure = reply.faults.finish_chunk(writer) if reply.faults.finish_error else {"error": MIDSTREAM_ERROR}
+            await self._write(response, sse(failure))
             await response.write_eof()
             return response
         if reply.hang:
