@@ -20,7 +20,7 @@ import pytest
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
-from tests.api.conftest import make_settings
+from tests.api.conftest import make_settings, sdk_like
 from tests.support.raw_upstream import RawUpstream, http_answer, sse_answer
 from tests.support.upstream_keys import key_shapes, leaked_pieces
 
@@ -110,7 +110,7 @@ async def raw_upstream() -> AsyncIterator[RawUpstream]:
 
 async def start_app(upstream: RawUpstream, key: str, caplog: pytest.LogCaptureFixture) -> tuple[CCProxyApp, Captured]:
     Sanic.test_mode = True
-    app = create_app(make_settings(api_key=key, base_url=await upstream.start(), log_level="DEBUG"))
+    app = sdk_like(create_app(make_settings(api_key=key, base_url=await upstream.start(), log_level="DEBUG")))
     logger = logging.getLogger("ccproxy")
     (handler,) = logger.handlers
     output = io.StringIO()
