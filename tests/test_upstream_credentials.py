@@ -67,9 +67,7 @@ def test_credentials_replace_the_key_and_reach_the_upstream_as_basic_auth(tmp_pa
     token = base64.b64encode(f"us@er:{PASSWORD}".encode()).decode()
     assert state.transport.headers["authorization"] == f"Basic {token}"
     # Upstream text that echoes the password or the whole header is redacted.
-    assert state.redact(f"bad password {PASSWORD} in Basic {token}") == (
-        "bad password [redacted] in Basic [redacted]"
-    )
+    assert state.redact(f"bad password {PASSWORD} in Basic {token}") == ("bad password [redacted] in Basic [redacted]")
     for text in (repr(settings), repr(state.pipeline.provider.config)):
         assert ENCODED_PASSWORD not in text and PASSWORD not in text
 
