@@ -1,0 +1,69 @@
+"""One backend's upstream as a stack: the aiohttp transport, wrapped by retries, a circuit breaker and a rate limiter.
+
+FakeUpstream (ccproxy.upstream.fake) is for tests and is not imported here.
+"""
+
+from ccproxy.upstream.base import Clock, Sleep, Upstream, UpstreamRequest, UpstreamResponse, UpstreamWrapper
+from ccproxy.upstream.breaker import Admission, BreakerState, CircuitBreakerUpstream, InMemoryBreakerState
+from ccproxy.upstream.errors import (
+    BackendUnavailable,
+    OverflowDetector,
+    RateLimitExceeded,
+    Redact,
+    UpstreamConnectError,
+    UpstreamFailure,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    can_fall_back,
+    can_retry,
+    is_backend_failure,
+    parse_retry_after,
+    status_error,
+    to_proxy_error,
+)
+from ccproxy.upstream.http import AiohttpUpstream
+from ccproxy.upstream.limiter import InMemoryLimiterState, LimiterState, Outcome, RateLimitedUpstream
+from ccproxy.upstream.observed import AttemptObserver, ObservedUpstream
+from ccproxy.upstream.retry import RetryingUpstream
+from ccproxy.upstream.stack import Resilience, ResilienceSettings, UpstreamStates, build_upstream
+
+__all__ = [
+    "Admission",
+    "AiohttpUpstream",
+    "AttemptObserver",
+    "BackendUnavailable",
+    "BreakerState",
+    "CircuitBreakerUpstream",
+    "Clock",
+    "InMemoryBreakerState",
+    "InMemoryLimiterState",
+    "LimiterState",
+    "ObservedUpstream",
+    "Outcome",
+    "OverflowDetector",
+    "RateLimitExceeded",
+    "RateLimitedUpstream",
+    "Redact",
+    "Resilience",
+    "ResilienceSettings",
+    "RetryingUpstream",
+    "Sleep",
+    "Upstream",
+    "UpstreamConnectError",
+    "UpstreamFailure",
+    "UpstreamProtocolError",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "UpstreamStates",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+    "UpstreamWrapper",
+    "build_upstream",
+    "can_fall_back",
+    "can_retry",
+    "is_backend_failure",
+    "parse_retry_after",
+    "status_error",
+    "to_proxy_error",
+]

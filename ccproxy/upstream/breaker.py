@@ -1,0 +1,150 @@
+"""CircuitBreakerUpstream: a backend that keeps failing is skipped for a cooldown, then one trial request decides.
+
+closed --(`failures` consecutive failures)--> open --(`cooldown` s)--> half-open: the next request is the one trial,
+the others are refused while it runs; its success closes the circuit, its failure opens it again. Failures are what
+`is_backend_failure` says (no answer, a broken answer, 5xx); a 4xx, 429 included, is a working server's answer.
+The state sits behind `BreakerState` so that several processes can share it (a store such as Redis).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ccproxy.upstream.base import Clock, Upstream, UpstreamRequest, UpstreamResponse, UpstreamWrapper
+from ccproxy.upstream.errors import BackendUnavailable, RateLimitExceeded, UpstreamFailure, is_backend_failure
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether a request may go: `trial` when it is the half-open probe; `retry_after` (cooldown left) if refused."""
+
+    allowed: bool
+    trial: bool = False
+    retry_after: float | None = None
+
+
+ADMITTED = Admission(True)
+TRIAL = Admission(True, trial=True)
+TRIAL_RUNNING = Admission(False)
+
+
+class BreakerState(ABC):
+    """Where circuits live, by key (the backend's name). `now` is the breaker's clock (time.monotonic by default);
+    a store shared between processes should use its own shared clock instead, and expire a trial claim whose
+    holder died."""
+
+    @abstractmethod
+    async def admit(self, key: str, now: float, cooldown: float) -> Admission:
+        """Decide for one request, atomically: admitted (closed), the one trial (open and cooled down, no trial
+        running: the claim is recorded), or refused."""
+
+    @abstractmethod
+    async def record(self, key: str, *, failed: bool, trial: bool, now: float, threshold: int) -> None:
+        """The outcome of an admitted request: a success closes the circuit and clears the count; a failure counts,
+        and opens the circuit at `threshold` consecutive failures — or at once when it was the trial."""
+
+    @abstractmethod
+    async def release(self, key: str) -> None:
+        """A trial ended without saying anything about the backend (cancelled, refused locally): the next request
+        becomes the trial."""
+
+
+class _Circuit:
+    __slots__ = ("failures", "opened_at", "trial_running")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial_running = False
+
+
+class InMemoryBreakerState(BreakerState):
+    """Circuits in this process (each worker has its own)."""
+
+    def __init__(self) -> None:
+        self._circuits: dict[str, _Circuit] = {}
+
+    def _circuit(self, key: str) -> _Circuit:
+        circuit = self._circuits.get(key)
+        if circuit is None:
+            circuit = self._circuits[key] = _Circuit()
+        return circuit
+
+    async def admit(self, key: str, now: float, cooldown: float) -> Admission:
+        circuit = self._circuit(key)
+        if circuit.opened_at is None:
+            return ADMITTED
+        left = circuit.opened_at + cooldown - now
+        if left > 0:
+            return Admission(False, retry_after=left)
+        if circuit.trial_running:
+            return TRIAL_RUNNING
+        circuit.trial_running = True
+        return TRIAL
+
+    async def record(self, key: str, *, failed: bool, trial: bool, now: float, threshold: int) -> None:
+        circuit = self._circuit(key)
+        if trial:
+            circuit.trial_running = False
+        if not failed:
+            circuit.failures = 0
+            circuit.opened_at = None
+            return
+        circuit.failures += 1
+        if trial or (circuit.opened_at is None and circuit.failures >= threshold):
+            circuit.opened_at = now
+
+    async def release(self, key: str) -> None:
+        self._circuit(key).trial_running = False
+
+
+class CircuitBreakerUpstream(UpstreamWrapper):
+    """Refuses sends with BackendUnavailable while the backend's circuit is open (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: Upstream,
+        *,
+        name: str,
+        failures: int,
+        cooldown: float,
+        state: BreakerState,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        super().__init__(inner)
+        self.name = name
+        self.failures = failures
+        self.cooldown = cooldown
+        self.state = state
+        self.clock = clock
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        admission = await self.state.admit(self.name, self.clock(), self.cooldown)
+        if not admission.allowed:
+            raise self._unavailable(admission.retry_after)
+        trial = admission.trial
+        try:
+            response = await self.inner.send(request)
+        except RateLimitExceeded:
+            if trial:  # refused by our own limiter: nothing learnt about the backend
+                await self.state.release(self.name)
+            raise
+        except UpstreamFailure as exc:
+            failed = is_backend_failure(exc)
+            await self.state.record(self.name, failed=failed, trial=trial, now=self.clock(), threshold=self.failures)
+            raise
+        except BaseException:
+            if trial:
+                await self.state.release(self.name)
+            raise
+        await self.state.record(self.name, failed=False, trial=trial, now=self.clock(), threshold=self.failures)
+        return response
+
+    def _unavailable(self, retry_after: float | None) -> BackendUnavailable:
+        if retry_after is None:
+            message = f"Backend {self.name} is being probed after repeated failures; try again shortly"
+        else:
+            message = f"Backend {self.name} is unavailable after repeated failures; retry in {retry_after:.0f} s"
+        return BackendUnavailable(message, retry_after=retry_after)

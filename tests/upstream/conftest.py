@@ -1,0 +1,48 @@
+"""Shared pieces of the upstream-stack tests: a fake clock, requests, and canned answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ccproxy.upstream import UpstreamRequest
+from ccproxy.upstream.fake import FakeResponse
+from tests.support.fake_clock import FakeClock
+
+CHAT = "/chat/completions"
+KEY = "sk-test-0123456789abcdefSECRET"
+
+
+def redact(text: str) -> str:
+    """The backend's redactor, as far as these tests need one."""
+    return text.replace(KEY, "[redacted]")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_request(clock: FakeClock, *, timeout: float = 600.0, **fields: Any) -> UpstreamRequest:
+    """A request whose deadline is `timeout` seconds from the fake clock's now."""
+    return UpstreamRequest(CHAT, b'{"model":"m"}', False, clock() + timeout, **fields)
+
+
+def ok() -> FakeResponse:
+    return FakeResponse.json({"id": "chatcmpl-1", "choices": []})
+
+
+def failing(status: int, message: str = "boom", headers: dict[str, str] | None = None) -> FakeResponse:
+    return FakeResponse.json({"error": {"message": message}}, status=status, headers=headers)
+
+
+def scripted(*answers: FakeResponse) -> Callable[[UpstreamRequest], FakeResponse]:
+    """A handler giving `answers` in order, then the last one again and again."""
+    queue = list(answers)
+
+    def handler(request: UpstreamRequest) -> FakeResponse:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return handler
