@@ -6,12 +6,14 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase, translate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccproxy.backends import public_url
 from ccproxy.config import BackendConfig, SettingsError, dotted
 from ccproxy.errors import InvalidRequestError, NotFoundError
-from ccproxy.settings import Settings
+
+if TYPE_CHECKING:
+    from ccproxy.settings import Settings
 
 DEFAULT_BACKEND = "default"
 # Clients choose model names, so the memo of resolved names is bounded.
