@@ -75,12 +75,12 @@ def _backend_name(value: str) -> str:
     return value
 
 
-def _route_targets(value: Any) -> tuple[str, ...]:
-    """A route's value: one target or a non-empty list of them, in order."""
+def _route_targets(value: Any) -> str | tuple[str, ...]:
+    """A route's value: one target (kept a string, the shape Settings.routes always had) or a non-empty list."""
     targets = [value] if isinstance(value, str) else value
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t.strip() for t in targets):
         raise PydanticCustomError("expected", 'expected "backend:model", "model" or a non-empty list of them')
-    return tuple(targets)
+    return value if isinstance(value, str) else tuple(targets)
 
 
 Count = Annotated[int, Field(ge=0, strict=True), _expect("an integer >= 0")]
@@ -91,7 +91,7 @@ Flag = Annotated[bool, Field(strict=True), _expect("true or false")]
 HttpUrl = Annotated[str, Field(strict=True), AfterValidator(_http_url), _expect("an http(s) URL")]
 Headers = Annotated[dict[str, str], Field(strict=True), _expect("a table of header names to strings")]
 BackendName = Annotated[str, AfterValidator(_backend_name)]
-RouteTargets = Annotated[tuple[str, ...], BeforeValidator(_route_targets)]
+RouteTargets = Annotated[str | tuple[str, ...], BeforeValidator(_route_targets)]
 
 if TYPE_CHECKING:
     CapabilityOverrides = dict[str, Any]

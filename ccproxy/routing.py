@@ -68,12 +68,14 @@ def parse_target(text: str, backends: Collection[str], where: str) -> Target:
     return Target(DEFAULT_BACKEND, text)
 
 
-def parse_routes(table: Mapping[str, Sequence[str]], backends: Collection[str]) -> tuple[Route, ...]:
-    """The `[routes]` table (pattern -> targets, file order) as Routes; errors name the route."""
-    return tuple(
-        Route(tuple(parse_target(text, backends, dotted(("routes", pattern))) for text in targets), pattern)
-        for pattern, targets in table.items()
-    )
+def parse_routes(table: Mapping[str, str | Sequence[str]], backends: Collection[str]) -> tuple[Route, ...]:
+    """The `[routes]` table (pattern -> a target or a list of them, file order) as Routes; errors name the route."""
+    routes = []
+    for pattern, value in table.items():
+        where = dotted(("routes", pattern))
+        targets = (value,) if isinstance(value, str) else value
+        routes.append(Route(tuple(parse_target(text, backends, where) for text in targets), pattern))
+    return tuple(routes)
 
 
 class Router:

@@ -81,7 +81,7 @@ def new_backends(settings: Settings, env: Mapping[str, str]) -> tuple[dict[str, 
         reasoning_options=settings.reasoning_options,
         env=env,
     )
-    routes = parse_routes({pattern: (model,) for pattern, model in settings.routes}, backends)
+    routes = parse_routes(dict(settings.routes), backends)
     return backends, Router(routes, plan.default_routes, backends)
 
 

@@ -7,15 +7,15 @@ import json
 import pytest
 
 from ccproxy import routing
-from ccproxy.config import BackendConfig
+from ccproxy.config import BackendConfig, SettingsError
 from ccproxy.errors import InvalidRequestError, NotFoundError
-from ccproxy.routing import Route, Router, SettingsError, Target, models_listing, parse_routes, parse_target
+from ccproxy.routing import Route, Router, Target, models_listing, parse_routes, parse_target
 
 BACKENDS = ("default", "local", "openrouter", "openai")
-ROUTES = {
-    "claude-*haiku*": ("local:qwen3-coder",),
+ROUTES: dict[str, str | tuple[str, ...]] = {
+    "claude-*haiku*": "local:qwen3-coder",
     "claude-opus-*": ("openrouter:anthropic/claude-opus-4.5", "openai:gpt-5"),
-    "claude-sonnet-*": ("gpt-5",),
+    "claude-sonnet-*": "gpt-5",
     "*fast*": ("local:qwen3:8b",),
     "big-?": ("qwen3:32b",),
 }
@@ -28,7 +28,9 @@ def router(*, defaults: bool = True) -> Router:
         return Router(parse_routes(ROUTES, BACKENDS), DEFAULT_ROUTES, BACKENDS)
     backends = [name for name in BACKENDS if name != "default"]
     named = {
-        pattern: targets for pattern, targets in ROUTES.items() if all(t.split(":")[0] in backends for t in targets)
+        pattern: value
+        for pattern, value in ROUTES.items()
+        if all(t.split(":")[0] in backends for t in ((value,) if isinstance(value, str) else value))
     }
     return Router(parse_routes(named, backends), (), backends)
 
