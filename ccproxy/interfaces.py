@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from pydantic import BaseModel
+
 from ccproxy.core.plan import ModelCapabilities
 
 # Header names whose values are credentials (Authorization, x-api-key, api-key, cookies, tokens, secrets).
@@ -50,8 +52,9 @@ class BasicCredentials:
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """What a provider is configured with: the core settings plus its own `[plugins.<name>]` table.
+    """What a provider instance is configured with: its backend's table, base URL and key already resolved.
 
+    `options` are the table's keys ccproxy does not know itself, validated by the provider's `options_model`.
     `base_url` never carries credentials: `user:password@` in the configured URL arrives as `basic_auth`.
     """
 
@@ -61,17 +64,32 @@ class ProviderConfig:
     request_timeout: float = 600.0
     connect_timeout: float = 10.0
     basic_auth: BasicCredentials | None = field(default=None, repr=False)
+    name: str = "default"  # the backend's name
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # the table's `headers`, sent every time
 
 
 class Provider(ABC):
     """An upstream that speaks OpenAI Chat Completions.
 
-    A provider is created once per app (not per request). It answers what a model accepts, where requests go and
-    which headers they carry, and may adjust the converted body for its vendor's quirks.
+    A provider is instantiated once per backend that names it (not per request), with that backend's
+    ProviderConfig. It answers what a model accepts, where requests go and which headers they carry, and may adjust
+    the converted body for its vendor's quirks.
     """
 
-    #: The name users select with `provider = "<name>"` in plugins.toml.
+    #: The name users select with `provider = "<name>"` in a `[backends.<name>]` table.
     name: ClassVar[str]
+    #: Whether the vendor wants a key. Even then none is asked for on a loopback / private / `.local` host, unless
+    #: the table says `api_key_required = true`.
+    needs_key: ClassVar[bool] = True
+    #: The environment variable a backend's key is read from when its table has no `api_key`.
+    key_env_var: ClassVar[str | None] = None
+    #: The base URL of a backend whose table has no `base_url` (None: the table must give one).
+    default_base_url: ClassVar[str | None] = None
+    #: Validates the provider options (the table's keys ccproxy does not know); errors name the key. None: the
+    #: provider takes no options, and any unknown key in its table is an error.
+    options_model: ClassVar[type[BaseModel] | None] = None
+    #: The reasoning configurator its backends use unless their table names one (None: the global default).
+    default_reasoning: ClassVar[str | None] = None
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -85,12 +103,14 @@ class Provider(ABC):
         return self.config.base_url.rstrip("/") + "/chat/completions"
 
     def headers(self) -> dict[str, str]:
-        """Headers sent with every upstream request (auth included). Computed once per app."""
+        """Headers sent with every upstream request (auth and the table's `headers` included). Computed once per
+        backend."""
         headers = {"content-type": "application/json", "accept": "application/json"}
         if self.config.api_key:
             headers["authorization"] = f"Bearer {self.config.api_key}"
         elif self.config.basic_auth is not None:
             headers["authorization"] = self.config.basic_auth.authorization()
+        headers.update(self.config.headers)
         return headers
 
     def secrets(self) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict
+
 from ccproxy import ModelCapabilities, Provider, ProviderConfig, hookimpl
 
 # Reasoning families: `max_completion_tokens`, developer role, default temperature only (wire.md 4.7).
@@ -65,11 +67,27 @@ def _max_output_tokens(name: str) -> int | None:
     return MAX_OUTPUT_TOKENS[best] if best else None
 
 
+class OpenAIOptions(BaseModel):
+    """The provider's own options in a `[backends.<name>]` table (base_url, api_key, headers, models and the rest
+    are ccproxy's keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organization: str | None = None
+
+
 class OpenAIProvider(Provider):
-    """OpenAI Chat Completions. Options (`[plugins.openai]`): `base_url`, `api_key`, `headers` (extra upstream
-    headers), `organization`, and `models."<name>"` tables overriding any ModelCapabilities field for one model."""
+    """OpenAI Chat Completions. Option: `organization` (the `openai-organization` header).
+
+    `models."<name>"` overrides and extra `headers` are applied by ccproxy for every backend; given in `options`
+    directly (a ProviderConfig built by hand, the old `[plugins.openai]` shape), they still apply here too.
+    """
 
     name: ClassVar[str] = "openai"
+    needs_key: ClassVar[bool] = True
+    key_env_var: ClassVar[str | None] = "OPENAI_API_KEY"
+    default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+    options_model: ClassVar[type[BaseModel] | None] = OpenAIOptions
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

@@ -6,9 +6,10 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from ccproxy import ProviderConfig
-from ccproxy_openai import OpenAIProvider, family_capabilities
+from ccproxy_openai import OpenAIOptions, OpenAIProvider, family_capabilities
 
 OFFICIAL = "https://api.openai.com/v1"
 
@@ -91,3 +92,18 @@ def test_gpt_5_1_drops_effort_beside_tools_only() -> None:
     assert "reasoning_effort" not in p.adjust_request(dict(with_tools), {})
     assert p.adjust_request({"model": "gpt-5.1", "reasoning_effort": "high"}, {})["reasoning_effort"] == "high"
     assert p.adjust_request({**with_tools, "model": "gpt-5"}, {})["reasoning_effort"] == "high"
+
+
+def test_backend_attributes_and_options() -> None:
+    assert OpenAIProvider.needs_key is True
+    assert OpenAIProvider.key_env_var == "OPENAI_API_KEY"
+    assert OpenAIProvider.default_base_url == OFFICIAL
+    assert OpenAIProvider.options_model is OpenAIOptions
+    assert OpenAIOptions.model_validate({"organization": "org-1"}).organization == "org-1"
+    with pytest.raises(ValidationError):
+        OpenAIOptions.model_validate({"organisation": "org-1"})
+
+
+def test_table_headers_reach_the_upstream() -> None:
+    config = ProviderConfig(base_url=OFFICIAL, api_key="sk-1", options={}, name="oa", headers={"X-Title": "t"})
+    assert OpenAIProvider(config).headers()["X-Title"] == "t"

@@ -1,0 +1,196 @@
+"""Backend: one provider instance x its `[backends.<name>]` table x (later) its upstream; and the key rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ccproxy.config import BackendConfig, SettingsError, validate_table
+from ccproxy.core.plan import ModelCapabilities
+from ccproxy.interfaces import Provider, ProviderConfig, ReasoningConfigurator
+
+ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
+DEFAULT_REASONING = "budget-effort"
+# Direct `backend:model` requests let clients choose model names, so the capabilities cache is bounded.
+CAPABILITIES_LIMIT = 4096
+# Names that only resolve on a local network (RFC 6761 localhost, RFC 6762 mDNS .local, RFC 8375 home.arpa,
+# ICANN's reserved .internal, and the .lan many routers hand out).
+LOCAL_SUFFIXES = (".localhost", ".local", ".home.arpa", ".internal", ".lan")
+
+
+def is_local_host(host: str) -> bool:
+    """An address that is not globally reachable (loopback, RFC 1918 / unique-local, link-local, the RFC 6598
+    shared space Tailscale uses) or a name that cannot be public.
+
+    Single-label names (`ollama`, `vllm` in a compose network) count as local: no public name has one label.
+    """
+    name = host.lower().rstrip(".")
+    if not name:
+        return False
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost" or "." not in name or name.endswith(LOCAL_SUFFIXES)
+    return not address.is_global
+
+
+def key_required(config: BackendConfig, *, needs_key: bool, base_url: str) -> bool:
+    """The key rule: `api_key_required` when the table says; else the provider needs one and the host is public
+    (a `user:password@` base URL brings its own credentials)."""
+    if config.api_key_required is not None:
+        return config.api_key_required
+    parts = urlsplit(base_url)
+    return needs_key and not is_local_host(parts.hostname or "") and parts.username is None
+
+
+def public_url(url: str) -> str:
+    """`url` without credentials: no `user:password@`, no query string (keys hide there too), no fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class Backend:
+    """One named backend: its provider instance, resolved config (base_url and api_key filled in), reasoning
+    configurator, capabilities per upstream model (provider answer + `models."<model>"` overrides, cached), and
+    `upstream` — the resilient upstream stack, set by the app wiring once it is built."""
+
+    __slots__ = ("_capabilities", "config", "name", "provider", "reasoning", "upstream")
+
+    def __init__(self, name: str, config: BackendConfig, provider: Provider, reasoning: ReasoningConfigurator) -> None:
+        self.name = name
+        self.config = config
+        self.provider = provider
+        self.reasoning = reasoning
+        self.upstream: Any = None  # ccproxy.upstream.Upstream once wired
+        self._capabilities: dict[str, ModelCapabilities] = {}
+
+    def __repr__(self) -> str:
+        base_url = public_url(self.config.base_url) if self.config.base_url else None
+        return f"Backend({self.name!r}, provider={self.config.provider!r}, base_url={base_url!r})"
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """What `model` accepts on this backend: asked of the provider once, table overrides laid over it."""
+        found = self._capabilities.get(model)
+        if found is None:
+            found = self.provider.capabilities(model)
+            override = self.config.models.get(model)
+            if override:
+                found = dataclasses.replace(found, **override)
+            if len(self._capabilities) < CAPABILITIES_LIMIT:
+                self._capabilities[model] = found
+        return found
+
+
+def build_backends(
+    configs: Mapping[str, BackendConfig],
+    providers: Mapping[str, type[Provider]],
+    reasoning_factories: Mapping[str, ReasoningFactory],
+    *,
+    reasoning_options: Mapping[str, Any],
+    env: Mapping[str, str],
+    default_reasoning: str = DEFAULT_REASONING,
+) -> dict[str, Backend]:
+    """Every backend, in order; a SettingsError naming `backends.<name>.<key>` for the first problem.
+
+    `env` is the environment snapshot Settings was loaded from (for a provider's `key_env_var`). Reasoning
+    configurators are built once per name, from the `[reasoning]` table, and shared by the backends that use them.
+    """
+    reasoning: dict[str, ReasoningConfigurator] = {}
+
+    def configurator(name: str, where: str) -> ReasoningConfigurator:
+        if name not in reasoning:
+            factory = reasoning_factories.get(name)
+            if factory is None:
+                registered = ", ".join(sorted(reasoning_factories)) or "none"
+                raise SettingsError(f"{where}: configurator {name!r} is not registered; registered: {registered}")
+            reasoning[name] = factory(reasoning_options)
+        return reasoning[name]
+
+    backends: dict[str, Backend] = {}
+    for name, config in configs.items():
+        provider_class = select_provider(providers, config)
+        if config.reasoning:
+            chosen = configurator(config.reasoning, config.where("reasoning"))
+        else:
+            chosen = configurator(provider_class.default_reasoning or default_reasoning, "reasoning")
+        backends[name] = build_backend(name, config, provider_class, chosen, env)
+    return backends
+
+
+def select_provider(providers: Mapping[str, type[Provider]], config: BackendConfig) -> type[Provider]:
+    """The installed provider class the table names."""
+    found = providers.get(config.provider)
+    if found is None:
+        installed = ", ".join(sorted(providers)) or "none"
+        hint = " (pip install ccproxy-openai)" if config.provider == "openai" else ""
+        raise SettingsError(
+            f"{config.where('provider')}: {config.provider!r} is not installed{hint}; installed providers: {installed}"
+        )
+    return found
+
+
+def build_backend(
+    name: str,
+    config: BackendConfig,
+    provider_class: type[Provider],
+    reasoning: ReasoningConfigurator,
+    env: Mapping[str, str],
+) -> Backend:
+    """One Backend: base URL and key defaulted from the provider, the key rule, options validated, provider made."""
+    base_url = config.base_url or provider_class.default_base_url
+    if not base_url:
+        raise SettingsError(
+            f"{config.where('base_url')}: not set, and provider {config.provider!r} has no default base URL"
+        )
+    api_key = config.api_key
+    if api_key is None and provider_class.key_env_var:
+        api_key = env.get(provider_class.key_env_var) or None
+    if not api_key and key_required(config, needs_key=provider_class.needs_key, base_url=base_url):
+        raise SettingsError(f"{config.where('api_key')}: not set; {_key_hint(config, provider_class, base_url)}")
+    resolved = config.replaced(base_url=base_url, api_key=api_key)
+    # Timeouts are filled in by legacy.plan_backends; left out here, ProviderConfig's defaults apply.
+    timeouts = {key: getattr(config, key) for key in ("request_timeout", "connect_timeout") if getattr(config, key)}
+    provider_config = ProviderConfig(
+        base_url=base_url,
+        api_key=api_key,
+        options=provider_options(provider_class, config),
+        name=name,
+        headers=dict(config.headers),
+        **timeouts,
+    )
+    try:
+        provider = provider_class(provider_config)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"{config.table}: {exc}") from None
+    return Backend(name, resolved, provider, reasoning)
+
+
+def provider_options(provider_class: type[Provider], config: BackendConfig) -> dict[str, Any]:
+    """The table's provider options, validated by the provider's `options_model` (none declared: none allowed)."""
+    options = config.options
+    if provider_class.options_model is not None:
+        return validate_table(provider_class.options_model, options, config.table).model_dump()
+    if options:
+        key = next(iter(options))
+        raise SettingsError(f"{config.where(key)}: unknown setting; provider {config.provider!r} takes no options")
+    return {}
+
+
+def _key_hint(config: BackendConfig, provider_class: type[Provider], base_url: str) -> str:
+    if config.api_key_required:
+        reason = "api_key_required = true"
+    else:
+        reason = f"provider {config.provider!r} needs a key for {public_url(base_url)}"
+    env_hint = f"set {provider_class.key_env_var} or " if provider_class.key_env_var else ""
+    return f'{reason} ({env_hint}write api_key = {{"$env" = "NAME"}})'

@@ -1,0 +1,305 @@
+"""Pydantic models of plugins.toml; every mistake becomes one line naming its table and key."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+from typing_extensions import TypedDict
+
+from ccproxy.core.plan import ModelCapabilities
+from ccproxy.settings import SettingsError, resolve_secrets
+
+__all__ = [
+    "BACKEND_NAME",
+    "BackendConfig",
+    "CoreConfig",
+    "FileConfig",
+    "SettingsError",
+    "dotted",
+    "format_validation_error",
+    "parse_config",
+    "resolve_secrets",
+    "validate_table",
+]
+
+BACKEND_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Values under a key named like a credential (or any header) are never echoed in an error message.
+_SECRET_KEY = re.compile(r"(?:^|[-_])(?:key|token|secret|password|authorization)$|^headers$", re.IGNORECASE)
+_MAX_ECHO = 60
+ModelT = TypeVar("ModelT", bound=BaseModel)
+CAPABILITY_FIELDS: tuple[str, ...] = tuple(get_type_hints(ModelCapabilities))
+
+
+def _expect(what: str) -> WrapValidator:
+    """Replace pydantic's wording for one value by `expected <what>` (the formatter adds what was given)."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError("expected", "expected " + what) from None
+
+    return WrapValidator(validate)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    parts.port  # noqa: B018 — raises ValueError for a port that is not a number
+    return value
+
+
+def _backend_name(value: str) -> str:
+    if not BACKEND_NAME.fullmatch(value):
+        raise PydanticCustomError("backend_name", "a backend name may only contain letters, digits, '_', '.' and '-'")
+    return value
+
+
+def _route_targets(value: Any) -> str | tuple[str, ...]:
+    """A route's value: one target (kept a string, the shape Settings.routes always had) or a non-empty list."""
+    targets = [value] if isinstance(value, str) else value
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t.strip() for t in targets):
+        raise PydanticCustomError("expected", 'expected "backend:model", "model" or a non-empty list of them')
+    return value if isinstance(value, str) else tuple(targets)
+
+
+Count = Annotated[int, Field(ge=0, strict=True), _expect("an integer >= 0")]
+Seconds = Annotated[float, Field(ge=0, strict=True), _expect("a number of seconds >= 0")]
+PositiveSeconds = Annotated[float, Field(gt=0, strict=True), _expect("a number of seconds > 0")]
+Text = Annotated[str, Field(min_length=1, strict=True), _expect("a non-empty string")]
+Flag = Annotated[bool, Field(strict=True), _expect("true or false")]
+HttpUrl = Annotated[str, Field(strict=True), AfterValidator(_http_url), _expect("an http(s) URL")]
+Headers = Annotated[dict[str, str], Field(strict=True), _expect("a table of header names to strings")]
+BackendName = Annotated[str, AfterValidator(_backend_name)]
+RouteTargets = Annotated[str | tuple[str, ...], BeforeValidator(_route_targets)]
+
+if TYPE_CHECKING:
+    CapabilityOverrides = dict[str, Any]
+else:
+    # Built from ModelCapabilities itself so a new capability field is overridable without an edit here; only the
+    # keys a table gives are kept, so they can be laid over whatever the provider answers.
+    CapabilityOverrides = TypedDict("CapabilityOverrides", get_type_hints(ModelCapabilities), total=False)
+    CapabilityOverrides.__pydantic_config__ = ConfigDict(extra="forbid")
+
+
+class CoreConfig(BaseModel):
+    """`[ccproxy]`: the core settings under their lower-case environment names. Field names are Settings'."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: str | None = Field(default=None, validation_alias="openai_api_key", repr=False)
+    base_url: str | None = Field(default=None, validation_alias="openai_base_url")
+    big_model: str | None = Field(default=None, validation_alias="big_model_name")
+    small_model: str | None = Field(default=None, validation_alias="small_model_name")
+    host: str | None = None
+    port: int | None = None
+    log_level: str | None = None
+    workers: int | None = Field(default=None, validation_alias="web_concurrency")
+    request_timeout: float | None = None
+    connect_timeout: float | None = None
+    provider: str | None = Field(default=None, validation_alias=AliasChoices("provider", "ccproxy_provider"))
+    cache: str | None = Field(default=None, validation_alias=AliasChoices("cache", "ccproxy_cache"))
+    disabled_plugins: Annotated[tuple[str, ...], _expect("a list of plugin names")] = ()
+
+    def settings_values(self) -> dict[str, Any]:
+        """The keys the table set, by Settings field name (the environment may still override them)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class BackendConfig(BaseModel):
+    """`[backends.<name>]`: one provider x its settings. Keys not declared here are provider options."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    provider: Text
+    base_url: HttpUrl | None = None  # None: the provider's default_base_url
+    api_key: str | None = Field(default=None, repr=False)  # None: the provider's key_env_var, if set
+    api_key_required: Flag | None = None  # None: the key rule decides (provider x host)
+    headers: Headers = Field(default_factory=dict, repr=False)
+    connect_timeout: PositiveSeconds | None = None  # None: CONNECT_TIMEOUT
+    request_timeout: PositiveSeconds | None = None  # None: REQUEST_TIMEOUT
+    retries: Count = 2
+    breaker_failures: Count = 5
+    breaker_cooldown: Seconds = 60.0
+    rpm: Count = 0  # 0 = unlimited
+    tpm: Count = 0
+    limit_wait: Seconds = 10.0
+    reasoning: Text | None = None  # None: the provider's default_reasoning, else the global default
+    models: dict[str, CapabilityOverrides] = Field(default_factory=dict)
+
+    _table: str = PrivateAttr("backends")
+    _legacy: bool = PrivateAttr(False)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The provider options: every key of the table this model does not declare."""
+        return dict(self.model_extra or {})
+
+    @property
+    def table(self) -> str:
+        """Where this backend was configured, for error messages: `backends.<name>` or `plugins.<provider>`."""
+        return self._table
+
+    @property
+    def legacy(self) -> bool:
+        """Whether this is the `default` backend made from the legacy variables."""
+        return self._legacy
+
+    def where(self, key: str) -> str:
+        """How an error names `key` of this backend. The legacy provider choice is `provider`, as it always was."""
+        if self._legacy and key == "provider":
+            return "provider"
+        return f"{self._table}.{dotted((key,))}"
+
+    def located(self, table: str, *, legacy: bool = False) -> BackendConfig:
+        """This config, remembering where it came from (kept by `model_copy`)."""
+        self._table = table
+        self._legacy = legacy
+        return self
+
+    def replaced(self, **changes: Any) -> BackendConfig:
+        """A copy with `changes` applied (already valid values: no validation), keeping where it came from."""
+        return self.model_copy(update=changes)
+
+
+class FileConfig(BaseModel):
+    """The whole plugins.toml. Unknown top-level tables are errors: plugins keep options in `[plugins.<name>]`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ccproxy: CoreConfig = Field(default_factory=CoreConfig)
+    backends: dict[BackendName, BackendConfig] = Field(default_factory=dict)
+    routes: dict[Annotated[str, Field(min_length=1)], RouteTargets] = Field(default_factory=dict)
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    reasoning: dict[str, Any] = Field(default_factory=dict)
+    guardrails: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _locate_backends(self) -> FileConfig:
+        for name, backend in self.backends.items():
+            backend.located(dotted(("backends", name)))
+        return self
+
+
+KNOWN_TABLES: tuple[str, ...] = tuple(FileConfig.model_fields)
+
+
+def parse_config(document: Mapping[str, Any], env: Mapping[str, str], *, source: str | None = None) -> FileConfig:
+    """A parsed TOML document as FileConfig: `{"$env" = "NAME"}` secrets resolved first, then validated.
+
+    Raises SettingsError naming the first bad table and key; `source` (the file) is named for unknown keys.
+    """
+    for key in document:
+        if key not in KNOWN_TABLES:
+            in_file = f" in {source}" if source else ""
+            known = ", ".join(KNOWN_TABLES)
+            raise SettingsError(f"{dotted((key,))}: unknown table{in_file}; the tables ccproxy reads are {known}")
+    resolved = {table: resolve_secrets(value, env, table) for table, value in document.items()}
+    try:
+        return FileConfig.model_validate(resolved)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc, source=source)) from None
+
+
+def validate_table(model: type[ModelT], table: Mapping[str, Any], where: str) -> ModelT:
+    """`model.model_validate(table)`; its first error as a SettingsError located under `where` (`backends.x`)."""
+    try:
+        return model.model_validate(table)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc, prefix=where)) from None
+
+
+# pydantic error type -> how we say what was expected; `{name}` fields come from the error's context.
+_EXPECTED: dict[str, str] = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a table",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "literal_error": "{expected}",
+    "greater_than": "a value > {gt}",
+    "greater_than_equal": "a value >= {ge}",
+    "less_than": "a value < {lt}",
+    "less_than_equal": "a value <= {le}",
+    "string_too_short": "a non-empty string",
+    "too_short": "a non-empty list",
+}
+
+
+def format_validation_error(exc: ValidationError, *, prefix: str = "", source: str | None = None) -> str:
+    """The first error of `exc` as one line: `table.key: expected ..., got ...` (secrets never echoed).
+
+    `prefix` is where the validated table sits (`backends.local`); `source` is named for unknown keys.
+    """
+    errors = exc.errors(include_url=False)
+    line = _format_error(errors[0], prefix, source)
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more)"
+    return line
+
+
+def _format_error(error: ErrorDetails, prefix: str, source: str | None) -> str:
+    loc = tuple(part for part in error["loc"] if part != "[key]")  # pydantic marks dict-key errors with "[key]"
+    key = dotted(loc)
+    where = (f"{prefix}.{key}" if prefix and key and not key.startswith("[") else prefix + key) or "config"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{where}: required"
+    if kind == "extra_forbidden":
+        in_file = f" in {source}" if source else ""
+        if len(loc) >= 3 and loc[-3] == "models":
+            return f"{where}: unknown capability{in_file}; known: {', '.join(CAPABILITY_FIELDS)}"
+        return f"{where}: unknown setting{in_file}"
+    if kind == "expected" or kind == "backend_name":
+        text = error["msg"]
+    elif kind in _EXPECTED:
+        text = "expected " + _EXPECTED[kind].format(**error.get("ctx", {}))
+    else:
+        text = error["msg"][:1].lower() + error["msg"][1:]
+    return f"{where}: {text}{_echo(loc, error['input'])}"
+
+
+def _echo(loc: tuple[int | str, ...], value: Any) -> str:
+    """`, got <value>`, or nothing when the key may hold a secret."""
+    if any(isinstance(part, str) and _SECRET_KEY.search(part) for part in loc):
+        return ""
+    text = repr(value)
+    return ", got " + (text if len(text) <= _MAX_ECHO else text[: _MAX_ECHO - 3] + "...")
+
+
+def dotted(parts: Sequence[int | str]) -> str:
+    """A location the way TOML writes it: `backends.local.models."qwen3:8b".max_output_tokens`, `x[0]`."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part)
+            out += f".{key}" if out else key
+    return out
