@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pluggy
 from sanic import Sanic
 from sanic.config import Config
 
 from ccproxy import __version__
 from ccproxy.core import implementation_name
+from ccproxy.filters import stream_filters_or_none
+from ccproxy.http.auth import install_authentication
 from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
+from ccproxy.http.plugin_routes import install_plugin_routes
 from ccproxy.interfaces import CacheBackend, ProviderConfig
+from ccproxy.observers import Observers, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
-from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider
+from ccproxy.plugins import (
+    Registry,
+    build_plugin_manager,
+    collect,
+    plugin_callers,
+    select_cache,
+    select_provider,
+    select_reasoning,
+)
 from ccproxy.routing import ModelRouter
 from ccproxy.settings import Settings, SettingsError, load_settings
 from ccproxy.tokens import TokenCounter
@@ -45,32 +60,39 @@ class AppState:
     cache: CacheBackend
     health: dict[str, Any]
     models: dict[str, Any]
+    plugins: pluggy.PluginManager
+    registry: Registry
+    observers: Observers | None  # None when no observer is registered: handlers then build no records
 
 
 CCProxyApp = Sanic[Config, AppState]
 
 
-def create_app(settings: Settings | object | None = None) -> CCProxyApp:
+def create_app(settings: Settings | object | None = None, *, plugins: Sequence[tuple[str, object]] = ()) -> CCProxyApp:
     """Build the app: state from `build_state`, routes, error handlers and lifecycle hooks.
 
     `sanic ccproxy.app:create_app --factory` passes its own CLI arguments here; settings then come from the
-    environment, .env and plugins.toml like everywhere else.
+    environment, .env and plugins.toml like everywhere else. `plugins` are (name, plugin) pairs registered after the
+    entry points (for embedding apps and tests).
     """
     if not isinstance(settings, Settings):
         settings = load_settings()
     configure_logging(settings.log_level)  # here, so every worker process logs too
-    state = build_state(settings)
+    state = build_state(settings, plugins=plugins)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
     app.blueprint(api)
+    install_plugin_routes(app, state.registry.routes)
+    if state.registry.authenticators:
+        install_authentication(app, state.registry.authenticators)
     install_error_handlers(app)
     app.before_server_start(_open_resources)
     app.after_server_stop(_close_resources)
     return app
 
 
-def build_state(settings: Settings) -> AppState:
+def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = ()) -> AppState:
     """Plugin manager, provider, cache and pipeline; raises SettingsError for anything misconfigured."""
-    pm = build_plugin_manager(settings)
+    pm = build_plugin_manager(settings, plugins=plugins)
     registry = collect(pm, settings)
     provider_class = select_provider(registry, settings.provider)
     options = settings.options_for(settings.provider)
@@ -85,8 +107,7 @@ def build_state(settings: Settings) -> AppState:
         provider = provider_class(config)
     except (ValueError, TypeError) as exc:
         raise SettingsError(f"plugins.{settings.provider}: {exc}") from None
-    if registry.reasoning is None:
-        raise SettingsError("reasoning: no reasoning configurator is registered (ccproxy.reasoning disabled?)")
+    reasoning = select_reasoning(registry, settings.reasoning_options)
     cache = select_cache(registry, settings.cache)(settings.options_for(settings.cache))
     transport = Transport(
         provider.chat_completions_url(),
@@ -100,10 +121,11 @@ def build_state(settings: Settings) -> AppState:
         provider=provider,
         transport=transport,
         router=router,
-        reasoning=registry.reasoning,
+        reasoning=reasoning,
         guardrails=registry.guardrails,
         load_tokens=TokenCounter.load,
         cache=cache,
+        stream_filters=stream_filters_or_none(registry.stream_filters),
     )
     return AppState(
         settings=settings,
@@ -117,6 +139,9 @@ def build_state(settings: Settings) -> AppState:
             "provider": provider.name,
         },
         models=_models_listing(router),
+        plugins=pm,
+        registry=registry,
+        observers=observers_or_none(registry.observers),
     )
 
 
@@ -145,6 +170,7 @@ def _models_listing(router: ModelRouter) -> dict[str, Any]:
 
 async def _open_resources(app: CCProxyApp) -> None:
     await app.ctx.transport.open()
+    await run_lifecycle_hook(app.ctx, "ccproxy_startup")
     log.info(
         "ccproxy %s: provider %s, %s core, upstream %s",
         __version__,
@@ -155,5 +181,22 @@ async def _open_resources(app: CCProxyApp) -> None:
 
 
 async def _close_resources(app: CCProxyApp) -> None:
+    await run_lifecycle_hook(app.ctx, "ccproxy_shutdown", keep_going=True)
     await app.ctx.transport.close()
     await app.ctx.cache.close()
+
+
+async def run_lifecycle_hook(state: AppState, hook_name: str, *, keep_going: bool = False) -> None:
+    """Call `hook_name(state=state)` plugin by plugin, awaiting each coroutine before the next plugin's call.
+
+    With `keep_going` (shutdown) a failing plugin is logged and the others still run.
+    """
+    for plugin, caller in plugin_callers(state.plugins, hook_name):
+        try:
+            for result in caller(state=state):
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            if not keep_going:
+                raise
+            log.exception("plugin %r failed in %s", plugin, hook_name)
