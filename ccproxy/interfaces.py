@@ -5,12 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ccproxy.core.plan import ModelCapabilities
-
-if TYPE_CHECKING:
-    from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
 
 
 @dataclass(frozen=True, slots=True)
