@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pluggy
 from sanic import Sanic
 from sanic.config import Config
 
 from ccproxy import __version__
 from ccproxy.core import implementation_name
+from ccproxy.filters import stream_filters_or_none
+from ccproxy.http.auth import install_authentication
 from ccproxy.http.edge import EdgePolicy, add_cors_headers, check_request
 from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
+from ccproxy.http.plugin_routes import install_plugin_routes
 from ccproxy.interfaces import CacheBackend, ProviderConfig
+from ccproxy.observers import Observers, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
-from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider
+from ccproxy.plugins import (
+    Registry,
+    build_plugin_manager,
+    collect,
+    plugin_callers,
+    select_cache,
+    select_provider,
+    select_reasoning,
+)
 from ccproxy.redaction import RedactingFilter, Redactor
 from ccproxy.routing import ModelRouter
 from ccproxy.settings import Settings, SettingsError, load_settings, upstream_auth
@@ -50,16 +65,20 @@ class AppState:
     health: dict[str, Any]
     models: dict[str, Any]
     edge: EdgePolicy
+    plugins: pluggy.PluginManager
+    registry: Registry
+    observers: Observers | None  # None when no observer is registered: handlers then build no records
 
 
 CCProxyApp = Sanic[Config, AppState]
 
 
-def create_app(settings: Settings | object | None = None) -> CCProxyApp:
+def create_app(settings: Settings | object | None = None, *, plugins: Sequence[tuple[str, object]] = ()) -> CCProxyApp:
     """Build the app: state from `build_state`, routes, error handlers and lifecycle hooks.
 
     `sanic ccproxy.app:create_app --factory` passes its own CLI arguments here; settings then come from the
-    environment, .env and plugins.toml like everywhere else.
+    environment, .env and plugins.toml like everywhere else. `plugins` are (name, plugin) pairs registered after the
+    entry points (for embedding apps and tests).
     """
     if not isinstance(settings, Settings):
         settings = load_settings()
@@ -68,22 +87,25 @@ def create_app(settings: Settings | object | None = None) -> CCProxyApp:
     configure_logging(
         settings.log_level, Redactor([settings.api_key, settings.options_for(settings.provider).get("api_key")])
     )
-    state = build_state(settings)
+    state = build_state(settings, plugins=plugins)
     configure_logging(settings.log_level, state.redact)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
     app.blueprint(api)
     app.register_middleware(check_request, "request")
     if settings.allowed_origins:  # otherwise every Origin is refused and no answer needs CORS headers
         app.register_middleware(add_cors_headers, "response")
+    install_plugin_routes(app, state.registry.routes)
+    if state.registry.authenticators:
+        install_authentication(app, state.registry.authenticators)
     install_error_handlers(app)
     app.before_server_start(_open_resources)
     app.after_server_stop(_close_resources)
     return app
 
 
-def build_state(settings: Settings) -> AppState:
+def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = ()) -> AppState:
     """Plugin manager, provider, cache and pipeline; raises SettingsError for anything misconfigured."""
-    pm = build_plugin_manager(settings)
+    pm = build_plugin_manager(settings, plugins=plugins)
     registry = collect(pm, settings)
     provider_class = select_provider(registry, settings.provider)
     options = settings.options_for(settings.provider)
@@ -102,8 +124,7 @@ def build_state(settings: Settings) -> AppState:
         provider = provider_class(config)
     except (ValueError, TypeError) as exc:
         raise SettingsError(f"plugins.{settings.provider}: {exc}") from None
-    if registry.reasoning is None:
-        raise SettingsError("reasoning: no reasoning configurator is registered (ccproxy.reasoning disabled?)")
+    reasoning = select_reasoning(registry, settings.reasoning_options)
     cache = select_cache(registry, settings.cache)(settings.options_for(settings.cache))
     transport = Transport(
         provider.chat_completions_url(),
@@ -117,11 +138,12 @@ def build_state(settings: Settings) -> AppState:
         provider=provider,
         transport=transport,
         router=router,
-        reasoning=registry.reasoning,
+        reasoning=reasoning,
         guardrails=registry.guardrails,
         load_tokens=TokenCounter.load,
         cache=cache,
         redact=redact,
+        stream_filters=stream_filters_or_none(registry.stream_filters),
     )
     return AppState(
         settings=settings,
@@ -137,6 +159,9 @@ def build_state(settings: Settings) -> AppState:
         },
         models=_models_listing(router),
         edge=EdgePolicy.from_settings(settings, socket.gethostname()),
+        plugins=pm,
+        registry=registry,
+        observers=observers_or_none(registry.observers),
     )
 
 
@@ -166,6 +191,7 @@ def _models_listing(router: ModelRouter) -> dict[str, Any]:
 
 async def _open_resources(app: CCProxyApp) -> None:
     await app.ctx.transport.open()
+    await run_lifecycle_hook(app.ctx, "ccproxy_startup")
     log.info(
         "ccproxy %s: provider %s, %s core, upstream %s",
         __version__,
@@ -178,5 +204,22 @@ async def _open_resources(app: CCProxyApp) -> None:
 
 
 async def _close_resources(app: CCProxyApp) -> None:
+    await run_lifecycle_hook(app.ctx, "ccproxy_shutdown", keep_going=True)
     await app.ctx.transport.close()
     await app.ctx.cache.close()
+
+
+async def run_lifecycle_hook(state: AppState, hook_name: str, *, keep_going: bool = False) -> None:
+    """Call `hook_name(state=state)` plugin by plugin, awaiting each coroutine before the next plugin's call.
+
+    With `keep_going` (shutdown) a failing plugin is logged and the others still run.
+    """
+    for plugin, caller in plugin_callers(state.plugins, hook_name):
+        try:
+            for result in caller(state=state):
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            if not keep_going:
+                raise
+            log.exception("plugin %r failed in %s", plugin, hook_name)

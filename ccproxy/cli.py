@@ -1,9 +1,11 @@
-"""`ccproxy serve`: load settings, check the port, start Sanic; start-up problems are one line, not a traceback."""
+"""`ccproxy serve` (load settings, check the port, start Sanic) and `ccproxy plugins`; start-up problems are one line,
+not a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import json
 import socket
 import sys
 from collections.abc import Sequence
@@ -17,6 +19,7 @@ from ccproxy.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG_ERROR = 2
 OLLAMA_PORT = 11434
+LISTING_KEY = "unused-by-ccproxy-plugins"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
     serve.add_argument("--env-file", help="path to a .env file (default ./.env)")
     serve.add_argument("--log-level", help="LOG_LEVEL: DEBUG, INFO, WARNING, ERROR")
+    plugins = commands.add_parser("plugins", help="list installed plugins, their versions and what they register")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
+    plugins.add_argument("--env-file", help="path to a .env file (default ./.env)")
     return parser
 
 
@@ -49,11 +56,7 @@ def check_port_free(host: str, port: int) -> None:
             raise SettingsError(f"HOST/PORT: cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def serve(settings: Settings) -> None:
-    from ccproxy.app import create_app
-
-    loader = AppLoader(factory=partial(create_app, settings))
-    app = loader.load()
+def serve(settings: Settings, loader: AppLoader, app: Sanic) -> None:  # type: ignore[type-arg]  # any Sanic app
     app.prepare(
         host=settings.host,
         port=settings.port,
@@ -68,8 +71,30 @@ def serve(settings: Settings) -> None:
         Sanic.serve(primary=app, app_loader=loader)
 
 
+def list_plugins(args: argparse.Namespace) -> int:
+    """`ccproxy plugins [--json]`: what is installed and what each plugin registers, without starting anything."""
+    from ccproxy.plugin_info import describe_plugins, render_json, render_text
+    from ccproxy.plugins import build_plugin_manager, collect
+
+    try:
+        # The listing builds no provider and calls no upstream, so it must not need an upstream key.
+        settings = load_settings(config_path=args.config, env_file=args.env_file, api_key=LISTING_KEY)
+        pm = build_plugin_manager(settings)
+        infos = describe_plugins(pm, collect(pm, settings))
+    except SettingsError as exc:
+        print(f"ccproxy: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if args.json:
+        print(json.dumps(render_json(infos, settings.disabled_plugins), indent=2))
+    else:
+        print(render_text(infos, settings.disabled_plugins))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "plugins":
+        return list_plugins(args)
     try:
         settings = load_settings(
             config_path=getattr(args, "config", None),
@@ -80,11 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=getattr(args, "log_level", None),
         )
         check_port_free(settings.host, settings.port)
-        from ccproxy.app import build_state
+        from ccproxy.app import create_app
 
-        build_state(settings)  # once up front, so plugin and provider problems are reported as one line
+        loader = AppLoader(factory=partial(create_app, settings))
+        app = loader.load()  # here, so plugin, provider and route problems are reported as one line
     except SettingsError as exc:
         print(f"ccproxy: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    serve(settings)
+    serve(settings, loader, app)
     return 0

@@ -1,4 +1,4 @@
-"""The base classes plugins implement: Provider, CacheBackend, ReasoningConfigurator and Guardrail."""
+"""The base classes plugins implement: providers, caches, reasoning, guardrails, stream filters, observers, auth."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel
 
 from ccproxy.core.plan import ModelCapabilities
+from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
 
 # Header names whose values are credentials (Authorization, x-api-key, api-key, cookies, tokens, secrets).
 _CREDENTIAL_HEADER = re.compile(r"authorization|key|token|secret|cookie|password", re.IGNORECASE)
@@ -200,3 +201,79 @@ class Guardrail(ABC):
 
     async def check_response(self, message: dict[str, Any], context: GuardrailContext) -> None:  # noqa: B027
         """Inspect a complete non-streaming Anthropic response before it is returned. Default: allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamContext:
+    """What a stream filter factory knows about the streamed request it is asked to filter."""
+
+    request_id: str
+    client_model: str  # the model the client asked for
+    upstream_model: str | None = None
+    backend: str | None = None  # the backend serving it (None until named backends exist)
+
+
+class StreamFilter(ABC):
+    """One streamed answer's Anthropic events, rewritten on their way to the client; one instance per stream.
+
+    `feed` receives every event in order (`message_start` ... `message_stop`) as plain dicts and returns the events
+    to pass on: unchanged, amended, dropped, split, or held back and released later. A filter that holds text back
+    must release it before the `content_block_stop` of its block, which it sees in `feed`. Raise a
+    `ccproxy.ProxyError` to end the stream with an `error` event. The `error` event of a failed stream bypasses
+    filters.
+    """
+
+    @abstractmethod
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events to pass on for `event` (often `[event]`)."""
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Whatever is still held back, called once after the last event. Default: nothing."""
+        return []
+
+
+class Observer:
+    """Receives a record of what happened. Methods are plain, synchronous and must not block (no IO on the loop:
+    queue the record and write it elsewhere). An observer that raises is logged and never fails a request."""
+
+    def request_done(self, record: RequestRecord) -> None:
+        """One /v1/messages or count_tokens request has finished (answered, failed, or the client went away)."""
+
+    def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
+        """One attempt to call an upstream finished (retries and fallbacks make several per request)."""
+
+    def cache_event(self, event: CacheEvent) -> None:
+        """A cache was consulted or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """What an authenticator sees of one request: never the body."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]  # lower-case names
+    remote_addr: str
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as an authenticator established it. `key_id` is a short, non-secret identifier for logs and
+    records; `models` (requested-model globs) and `rpm` / `tpm` are limits for later stages to apply."""
+
+    key_id: str
+    name: str = ""
+    models: tuple[str, ...] | None = None  # None = every model
+    rpm: int | None = None
+    tpm: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Authenticator(ABC):
+    """Decides who is calling a /v1/* endpoint. Registered authenticators are asked in order; the first Principal
+    wins. When none answers with one, the request gets 401 authentication_error."""
+
+    @abstractmethod
+    async def authenticate(self, request: AuthRequest) -> Principal | None:
+        """The caller, or None when this authenticator does not recognise the request. Raise a
+        `ccproxy.ProxyError` to refuse with a status of your own (e.g. 429 over budget)."""

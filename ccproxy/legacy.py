@@ -108,7 +108,9 @@ def legacy_backend(legacy: LegacyValues) -> BackendConfig:
     """
     parts = urlsplit(legacy.base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"OPENAI_BASE_URL: expected an http(s) URL, got {legacy.base_url!r}")
+        raise SettingsError(
+            f"OPENAI_BASE_URL: expected an http(s) URL like https://api.openai.com/v1, got {legacy.base_url!r}"
+        )
     table = f"plugins.{legacy.provider}"
     values = {"base_url": legacy.base_url, "api_key": legacy.api_key, **legacy.plugin_table}
     values["provider"] = legacy.provider

@@ -22,6 +22,8 @@ from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
 from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
+from ccproxy.events import RequestRecord
+from ccproxy.filters import EventSource, StreamFilters
 from ccproxy.interfaces import (
     CacheBackend,
     Guardrail,
@@ -29,6 +31,7 @@ from ccproxy.interfaces import (
     Provider,
     ReasoningConfigurator,
     ReasoningRequest,
+    StreamContext,
 )
 from ccproxy.redaction import Redactor
 from ccproxy.routing import ModelRouter
@@ -88,6 +91,7 @@ class MessagesPipeline:
         load_tokens: Callable[[], TokenCounter],
         cache: CacheBackend,
         redact: Redactor,
+        stream_filters: StreamFilters | None = None,
     ) -> None:
         self.provider = provider
         self.transport = transport
@@ -100,6 +104,7 @@ class MessagesPipeline:
         self._tokens_lock = asyncio.Lock()
         self.cache = cache
         self.redact = redact
+        self.stream_filters = stream_filters
         self._capabilities: dict[str, ModelCapabilities] = {}
 
     def capabilities(self, upstream_model: str) -> ModelCapabilities:
@@ -108,14 +113,21 @@ class MessagesPipeline:
             found = self._capabilities[upstream_model] = self.provider.capabilities(upstream_model)
         return found
 
-    async def prepare(self, raw: bytes, headers: Mapping[str, str], request_id: str) -> Prepared:
-        """Parse, validate, guard and convert one /v1/messages body."""
+    async def prepare(
+        self, raw: bytes, headers: Mapping[str, str], request_id: str, record: RequestRecord | None = None
+    ) -> Prepared:
+        """Parse, validate, guard and convert one /v1/messages body; fill in `record` (observers) as it goes."""
         body = parse_json_body(raw)
         validate_messages_request(body)
+        if record is not None:
+            record.client_model = body["model"]
+            record.stream = bool(body.get("stream"))
         guard = GuardrailContext(request_id=request_id, headers=headers)
         for guardrail in self.guardrails:
             await guardrail.check_request(body, guard)
         upstream_model = self.router.resolve(body["model"])
+        if record is not None:
+            record.upstream_model = upstream_model
         capabilities = self.capabilities(upstream_model)
         stream = bool(body.get("stream"))
         plan = RequestPlan(
@@ -165,7 +177,7 @@ class MessagesPipeline:
 
     async def stream_events(self, prepared: Prepared, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an open upstream stream; failures after the first byte become an error event."""
-        translator = StreamTranslator(prepared.context)
+        translator = self._translator(prepared)
         decoder = SSEDecoder()
         yield encode_events(translator.start())
         # Encoded events go into one list that is flushed per upstream read, so whatever was translated before a
@@ -193,8 +205,16 @@ class MessagesPipeline:
         if encoded:
             yield encoded
 
+    def _translator(self, prepared: Prepared) -> EventSource:
+        """The stream's translator; wrapped in stream filters only when some filter wants this stream."""
+        translator = StreamTranslator(prepared.context)
+        if self.stream_filters is None:
+            return translator
+        context = StreamContext(prepared.guard.request_id, prepared.context.model, prepared.upstream_model)
+        return self.stream_filters.wrap(translator, context)
+
     @staticmethod
-    def _translate(payloads: list[bytes], translator: StreamTranslator, out: list[bytes]) -> None:
+    def _translate(payloads: list[bytes], translator: EventSource, out: list[bytes]) -> None:
         for payload in payloads:
             if payload == b"[DONE]":
                 out.append(encode_events(translator.finish()))
@@ -214,10 +234,12 @@ class MessagesPipeline:
                     self._tokens = await asyncio.get_running_loop().run_in_executor(None, self._load_tokens)
         return self._tokens
 
-    async def count_tokens(self, raw: bytes) -> dict[str, int]:
+    async def count_tokens(self, raw: bytes, record: RequestRecord | None = None) -> dict[str, int]:
         """`{"input_tokens": N}` for a count_tokens body; answers are cached by body hash."""
         body = parse_json_body(raw)
         validate_count_tokens_request(body)
+        if record is not None:
+            record.client_model = body["model"]
         tokens = await self.token_counter()
         key = "count_tokens:" + tokens.encoding_name + ":" + hashlib.sha256(raw).hexdigest()
         cached = await self.cache.get(key)

@@ -18,7 +18,7 @@ from ccproxy import (
 from ccproxy.default_plugins.guardrails import ModelAllowList
 from ccproxy.default_plugins.reasoning import BudgetEffortConfigurator
 from ccproxy.interfaces import ReasoningRequest
-from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider
+from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider, select_reasoning
 from ccproxy.settings import Settings, SettingsError
 
 REASONING_CAPS = ModelCapabilities(supports_reasoning=True)
@@ -32,7 +32,7 @@ def test_defaults_are_registered_as_plugins() -> None:
     pm = build_plugin_manager(settings(), load_entry_points=False)
     registry = collect(pm, settings())
     assert "memory" in registry.cache_backends
-    assert isinstance(registry.reasoning, BudgetEffortConfigurator)
+    assert isinstance(select_reasoning(registry, {}), BudgetEffortConfigurator)
     assert registry.guardrails == []
     assert registry.providers == {}  # the core ships no provider
 
@@ -86,12 +86,12 @@ def test_plugin_overrides_default_reasoning() -> None:
 
     class Plugin:
         @hookimpl
-        def ccproxy_reasoning_configurator(self, options: Mapping[str, Any]) -> ReasoningConfigurator:
-            return Mine()
+        def ccproxy_register_reasoning_configurators(self, register: Any) -> None:
+            register("mine", lambda options: Mine())
 
     pm = build_plugin_manager(settings(), load_entry_points=False)
     pm.register(Plugin(), name="mine")
-    assert isinstance(collect(pm, settings()).reasoning, Mine)
+    assert isinstance(select_reasoning(collect(pm, settings()), {"configurator": "mine"}), Mine)
 
 
 def test_disabled_plugins_are_blocked() -> None:
@@ -167,8 +167,8 @@ def test_no_reasoning_fields_for_models_that_cannot_reason() -> None:
 
 def test_options_reach_the_reasoning_hook() -> None:
     configured = settings(reasoning_options={"budget_bounds": [[100, "minimal"]], "above_bounds": "low"})
-    configurator = collect(build_plugin_manager(configured, load_entry_points=False), configured).reasoning
-    assert configurator is not None
+    registry = collect(build_plugin_manager(configured, load_entry_points=False), configured)
+    configurator = select_reasoning(registry, configured.reasoning_options)
     request = ReasoningRequest(
         thinking={"type": "enabled", "budget_tokens": 50},
         effort=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ccproxy.hookspecs import hookimpl
+from ccproxy.hookspecs import RegisterReasoningConfigurator, hookimpl
 from ccproxy.interfaces import ReasoningConfigurator, ReasoningRequest
 
 # budget_tokens below each bound -> that effort; at or above the last bound -> "high".
@@ -22,6 +22,8 @@ class BudgetEffortConfigurator(ReasoningConfigurator):
     `above_bounds = "high"`, `effort_map = {max = "xhigh"}`, `adaptive_default = "medium"`,
     `field = "reasoning_effort"`.
     """
+
+    name = "budget-effort"
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         bounds = options.get("budget_bounds", DEFAULT_BUDGET_BOUNDS)
@@ -57,6 +59,6 @@ class BudgetEffortConfigurator(ReasoningConfigurator):
         return self.above_bounds
 
 
-@hookimpl(trylast=True)
-def ccproxy_reasoning_configurator(options: Mapping[str, Any]) -> ReasoningConfigurator:
-    return BudgetEffortConfigurator(options)
+@hookimpl
+def ccproxy_register_reasoning_configurators(register: RegisterReasoningConfigurator) -> None:
+    register(BudgetEffortConfigurator.name, BudgetEffortConfigurator)

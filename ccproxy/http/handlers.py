@@ -13,6 +13,7 @@ from ccproxy.core.jsoncodec import dumps
 from ccproxy.errors import ProxyError
 from ccproxy.http.edge import preflight
 from ccproxy.http.errors import request_id_of
+from ccproxy.http.observe import RequestWatch
 
 if TYPE_CHECKING:
     from ccproxy.app import CCProxyApp
@@ -30,10 +31,12 @@ def app_of(request: Request) -> CCProxyApp:
     return cast("CCProxyApp", request.app)
 
 
-# `ctx_json_body`: the edge (http/edge.py) refuses bodies that are not application/json on these routes.
-@api.post("/v1/messages", ctx_json_body=True)
-async def messages(request: Request) -> HTTPResponse | None:
+async def messages(request: Request, watch: RequestWatch | None = None) -> HTTPResponse | None:
     app = app_of(request)
+    if watch is None and app.ctx.observers is not None:
+        # Observed requests come back here inside a RequestWatch; unobserved ones pay one test, no extra frame.
+        with RequestWatch(app.ctx.observers, request, "messages") as watch:
+            return await messages(request, watch)
     pipeline = app.ctx.pipeline
     started = time.perf_counter()
     request_id = request_id_of(request)
@@ -43,9 +46,11 @@ async def messages(request: Request) -> HTTPResponse | None:
         if pipeline.guardrails
         else {}
     )
-    prepared = await pipeline.prepare(request.body, headers, request_id)
+    prepared = await pipeline.prepare(request.body, headers, request_id, watch.record if watch else None)
     if not prepared.stream:
         message = await pipeline.complete(prepared)
+        if watch is not None:
+            watch.message(message)
         _log_done(request, prepared.upstream_model, started, stream=False)
         return raw(dumps(message), content_type="application/json", headers={"request-id": request_id})
     upstream = await pipeline.open_stream(prepared)
@@ -54,16 +59,22 @@ async def messages(request: Request) -> HTTPResponse | None:
     )
     if response is None:  # pragma: no cover — only when a handler already responded
         return None
-    async for data in pipeline.stream_events(prepared, upstream):
-        await response.send(data)
+    if watch is None:
+        async for data in pipeline.stream_events(prepared, upstream):
+            await response.send(data)
+    else:
+        await watch.relay(pipeline.stream_events(prepared, upstream), response)
     await response.eof()
     _log_done(request, prepared.upstream_model, started, stream=True)
     return None
 
 
-@api.post("/v1/messages/count_tokens", ctx_json_body=True)
-async def count_tokens(request: Request) -> HTTPResponse:
-    result = await app_of(request).ctx.pipeline.count_tokens(request.body)
+async def count_tokens(request: Request, watch: RequestWatch | None = None) -> HTTPResponse:
+    app = app_of(request)
+    if watch is None and app.ctx.observers is not None:
+        with RequestWatch(app.ctx.observers, request, "count_tokens") as watch:
+            return await count_tokens(request, watch)
+    result = await app.ctx.pipeline.count_tokens(request.body, watch.record if watch else None)
     return json(result, headers={"request-id": request_id_of(request)})
 
 
@@ -83,6 +94,10 @@ async def unknown_endpoint(request: Request, path: str) -> HTTPResponse:
     raise ProxyError(f"Not found: {request.method} /v1/{path}", status=404)
 
 
+# Added here rather than by decorator: these handlers call themselves (undecorated) when observed.
+# `ctx_json_body`: the edge (http/edge.py) refuses bodies that are not application/json on these routes.
+api.add_route(messages, "/v1/messages", methods=["POST"], ctx_json_body=True)
+api.add_route(count_tokens, "/v1/messages/count_tokens", methods=["POST"], ctx_json_body=True)
 # Claude Code probes `HEAD /` at start; unknown /v1 paths get an Anthropic-shaped 404.
 api.add_route(health, "/", methods=["GET", "HEAD"])
 # CORS preflights for the origins in ALLOWED_ORIGINS (the edge refuses all others).

@@ -1,0 +1,59 @@
+"""The records observers receive: one per request, per upstream attempt, per cache event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One /v1/messages or count_tokens request, emitted once when it is done (answered, failed or abandoned).
+
+    Filled in as the request goes: fields a stage could not know stay at their defaults (`None` or 0). `status` is
+    the HTTP status the client received (200 for a stream that later ended with an `error` event, whose type is in
+    `error_type`; 499 when the client went away before an answer). Tokens are the usage the client was told.
+    `count_tokens` requests carry no tokens (nothing was generated).
+    """
+
+    request_id: str
+    key_id: str | None = None
+    client_model: str = ""
+    backend: str | None = None
+    upstream_model: str | None = None
+    status: int = 200
+    error_type: str | None = None
+    stream: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = None  # upstream-reported cost (OpenRouter) when present
+    ttft_ms: float | None = None  # streams: time until the first content event was sent
+    total_ms: float = 0.0
+    retries: int = 0
+    fallbacks: int = 0
+    endpoint: Literal["messages", "count_tokens"] = "messages"
+
+
+@dataclass(slots=True)
+class UpstreamAttempt:
+    """One call to one upstream: `status` is its HTTP status (None when none arrived), `error` what went wrong."""
+
+    request_id: str
+    backend: str
+    upstream_model: str
+    attempt: int  # 1 for the first try of this target, 2 for its first retry, ...
+    status: int | None
+    error: str | None
+    ms: float
+
+
+@dataclass(slots=True)
+class CacheEvent:
+    """A cache lookup or write: `kind` what happened, `cache` which cache."""
+
+    kind: Literal["hit", "miss", "store", "error"]
+    cache: Literal["responses", "tokens"]
+    backend: str | None
+    request_id: str

@@ -1,0 +1,41 @@
+"""Hands each record to every registered observer; an observer that raises is logged, never the request's failure."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.interfaces import Observer
+
+log = logging.getLogger("ccproxy.observers")
+
+
+class Observers:
+    """The registered observers as one. Only built when at least one is registered, so callers test for None."""
+
+    __slots__ = ("observers",)
+
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self.observers = tuple(observers)
+
+    def request_done(self, record: RequestRecord) -> None:
+        self._notify("request_done", record)
+
+    def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
+        self._notify("upstream_attempt", attempt)
+
+    def cache_event(self, event: CacheEvent) -> None:
+        self._notify("cache_event", event)
+
+    def _notify(self, method: str, record: RequestRecord | UpstreamAttempt | CacheEvent) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(record)
+            except Exception:
+                log.exception("observer %s failed in %s", type(observer).__name__, method)
+
+
+def observers_or_none(observers: Sequence[Observer]) -> Observers | None:
+    """None when nothing is registered: per-request code then skips building records altogether."""
+    return Observers(observers) if observers else None
