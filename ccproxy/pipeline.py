@@ -14,7 +14,7 @@ import aiohttp
 
 from ccproxy.core.jsoncodec import dumps, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
-from ccproxy.core.relay import JSON, SSE, StreamRelay, content_kind, not_a_stream, sniff
+from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response
 from ccproxy.core.toolnames import ToolNameMap
@@ -167,10 +167,9 @@ class MessagesPipeline:
         """Start the upstream stream. HTTP errors, and answers that are no event stream (core/relay.py), surface
         here, before the client has seen a byte."""
         response = await self.transport.post(prepared.body)
-        kind = content_kind(response.content_type)
-        head = b""
-        if kind is None:
-            kind, head = await self._sniff(response)
+        if is_event_stream(response.content_type):
+            return OpenedStream(response=response)
+        kind, head = await self._sniff(response)
         if kind == SSE:
             return OpenedStream(response=response, head=head)
         if kind == JSON:

@@ -1,10 +1,12 @@
 """The upstream's answer to a stream request -> the Anthropic SSE bytes for the client, sans-IO (wire.md 4.10).
 
 Decisions a reader should know:
-- What kind of body the upstream sent is told before the client sees a byte wherever possible: from the content
-  type (`content_kind`), else from the first bytes (`sniff`). A JSON completion (an upstream that ignored
-  `stream: true`) is replayed as a well-formed stream; a JSON error object is that error; an HTML page, plain
-  text or an empty body is an UpstreamError 502 naming what came instead (`not_a_stream`).
+- What kind of body the upstream sent is told before the client sees a byte wherever possible. A body labelled
+  `text/event-stream` is streamed at once (wire.md 4.10: answer as soon as the status line is in); any other is
+  judged by its first bytes (`sniff`), because labels lie both ways (event streams sent as `text/plain` or
+  `application/json`, error pages as `text/plain`). A JSON completion (an upstream that ignored `stream: true`)
+  is replayed as a well-formed stream; a JSON error object is that error; an HTML page, plain text or an empty
+  body is an UpstreamError 502 naming what came instead (`not_a_stream`).
 - A body labelled as an event stream is read as one. If it carries no event at all by its end, it is judged as a
   whole the same way, and the outcome is sent as events (the client has the 200 by then); so a JSON completion or
   error sent as `text/event-stream` still arrives, and nothing ever becomes an empty "complete" message.
@@ -16,6 +18,8 @@ Decisions a reader should know:
 from __future__ import annotations
 
 from typing import Any
+
+from orjson import loads as orjson_loads
 
 from ccproxy.core.jsoncodec import loads
 from ccproxy.core.plan import ResponseContext
@@ -41,16 +45,9 @@ _SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
 _DONE = b"[DONE]"
 
 
-def content_kind(content_type: str) -> str | None:
-    """The body kind a content type (without parameters) promises; None when only the first bytes can tell."""
-    content_type = content_type.lower()
-    if content_type == "text/event-stream":
-        return SSE
-    if content_type == "application/json" or content_type.endswith("+json"):
-        return JSON
-    if content_type in ("text/html", "application/xhtml+xml"):
-        return HTML
-    return None
+def is_event_stream(content_type: str) -> bool:
+    """Whether a content type (without parameters) says event stream: the one label taken at its word."""
+    return content_type.lower() == "text/event-stream"
 
 
 def sniff(head: bytes, at_eof: bool) -> str | None:
@@ -72,6 +69,14 @@ def sniff(head: bytes, at_eof: bool) -> str | None:
         if not at_eof and start.startswith(text):
             return None
     return TEXT
+
+
+def _loads_or_raise(payload: bytes) -> Any:
+    """A chunk orjson refused: what jsoncodec.loads reads (lone surrogates), else an UpstreamError."""
+    try:
+        return loads(payload)
+    except ValueError:
+        raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
 
 
 def not_a_stream(kind: str, content_type: str = "") -> UpstreamError:
@@ -123,16 +128,20 @@ class StreamRelay:
         payloads = self._decoder.feed(data)
         if self._head is not None:
             self._keep(data, payloads)
-        if payloads:
-            self._translate(payloads)
-        return self._take()
+        if not payloads:
+            return b""
+        out = self._out
+        self._translate(payloads, out)
+        encoded = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return encoded
 
     def end(self) -> bytes:
         """The last bytes, once the upstream body has ended."""
         payloads = self._decoder.flush()
         if payloads:
             self._head = None
-            self._translate(payloads)
+            self._translate(payloads, self._out)
         translator = self._translator
         if not translator.done:
             if self._head is not None:
@@ -154,28 +163,26 @@ class StreamRelay:
         out.clear()
         return encoded
 
-    def _translate(self, payloads: list[bytes]) -> None:
+    def _translate(self, payloads: list[bytes], out: list[bytes]) -> None:
+        """Append the encoded events for `payloads` to `out` (kept there if a later payload fails)."""
+        translator = self._translator
         try:
-            self._translate_payloads(payloads)
+            for payload in payloads:
+                if payload == _DONE:
+                    out.append(encode_events(translator.finish()))
+                    return
+                try:
+                    # orjson itself, and jsoncodec.loads only for what it refuses: one call less per chunk.
+                    chunk = orjson_loads(payload)
+                except ValueError:
+                    chunk = _loads_or_raise(payload)
+                if type(chunk) is dict:
+                    out.append(translator.feed_sse(chunk))
         except (AttributeError, IndexError, KeyError, TypeError) as exc:
             # A shape no check in the translator foresaw: the upstream's fault, so an error event, not a traceback.
             raise UpstreamError(
                 f"Upstream sent a stream chunk ccproxy cannot read ({type(exc).__name__})", status=502
             ) from None
-
-    def _translate_payloads(self, payloads: list[bytes]) -> None:
-        translator = self._translator
-        out = self._out
-        for payload in payloads:
-            if payload == _DONE:
-                out.append(encode_events(translator.finish()))
-                return
-            try:
-                chunk = loads(payload)
-            except ValueError:
-                raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
-            if type(chunk) is dict:
-                out.append(translator.feed_sse(chunk))
 
     def _keep(self, data: bytes, payloads: list[bytes]) -> None:
         if payloads:

@@ -154,7 +154,8 @@ def tool_use_blocks(message: dict[str, Any], ctx: ResponseContext, cut: bool = F
 
 def _tool_use(call_id: Any, function: Any, key: int, ctx: ResponseContext, cut: bool) -> dict[str, Any]:
     function = function if isinstance(function, dict) else {}
-    name = ctx.tool_names.to_client(function.get("name") if isinstance(function.get("name"), str) else "")
+    name = function.get("name")
+    name = ctx.tool_names.to_client(name if isinstance(name, str) else "")
     arguments = function.get("arguments")
     if not cut and not _is_json(arguments):
         raise UpstreamError(f"Upstream returned arguments for tool {name!r} that are not valid JSON", status=502)

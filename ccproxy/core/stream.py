@@ -231,8 +231,6 @@ class StreamTranslator:
         """Close everything at `data: [DONE]`; idempotent. Raises UpstreamError for broken tool arguments."""
         if self._done:
             return []
-        if self._finish_reason is None:
-            self._check_tool_arguments()
         events = self.start() if not self._started else []
         self._end(events)
         return events
@@ -576,6 +574,8 @@ class StreamTranslator:
                 )
 
     def _end(self, events: list[dict[str, Any]]) -> None:
+        if self._finish_reason != "length":
+            self._check_tool_arguments()
         self._flush_blocks(events)
         usage = anthropic_usage(self._usage, self._ctx.input_tokens_estimate)
         reason = stop_reason(self._finish_reason, self._tool_blocks > 0)

@@ -180,9 +180,12 @@ async def test_an_empty_event_stream_ends_in_an_error_event(app: CCProxyApp, ups
     assert "an empty body" in stream_error(await post(app, STREAM))["message"]
 
 
-async def test_an_event_stream_sent_as_text_plain_is_streamed(app: CCProxyApp, upstream: aioresponses) -> None:
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "application/octet-stream"])
+async def test_an_event_stream_with_another_label_is_streamed(
+    app: CCProxyApp, upstream: aioresponses, content_type: str
+) -> None:
     body = sse(chunk({"content": "Paris."}), chunk({}, "stop"), "[DONE]")
-    upstream.post(CHAT_URL, status=200, body=body, content_type="text/plain")
+    upstream.post(CHAT_URL, status=200, body=body, content_type=content_type)
     assert accumulate(stream_events(await post(app, STREAM)))["content"] == [{"type": "text", "text": "Paris."}]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.relay import EMPTY, HTML, JSON, SSE, TEXT, StreamRelay, content_kind, sniff
+from ccproxy.core.relay import EMPTY, HTML, JSON, SSE, TEXT, StreamRelay, is_event_stream, sniff
 from ccproxy.core.response import RAW_ARGUMENTS_KEY, convert_response
 from ccproxy.core.stream import StreamTranslator
 from ccproxy.errors import ProxyError, UpstreamError
@@ -135,6 +135,11 @@ def test_tool_arguments_that_are_not_json_at_the_end_become_an_error_event(
     error = error_of(events)
     assert error["type"] == "api_error"
     assert "'Bash'" in error["message"] and "not valid JSON" in error["message"]
+
+
+def test_a_broken_tool_call_after_the_finish_reason_is_caught_at_the_end(ctx: ResponseContext) -> None:
+    body = sse(chunk({"content": "Sure."}), chunk({}, "stop"), tool_chunk('{"command": '), USAGE, "[DONE]")
+    assert "not valid JSON" in error_of(relay_events(ctx, body))["message"]
 
 
 def test_tool_arguments_cut_at_the_token_limit_are_passed_on_as_max_tokens(ctx: ResponseContext) -> None:
@@ -275,19 +280,11 @@ def test_events_before_a_failure_in_the_same_read_still_arrive(ctx: ResponseCont
 
 
 @pytest.mark.parametrize(
-    ("content_type", "kind"),
-    [
-        ("text/event-stream", SSE),
-        ("application/json", JSON),
-        ("application/problem+json", JSON),
-        ("text/html", HTML),
-        ("text/plain", None),
-        ("application/octet-stream", None),
-        ("", None),
-    ],
+    ("content_type", "expected"),
+    [("text/event-stream", True), ("TEXT/EVENT-STREAM", True), ("application/json", False), ("text/plain", False)],
 )
-def test_content_kind(content_type: str, kind: str | None) -> None:
-    assert content_kind(content_type) == kind
+def test_only_an_event_stream_label_is_taken_at_its_word(content_type: str, expected: bool) -> None:
+    assert is_event_stream(content_type) is expected
 
 
 @pytest.mark.parametrize(
