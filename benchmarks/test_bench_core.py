@@ -94,24 +94,15 @@ def convert_completion(core: Core, raw: bytes) -> bytes:
 
 def proxy_stream(core: Core, reads: list[bytes]) -> list[bytes]:
     """pipeline.stream_events for one upstream read per chunk: SSE decode, JSON parse, translate, SSE encode."""
-    translator = core.stream.StreamTranslator(response_context())
-    decoder = core.sse.SSEDecoder()
-    encode_events: Callable[[list[dict[str, Any]]], bytes] = core.sse.encode_events
-    out = [encode_events(translator.start())]
-    parts: list[bytes] = []
+    relay = core.relay.StreamRelay(response_context())
+    out = [relay.start()]
     for data in reads:
-        for payload in decoder.feed(data):
-            if payload == b"[DONE]":
-                parts.append(encode_events(translator.finish()))
-                break
-            parts.append(translator.feed_sse(codec_loads(payload)))
-        encoded = b"".join(parts)
-        parts.clear()
+        encoded = relay.feed(data)
         if encoded:
             out.append(encoded)
-        if translator.done:
+        if relay.done:
             break
-    encoded = encode_events(translator.finish())
+    encoded = relay.end()
     if encoded:
         out.append(encoded)
     return out

@@ -25,6 +25,10 @@ class EventSource(Protocol):
 
     def finish(self) -> list[Event]: ...
 
+    def end_of_body(self) -> list[Event]: ...
+
+    def replay(self, message: dict[str, Any]) -> list[Event]: ...
+
     def error_events(self, error: ProxyError) -> list[Event]: ...
 
 
@@ -84,8 +88,18 @@ class FilteredTranslator:
         return encode_events(self._chain.feed(self._translator.feed(chunk)))
 
     def finish(self) -> list[Event]:
-        events = self._chain.feed(self._translator.finish())
-        if not self._flushed:
+        return self._ending(self._translator.finish())
+
+    def end_of_body(self) -> list[Event]:
+        return self._ending(self._translator.end_of_body())
+
+    def replay(self, message: dict[str, Any]) -> list[Event]:
+        return self._ending(self._translator.replay(message))
+
+    def _ending(self, events: list[Event]) -> list[Event]:
+        events = self._chain.feed(events)
+        failed = bool(events) and events[-1].get("type") == "error"  # nothing may follow an error event
+        if not self._flushed and self._translator.done and not failed:
             self._flushed = True
             events.extend(self._chain.flush())
         return events

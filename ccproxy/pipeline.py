@@ -7,7 +7,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -15,13 +15,13 @@ import aiohttp
 from ccproxy.core.jsoncodec import NestingError, dumps, loads
 from ccproxy.core.nesting import NESTING_MESSAGE
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
+from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response
-from ccproxy.core.sse import SSEDecoder, encode_events
 from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
-from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
+from ccproxy.errors import InvalidRequestError, ProxyError
 from ccproxy.events import RequestRecord
 from ccproxy.filters import EventSource, StreamFilters
 from ccproxy.interfaces import (
@@ -75,6 +75,18 @@ class Prepared:
     upstream_model: str
     context: ResponseContext
     guard: GuardrailContext
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedStream:
+    """The upstream's answer to a stream request, judged before the client has seen a byte."""
+
+    # The event stream still to read; None when the upstream answered with one JSON completion.
+    response: aiohttp.ClientResponse | None
+    # What was already read of the stream to tell what it is.
+    head: bytes = b""
+    # The Anthropic message of that JSON completion.
+    message: dict[str, Any] = field(default_factory=dict)
 
 
 class MessagesPipeline:
@@ -171,60 +183,63 @@ class MessagesPipeline:
             await guardrail.check_response(message, prepared.guard)
         return message
 
-    async def open_stream(self, prepared: Prepared) -> aiohttp.ClientResponse:
-        """Start the upstream stream; HTTP errors surface here, before the client has seen a byte."""
-        return await self.transport.post(prepared.body)
+    async def open_stream(self, prepared: Prepared) -> OpenedStream:
+        """Start the upstream stream. HTTP errors, and answers that are no event stream (core/relay.py), surface
+        here, before the client has seen a byte."""
+        response = await self.transport.post(prepared.body)
+        if is_event_stream(response.content_type):
+            return OpenedStream(response=response)
+        kind, head = await self._sniff(response)
+        if kind == SSE:
+            return OpenedStream(response=response, head=head)
+        if kind == JSON:
+            completion = await self.transport.read_json(response, head)
+            return OpenedStream(None, message=convert_response(completion, prepared.context))
+        response.close()
+        raise not_a_stream(kind, response.content_type)
 
-    async def stream_events(self, prepared: Prepared, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """Anthropic SSE bytes for an open upstream stream; failures after the first byte become an error event."""
-        translator = self._translator(prepared)
-        decoder = SSEDecoder()
-        yield encode_events(translator.start())
-        # Encoded events go into one list that is flushed per upstream read, so whatever was translated before a
-        # failure still reaches the client ahead of the error event.
-        out: list[bytes] = []
+    async def _sniff(self, response: aiohttp.ClientResponse) -> tuple[str, bytes]:
+        """The kind of a body whose content type does not say, from its first bytes, and those bytes."""
+        head = b""
+        while True:
+            data = await self.transport.read_some(response)
+            head += data
+            kind = sniff(head, at_eof=not data)
+            if kind is not None:
+                return kind, head
+
+    async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
+        """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
+        relay = StreamRelay(prepared.context, self._translator(prepared))
+        if opened.response is None:
+            yield relay.replay(opened.message)
+            return
+        yield relay.start()
         try:
-            async for data in self.transport.iter_bytes(response):
-                self._translate(decoder.feed(data), translator, out)
-                if out:
-                    encoded = b"".join(out)
-                    out.clear()
-                    if encoded:
-                        yield encoded
-                if translator.done:
+            async for data in self.transport.iter_bytes(opened.response, opened.head):
+                encoded = relay.feed(data)
+                if encoded:
+                    yield encoded
+                if relay.done:
                     break
-            self._translate(decoder.flush(), translator, out)
-            out.append(encode_events(translator.finish()))
+            encoded = relay.end()
         except ProxyError as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
-            out.append(encode_events(translator.error_events(exc)))
+            encoded = relay.fail(exc)
         except Exception:  # a bug must still end the stream the way clients expect
             log.exception("stream %s failed in translation", prepared.guard.request_id)
-            out.append(encode_events(translator.error_events(ProxyError("Internal proxy error", status=500))))
-        encoded = b"".join(out)
+            encoded = relay.fail(ProxyError("Internal proxy error", status=500))
         if encoded:
             yield encoded
 
-    def _translator(self, prepared: Prepared) -> EventSource:
-        """The stream's translator; wrapped in stream filters only when some filter wants this stream."""
-        translator = StreamTranslator(prepared.context)
+    def _translator(self, prepared: Prepared) -> EventSource | None:
+        """The stream's translator wrapped in the stream filters that want it; None (the relay's own translator, the
+        fused fast path) when no filter is registered."""
         if self.stream_filters is None:
-            return translator
+            return None
+        translator = StreamTranslator(prepared.context)
         context = StreamContext(prepared.guard.request_id, prepared.context.model, prepared.upstream_model)
         return self.stream_filters.wrap(translator, context)
-
-    @staticmethod
-    def _translate(payloads: list[bytes], translator: EventSource, out: list[bytes]) -> None:
-        for payload in payloads:
-            if payload == b"[DONE]":
-                out.append(encode_events(translator.finish()))
-                return
-            try:
-                chunk = loads(payload)
-            except ValueError:
-                raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
-            if isinstance(chunk, dict):
-                out.append(translator.feed_sse(chunk))
 
     async def token_counter(self) -> TokenCounter:
         """The tokenizer, loaded once per process in a worker thread on first use."""

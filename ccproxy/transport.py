@@ -9,6 +9,7 @@ import aiohttp
 
 from ccproxy.core.jsoncodec import loads
 from ccproxy.core.overflow import prompt_too_long
+from ccproxy.core.response import parse_completion
 from ccproxy.errors import ProxyError, UpstreamError, upstream_error
 
 
@@ -87,26 +88,37 @@ class Transport:
 
     async def post_json(self, body: bytes) -> dict[str, Any]:
         """Send `body` and return the parsed JSON answer."""
-        response = await self.post(body)
+        return await self.read_json(await self.post(body))
+
+    async def read_json(self, response: aiohttp.ClientResponse, head: bytes = b"") -> dict[str, Any]:
+        """The rest of the body after `head` (bytes already read from it), parsed as a JSON object."""
         try:
-            raw = await response.read()
+            raw = head + await response.read()
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise ProxyError("Upstream did not answer in time", status=504) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"Upstream connection failed: {exc}", status=502) from None
         finally:
             response.release()
-        try:
-            parsed = loads(raw)
-        except ValueError:
-            raise UpstreamError("Upstream answered with invalid JSON", status=502) from None
-        if not isinstance(parsed, dict):
-            raise UpstreamError("Upstream answered with an unexpected JSON value", status=502)
-        return parsed
+        return parse_completion(raw)
 
-    async def iter_bytes(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """The body as it arrives; network failures become ProxyErrors (the caller sends an error event)."""
+    async def read_some(self, response: aiohttp.ClientResponse) -> bytes:
+        """The next piece of the body, b"" at its end; on failure the response is closed and a ProxyError raised."""
         try:
+            return await response.content.readany()
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            response.close()
+            raise ProxyError("Upstream did not answer in time", status=504) from None
+        except aiohttp.ClientError as exc:
+            response.close()
+            raise UpstreamError(f"Upstream connection failed: {exc}", status=502) from None
+
+    async def iter_bytes(self, response: aiohttp.ClientResponse, head: bytes = b"") -> AsyncIterator[bytes]:
+        """The body as it arrives, after `head` (what was already read of it); network failures become
+        ProxyErrors (the caller sends an error event)."""
+        try:
+            if head:
+                yield head
             async for data in response.content.iter_any():
                 yield data
         except (TimeoutError, aiohttp.ServerTimeoutError):

@@ -38,7 +38,6 @@ from ccproxy import (
 )
 from ccproxy import hookspecs as hookspecs_module
 from ccproxy.app import AppState, CCProxyApp, create_app
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.filters import FilteredTranslator
 from ccproxy.http.observe import RequestWatch
@@ -376,7 +375,7 @@ def test_without_filters_the_pipeline_uses_the_bare_translator(make_app: Callabl
     app = make_app()
     assert app.ctx.pipeline.stream_filters is None
     prepared = _prepared(app)
-    assert isinstance(app.ctx.pipeline._translator(prepared), StreamTranslator)
+    assert app.ctx.pipeline._translator(prepared) is None  # the relay's own translator: the fused fast path
     with_filter = make_app(("upper", FilterPlugin(lambda c: Upper())))
     assert isinstance(with_filter.ctx.pipeline._translator(prepared), FilteredTranslator)
 

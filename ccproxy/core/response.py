@@ -1,16 +1,26 @@
-"""A non-stream OpenAI chat completion -> an Anthropic message; a chunk stream folded into a completion."""
+"""A non-stream OpenAI chat completion -> an Anthropic message; a chunk stream folded into a completion.
+
+Malformed completions: values are type-checked where the completion is taken apart. What has a sensible reading
+is read that way (`usage` that is not an object = no usage, a finish reason that is not a string = none); what has
+none (no choice 0, a message that is not an object) is an UpstreamError 502 naming the problem, and any other
+failure to read the shape is one too, never an exception that would become a 500.
+
+Tool arguments that are not valid JSON: after `finish_reason: "length"` the call was cut at the token limit, and it
+is passed on under RAW_ARGUMENTS_KEY with `stop_reason: "max_tokens"`; after any other end the upstream sent a
+broken call, which is an UpstreamError 502 (the stream translator does the same; see core/stream.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from ccproxy.core.jsoncodec import loads
+from ccproxy.core.jsoncodec import NestingError, loads
 from ccproxy.core.nesting import exceeds_depth
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.stream import arguments_text, detail_text_field, generated_tool_id
 from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
-from ccproxy.errors import UpstreamError
+from ccproxy.errors import ProxyError, UpstreamError
 
 # Where tool arguments that are not a JSON object go. Claude Code validates tool input against the tool's
 # schema, so the call fails with a validation error the model can see and retry, and the text stays visible in
@@ -21,18 +31,40 @@ RAW_ARGUMENTS_KEY = "_raw_arguments"
 def convert_response(completion: dict[str, Any], ctx: ResponseContext) -> dict[str, Any]:
     """The Anthropic message for an OpenAI chat completion (wire.md 4.10 response 8).
 
-    Content order is thinking, text, tool_use. Raises UpstreamError for an error body.
+    Content order is thinking, text, tool_use. Raises UpstreamError for an error body or a malformed completion.
     """
+    try:
+        return _convert(completion, ctx)
+    except ProxyError:
+        raise
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        # A shape no check above foresaw: still the upstream's fault, so a 502 and not a 500 with a traceback.
+        raise UpstreamError(
+            f"Upstream returned a completion ccproxy cannot read ({type(exc).__name__})", status=502
+        ) from None
+
+
+def _convert(completion: dict[str, Any], ctx: ResponseContext) -> dict[str, Any]:
     error = completion.get("error")
     if error:
         raise error_from_body(error)
     choice = _choice_zero(completion.get("choices"))
     if choice is None:
         raise UpstreamError("Upstream returned a completion without choices", status=502)
-    if choice.get("finish_reason") == "error":
+    finish_reason = choice.get("finish_reason")
+    if not isinstance(finish_reason, str):
+        finish_reason = None
+    if finish_reason == "error":
         raise error_from_body(choice.get("error") or {"message": "Upstream ended the completion with an error"})
-    message = choice.get("message") or {}
-    tool_blocks = tool_use_blocks(message, ctx)
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        if message:
+            raise UpstreamError(
+                f"Upstream returned a completion whose message is a {type(message).__name__}, not an object",
+                status=502,
+            )
+        message = {}
+    tool_blocks = tool_use_blocks(message, ctx, cut=finish_reason == "length")
     content = thinking_blocks(message)
     text = message_text(message)
     # Whitespace-only text is dropped as in the stream: Anthropic rejects such blocks when they are replayed.
@@ -48,10 +80,21 @@ def convert_response(completion: dict[str, Any], ctx: ResponseContext) -> dict[s
         "role": "assistant",
         "model": ctx.model,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason"), bool(tool_blocks)),
+        "stop_reason": stop_reason(finish_reason, bool(tool_blocks)),
         "stop_sequence": None,
         "usage": anthropic_usage(completion.get("usage"), ctx.input_tokens_estimate),
     }
+
+
+def parse_completion(raw: bytes) -> dict[str, Any]:
+    """An upstream answer body as the JSON object it must be, or an UpstreamError 502 saying what it is instead."""
+    try:
+        parsed = loads(raw)
+    except ValueError:
+        raise UpstreamError("Upstream answered with invalid JSON", status=502) from None
+    if not isinstance(parsed, dict):
+        raise UpstreamError("Upstream answered with an unexpected JSON value", status=502)
+    return parsed
 
 
 def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,8 +107,10 @@ def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
             field = detail_text_field(detail)
             if field is None:
                 continue
-            text = detail.get(field) or ""
-            signature = detail.get("signature") or ""
+            text = detail.get(field)
+            text = text if isinstance(text, str) else ""
+            signature = detail.get("signature")
+            signature = signature if isinstance(signature, str) else ""
             if text or signature:
                 blocks.append({"type": "thinking", "thinking": text, "signature": signature})
         return blocks
@@ -89,31 +134,51 @@ def message_text(message: dict[str, Any]) -> str:
     return text + refusal if isinstance(refusal, str) else text
 
 
-def tool_use_blocks(message: dict[str, Any], ctx: ResponseContext) -> list[dict[str, Any]]:
-    """tool_use blocks for `tool_calls` (and the deprecated `function_call`), names mapped back."""
+def tool_use_blocks(message: dict[str, Any], ctx: ResponseContext, cut: bool = False) -> list[dict[str, Any]]:
+    """tool_use blocks for `tool_calls` (and the deprecated `function_call`), names mapped back.
+
+    `cut`: the answer ended at the token limit, so arguments that are not valid JSON are a call cut short rather
+    than an UpstreamError (see the module docstring).
+    """
     calls = message.get("tool_calls")
     blocks: list[dict[str, Any]] = []
     for position, call in enumerate(calls if isinstance(calls, list) else ()):
         if isinstance(call, dict):
             key = call.get("index")
-            blocks.append(
-                _tool_use(call.get("id"), call.get("function"), key if isinstance(key, int) else position, ctx)
-            )
+            key = key if isinstance(key, int) else position
+            blocks.append(_tool_use(call.get("id"), call.get("function"), key, ctx, cut))
     function_call = message.get("function_call")
     if isinstance(function_call, dict):
-        blocks.append(_tool_use(None, function_call, -1, ctx))
+        blocks.append(_tool_use(None, function_call, -1, ctx, cut))
     return blocks
 
 
-def _tool_use(call_id: Any, function: Any, key: int, ctx: ResponseContext) -> dict[str, Any]:
+def _tool_use(call_id: Any, function: Any, key: int, ctx: ResponseContext, cut: bool) -> dict[str, Any]:
     function = function if isinstance(function, dict) else {}
     name = function.get("name")
+    name = ctx.tool_names.to_client(name if isinstance(name, str) else "")
+    arguments = function.get("arguments")
+    if not cut and not _is_json(arguments):
+        raise UpstreamError(f"Upstream returned arguments for tool {name!r} that are not valid JSON", status=502)
     return {
         "type": "tool_use",
         "id": call_id if isinstance(call_id, str) and call_id else generated_tool_id(ctx.message_id, key),
-        "name": ctx.tool_names.to_client(name if isinstance(name, str) else ""),
-        "input": tool_input(function.get("arguments")),
+        "name": name,
+        "input": tool_input(arguments),
     }
+
+
+def _is_json(arguments: Any) -> bool:
+    """Whether tool arguments are a JSON value (or nothing, which is `{}`)."""
+    if not isinstance(arguments, str) or not arguments.strip():
+        return True
+    try:
+        loads(arguments)
+    except NestingError:
+        return True  # valid JSON, only too deep to unpack: tool_input keeps it as text
+    except ValueError:
+        return False
+    return True
 
 
 def tool_input(arguments: Any) -> dict[str, Any]:

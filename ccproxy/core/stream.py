@@ -11,6 +11,23 @@ Decisions a reader should know:
   models emit stray blanks around tool calls, and Anthropic rejects whitespace-only text blocks on replay.
 - A tool call whose id never arrives gets a `toolu_` id derived from the message id (deterministic, no RNG).
 - `message_delta` is held until usage arrives after the finish reason, or until `finish()`.
+
+How a stream ends (wire.md 4.11 "Truncated streams"):
+- `finish()` is for `data: [DONE]`: the upstream says the answer is complete. Servers send it only after the last
+  token, and some never set a finish reason, so `[DONE]` without one is a normal end (`end_turn`, or `tool_use`
+  after tool calls).
+- `end_of_body()` is for the end of the body without `[DONE]`. After a finish reason that is a complete answer
+  whose usage chunk or `[DONE]` was lost; without one the answer was cut (connection closed, close-delimited body
+  cut short), and the client gets an `error` event instead of a truncated answer that looks complete.
+- Tool arguments that are not valid JSON when the answer ends: after `finish_reason: "length"` they are passed on
+  as they are, with `stop_reason: "max_tokens"` (exactly what Anthropic sends when it cuts a tool call at the
+  token limit, so clients know the call is incomplete); after any other end the upstream sent a broken call, and
+  the client gets an `error` event rather than a call it would run with arguments it cannot parse. convert_response
+  does the same for non-stream answers.
+
+Malformed chunks: every value is type-checked where the chunk is taken apart (a choice that is not an object, a
+finish reason or text that is not a string, ...). What has a sensible reading is read that way, the rest is
+ignored like an unknown field; errors are only raised for what the upstream reports as an error.
 """
 
 from __future__ import annotations
@@ -20,9 +37,10 @@ from typing import Any
 
 from ccproxy.core.jsoncodec import dumps, dumps_text, loads
 from ccproxy.core.plan import ResponseContext
+from ccproxy.core.replay import message_events
 from ccproxy.core.sse import encode_events
 from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
-from ccproxy.errors import ProxyError
+from ccproxy.errors import ProxyError, UpstreamError
 
 # Kinds of the open block.
 _NONE = 0
@@ -183,9 +201,10 @@ class StreamTranslator:
             raise error_from_body(error)
         events = self.start() if not self._started else []
         choices = chunk.get("choices")
-        if choices:
+        if choices and type(choices) is list:
             choice = choices[0]
-            if choice.get("index"):  # only choice 0 is translated; a missing or null index means 0
+            # Only choice 0 is translated; a missing or null index means 0.
+            if type(choice) is not dict or choice.get("index"):
                 choice = _choice_zero(choices)
             if choice:
                 self._on_choice(choice, events)
@@ -209,11 +228,33 @@ class StreamTranslator:
         return encode_events(self.feed(chunk))
 
     def finish(self) -> list[dict[str, Any]]:
-        """Close everything at the end of the upstream stream; idempotent."""
+        """Close everything at `data: [DONE]`; idempotent. Raises UpstreamError for broken tool arguments."""
         if self._done:
             return []
         events = self.start() if not self._started else []
         self._end(events)
+        return events
+
+    def end_of_body(self) -> list[dict[str, Any]]:
+        """Close everything at the end of the upstream body when `[DONE]` did not come; idempotent.
+
+        Raises UpstreamError when no finish reason arrived either: the answer was cut off.
+        """
+        if self._done:
+            return []
+        if self._finish_reason is None:
+            raise UpstreamError(
+                "Upstream stream ended before the answer was complete (no finish_reason and no [DONE])", status=502
+            )
+        return self.finish()
+
+    def replay(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events of a whole Anthropic message, for an upstream that answered with one completion."""
+        if self._done:
+            return []
+        events = self.start() if not self._started else []
+        events.extend(message_events(message))
+        self._done = True
         return events
 
     def error_events(self, error: ProxyError) -> list[dict[str, Any]]:
@@ -257,22 +298,22 @@ class StreamTranslator:
 
     def _on_choice(self, choice: dict[str, Any], events: list[dict[str, Any]]) -> None:
         delta = choice.get("delta")
-        if delta:
+        if delta and type(delta) is dict:
             self._on_delta(delta, events)
         finish_reason = choice.get("finish_reason")
-        if finish_reason:
+        if finish_reason and isinstance(finish_reason, str):
             self._on_finish_reason(finish_reason, choice, events)
 
     def _on_delta(self, delta: dict[str, Any], events: list[dict[str, Any]]) -> None:
         # Order inside one delta follows Anthropic's block order: thinking, text, tool calls.
         details = delta.get("reasoning_details")
-        if details:
+        if details and type(details) is list:
             self._on_reasoning_details(details, events)
         else:
             # OpenRouter mirrors reasoning_details into `reasoning`; details win, they carry the signatures.
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning:
-                self._on_reasoning(reasoning, None, None, events)
+            if reasoning and isinstance(reasoning, str):
+                self._on_reasoning(reasoning, "", None, events)
         content = delta.get("content")
         if content:
             if isinstance(content, str):
@@ -280,20 +321,23 @@ class StreamTranslator:
             else:
                 self._on_content_parts(content, events)
         refusal = delta.get("refusal")
-        if refusal:
+        if refusal and isinstance(refusal, str):
             self._on_text(refusal, events)
         tool_calls = delta.get("tool_calls")
-        if tool_calls:
+        if tool_calls and type(tool_calls) is list:
             for entry in tool_calls:
-                self._on_tool_fragment(entry, events)
+                if type(entry) is dict:
+                    self._on_tool_fragment(entry, events)
         function_call = delta.get("function_call")
-        if function_call:
+        if function_call and type(function_call) is dict:
             self._on_function_call(function_call, events)
 
     def _on_finish_reason(self, reason: str, choice: dict[str, Any], events: list[dict[str, Any]]) -> None:
         if reason == "error":
             raise error_from_body(choice.get("error") or {"message": "Upstream ended the stream with an error"})
         if self._finish_reason is None:
+            if reason != "length":
+                self._check_tool_arguments()
             self._finish_reason = reason
         self._flush_blocks(events)
 
@@ -310,9 +354,16 @@ class StreamTranslator:
         for detail in details:
             field = detail_text_field(detail)
             if field is not None:
-                self._on_reasoning(detail.get(field), detail.get("signature"), detail.get("index"), events)
+                text = detail.get(field)
+                signature = detail.get("signature")
+                self._on_reasoning(
+                    text if isinstance(text, str) else "",
+                    signature if isinstance(signature, str) else "",
+                    detail.get("index"),
+                    events,
+                )
 
-    def _on_reasoning(self, text: Any, signature: Any, detail_index: Any, events: list[dict[str, Any]]) -> None:
+    def _on_reasoning(self, text: str, signature: str, detail_index: Any, events: list[dict[str, Any]]) -> None:
         if self._past_thinking or not (text or signature):
             return
         if self._open != _THINKING or (detail_index is not None and detail_index != self._detail_index):
@@ -347,8 +398,9 @@ class StreamTranslator:
     def _on_content_parts(self, parts: Any, events: list[dict[str, Any]]) -> None:
         # Mistral-style content arrays; only text parts have an Anthropic stream counterpart.
         for part in parts if isinstance(parts, list) else ():
-            if isinstance(part, dict) and part.get("type") == "text" and part.get("text"):
-                self._on_text(part["text"], events)
+            text = part.get("text") if isinstance(part, dict) and part.get("type") == "text" else None
+            if text and isinstance(text, str):
+                self._on_text(text, events)
 
     def _start_text(self, text: str, events: list[dict[str, Any]]) -> None:
         self._open_block(_TEXT, {"type": "text", "text": ""}, events)
@@ -359,11 +411,15 @@ class StreamTranslator:
     def _on_tool_fragment(self, entry: dict[str, Any], events: list[dict[str, Any]]) -> None:
         self._past_thinking = True
         tool = self._tool(entry)
-        function = entry.get("function") or {}
-        if not tool.id and entry.get("id"):
-            tool.id = entry["id"]
-        if not tool.name and function.get("name"):
-            tool.name = function["name"]
+        function = entry.get("function")
+        if type(function) is not dict:
+            function = {}
+        call_id = entry.get("id")
+        if not tool.id and call_id and isinstance(call_id, str):
+            tool.id = call_id
+        name = function.get("name")
+        if not tool.name and name and isinstance(name, str):
+            tool.name = name
         arguments = function.get("arguments")
         if arguments:
             self._on_arguments(tool, arguments_text(arguments), events)
@@ -509,7 +565,18 @@ class StreamTranslator:
         self._drain(events, force=True)
         self._close_block(events)
 
+    def _check_tool_arguments(self) -> None:
+        """Raise UpstreamError when a tool call's arguments are not valid JSON now that the answer has ended."""
+        for tool in self._tools.values():
+            if tool.args and not tool.arguments_complete() and "".join(tool.args).strip():
+                name = self._ctx.tool_names.to_client(tool.name)
+                raise UpstreamError(
+                    f"Upstream ended the answer with arguments for tool {name!r} that are not valid JSON", status=502
+                )
+
     def _end(self, events: list[dict[str, Any]]) -> None:
+        if self._finish_reason != "length":
+            self._check_tool_arguments()
         self._flush_blocks(events)
         usage = anthropic_usage(self._usage, self._ctx.input_tokens_estimate)
         reason = stop_reason(self._finish_reason, self._tool_blocks > 0)
@@ -542,8 +609,8 @@ def _has_more_than_content(delta: dict[str, Any]) -> bool:
     return bool(delta.get("refusal") or delta.get("function_call") or delta.get("reasoning_details"))
 
 
-def _choice_zero(choices: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _choice_zero(choices: list[Any]) -> dict[str, Any] | None:
     for choice in choices:
-        if not choice.get("index"):
+        if type(choice) is dict and not choice.get("index"):
             return choice
     return None

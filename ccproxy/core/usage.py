@@ -17,13 +17,14 @@ _STOP_REASONS: dict[str, str] = {
 }
 
 
-def stop_reason(finish_reason: str | None, has_tool_use: bool) -> str:
-    """The Anthropic `stop_reason` for an OpenAI `finish_reason` (None = the stream ended without one).
+def stop_reason(finish_reason: Any, has_tool_use: bool) -> str:
+    """The Anthropic `stop_reason` for an OpenAI `finish_reason` (None = the stream ended without one; a value
+    that is not a string is read as none).
 
     Some backends (GLM, llama.cpp builds, Ollama) say `stop` after emitting tool calls; Claude Code only runs
     tools when it sees `tool_use`, so a plain end with tool calls becomes `tool_use`.
     """
-    mapped = _STOP_REASONS.get(finish_reason, "end_turn") if finish_reason else "end_turn"
+    mapped = _STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
     if mapped == "end_turn" and has_tool_use:
         return "tool_use"
     return mapped
@@ -34,14 +35,14 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def anthropic_usage(usage: dict[str, Any] | None, input_tokens_estimate: int) -> dict[str, int]:
-    """Anthropic usage from OpenAI usage (None = the upstream never reported any).
+def anthropic_usage(usage: Any, input_tokens_estimate: int) -> dict[str, int]:
+    """Anthropic usage from OpenAI usage (None, or anything that is not an object = the upstream reported none).
 
     OpenAI's `prompt_tokens` includes cached tokens while Anthropic's `input_tokens` excludes cache reads and
     writes, so those are subtracted. Without usage the output count is unknown and reported as 0 rather than
     guessed.
     """
-    if not usage:
+    if not usage or not isinstance(usage, dict):
         return {
             "input_tokens": input_tokens_estimate,
             "output_tokens": 0,

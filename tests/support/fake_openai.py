@@ -24,6 +24,11 @@ Upstream faults for context overflow and key redaction (one block, `ScriptedFaul
 - `IN_BAND` -> any scripted error comes inside an HTTP 200: as the JSON body, or as the first event of the stream
 - `LEAK_KEY_FINISH_ERROR` -> some text, then `finish_reason: "error"` with a `choices[0].error` quoting the key
 - `LEAK_KEY_BAD_HTTP` -> a malformed HTTP status line quoting the key (HTTP clients put it in their exception text)
+- Upstream faults (answers a well-behaved server never sends; see the block "upstream faults" below):
+  `IGNORE_STREAM` -> a stream request answered with the plain JSON completion (with `MIDSTREAM_ERROR`: HTTP 200 and
+  an `{"error": ...}` body); `TRUNCATE_STREAM` -> the stream ends after the first text pieces, without finish_reason
+  or `[DONE]`; `HTML_BODY` -> HTTP 200 with an HTML page; `EMPTY_BODY` -> HTTP 200 `text/event-stream` with an empty
+  body; `BAD_TOOL_JSON` -> a Bash tool call whose arguments are cut-off JSON, finish_reason `tool_calls`.
 
 Requests are validated like api.openai.com does (openai_rules.py), so bad conversions fail loudly.
 Control surface: `GET /_requests` (each request's headers, body, status, cancelled) and `POST /_reset`.
@@ -91,10 +96,12 @@ class ToolCall:
     name: str
     arguments: dict[str, Any]
     id: str = field(default_factory=lambda: "call_" + secrets.token_hex(12))
+    # Arguments text sent instead of the JSON of `arguments` (BAD_TOOL_JSON).
+    raw_arguments: str | None = None
 
     @property
     def arguments_json(self) -> str:
-        return json.dumps(self.arguments)
+        return json.dumps(self.arguments) if self.raw_arguments is None else self.raw_arguments
 
 
 @dataclass
@@ -108,6 +115,7 @@ class Reply:
     delay: float = 0.0
     hang: bool = False
     midstream_error: bool = False
+    stream_faults: frozenset[str] = frozenset()
     error: OpenAIError | None = None
     faults: ScriptedFaults = field(default_factory=lambda: ScriptedFaults())
 
@@ -168,6 +176,7 @@ class Script:
         reply.error = reply.faults.overflow or reply.error
         reply.hang = _marker(text, "HANG_STREAM") is not None
         reply.midstream_error = _marker(text, "MIDSTREAM_ERROR") is not None
+        reply.stream_faults = frozenset(name for name in FAULT_MARKERS if _marker(text, name))
         if _marker(text, "THINK"):
             reply.reasoning = FAKE_REASONING
         reply.tool_calls = named_tool_calls(text, body.get("tools")) or self._tool_calls(text, messages)
@@ -207,6 +216,8 @@ class Script:
         return scripted_error(int(match.group(1)))
 
     def _tool_calls(self, text: str, messages: list[dict[str, Any]]) -> list[ToolCall]:
+        if _marker(text, "BAD_TOOL_JSON"):
+            return [ToolCall("Bash", dict(BASH_ARGUMENTS), raw_arguments=BAD_TOOL_ARGUMENTS)]
         if _marker(text, "USE_BASH"):
             return [ToolCall("Bash", dict(BASH_ARGUMENTS))]
         if _marker(text, "USE_TWO_TOOLS"):
@@ -527,6 +538,9 @@ class FakeOpenAI:
                 return await reply.faults.answer_in_band(request, reply.error, body, record)
             raise reply.error
         record["status"] = 200
+        faulty = fault_answer(reply, body)
+        if faulty is not None:
+            return faulty
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return await self._stream(request, reply, ChunkWriter(body["model"], include_usage), record)
@@ -551,6 +565,9 @@ class FakeOpenAI:
             return response
         if reply.hang:
             await self._hang(request, record)
+            return response
+        if "TRUNCATE_STREAM" in reply.stream_faults:
+            await response.write_eof()
             return response
         for chunk in [*writer.tool_calls(reply), *writer.closing(reply)]:
             await self._write(response, sse(chunk))
@@ -599,6 +616,29 @@ def require_basic_auth(credentials: str) -> Any:
 
 
 # --- End of basic auth ----------------------------------------------------------------------------------------------
+
+
+# -- upstream faults (issue 6 items 3 and 9) -------------------------------------------------------------------
+# Answers a well-behaved server never sends, but real ones do: a backend that ignores `stream: true`, a captive
+# portal or a wrong base URL answering with a web page, a connection cut mid-answer, a model that emits broken tool
+# arguments. TRUNCATE_STREAM is handled in FakeOpenAI._stream, BAD_TOOL_JSON in Script._tool_calls.
+
+FAULT_MARKERS = ("IGNORE_STREAM", "TRUNCATE_STREAM", "HTML_BODY", "EMPTY_BODY", "BAD_TOOL_JSON")
+BAD_TOOL_ARGUMENTS = '{"command": "echo fake-tool-out'
+HTML_PAGE = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body>It works.</body></html>"
+
+
+def fault_answer(reply: Reply, body: dict[str, Any]) -> web.Response | None:
+    """The whole answer for the faults answered at once (IGNORE_STREAM, HTML_BODY, EMPTY_BODY), else None."""
+    if "HTML_BODY" in reply.stream_faults:
+        return web.Response(text=HTML_PAGE, content_type="text/html")
+    if "EMPTY_BODY" in reply.stream_faults:
+        return web.Response(body=b"", content_type="text/event-stream")
+    if "IGNORE_STREAM" in reply.stream_faults and body.get("stream"):
+        if reply.midstream_error:
+            return web.json_response({"error": MIDSTREAM_ERROR})
+        return web.json_response(completion(reply, body["model"]))
+    return None
 
 
 async def serve(host: str, port: int, api_key: str | None, basic_auth: str | None = None) -> None:
