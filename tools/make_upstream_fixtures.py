@@ -369,6 +369,29 @@ class OpenRouterChunks:
             ],
         }
 
+    def completion(
+        self, message: dict[str, Any], finish_reason: str, native: str, usage: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        choice = {
+            "index": 0,
+            "logprobs": None,
+            "finish_reason": finish_reason,
+            "native_finish_reason": native,
+            "message": {"role": "assistant", **message},
+        }
+        completion: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": self.model,
+            "provider": "Anthropic",
+            "system_fingerprint": None,
+            "choices": [choice],
+        }
+        if usage is not None:
+            completion["usage"] = usage
+        return completion
+
 
 def openrouter_usage(prompt: int, completion: int, reasoning: int, *, cached: int, written: int) -> dict[str, Any]:
     return {
@@ -434,7 +457,6 @@ def openrouter_reasoning_anthropic() -> Case:
     last["usage"] = usage
     chunks.append(last)
     message = {
-        "role": "assistant",
         "content": "".join(text),
         "refusal": None,
         "reasoning": "".join(reasoning),
@@ -444,24 +466,7 @@ def openrouter_reasoning_anthropic() -> Case:
             encrypted,
         ],
     }
-    completion = {
-        "id": gen.id,
-        "object": "chat.completion",
-        "created": CREATED,
-        "model": gen.model,
-        "provider": "Anthropic",
-        "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "logprobs": None,
-                "finish_reason": "tool_calls",
-                "native_finish_reason": "tool_use",
-                "message": message,
-            }
-        ],
-        "usage": usage,
-    }
+    completion = gen.completion(message, "tool_calls", "tool_use", usage)
     body = request(
         "anthropic/claude-sonnet-4.5",
         "What's the weather in Florence?",
@@ -500,23 +505,8 @@ def openrouter_error_finish_reason() -> Case:
     failed = gen.chunk({}, "error", "error")
     failed["choices"][0]["error"] = RATE_LIMIT_ERROR
     chunks.append(failed)
-    completion = {
-        "id": gen.id,
-        "object": "chat.completion",
-        "created": CREATED,
-        "model": gen.model,
-        "provider": "Anthropic",
-        "choices": [
-            {
-                "index": 0,
-                "logprobs": None,
-                "finish_reason": "error",
-                "native_finish_reason": "error",
-                "message": {"role": "assistant", "content": "", "refusal": None},
-                "error": RATE_LIMIT_ERROR,
-            }
-        ],
-    }
+    completion = gen.completion({"content": "", "refusal": None}, "error", "error")
+    completion["choices"][0]["error"] = RATE_LIMIT_ERROR
     body = request("anthropic/claude-sonnet-4.5", "What is the capital of France?")
     return Case("openrouter", "error_finish_reason", body, sse(chunks), completion)
 

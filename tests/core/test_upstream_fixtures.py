@@ -14,8 +14,6 @@ import pytest
 
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.response import convert_response
-from ccproxy.core.sse import SSEDecoder
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import UpstreamError
 from tests.support.anthropic_stream import accumulate
@@ -23,12 +21,13 @@ from tests.support.fixtures import UPSTREAM
 from tests.support.recorded import in_band_error
 from tools.make_upstream_fixtures import fixture_files
 
+from .test_recorded_streams import decode, translate
+
 
 def load(case: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """A case's request, its stream's chunks and its non-stream body (None when it has none)."""
     request = json.loads((UPSTREAM / f"{case}.request.json").read_text(encoding="utf-8"))
-    decoder = SSEDecoder()
-    payloads = decoder.feed((UPSTREAM / f"{case}.sse").read_bytes()) + decoder.flush()
+    payloads = decode((UPSTREAM / f"{case}.sse").read_bytes())
     chunks = [json.loads(payload) for payload in payloads if payload != b"[DONE]"]
     completion_path = UPSTREAM / f"{case}.json"
     completion = json.loads(completion_path.read_text(encoding="utf-8")) if completion_path.exists() else None
@@ -43,14 +42,6 @@ def context(request: dict[str, Any]) -> ResponseContext:
         input_tokens_estimate=9,
         tool_names=ToolNameMap(names),
     )
-
-
-def translate(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[dict[str, Any]]:
-    translator = StreamTranslator(ctx)
-    events = translator.start()
-    for chunk in chunks:
-        events += translator.feed(chunk)
-    return events + translator.finish()
 
 
 def both_ways(case: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:

@@ -147,44 +147,50 @@ def _check_scrubbed(out: Path, marker: str) -> None:
         raise SystemExit(f"the throwaway path {marker!r} is still in {leaks}: extend scrub.py")
 
 
-async def capture(cli: Path, scenarios: list[Scenario], out: Path, timeout: float) -> list[str]:
-    """Runs every scenario against the fake; returns the names of those that did not end as expected."""
+async def capture(cli: Path, scenarios: list[Scenario], out: Path, timeout: float) -> tuple[Capture, list[str]]:
+    """Runs every scenario against the fake; returns what was written and the scenarios that did not end as
+    scenarios.toml expects."""
     fake = FakeAnthropic()
     runner = web.AppRunner(fake.app(), access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     await web.SockSite(runner, sock).start()
     writer = Capture(out, cli_version(cli))
-    failed: list[str] = []
     try:
-        for scenario in scenarios:
-            with tempfile.TemporaryDirectory(prefix="ccapture-") as root:
-                sandbox = Sandbox.create(Path(root))
-                fake.reset(str(sandbox.project))
-                env = environment(scenario, sandbox, base_url)
-                run = run_interactive if scenario.interactive else run_print_mode
-                result = await run(cli, scenario, sandbox, env, timeout)
-                requests = fake.reset(str(sandbox.project))
-                home = str(sandbox.home)
-                scrub = Scrubber([(home, STABLE_HOME), (dashed(home), dashed(STABLE_HOME))])
-                writer.scenario(scenario, result, requests, scrub)
-                ok = result.returncode == scenario.expect_rc and scenario.expect in result.result
-                print(f"{'ok  ' if ok else 'FAIL'} {scenario.name}: rc={result.returncode} requests={len(requests)}")
-                if not ok:
-                    failed.append(scenario.name)
-                    print(f"     result: {result.result[:300]!r}\n     stderr: {result.stderr_tail[-300:]!r}")
-                _check_scrubbed(out, Path(root).name)
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        results = [await _run_scenario(cli, scenario, fake, writer, base_url, timeout) for scenario in scenarios]
     finally:
         await runner.cleanup()
-    _write_index(out, writer)
-    return failed
+    return writer, [scenario.name for scenario, ok in zip(scenarios, results, strict=True) if not ok]
 
 
-def _write_index(out: Path, writer: Capture) -> None:
+async def _run_scenario(
+    cli: Path, scenario: Scenario, fake: FakeAnthropic, writer: Capture, base_url: str, timeout: float
+) -> bool:
+    with tempfile.TemporaryDirectory(prefix="ccapture-") as root:
+        sandbox = Sandbox.create(Path(root))
+        fake.reset(str(sandbox.project))
+        env = environment(scenario, sandbox, base_url)
+        run = run_interactive if scenario.interactive else run_print_mode
+        result = await run(cli, scenario, sandbox, env, timeout)
+        requests = fake.reset(str(sandbox.project))
+        home = str(sandbox.home)
+        writer.scenario(
+            scenario, result, requests, Scrubber([(home, STABLE_HOME), (dashed(home), dashed(STABLE_HOME))])
+        )
+        _check_scrubbed(writer.out, Path(root).name)
+    ok = result.returncode == scenario.expect_rc and scenario.expect in result.result
+    print(f"{'ok  ' if ok else 'FAIL'} {scenario.name}: rc={result.returncode} requests={len(requests)}")
+    if not ok:
+        print(f"     result: {result.result[:300]!r}\n     stderr: {result.stderr_tail[-300:]!r}")
+    return ok
+
+
+def _write_index(out: Path, writer: Capture, *, keep_others: bool) -> None:
+    """INDEX.json; with `keep_others` (an --only run) the entries of scenarios not rerun stay."""
     path = out / "INDEX.json"
-    previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    previous = json.loads(path.read_text(encoding="utf-8")) if keep_others and path.exists() else {}
     scenarios = previous.get("scenarios", {}) if previous.get("cli_version") == writer.version else {}
     scenarios.update(writer.index)
     index = {
@@ -216,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.cli and not version.startswith(pinned_version() + " "):
         raise SystemExit(f"{cli} is {version!r}, not the pinned {pinned_version()}")
     _clear(args.out, scenarios, everything=not args.only)
-    failed = asyncio.run(capture(cli, scenarios, args.out, args.timeout))
+    writer, failed = asyncio.run(capture(cli, scenarios, args.out, args.timeout))
+    _write_index(args.out, writer, keep_others=bool(args.only))
     print(f"{len(scenarios) - len(failed)}/{len(scenarios)} scenarios as expected; written to {args.out}")
     return 1 if failed else 0
 
