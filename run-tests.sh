@@ -7,13 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-./run-ccproxy.sh --install-only
+# The editable installs skip the Cython twins (each would compile them once more in a throwaway build directory):
+# they are built once, in place, right after.
+CCPROXY_BUILD_CYTHON=false ./run-ccproxy.sh --install-only
 stamp=.venv/.ccproxy-test-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    CCPROXY_BUILD_CYTHON=false .venv/bin/python -m pip install --quiet -e ".[test]"
     touch "$stamp"
 fi
-# Rebuild compiled twins whose pure source changed since the last build (incremental: a no-op when current).
+# Build the compiled twins whose pure source changed since the last build (incremental: a no-op when current).
 .venv/bin/python setup.py --quiet build_ext --inplace >/dev/null 2>&1 ||
     .venv/bin/python setup.py build_ext --inplace
 

@@ -15,8 +15,8 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import ToolNameMap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = REPO_ROOT / ".." / "shared" / "fixtures"
-CLAUDE_CODE_FIXTURE = FIXTURES / "claude-code" / "tool_bash.02.json"
+# The tool_result turn of a Bash call with every tool declared in full: ~78 KB, non-ASCII text and an emoji.
+CLAUDE_CODE_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "claude-code" / "tool_bash_all_tools.01.json"
 
 UPSTREAM_MODEL = "gpt-5"
 STREAM_CHUNKS = 100
@@ -78,16 +78,12 @@ def small_request(*, stream: bool = False) -> dict[str, Any]:
 
 @cache
 def _claude_code_body() -> dict[str, Any]:
-    if not CLAUDE_CODE_FIXTURE.is_file():
-        raise FileNotFoundError(
-            f"{CLAUDE_CODE_FIXTURE} is missing: the benchmarks expect the shared/ folder beside the checkout"
-        )
     body: dict[str, Any] = json.loads(CLAUDE_CODE_FIXTURE.read_text(encoding="utf-8"))["request"]["body"]
     return body
 
 
 def claude_code_request(*, stream: bool = False) -> dict[str, Any]:
-    """The ~78 KB body Claude Code sent for its tool_result turn (tool_bash.02), with the stream flag set."""
+    """The ~78 KB body Claude Code sent for its tool_result turn (tool_bash_all_tools.01), with the stream flag set."""
     return {**copy.deepcopy(_claude_code_body()), "stream": stream}
 
 

@@ -106,7 +106,7 @@ def scenarios() -> dict[str, Scenario]:
         "small-json": Scenario("small-json", "tiny request, non-stream", small_request(), False, 150.0),
         "claude-code-json": Scenario(
             "claude-code-json",
-            "the 78 KB Claude Code request (tool_bash.02), non-stream",
+            "the 78 KB Claude Code request (tool_bash_all_tools.01), non-stream",
             claude_code_request(stream=False),
             False,
             300.0,

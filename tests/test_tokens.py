@@ -6,7 +6,6 @@ import base64
 import copy
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,21 +19,18 @@ from ccproxy.tokens import (
     REDACTED_THINKING_TOKENS,
     TokenCounter,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "claude-code"
+from tests.support.fixtures import SHARED_PREFIX, claude_code_requests
 
 
 def _fixture_bodies() -> Iterator[Any]:
-    for path in sorted(FIXTURES.glob("*.json")):
-        if path.name == "INDEX.json":
-            continue
-        request = json.loads(path.read_text(encoding="utf-8"))["request"]
-        # The CLI's opening `HEAD /` has no body.
-        if request["method"] == "POST":
-            yield pytest.param(request["path"], request["body"], id=path.stem)
+    # The CLI's `HEAD /` probe (in older captures) has no body.
+    for capture in claude_code_requests():
+        if capture.method == "POST":
+            yield pytest.param(capture.path, capture.body, id=capture.id)
 
 
 FIXTURE_BODIES = list(_fixture_bodies())
+OWN_BODIES = {param.id: param.values[1] for param in FIXTURE_BODIES if not str(param.id).startswith(SHARED_PREFIX)}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +70,7 @@ IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png"
 
 def test_every_post_fixture_is_collected() -> None:
     paths = {param.values[0] for param in FIXTURE_BODIES}
-    assert len(FIXTURE_BODIES) >= 25
+    assert len(OWN_BODIES) >= 25
     assert paths == {"/v1/messages", "/v1/messages/count_tokens"}
 
 
@@ -88,7 +84,7 @@ def test_claude_code_bodies_count_to_a_plausible_number(counter: TokenCounter, p
 
 
 def test_a_full_claude_code_request_counts_system_messages_and_tools(counter: TokenCounter) -> None:
-    body = next(param.values[1] for param in FIXTURE_BODIES if param.id == "tool_read.02")
+    body = OWN_BODIES["tool_read.01"]  # the tool_result turn
     whole = counter.count_request(body)
     without_tools = counter.count_request({**body, "tools": []})
     without_system = counter.count_request({k: v for k, v in body.items() if k != "system"})
@@ -97,11 +93,24 @@ def test_a_full_claude_code_request_counts_system_messages_and_tools(counter: To
     assert whole - without_tools > 20 * len(body["tools"])
 
 
+def _tools_size(body: dict[str, Any]) -> int:
+    return len(json.dumps(body["tools"]))
+
+
 def test_the_count_tokens_burst_grows_with_the_tools_sent(counter: TokenCounter) -> None:
-    bodies = {param.id: param.values[1] for param in FIXTURE_BODIES if param.id.startswith("slash_context.1")}
-    counts = {name: counter.count_request(body) for name, body in bodies.items()}
-    # .11 sends 1 tool, .13 sends 16, .12 sends 8 tools with longer schemas.
-    assert counts["slash_context.11"] < counts["slash_context.13"] < counts["slash_context.12"]
+    # /context counts the tools one call at a time, and some calls several at once: bodies whose tools each take at
+    # least twice the JSON of the previous one must count strictly more.
+    burst = sorted(
+        (body for name, body in OWN_BODIES.items() if name.startswith("slash_context.") and body.get("tools")),
+        key=_tools_size,
+    )
+    growing = burst[:1]
+    for body in burst:
+        if _tools_size(body) >= 2 * _tools_size(growing[-1]):
+            growing.append(body)
+    counts = [counter.count_request(body) for body in growing]
+    assert len(counts) >= 3
+    assert counts == sorted(set(counts))
 
 
 # --- exact text counts --------------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Every recorded OpenAI-format answer through the core: streams split at every offset, and non-stream bodies.
+"""Every OpenAI-format upstream answer through the core: streams split at every offset, and non-stream bodies.
+
+The answers are the repository's own per-family cases (tests/fixtures/upstream) and, when ../shared is beside the
+checkout, the recorded exchanges of ../shared/fixtures/recorded-upstream (test ids `shared:...`).
 
 Splitting a stream of N bytes at each of its N+1 offsets and decoding the whole stream each time is quadratic
 (about 2e8 event parses for these cassettes). The decoder's state at an event boundary is empty by contract,
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -22,28 +26,62 @@ from ccproxy.core.response import accumulate_chunks, convert_response
 from ccproxy.core.sse import SSEDecoder, encode_event, encode_events
 from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
+from ccproxy.errors import UpstreamError
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+from tests.support.fixtures import require_shared_dir
 from tests.support.recorded import (
     Exchange,
     anthropic_streams,
+    in_band_error,
     naive_sse_payloads,
     openai_completions,
+    openai_error_streams,
     openai_errors,
     openai_streams,
+    stream_error,
 )
 
 STREAMS = openai_streams()
+ERROR_STREAMS = openai_error_streams()
 COMPLETIONS = openai_completions()
 ERRORS = openai_errors()
+# Every OpenAI-format stream body, for the decoder: those that end normally and those that carry an error.
+ALL_STREAMS = STREAMS + ERROR_STREAMS
 
 
-def test_the_recorded_cases_are_found() -> None:
+def _own(cases: list[Exchange]) -> list[str]:
+    return [case.id for case in cases if not case.shared]
+
+
+def _shared(cases: list[Exchange]) -> list[Exchange]:
+    return [case for case in cases if case.shared]
+
+
+def test_the_in_repo_cases_are_found() -> None:
+    # Each wire family's cases are sorted by shape; the Anthropic stream is not OpenAI-shaped and stays out.
+    assert _own(STREAMS) == [
+        "deepseek/reasoning_tool.sse",
+        "openai/cached_usage.sse",
+        "openai/empty_choices.sse",
+        "openai/parallel_tools_interleaved.sse",
+        "openai/text.sse",
+        "openrouter/reasoning_anthropic.sse",
+    ]
+    assert _own(ERROR_STREAMS) == ["openrouter/error_event.sse", "openrouter/error_finish_reason.sse"]
+    assert _own(COMPLETIONS) == [name.removesuffix(".sse") + ".json" for name in _own(STREAMS)]
+    assert _own(ERRORS) == ["openrouter/error_event.json", "openrouter/error_finish_reason.json"]
+    assert _own(anthropic_streams()) == ["anthropic/thinking_tool.sse"]
+
+
+def test_the_shared_recorded_cases_are_found() -> None:
+    require_shared_dir("recorded-upstream")
     # The cassettes hold 67 OpenAI-format streams and 65 non-stream bodies; the Anthropic and Gemini ones are
     # not OpenAI-shaped and must have been left out.
-    assert len(STREAMS) == 67
-    assert len(COMPLETIONS) == 65
-    assert len(anthropic_streams()) == 8
-    assert not any("TestAnthropic" in case.cassette or "gemini" in case.cassette for case in STREAMS + COMPLETIONS)
+    assert len(_shared(STREAMS)) == 67
+    assert len(_shared(COMPLETIONS)) == 65
+    assert len(_shared(anthropic_streams())) == 8
+    shared = _shared(STREAMS + COMPLETIONS)
+    assert not any("TestAnthropic" in case.cassette or "gemini" in case.cassette for case in shared)
 
 
 def context(exchange: Exchange) -> ResponseContext:
@@ -110,14 +148,15 @@ def translate(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[dict[s
     return events + translator.finish()
 
 
-@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+@pytest.mark.parametrize("stream", ALL_STREAMS, ids=[stream.id for stream in ALL_STREAMS])
 def test_decoder_matches_an_independent_reading(stream: Exchange) -> None:
     reference = [payload.encode() for payload in naive_sse_payloads(stream.raw)]
     assert decode(stream.raw) == reference
-    assert reference[-1] == b"[DONE]"
+    # A stream cut by an in-band error may end without [DONE] (OpenRouter closes the connection).
+    assert reference[-1] == b"[DONE]" or stream in ERROR_STREAMS
 
 
-@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+@pytest.mark.parametrize("stream", ALL_STREAMS, ids=[stream.id for stream in ALL_STREAMS])
 def test_split_at_every_byte_offset(stream: Exchange) -> None:
     raw = stream.raw
     assert check_splits(raw) == len(raw) + 1
@@ -130,7 +169,7 @@ def test_split_at_every_byte_offset(stream: Exchange) -> None:
 
 
 @pytest.mark.parametrize("newline", [b"\r\n", b"\r"], ids=["crlf", "cr"])
-@pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
+@pytest.mark.parametrize("stream", ALL_STREAMS, ids=[stream.id for stream in ALL_STREAMS])
 def test_split_around_other_line_endings(stream: Exchange, newline: bytes) -> None:
     # JSON escapes newlines inside strings, so every raw LF is a line end.
     raw = stream.raw.replace(b"\n", newline)
@@ -199,12 +238,37 @@ def _reasoning(delta: dict[str, Any]) -> Any:
     return delta.get("reasoning_content") or delta.get("reasoning") or delta.get("reasoning_details")
 
 
+@pytest.mark.parametrize("stream", ERROR_STREAMS, ids=[stream.id for stream in ERROR_STREAMS])
+def test_in_band_stream_error_ends_the_stream_with_an_error_event(stream: Exchange) -> None:
+    # What came before the error reaches the client as it came; the error ends the stream as an `error` event
+    # (no message_stop: the answer is not complete) with the upstream's message and status class.
+    chunks = [json.loads(payload) for payload in decode(stream.raw) if payload != b"[DONE]"]
+    failing = next(position for position, chunk in enumerate(chunks) if in_band_error(chunk) is not None)
+    translator = StreamTranslator(context(stream))
+    events = translator.start()
+    for chunk in chunks[:failing]:
+        events += translator.feed(chunk)
+    with pytest.raises(UpstreamError) as caught:
+        translator.feed(chunks[failing])
+    events += translator.error_events(caught.value)
+    check_stream(events)
+    expected = stream_error(stream)
+    assert events[-1]["type"] == "error"
+    assert expected["message"] in events[-1]["error"]["message"]
+    assert caught.value.status == expected["code"]
+    streamed = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+    sent = "".join(
+        choice["delta"].get("content") or "" for chunk in chunks[:failing] for choice in chunk.get("choices") or []
+    )
+    assert streamed == sent and sent
+
+
 @pytest.mark.parametrize("case", COMPLETIONS + ERRORS, ids=[case.id for case in COMPLETIONS + ERRORS])
 def test_non_stream_body(case: Exchange) -> None:
     ctx = context(case)
     body = json.loads(case.body)
     if case in ERRORS:
-        with pytest.raises(Exception, match=str(body["error"].get("message", ""))[:20]):
+        with pytest.raises(UpstreamError, match=re.escape(str(in_band_error(body).get("message", ""))[:20])):
             convert_response(body, ctx)
         return
     message = convert_response(body, ctx)
@@ -254,25 +318,44 @@ def skeleton(events: list[dict[str, Any]]) -> list[str]:
     return shape
 
 
+NATIVE_SHAPE = [
+    "message_start",
+    "content_block_start:thinking",
+    "content_block_delta:thinking_delta",
+    "content_block_delta:signature_delta",
+    "content_block_stop",
+    "content_block_start:text",
+    "content_block_delta:text_delta",
+    "content_block_stop",
+    "content_block_start:tool_use",
+    "content_block_delta:input_json_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+]
+
+
+def _case(cases: list[Exchange], case_id: str) -> Exchange:
+    (case,) = [case for case in cases if case.id == case_id]
+    return case
+
+
 def test_translated_thinking_stream_has_the_native_shape() -> None:
-    # One prompt (thinking, then a weather tool call) answered natively by Anthropic and by Claude through
-    # OpenRouter's OpenAI-compatible API.
-    (native,) = [
-        case for case in ANTHROPIC_STREAMS if case.id == "TestAnthropicThinking/claude-sonnet-4/thinking-streaming#0"
-    ]
-    (routed,) = [case for case in STREAMS if case.id == "TestOpenRouterThinking/anthropic/thinking-streaming#0"]
+    # One prompt (thinking, a sentence, then a weather tool call) answered in Anthropic's native form and by
+    # Claude through OpenRouter's OpenAI-compatible API, with its signature and an encrypted reasoning detail.
+    native = _case(ANTHROPIC_STREAMS, "anthropic/thinking_tool.sse")
+    routed = _case(STREAMS, "openrouter/reasoning_anthropic.sse")
+    native_events = [json.loads(payload) for payload in decode(native.raw)]
+    translated = translate(chunks_of(decode(routed.raw)), context(routed))
+    assert skeleton(translated) == skeleton(native_events) == NATIVE_SHAPE
+
+
+def test_translated_recorded_thinking_stream_has_the_recorded_native_shape() -> None:
+    require_shared_dir("recorded-upstream")
+    native = _case(ANTHROPIC_STREAMS, "shared:TestAnthropicThinking/claude-sonnet-4/thinking-streaming#0")
+    routed = _case(STREAMS, "shared:TestOpenRouterThinking/anthropic/thinking-streaming#0")
     native_events = [json.loads(payload) for payload in decode(native.raw)]
     translated = translate(chunks_of(decode(routed.raw)), context(routed))
     assert skeleton(translated) == skeleton(native_events)
-    assert skeleton(translated) == [
-        "message_start",
-        "content_block_start:thinking",
-        "content_block_delta:thinking_delta",
-        "content_block_delta:signature_delta",
-        "content_block_stop",
-        "content_block_start:tool_use",
-        "content_block_delta:input_json_delta",
-        "content_block_stop",
-        "message_delta",
-        "message_stop",
-    ]
+    # No text between the thinking and the tool call in this recording.
+    assert skeleton(translated) == NATIVE_SHAPE[:5] + NATIVE_SHAPE[8:]

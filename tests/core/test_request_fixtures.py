@@ -1,9 +1,9 @@
-"""Every real Claude Code request in the shared fixtures validates and converts to a body OpenAI accepts."""
+"""Every captured Claude Code request (tests/fixtures/claude-code, plus ../shared when present) validates and converts
+to a body OpenAI accepts."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,20 +12,14 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.request import BILLING_HEADER_PREFIX, convert_request
 from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
+from tests.support.fixtures import claude_code_posts, repo_claude_code_requests
 from tests.support.openai_rules import RequestValidator
 
 from .request_invariants import message_texts, orphan_tool_messages, unanswered_tool_calls, unexpected_keys
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "claude-code"
-
 
 def load_requests(path: str) -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for file in sorted(FIXTURES.glob("*.json")):
-        request = json.loads(file.read_text(encoding="utf-8")).get("request")
-        if request and request["method"] == "POST" and request["path"] == path:
-            found.append((file.name, request["body"]))
-    return found
+    return [(capture.id, capture.body) for capture in claude_code_posts(path)]
 
 
 MESSAGES = load_requests("/v1/messages")
@@ -77,12 +71,18 @@ def block_texts(content: str | list[dict[str, Any]]) -> list[str]:
     return [block["text"] for block in content if block["type"] == "text" and block["text"]]
 
 
-def test_the_fixtures_are_there() -> None:
-    # Parametrised tests over an empty list would be skipped, not failed: guard the path.
-    assert len(MESSAGES) >= 20
-    assert len(COUNT_TOKENS) >= 4
-    assert any(message["role"] == "system" for _, body in MESSAGES for message in body["messages"])
-    assert any(message["role"] == "assistant" for _, body in MESSAGES for message in body["messages"])
+def test_the_in_repo_captures_hold_every_shape_these_tests_rely_on() -> None:
+    own = [capture.body for capture in repo_claude_code_requests() if capture.path == "/v1/messages"]
+    assert len(own) >= 20
+    assert sum(capture.path == "/v1/messages/count_tokens" for capture in repo_claude_code_requests()) >= 4
+    messages = [message for body in own for message in body["messages"]]
+    assert any(message["role"] == "system" for message in messages)
+    assert any(message["role"] == "assistant" for message in messages)
+    assert any(
+        block.get("type") == "tool_result" for m in messages if isinstance(m["content"], list) for block in m["content"]
+    )
+    assert any(not body.get("tools") for body in own) and any(len(body.get("tools", ())) > 20 for body in own)
+    assert {str(body.get("thinking", {}).get("type")) for body in own} >= {"adaptive", "enabled", "disabled", "None"}
 
 
 @pytest.mark.parametrize(("name", "body"), MESSAGES, ids=[name for name, _ in MESSAGES])
@@ -94,7 +94,9 @@ def test_fixture_validates(name: str, body: dict[str, Any]) -> None:
 def test_count_tokens_fixture_validates(name: str, body: dict[str, Any]) -> None:
     validate_count_tokens_request(body)
     out, _ = convert(body, "gpt-4o")
-    assert out["messages"] == [{"role": "user", "content": "foo"}]
+    upstream = "\n".join(message_texts(message) for message in out["messages"] if message["role"] == "user")
+    texts = [text for message in body["messages"] for text in block_texts(message["content"])]
+    assert texts and all(text in upstream for text in texts)
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))

@@ -1,33 +1,29 @@
-"""Every request the real Claude Code CLI sent (shared/fixtures/claude-code), replayed through the proxy."""
+"""Every request the real Claude Code CLI sent (tests/fixtures/claude-code, plus ../shared when present), replayed
+through the proxy."""
 
 from __future__ import annotations
 
 import http.client
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.anthropic_stream import streamed_message, wire_text
 from tests.support.fake_openai import BASH_ARGUMENTS
+from tests.support.fixtures import ClaudeCodeRequest, claude_code_requests, repo_claude_code_requests
 from tests.support.proxy_process import FakeUpstream, ProxyServer
 
 pytestmark = pytest.mark.e2e
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "claude-code"
 # Hop-by-hop or per-connection headers of the capture; everything else is sent as the CLI sent it.
 DROPPED_HEADERS = frozenset({"host", "content-length", "connection", "accept-encoding"})
-CAPTURES = sorted(p.name for p in FIXTURES.glob("*.json") if p.name != "INDEX.json")
+CAPTURES = {capture.id: capture for capture in claude_code_requests()}
 
 
-def load(name: str) -> dict[str, Any]:
-    request: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))["request"]
-    return request
-
-
-def replay(proxy: ProxyServer, request: dict[str, Any]) -> tuple[int, bytes]:
-    headers = {k: v for k, v in request["headers"].items() if k.lower() not in DROPPED_HEADERS}
+def replay(proxy: ProxyServer, capture: ClaudeCodeRequest) -> tuple[int, bytes]:
+    request = capture.request
+    headers = {k: v for k, v in capture.headers().items() if k not in DROPPED_HEADERS}
     headers["x-api-key"] = "sk-ant-dummy"
     query = "&".join(f"{k}={v}" for k, v in request["query"].items())
     path = request["path"] + (f"?{query}" if query else "")
@@ -62,23 +58,25 @@ def tool_result_content(body: dict[str, Any]) -> str | None:
 
 
 def test_the_captures_are_there() -> None:
-    assert len(CAPTURES) >= 40, f"expected the Claude Code captures in {FIXTURES}"
+    own = repo_claude_code_requests()
+    assert len(own) >= 40
+    assert {capture.path for capture in own} == {"/v1/messages", "/v1/messages/count_tokens"}
 
 
-@pytest.mark.parametrize("name", CAPTURES)
+@pytest.mark.parametrize("name", sorted(CAPTURES))
 def test_replayed_request(proxy: ProxyServer, fake: FakeUpstream, name: str) -> None:
-    request = load(name)
-    status, raw = replay(proxy, request)
-    if request["method"] == "HEAD":
+    capture = CAPTURES[name]
+    status, raw = replay(proxy, capture)
+    if capture.method == "HEAD":
         assert status == 200, raw
         return
-    if request["path"].endswith("/count_tokens"):
+    if capture.path.endswith("/count_tokens"):
         assert status == 200, raw
         answer = json.loads(raw)
         assert isinstance(answer["input_tokens"], int) and answer["input_tokens"] > 0
         assert fake.chat_requests() == []
         return
-    check_message_stream(proxy, fake, request["body"], status, raw)
+    check_message_stream(proxy, fake, capture.body, status, raw)
 
 
 def check_message_stream(proxy: ProxyServer, fake: FakeUpstream, body: dict[str, Any], status: int, raw: bytes) -> None:
