@@ -36,6 +36,7 @@ from ccproxy.plugins import (
 from ccproxy.redaction import RedactingFilter, Redactor
 from ccproxy.routing import ModelRouter
 from ccproxy.settings import Settings, SettingsError, load_settings, upstream_auth
+from ccproxy.shutdown import defer_shutdown_signals
 from ccproxy.tokens import TokenCounter
 from ccproxy.transport import Transport
 from sanic_config import server_config
@@ -98,6 +99,7 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     if state.registry.authenticators:
         install_authentication(app, state.registry.authenticators)
     install_error_handlers(app)
+    app.main_process_ready(defer_shutdown_signals)  # only ever fires in the multi-worker main process
     app.before_server_start(_open_resources)
     app.after_server_stop(_close_resources)
     return app
