@@ -30,6 +30,9 @@ PROXY_ENV_NAMES = frozenset(
 )
 
 
+PORT_ATTEMPTS = 3
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago (the OS hands out ephemeral ports round-robin)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -207,6 +210,9 @@ class ProxyServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def healthy(self) -> bool:
+        return (self.health() or {}).get("status") == "ok"
+
     def health(self) -> dict[str, Any] | None:
         try:
             answer = http_json(self.base_url + "/", timeout=1.0)
@@ -235,27 +241,43 @@ def start_proxy(
     config_path: Path | None = None,
     extra_env: Mapping[str, str | None] | None = None,
     name: str = "proxy",
+    python: str | None = None,
 ) -> ProxyServer:
-    """Start the proxy on a free port against `upstream`; return once `GET /` answers `{"status": "ok"}`."""
-    port = free_port()
-    settings = {
-        "OPENAI_API_KEY": api_key,
-        "OPENAI_BASE_URL": upstream.base_url,
-        "BIG_MODEL_NAME": big_model,
-        "SMALL_MODEL_NAME": small_model,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "LOG_LEVEL": log_level,
-        "WEB_CONCURRENCY": str(workers),
-    }
-    if config_path is not None:
-        settings["CCPROXY_CONFIG"] = str(config_path)
-    env = python_env({**settings, **(extra_env or {})})
-    # A scratch working directory, so no .env or plugins.toml of the checkout is picked up.
-    workdir = log_dir / f"{name}-cwd"
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ccproxy", "serve"]
-    process = spawn(name, argv, log_dir / f"{name}.log", env, workdir)
-    proxy = ProxyServer(process, port, api_key, big_model, small_model)
-    wait_until(process, lambda: (proxy.health() or {}).get("status") == "ok", "answer GET / with status ok")
+    """Start the proxy on a free port against `upstream`; return once `GET /` answers `{"status": "ok"}`.
+
+    A port found free can be taken by another process before the proxy binds it (on a busy machine it happens):
+    the proxy then exits at once saying so, and is started again on another port.
+    """
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        settings = {
+            "OPENAI_API_KEY": api_key,
+            "OPENAI_BASE_URL": upstream.base_url,
+            "BIG_MODEL_NAME": big_model,
+            "SMALL_MODEL_NAME": small_model,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "LOG_LEVEL": log_level,
+            "WEB_CONCURRENCY": str(workers),
+        }
+        if config_path is not None:
+            settings["CCPROXY_CONFIG"] = str(config_path)
+        env = python_env({**settings, **(extra_env or {})})
+        # A scratch working directory, so no .env or plugins.toml of the checkout is picked up.
+        workdir = log_dir / f"{name}-cwd"
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv = [python or sys.executable, "-m", "ccproxy", "serve"]
+        process = spawn(name, argv, log_dir / f"{name}.log", env, workdir)
+        proxy = ProxyServer(process, port, api_key, big_model, small_model)
+        try:
+            wait_until(process, proxy.healthy, "answer GET / with status ok")
+        except RuntimeError:
+            if attempt + 1 < PORT_ATTEMPTS and not process.alive() and "already in use" in process.log_text():
+                continue
+            raise
+        break
+    if workers > 1:
+        # One worker answering is not all of them: on a loaded machine another may still be starting, and a test
+        # that stops the server then would be testing start-up, not what it means to.
+        wait_until(process, lambda: process.log_text().count("Worker ready") >= workers, f"start {workers} workers")
     return proxy
