@@ -42,7 +42,7 @@ def encode(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode("ascii")  # still TypeError for what is not JSON
 
 
-def decode(data: bytes) -> Any:
+def decode(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -60,9 +60,9 @@ class RedisCacheBackend(CacheBackend):
 
     name = "redis"
 
-    def __init__(self, options: RedisOptions, link: RedisLink | None = None) -> None:
+    def __init__(self, options: RedisOptions) -> None:
         self.options = options
-        self.link = link or RedisLink(options)
+        self.link = RedisLink(options)
         self.prefix = f"{options.key_prefix}cache:"
         self.stats_key = f"{options.key_prefix}stats:cache"
         self._states = UpstreamStates(
@@ -81,10 +81,15 @@ class RedisCacheBackend(CacheBackend):
 
     async def get(self, key: str) -> Any | None:
         try:
-            data = await self.link.run(lambda client: GET(client, (self.prefix + key, self.stats_key), ()))
+            data = await self.link.run(lambda client: self._get(client, self.prefix + key))
         except Unavailable:
             return None
-        return None if data is None else decode(data)
+        if data is None:
+            return None
+        try:
+            return decode(data)
+        except ValueError:  # not written by ccproxy: a miss, never an error for the request
+            return None
 
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         data = encode(value)
@@ -122,6 +127,14 @@ class RedisCacheBackend(CacheBackend):
             "healthy": self.link.up,
             "redis": self.link.health(),
         }
+
+    async def _get(self, client: Redis, key: str) -> bytes | str | None:
+        try:
+            data: bytes | str | None = await GET(client, (key, self.stats_key), ())
+        except ResponseError:
+            # Redis refuses scripts that may write while it is out of memory; the read alone still works (uncounted).
+            data = await client.get(key)
+        return data
 
     async def _keys(self, client: Redis) -> list[list[bytes | str]]:
         """This prefix's cache keys, in SCAN batches."""

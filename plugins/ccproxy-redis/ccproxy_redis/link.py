@@ -3,8 +3,9 @@
 Every operation fails fast (short socket timeouts, no client-side retries). The first failure marks Redis down, is
 logged once, and starts a background probe; until the probe finds Redis back, operations are not even tried — they
 raise `Unavailable` at once and the caller falls back (a cache miss, in-process limiter and breaker states). The
-recovery is logged once too. The pool is created on the event loop that first needs it (`open()` at server start),
-never at import or factory time.
+recovery is logged once too. A command Redis answers with an error (out of memory, a read-only replica) falls back
+alone, without marking Redis down; each new kind of error is logged once. The pool is created on the event loop that
+first needs it (`open()` at server start), never at import or factory time.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ccproxy_redis.options import RedisOptions
 
 log = logging.getLogger("ccproxy.redis")
 
 T = TypeVar("T")
-# What an unusable Redis raises: refused or dropped connections, timeouts, a server still loading, OOM, READONLY...
+# What an unreachable Redis raises: refused or dropped connections, timeouts, a server still loading, bad auth.
+# A ResponseError is not among them: Redis answered, refusing that one command (OOM, READONLY after a failover).
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 MAX_ERROR_TEXT = 200
 PROBE_TASK = "ccproxy-redis-probe"
@@ -73,8 +75,10 @@ class RedisLink:
         self.failed = 0  # operations that failed on Redis
         self.skipped = 0  # operations not tried because Redis was down
         self.busy = 0  # operations not tried because every pooled connection was in use for too long
+        self.refused = 0  # operations Redis answered with an error
         self.last_error: str | None = None
-        self._missed_before = 0  # failed + skipped + busy when the current outage began
+        self._last_refusal: str | None = None  # the kind of refusal last logged
+        self._missed_before = 0  # operations that went without Redis before the current outage began
 
     @property
     def up(self) -> bool:
@@ -106,6 +110,8 @@ class RedisLink:
         """`operation(client)`, or Unavailable when Redis is down, too busy, or fails now (marking it down)."""
         if self._down_since is not None:
             self.skipped += 1
+            if self._probe is None or self._probe.done():  # its loop ended under it: probe from this one
+                self._start_probe()
             raise Unavailable(self.where)
         client = self._client or self._connect()
         slots = self._slots
@@ -121,6 +127,9 @@ class RedisLink:
             await slots.acquire()
         try:
             return await operation(client)
+        except ResponseError as exc:
+            self._was_refused(exc)
+            raise Unavailable(self.where) from exc
         except OUTAGE_ERRORS as exc:
             self._went_down(exc)
             raise Unavailable(self.where) from exc
@@ -137,6 +146,7 @@ class RedisLink:
             "failed_operations": self.failed,
             "skipped_operations": self.skipped,
             "busy_operations": self.busy,
+            "refused_operations": self.refused,
             "last_error": self.last_error,
         }
 
@@ -153,6 +163,14 @@ class RedisLink:
         self._slots = asyncio.Semaphore(options.pool_size)
         return self._client
 
+    def _was_refused(self, exc: ResponseError) -> None:
+        self.refused += 1
+        self.last_error = describe(exc)
+        kind = type(exc).__name__  # the text varies with the script and line; the kind does not
+        if kind != self._last_refusal:
+            self._last_refusal = kind
+            log.warning("Redis at %s refused a command (%s): it went without Redis", self.where, self.last_error)
+
     def _went_down(self, exc: BaseException) -> None:
         self.failed += 1
         self.last_error = describe(exc)
@@ -168,6 +186,9 @@ class RedisLink:
             self.last_error,
             self.options.retry_interval,
         )
+        self._start_probe()
+
+    def _start_probe(self) -> None:
         self._probe = asyncio.get_running_loop().create_task(self._probe_until_back(), name=PROBE_TASK)
 
     async def _probe_until_back(self) -> None:
@@ -191,4 +212,4 @@ class RedisLink:
         )
 
     def _missed(self) -> int:
-        return self.failed + self.skipped + self.busy
+        return self.failed + self.skipped + self.busy + self.refused

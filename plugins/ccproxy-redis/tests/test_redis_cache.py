@@ -38,6 +38,11 @@ async def test_values_come_back_as_json_would_give_them(backend: RedisCacheBacke
     assert await backend.get("lone") == "cut emoji \ud83d"
 
 
+async def test_a_value_ccproxy_did_not_write_is_a_miss(backend: RedisCacheBackend, raw: Any) -> None:
+    await raw.set(backend.prefix + "foreign", b"\xff not json")
+    assert await backend.get("foreign") is None
+
+
 async def test_set_rejects_values_that_are_not_json(backend: RedisCacheBackend) -> None:
     with pytest.raises(TypeError):
         await backend.set("k", object())

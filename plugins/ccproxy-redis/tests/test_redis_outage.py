@@ -184,3 +184,29 @@ async def test_closing_while_down_stops_the_probe(outage_server: RedisServer, pr
     await backend.close()
     tasks = [task for task in asyncio.all_tasks() if task.get_name() == PROBE_TASK]
     assert tasks == []
+
+
+async def test_a_full_redis_refuses_writes_without_being_taken_for_down(
+    outage_server: RedisServer, prefix: str, redis_log: Records
+) -> None:
+    backend = fast_failing(outage_server, prefix)
+    raw = Redis.from_url(outage_server.url)
+    try:
+        await backend.set("small", "kept")
+        await raw.config_set("maxmemory-policy", "noeviction")
+        await raw.config_set("maxmemory", "1")  # every write is now refused with OOM
+        for index in range(5):
+            await backend.set(f"big{index}", "x" * 10_000)  # no exception
+        assert await backend.shared_states().limiter.acquire("b", 0.0, 0, 10, 0) == 0.0  # the in-process window
+        assert await backend.get("small") == "kept"  # reads still come from Redis
+        health = backend.link.health()
+        assert (health["healthy"], health["refused_operations"], health["outages"]) == (True, 6, 0)
+        assert health["last_error"].startswith("OutOfMemoryError")
+        assert len(redis_log.messages("refused")) == 1  # the same error again is not logged again
+        assert redis_log.messages("unavailable") == []
+        await raw.config_set("maxmemory", "0")
+        await backend.set("big", "x" * 10_000)
+        assert await backend.get("big") == "x" * 10_000
+    finally:
+        await raw.aclose()
+        await backend.close()
