@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 import pytest
@@ -43,6 +45,13 @@ def test_the_factory_opens_nothing() -> None:
     # Built before the server's loop exists: no pool, no connection, no task yet.
     backend = ccproxy_redis.redis_cache_from_options({"url": "redis://127.0.0.1:1/0"})
     assert backend.link._client is None
+
+
+def test_an_installed_but_unselected_plugin_does_not_load_redis_py() -> None:
+    # Entry points are loaded at every start-up: redis-py (~0.2 s to import) waits until the backend is built.
+    code = "import sys, ccproxy_redis; ccproxy_redis.ccproxy_register_cache_backends; print('redis' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_the_in_memory_default_has_no_shared_states() -> None:
