@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Python packages, the compiled core, the Claude Code CLI) and run the
-# whole suite twice: against the compiled (Cython) core and against the pure-Python core.
+# Install everything the test suite needs (Python packages, the compiled core, redis-server, the Claude Code CLI)
+# and run the whole suite twice: against the compiled (Cython) core and against the pure-Python core.
 #   ./run-tests.sh                 the whole suite, both cores
 #   ./run-tests.sh tests/core -x   any pytest arguments (still both cores)
 #   ./run-tests.sh --install-only  only set everything up (used by benchmarks/run.sh)
@@ -18,6 +18,15 @@ fi
 # Build the compiled twins whose pure source changed since the last build (incremental: a no-op when current).
 .venv/bin/python setup.py --quiet build_ext --inplace >/dev/null 2>&1 ||
     .venv/bin/python setup.py build_ext --inplace
+
+# A real redis-server for the Redis plugin's tests (they start their own on free ports; never skipped).
+if ! command -v redis-server >/dev/null 2>&1; then
+    as_root=()
+    if [ "$(id -u)" != 0 ]; then as_root=(sudo -n); fi
+    echo "installing redis-server (apt-get)" >&2
+    "${as_root[@]}" apt-get update -qq >/dev/null
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
 
 # The real Claude Code CLI for the end-to-end tests (from npm; idempotent).
 bash tests/support/install_claude_cli.sh >/dev/null

@@ -74,8 +74,9 @@ def ccproxy_register_cache_backends(register: RegisterCacheBackend) -> None:
 
     Called once when the app is built. Call `register("name", factory)`; `factory(options)` receives the
     `[plugins.<name>]` table (secrets resolved) and returns a `CacheBackend`. The backend named by
-    `cache = "<name>"` in plugins.toml is built once per server process. Two plugins registering the same name stop
-    start-up. Returns nothing.
+    `cache = "<name>"` in plugins.toml is built once per server process; its `open()` runs at server start on the
+    server's loop, its `shared_states()` may give the stores for the upstream stack's breakers and limiters. Two
+    plugins registering the same name stop start-up. Returns nothing.
     """
 
 

@@ -7,13 +7,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel
 
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+
+if TYPE_CHECKING:
+    from ccproxy.upstream.stack import UpstreamStates
 
 # Header names whose values are credentials (Authorization, x-api-key, api-key, cookies, tokens, secrets).
 _CREDENTIAL_HEADER = re.compile(r"authorization|key|token|secret|cookie|password", re.IGNORECASE)
@@ -160,8 +163,19 @@ class CacheBackend(ABC):
     async def stats(self) -> dict[str, Any]:
         """Counters for the cache endpoints: at least `backend`, `entries`, `hits`, `misses`."""
 
+    async def open(self) -> None:  # noqa: B027 — optional hook, a no-op for in-process backends
+        """Open connections at server start, on the server's event loop (a factory runs before that loop exists).
+        Called once per server process, before the startup hooks; must not raise for an unreachable store (serve
+        without it and say so)."""
+
     async def close(self) -> None:  # noqa: B027 — optional hook, a no-op for in-process backends
         """Release connections when the server stops."""
+
+    def shared_states(self) -> UpstreamStates | None:
+        """The stores the upstream stack's circuit breakers and rate limiters should keep their state in, when this
+        backend can share it between processes and instances (e.g. Redis); None (the default): every process keeps
+        its own, in memory. Called once when the app is built; the stores may only be used after `open()`."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,63 @@
+"""ccproxy-redis: the cache backend "redis", shared by every worker and instance, with the upstream stack's rate
+limits and circuit breakers kept in the same Redis (`RedisCacheBackend.shared_states()`).
+
+Importing the package is cheap: redis-py (~0.2 s to import) is only loaded when the backend is built or one of the
+names below is used, so an installed but unselected plugin costs start-up nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ccproxy import CacheBackend, hookimpl
+from ccproxy_redis.options import RedisOptions, options_from
+
+if TYPE_CHECKING:
+    from ccproxy_redis.breaker import RedisBreakerState
+    from ccproxy_redis.cache import RedisCacheBackend
+    from ccproxy_redis.limiter import RedisLimiterState
+    from ccproxy_redis.link import RedisLink, Unavailable
+
+__all__ = [
+    "RedisBreakerState",
+    "RedisCacheBackend",
+    "RedisLimiterState",
+    "RedisLink",
+    "RedisOptions",
+    "Unavailable",
+    "redis_cache_from_options",
+]
+
+NAME = "redis"
+_LAZY = {
+    "RedisBreakerState": "ccproxy_redis.breaker",
+    "RedisCacheBackend": "ccproxy_redis.cache",
+    "RedisLimiterState": "ccproxy_redis.limiter",
+    "RedisLink": "ccproxy_redis.link",
+    "Unavailable": "ccproxy_redis.link",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def redis_cache_from_options(options: Mapping[str, Any]) -> RedisCacheBackend:
+    """`[plugins.redis]` -> the backend. Opens nothing: the pool is created on the server's loop by `open()`.
+    REDIS_URL is read here, once, when the app is built, as the default for `url`."""
+    from ccproxy_redis.cache import RedisCacheBackend
+
+    return RedisCacheBackend(options_from(options, os.environ))
+
+
+@hookimpl
+def ccproxy_register_cache_backends(
+    register: Callable[[str, Callable[[Mapping[str, Any]], CacheBackend]], None],
+) -> None:
+    register(NAME, redis_cache_from_options)

@@ -1,0 +1,90 @@
+"""The real proxy process with `cache = "redis"`: two instances share cached answers, and a dead Redis fails no
+request. (Until the response cache exists, the cached answers are count_tokens counts.)"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+import redis
+
+from tests.support.proxy_process import FakeUpstream, ProxyServer, start_fake_openai, start_proxy
+from tests.support.redis_server import RedisServer
+
+API_KEY = "sk-redis-e2e-0123456789abcdef"
+RECOVERY_TIMEOUT = 15.0
+MESSAGES: list[anthropic.types.MessageParam] = [{"role": "user", "content": "count these tokens, please"}]
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstream]:
+    fake = start_fake_openai(tmp_path_factory.mktemp("redis-e2e"), api_key=API_KEY)
+    yield fake
+    fake.process.stop()
+
+
+def proxy(tmp_path: Path, upstream: FakeUpstream, server: RedisServer, prefix: str, name: str) -> ProxyServer:
+    config = tmp_path / f"{name}.toml"
+    # The URL comes from REDIS_URL, as a deployment would give it.
+    config.write_text(f'[ccproxy]\ncache = "redis"\n\n[plugins.redis]\nkey_prefix = "{prefix}"\nretry_interval = 0.2\n')
+    return start_proxy(
+        tmp_path,
+        upstream=upstream,
+        api_key=API_KEY,
+        big_model="gpt-5",
+        small_model="gpt-4o-mini",
+        config_path=config,
+        extra_env={"REDIS_URL": server.url},
+        name=name,
+    )
+
+
+def count(server: ProxyServer) -> int:
+    with anthropic.Anthropic(base_url=server.base_url, api_key="dummy", max_retries=0, timeout=30) as sdk:
+        return sdk.messages.count_tokens(model="claude-sonnet-5", messages=MESSAGES).input_tokens
+
+
+def test_two_proxy_processes_share_the_cache(
+    tmp_path: Path, upstream: FakeUpstream, redis_server: RedisServer, prefix: str
+) -> None:
+    first = proxy(tmp_path, upstream, redis_server, prefix, "proxy-a")
+    second = proxy(tmp_path, upstream, redis_server, prefix, "proxy-b")
+    try:
+        counted = count(first)
+        assert count(second) == counted > 0
+        raw = redis.Redis.from_url(redis_server.url)
+        try:
+            assert len(raw.keys(f"{prefix}cache:*")) == 1
+            assert raw.hgetall(f"{prefix}stats:cache") == {b"misses": b"1", b"hits": b"1"}  # b found a's answer
+        finally:
+            raw.close()
+    finally:
+        first.stop_and_check()
+        second.stop_and_check()
+
+
+def test_a_dead_redis_fails_no_request_and_is_used_again_once_back(
+    tmp_path: Path, upstream: FakeUpstream, outage_server: RedisServer, prefix: str
+) -> None:
+    server = proxy(tmp_path, upstream, outage_server, prefix, "proxy-outage")
+    try:
+        counted = count(server)
+        outage_server.kill()
+        assert [count(server) for _ in range(5)] == [counted] * 5
+        outage_server.start()  # empty: the count is stored again once the proxy has noticed Redis is back
+        raw = redis.Redis.from_url(outage_server.url)
+        try:
+            deadline = time.monotonic() + RECOVERY_TIMEOUT
+            while not raw.keys(f"{prefix}cache:*"):
+                assert time.monotonic() < deadline, "the proxy never used Redis again"
+                assert count(server) == counted
+                time.sleep(0.1)
+        finally:
+            raw.close()
+    finally:
+        server.stop_and_check()
+    log = server.process.log_text()
+    assert log.count("is unavailable") == 1 and log.count("is back") == 1
