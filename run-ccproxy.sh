@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create ./.venv if needed, install ccproxy-server and the OpenAI provider plugin, then start the proxy.
+# Create ./.venv if needed, install ccproxy-server and the plugins beside it (OpenAI provider, guardrails), then
+# start the proxy.
 #   ./run-ccproxy.sh                 start the proxy (settings from the environment and ./.env)
 #   ./run-ccproxy.sh --port 8082     any `ccproxy serve` option
 #   ./run-ccproxy.sh --install-only  only set up .venv (used by run-tests.sh)
@@ -24,8 +25,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.ccproxy-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] ||
-    [ plugins/ccproxy-openai/pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet -e . -e plugins/ccproxy-openai
+    [ plugins/ccproxy-openai/pyproject.toml -nt "$stamp" ] ||
+    [ plugins/ccproxy-guardrails/pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet -e . -e plugins/ccproxy-openai -e plugins/ccproxy-guardrails
     touch "$stamp"
 fi
 

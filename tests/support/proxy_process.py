@@ -235,8 +235,11 @@ def start_proxy(
     config_path: Path | None = None,
     extra_env: Mapping[str, str | None] | None = None,
     name: str = "proxy",
+    python: str | Path = sys.executable,
 ) -> ProxyServer:
-    """Start the proxy on a free port against `upstream`; return once `GET /` answers `{"status": "ok"}`."""
+    """Start the proxy on a free port against `upstream`; return once `GET /` answers `{"status": "ok"}`.
+
+    `python` is the interpreter that runs it (another virtualenv's, to test plugins installed there)."""
     port = free_port()
     settings = {
         "OPENAI_API_KEY": api_key,
@@ -254,7 +257,7 @@ def start_proxy(
     # A scratch working directory, so no .env or plugins.toml of the checkout is picked up.
     workdir = log_dir / f"{name}-cwd"
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ccproxy", "serve"]
+    argv = [str(python), "-m", "ccproxy", "serve"]
     process = spawn(name, argv, log_dir / f"{name}.log", env, workdir)
     proxy = ProxyServer(process, port, api_key, big_model, small_model)
     wait_until(process, lambda: (proxy.health() or {}).get("status") == "ok", "answer GET / with status ok")
