@@ -15,9 +15,16 @@ from __future__ import annotations
 # Not part of a token before / after.
 _START = r"(?<![A-Za-z0-9_-])"
 _END = r"(?![A-Za-z0-9_-])"
-# 40 base64 characters with at least one digit: an AWS secret access key.
 _AWS_IDS = ("AKIA", "ASIA", "ABIA", "ACCA")
-_AWS_SECRET = r"(?<![A-Za-z0-9/+=])(?P<secret>(?=[A-Za-z/+]{0,39}[0-9])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+# (secret, access, key) as `aws_secret_access_key`, `SecretAccessKey` and `AWS_SECRET_ACCESS_KEY` spell them.
+_AWS_LABELS = (("secret", "access", "key"), ("Secret", "Access", "Key"), ("SECRET", "ACCESS", "KEY"))
+# 40 base64 characters with at least one digit: an AWS secret access key.
+_AWS_SECRET = r"(?<![A-Za-z0-9/+])(?P<secret>(?=[A-Za-z/+]{0,39}[0-9])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+
+
+def _aws_label(secret: str, access: str, key: str) -> str:
+    return secret + r"[_ -]?(?:" + access + r"[_ -]?)?" + key + r"[\s\"':=,]{1,6}" + _AWS_SECRET
+
 
 #: Detector name -> its expressions: (regular expression, the literals every match starts with). The literals let a
 #: stream skip the regular expressions for text in which none of them occurs (most text); () for expressions that
@@ -38,13 +45,11 @@ DETECTORS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     ),
     "slack": ((_START + r"xox[abposre]-[A-Za-z0-9-]{10,250}" + _END, ("xox",)),),
     "aws_key_id": ((r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?![A-Za-z0-9])", _AWS_IDS),),
-    # A secret access key shortly after an access key id, or right after a `secret (access) key` label.
+    # A secret access key shortly after an access key id, or right after a `secret (access) key` label (lower,
+    # Capitalised or UPPER case: one expression each, as a literal start keeps the scan fast).
     "aws_secret": (
         (r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}[\s\S]{0,100}?" + _AWS_SECRET, _AWS_IDS),
-        (
-            r"(?:[Ss]ecret|SECRET)[_ -]?(?:(?:[Aa]ccess|ACCESS)[_ -]?)?(?:[Kk]ey|KEY)[\s\"':=,]{1,6}" + _AWS_SECRET,
-            ("secret", "Secret", "SECRET"),
-        ),
+        *((_aws_label(*spelling), (spelling[0],)) for spelling in _AWS_LABELS),
     ),
     "google": ((_START + r"AIza[0-9A-Za-z_-]{35}" + _END, ("AIza",)),),
     "stripe": (

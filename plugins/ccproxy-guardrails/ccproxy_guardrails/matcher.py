@@ -13,8 +13,9 @@ Decisions a reader should know:
 - A pattern without an upper bound (`.*`, `+`) could hold text back forever: `max_hold` caps what one stream may hold
   (in characters); beyond it the held text counts as a match and is replaced (it fails safe, not open).
 - Lookbehinds and `\\b` see up to CONTEXT characters of text already released.
-- Every search has a time limit (`timeout`): a catastrophic pattern raises TimeoutError, which the rule's failure
-  policy handles, instead of stalling the event loop.
+- Every search of a pattern from the configuration has a time limit (`timeout`): a catastrophic pattern raises
+  TimeoutError, which the rule's failure policy handles, instead of stalling the event loop. The built-in detectors
+  are bounded and have none (a time limit costs ~2 µs per search, and a stream searches on every delta).
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ class Pattern:
     to_end: regex.Pattern[str]
     label: str
     literals: tuple[str, ...] = ()  # every match starts with one of these (none: unknown)
+    timeout: float | None = None  # seconds one search may take
 
     def span(self, match: regex.Match[str]) -> tuple[int, int]:
         """What to replace of `match`: its `secret` group, or all of it."""
         return match.span("secret") if "secret" in self.compiled.groupindex else match.span()
 
 
-def compile_pattern(source: str, label: str, literals: tuple[str, ...] = ()) -> Pattern:
+def compile_pattern(source: str, label: str, literals: tuple[str, ...] = (), timeout: float | None = None) -> Pattern:
     """`source` compiled; ValueError (with the reason) for a pattern that is invalid or matches the empty text."""
     try:
         compiled = regex.compile(source, regex.V0)
@@ -60,7 +62,7 @@ def compile_pattern(source: str, label: str, literals: tuple[str, ...] = ()) -> 
     # A newline first in verbose mode, so a trailing `# comment` in the pattern cannot swallow the `)\Z`.
     closing = "\n)" if compiled.flags & regex.VERBOSE else ")"
     to_end = regex.compile("(?:" + source + closing + r"\Z", regex.V0)
-    return Pattern(compiled, to_end, label, literals)
+    return Pattern(compiled, to_end, label, literals, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +87,13 @@ def merged(spans: Iterable[Span]) -> list[tuple[int, int, frozenset[str]]]:
 
 
 class Matcher:
-    """The patterns of one rule, with the time limit of each search, and the screen for streams: one search for
-    the literals that the matches of most patterns start with (see `StreamRedactor.feed`)."""
+    """The patterns of one rule, and the screen for streams: one search for the literals that the matches of most
+    patterns start with (see StreamRedactor)."""
 
-    __slots__ = ("_cut_set", "_cuts", "_longest_cut", "patterns", "screen", "screened", "timeout", "unscreened")
+    __slots__ = ("_cut_set", "_cuts", "_longest_cut", "patterns", "screen", "screened", "unscreened")
 
-    def __init__(self, patterns: Sequence[Pattern], timeout: float) -> None:
+    def __init__(self, patterns: Sequence[Pattern]) -> None:
         self.patterns = tuple(patterns)
-        self.timeout = timeout
         self.screened = tuple(index for index, pattern in enumerate(self.patterns) if pattern.literals)
         self.unscreened = tuple(index for index, pattern in enumerate(self.patterns) if not pattern.literals)
         literals = sorted({literal for index in self.screened for literal in self.patterns[index].literals})
@@ -114,7 +115,7 @@ class Matcher:
     def first(self, text: str) -> str | None:
         """The label of a pattern that matches `text`, or None."""
         for pattern in self.patterns:
-            if pattern.compiled.search(text, timeout=self.timeout) is not None:
+            if pattern.compiled.search(text, timeout=pattern.timeout) is not None:
                 return pattern.label
         return None
 
@@ -123,7 +124,7 @@ class Matcher:
         spans = [
             (*pattern.span(found), pattern.label)
             for pattern in self.patterns
-            for found in pattern.compiled.finditer(text, timeout=self.timeout)
+            for found in pattern.compiled.finditer(text, timeout=pattern.timeout)
         ]
         spans = [span for span in spans if span[1] > span[0]]
         if not spans:
@@ -222,7 +223,7 @@ class StreamRedactor:
         scan, spans = self._scan_from(screened_hold), list(self._spans)
         for index in range(len(scan)) if screened_hold is None else matcher.unscreened:
             pattern = matcher.patterns[index]
-            for found in pattern.compiled.finditer(buffer, scan[index] - keep, timeout=matcher.timeout):
+            for found in pattern.compiled.finditer(buffer, scan[index] - keep, timeout=pattern.timeout):
                 start, stop = pattern.span(found)
                 if stop > start:
                     spans.append((keep + start, keep + stop, pattern.label))
@@ -261,7 +262,7 @@ class StreamRedactor:
     def _advance(self, index: int, buffer: str, scan: list[int], spans: list[Span]) -> int:
         """Settle pattern `index`'s matches in `buffer`; returns where its possible match in progress starts."""
         pattern = self.matcher.patterns[index]
-        timeout = self.matcher.timeout
+        timeout = pattern.timeout
         keep = self._keep
         position = scan[index] - keep
         while True:

@@ -35,10 +35,10 @@ def build_matcher(rule: RuleConfig, detectors: list[str], patterns: list[str], t
     compiled = detector_patterns(detectors)
     for position, pattern in enumerate(patterns):
         try:
-            compiled.append(compile_pattern(pattern, f"patterns[{position}]"))
+            compiled.append(compile_pattern(pattern, f"patterns[{position}]", timeout=timeout))
         except ValueError as exc:
             raise SettingsError(f"guardrails.{rule.name}.patterns[{position}]: {exc}") from None
-    return Matcher(compiled, timeout)
+    return Matcher(compiled)
 
 
 class Reporter:

@@ -16,7 +16,7 @@ from ccproxy_guardrails.matcher import Matcher, StreamRedactor, compile_pattern
 from ccproxy_guardrails.rules import detector_patterns
 
 R = "[REDACTED]"
-MATCHER = Matcher(detector_patterns(["secrets"]), 1.0)
+MATCHER = Matcher(detector_patterns(["secrets"]))
 KEY = SECRETS["openai"]
 
 
@@ -98,7 +98,7 @@ def test_broken_json_stays_as_broken_as_it_came() -> None:
 
 
 def test_after_a_failure_salvage_is_what_was_not_passed_on() -> None:
-    slow = Matcher([compile_pattern(r"(a|aa)+$", "patterns[0]")], 0.05)
+    slow = Matcher([compile_pattern(r"(a|aa)+$", "patterns[0]", timeout=0.05)])
     redactor = JsonRedactor(lambda: StreamRedactor(slow, R, 16384))
     assert redactor.feed('{"x": "ok", "y": "') == '{"x": "ok", "y": "'
     fragment = "a" * 60 + '!", "z": 1}'

@@ -18,8 +18,8 @@ R = "[REDACTED]"
 
 def matcher(*patterns: str, detectors: tuple[str, ...] = ("secrets",), timeout: float = 1.0) -> Matcher:
     compiled = detector_patterns(list(detectors))
-    compiled += [compile_pattern(pattern, f"patterns[{i}]") for i, pattern in enumerate(patterns)]
-    return Matcher(compiled, timeout)
+    compiled += [compile_pattern(pattern, f"patterns[{i}]", timeout=timeout) for i, pattern in enumerate(patterns)]
+    return Matcher(compiled)
 
 
 SECRET_MATCHER = matcher()
@@ -87,6 +87,21 @@ def test_groups_and_backreferences_of_user_patterns_keep_their_meaning() -> None
     m = matcher(r"(\w)\1\1", r"(?P<word>ab)(?P=word)", detectors=())
     found = m.redact("aaa abab abc", R)
     assert found is not None and found.text == f"{R} {R} abc"
+
+
+def test_a_secret_group_limits_what_is_replaced() -> None:
+    m = matcher(r"password\s*=\s*(?P<secret>\S+)", detectors=())
+    text = "set password = hunter2!! now, password=x"
+    found = m.redact(text, R)
+    assert found is not None and found.text == f"set password = {R} now, password={R}"
+    for cut in range(1, len(text)):
+        assert streamed(m, [text[:cut], text[cut:]])[0] == found.text
+
+
+def test_aws_secret_labels_in_three_spellings() -> None:
+    for label in ("aws_secret_access_key = ", '"SecretAccessKey": "', "AWS_SECRET_ACCESS_KEY="):
+        found = SECRET_MATCHER.redact(label + AWS_SECRET, R)
+        assert found is not None and found.text == label + R
 
 
 def test_detector_groups_expand_and_unknown_names_are_refused() -> None:
