@@ -22,6 +22,7 @@ log = logging.getLogger("ccproxy.guardrails")
 
 Audit = Callable[[GuardrailEvent], None]
 Walk = Callable[[dict[str, Any], Visit], None]
+Check = Callable[[dict[str, Any], GuardrailContext], None]
 WHAT: dict[str, str] = {"request": "request", "response": "answer"}
 
 
@@ -86,20 +87,18 @@ class Rule(Guardrail):
         self.reporter = reporter
 
     async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
-        try:
-            self.on_request(body, context)
-        except ProxyError:
-            raise
-        except Exception as exc:
-            self.reporter.failed(exc, context.request_id, "request")
+        self._guarded(self.on_request, body, context, "request")
 
     async def check_response(self, message: dict[str, Any], context: GuardrailContext) -> None:
+        self._guarded(self.on_response, message, context, "response")
+
+    def _guarded(self, check: Check, payload: dict[str, Any], context: GuardrailContext, direction: Direction) -> None:
         try:
-            self.on_response(message, context)
+            check(payload, context)
         except ProxyError:
             raise
         except Exception as exc:
-            self.reporter.failed(exc, context.request_id, "response")
+            self.reporter.failed(exc, context.request_id, direction)
 
     def on_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         """Check (or amend in place) one request."""
