@@ -10,7 +10,7 @@ WORKDIR /app
 COPY pyproject.toml setup.py sanic_config.py README.md plugins.toml ./
 COPY ccproxy ./ccproxy
 COPY plugins ./plugins
-RUN pip install . ./plugins/ccproxy-openai && apt-get purge -y gcc libc6-dev && apt-get autoremove -y
+RUN pip install . ./plugins/ccproxy-openai ./plugins/ccproxy-guardrails && apt-get purge -y gcc libc6-dev && apt-get autoremove -y
 
 RUN useradd --create-home ccproxy
 USER ccproxy

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create ./.venv if needed, install ccproxy-server and its plugins (OpenAI provider, Redis), then start the proxy.
+# Create ./.venv if needed, install ccproxy-server and every plugin distribution under plugins/, then start the proxy.
 #   ./run-ccproxy.sh                 start the proxy (settings from the environment and ./.env)
 #   ./run-ccproxy.sh --port 8082     any `ccproxy serve` option
 #   ./run-ccproxy.sh --install-only  only set up .venv (used by run-tests.sh)
@@ -24,8 +24,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.ccproxy-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] ||
-    [ plugins/ccproxy-openai/pyproject.toml -nt "$stamp" ] || [ plugins/ccproxy-redis/pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet -e . -e plugins/ccproxy-openai -e plugins/ccproxy-redis
+    [ -n "$(find plugins -maxdepth 2 -name pyproject.toml -newer "$stamp" -print -quit)" ]; then
+    plugin_dirs=()
+    for dir in plugins/*/; do plugin_dirs+=(-e "${dir%/}"); done
+    .venv/bin/python -m pip install --quiet -e . "${plugin_dirs[@]}"
     touch "$stamp"
 fi
 

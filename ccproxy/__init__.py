@@ -1,6 +1,7 @@
 """ccproxy: the Anthropic Messages API in front of any OpenAI-compatible Chat Completions backend.
 
 The public face for plugins: base classes, observer records, the hook marker, errors and wire types.
+`SettingsError` is what a plugin raises for bad options at start-up: `ccproxy serve` prints it as one line.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ __version__ = "0.1.0"
 
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
-from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
 from ccproxy.hookspecs import hookimpl
 from ccproxy.interfaces import (
     Authenticator,
@@ -27,6 +28,7 @@ from ccproxy.interfaces import (
     StreamContext,
     StreamFilter,
 )
+from ccproxy.settings import SettingsError
 
 __all__ = [
     "AuthRequest",
@@ -36,6 +38,7 @@ __all__ = [
     "CacheEvent",
     "Guardrail",
     "GuardrailContext",
+    "GuardrailEvent",
     "InvalidRequestError",
     "ModelCapabilities",
     "Observer",
@@ -46,6 +49,7 @@ __all__ = [
     "ReasoningConfigurator",
     "ReasoningRequest",
     "RequestRecord",
+    "SettingsError",
     "StreamContext",
     "StreamFilter",
     "UpstreamAttempt",

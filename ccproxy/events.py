@@ -1,4 +1,4 @@
-"""The records observers receive: one per request, per upstream attempt, per cache event."""
+"""The records observers receive: one per request, per upstream attempt, per cache event, per guardrail action."""
 
 from __future__ import annotations
 
@@ -57,3 +57,22 @@ class CacheEvent:
     cache: Literal["responses", "tokens"]
     backend: str | None
     request_id: str
+
+
+@dataclass(slots=True)
+class GuardrailEvent:
+    """A guardrail refused or changed a request or an answer; never carries the text that matched.
+
+    `rule` is the guardrail's (rule's) name. `action`: `"block"` (refused), `"redact"` (text replaced), `"limit"`
+    (a value capped, e.g. max_tokens), `"error"` (the guardrail itself failed; `detail` says whether the request was
+    refused or let through). `direction`: `"request"` or `"response"`. `count`: how many replacements (1 for the
+    other actions). `labels`: what matched (detector names such as `openai`, or `patterns[0]`), never the text.
+    """
+
+    request_id: str
+    rule: str
+    action: str
+    direction: Literal["request", "response"]
+    count: int = 1
+    labels: tuple[str, ...] = ()
+    detail: str = ""

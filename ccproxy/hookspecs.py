@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
+from ccproxy.events import GuardrailEvent
 from ccproxy.interfaces import (
     Authenticator,
     CacheBackend,
@@ -39,6 +40,8 @@ ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
 RegisterReasoningConfigurator = Callable[[str, ReasoningFactory], None]
 #: `register(guardrail)` — a `Guardrail` instance, appended to the chain in plugin order.
 RegisterGuardrail = Callable[[Guardrail], None]
+#: `audit(event)` — report what a guardrail or stream filter did: logged, and handed to every observer.
+ReportGuardrailEvent = Callable[[GuardrailEvent], None]
 #: `register(factory)` — `factory(context)` returns the filter for one streamed answer, or None to stay out of it.
 StreamFilterFactory = Callable[[StreamContext], StreamFilter | None]
 RegisterStreamFilter = Callable[[StreamFilterFactory], None]
@@ -93,22 +96,28 @@ def ccproxy_register_reasoning_configurators(register: RegisterReasoningConfigur
 
 
 @hookspec
-def ccproxy_register_guardrails(register: RegisterGuardrail, options: Mapping[str, Any]) -> None:
+def ccproxy_register_guardrails(
+    register: RegisterGuardrail, options: Mapping[str, Any], audit: ReportGuardrailEvent
+) -> None:
     """Register guardrails, checked in order on every request before conversion.
 
     Called once when the app is built. `options` is the `[guardrails]` table of plugins.toml. The chain is empty by
-    default; a guardrail refuses a request by raising `ccproxy.ProxyError`. Returns nothing.
+    default; a guardrail refuses a request by raising `ccproxy.ProxyError`. `audit(GuardrailEvent(...))` reports a
+    refusal or a change (logged at INFO and handed to every observer). Returns nothing.
     """
 
 
 @hookspec
-def ccproxy_register_stream_filters(register: RegisterStreamFilter, options: Mapping[str, Any]) -> None:
+def ccproxy_register_stream_filters(
+    register: RegisterStreamFilter, options: Mapping[str, Any], audit: ReportGuardrailEvent
+) -> None:
     """Register stream filter factories: the stage where streamed answers can be inspected or rewritten.
 
     Called once when the app is built. `options` is the `[guardrails]` table of plugins.toml (response guardrails
     are what filters are for). Call `register(factory)`; for every streamed answer each factory is called with a
     `StreamContext` and returns a fresh `StreamFilter` for that stream, or None to stay out of it. Filters run in
-    registration order; when every factory returns None the stream takes the unfiltered fast path. Returns nothing.
+    registration order; when every factory returns None the stream takes the unfiltered fast path. `audit` as for
+    `ccproxy_register_guardrails`. Returns nothing.
     """
 
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel
 
 from ccproxy.core.plan import ModelCapabilities
-from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
 
 if TYPE_CHECKING:
     from ccproxy.upstream.stack import UpstreamStates
@@ -199,10 +199,13 @@ class ReasoningConfigurator(ABC):
 
 @dataclass(frozen=True, slots=True)
 class GuardrailContext:
-    """Who is asking: the request id and the client's headers (secrets removed)."""
+    """Who is asking: the request id, the client's headers (secrets removed), the Principal an authenticator
+    established (None without authenticators) and the size of the request body as received, in bytes."""
 
     request_id: str
     headers: Mapping[str, str]
+    principal: Principal | None = None
+    body_bytes: int = 0
 
 
 class Guardrail(ABC):
@@ -258,6 +261,10 @@ class Observer:
 
     def cache_event(self, event: CacheEvent) -> None:
         """A cache was consulted or written."""
+
+    def guardrail_event(self, event: GuardrailEvent) -> None:
+        """A guardrail refused or changed a request or an answer (what a metrics plugin counts by rule and
+        action)."""
 
 
 @dataclass(frozen=True, slots=True)

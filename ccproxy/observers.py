@@ -1,14 +1,27 @@
-"""Hands each record to every registered observer; an observer that raises is logged, never the request's failure."""
+"""Hands each record to every registered observer; an observer that raises is logged, never the request's failure.
+Guardrail actions also pass through here (GuardrailAudit): logged at INFO, then handed to the observers."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 
-from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
 from ccproxy.interfaces import Observer
 
 log = logging.getLogger("ccproxy.observers")
+audit_log = logging.getLogger("ccproxy.audit")
+
+Record = RequestRecord | UpstreamAttempt | CacheEvent | GuardrailEvent
+
+
+def notify(observers: Sequence[Observer], method: str, record: Record) -> None:
+    """Call `method(record)` on each observer; one that raises is logged and the others are still called."""
+    for observer in observers:
+        try:
+            getattr(observer, method)(record)
+        except Exception:
+            log.exception("observer %s failed in %s", type(observer).__name__, method)
 
 
 class Observers:
@@ -20,22 +33,44 @@ class Observers:
         self.observers = tuple(observers)
 
     def request_done(self, record: RequestRecord) -> None:
-        self._notify("request_done", record)
+        notify(self.observers, "request_done", record)
 
     def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
-        self._notify("upstream_attempt", attempt)
+        notify(self.observers, "upstream_attempt", attempt)
 
     def cache_event(self, event: CacheEvent) -> None:
-        self._notify("cache_event", event)
-
-    def _notify(self, method: str, record: RequestRecord | UpstreamAttempt | CacheEvent) -> None:
-        for observer in self.observers:
-            try:
-                getattr(observer, method)(record)
-            except Exception:
-                log.exception("observer %s failed in %s", type(observer).__name__, method)
+        notify(self.observers, "cache_event", event)
 
 
 def observers_or_none(observers: Sequence[Observer]) -> Observers | None:
     """None when nothing is registered: per-request code then skips building records altogether."""
     return Observers(observers) if observers else None
+
+
+class GuardrailAudit:
+    """What guardrails and stream filters report their actions through (the `audit` argument of their hooks):
+    each event is logged at INFO on `ccproxy.audit` and handed to every observer's `guardrail_event`.
+
+    `observers` is the registry's list itself: guardrails are registered before observers, so it fills up later.
+    """
+
+    __slots__ = ("observers",)
+
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self.observers = observers
+
+    def __call__(self, event: GuardrailEvent) -> None:
+        if audit_log.isEnabledFor(logging.INFO):
+            labels = f" ({', '.join(event.labels)})" if event.labels else ""
+            detail = f": {event.detail}" if event.detail else ""
+            audit_log.info(
+                "%s guardrail %r %s on the %s, count %d%s%s",
+                event.request_id,
+                event.rule,
+                event.action,
+                event.direction,
+                event.count,
+                labels,
+                detail,
+            )
+        notify(self.observers, "guardrail_event", event)

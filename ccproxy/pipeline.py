@@ -28,6 +28,7 @@ from ccproxy.interfaces import (
     CacheBackend,
     Guardrail,
     GuardrailContext,
+    Principal,
     Provider,
     ReasoningConfigurator,
     ReasoningRequest,
@@ -126,7 +127,12 @@ class MessagesPipeline:
         return found
 
     async def prepare(
-        self, raw: bytes, headers: Mapping[str, str], request_id: str, record: RequestRecord | None = None
+        self,
+        raw: bytes,
+        headers: Mapping[str, str],
+        request_id: str,
+        record: RequestRecord | None = None,
+        principal: Principal | None = None,
     ) -> Prepared:
         """Parse, validate, guard and convert one /v1/messages body; fill in `record` (observers) as it goes."""
         body = parse_json_body(raw)
@@ -134,7 +140,7 @@ class MessagesPipeline:
         if record is not None:
             record.client_model = body["model"]
             record.stream = bool(body.get("stream"))
-        guard = GuardrailContext(request_id=request_id, headers=headers)
+        guard = GuardrailContext(request_id=request_id, headers=headers, principal=principal, body_bytes=len(raw))
         for guardrail in self.guardrails:
             await guardrail.check_request(body, guard)
         upstream_model = self.router.resolve(body["model"])

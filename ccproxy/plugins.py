@@ -15,6 +15,7 @@ from ccproxy import hookspecs
 from ccproxy.default_plugins import DEFAULT_PLUGINS
 from ccproxy.hookspecs import ReasoningFactory, RouteHandler, StreamFilterFactory
 from ccproxy.interfaces import Authenticator, CacheBackend, Guardrail, Observer, Provider, ReasoningConfigurator
+from ccproxy.observers import GuardrailAudit
 from ccproxy.settings import Settings, SettingsError
 
 log = logging.getLogger("ccproxy.plugins")
@@ -180,6 +181,7 @@ def collect(pm: pluggy.PluginManager, settings: Settings) -> Registry:
     """Call every registration hook once per implementing plugin and return what was registered."""
     registry = Registry()
     collector = _Collector(pm, registry)
+    audit = GuardrailAudit(registry.observers)  # observers are registered below; the audit reads the list later
     collector.call("ccproxy_register_providers", register=collector.register_provider)
     collector.call(
         "ccproxy_register_cache_backends",
@@ -193,11 +195,13 @@ def collect(pm: pluggy.PluginManager, settings: Settings) -> Registry:
         "ccproxy_register_guardrails",
         register=collector.listed("guardrails", registry.guardrails),
         options=settings.guardrail_options,
+        audit=audit,
     )
     collector.call(
         "ccproxy_register_stream_filters",
         register=collector.listed("stream_filters", registry.stream_filters),
         options=settings.guardrail_options,
+        audit=audit,
     )
     collector.call("ccproxy_register_observers", register=collector.listed("observers", registry.observers))
     collector.call(

@@ -7,7 +7,8 @@ from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from ccproxy.errors import ProxyError
-from ccproxy.hookspecs import RegisterGuardrail, hookimpl
+from ccproxy.events import GuardrailEvent
+from ccproxy.hookspecs import RegisterGuardrail, ReportGuardrailEvent, hookimpl
 from ccproxy.interfaces import Guardrail, GuardrailContext
 
 
@@ -16,17 +17,22 @@ class ModelAllowList(Guardrail):
 
     name: ClassVar[str] = "allowed_models"
 
-    def __init__(self, patterns: list[str]) -> None:
+    def __init__(self, patterns: list[str], audit: ReportGuardrailEvent | None = None) -> None:
         self.patterns = tuple(patterns)
+        self.audit = audit
 
     async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         model = str(body.get("model", ""))
         if not any(fnmatchcase(model, pattern) for pattern in self.patterns):
+            if self.audit is not None:
+                self.audit(GuardrailEvent(context.request_id, self.name, "block", "request", detail="model"))
             raise ProxyError(f"model {model!r} is not allowed on this proxy", status=403)
 
 
 @hookimpl(trylast=True)
-def ccproxy_register_guardrails(register: RegisterGuardrail, options: Mapping[str, Any]) -> None:
+def ccproxy_register_guardrails(
+    register: RegisterGuardrail, options: Mapping[str, Any], audit: ReportGuardrailEvent
+) -> None:
     patterns = options.get("allowed_models")
     if patterns:
-        register(ModelAllowList([str(p) for p in patterns]))
+        register(ModelAllowList([str(p) for p in patterns], audit))

@@ -46,7 +46,8 @@ async def messages(request: Request, watch: RequestWatch | None = None) -> HTTPR
         if pipeline.guardrails
         else {}
     )
-    prepared = await pipeline.prepare(request.body, headers, request_id, watch.record if watch else None)
+    principal = getattr(request.ctx, "principal", None)
+    prepared = await pipeline.prepare(request.body, headers, request_id, watch.record if watch else None, principal)
     if not prepared.stream:
         message = await pipeline.complete(prepared)
         if watch is not None:

@@ -29,6 +29,9 @@ Upstream faults for context overflow and key redaction (one block, `ScriptedFaul
   an `{"error": ...}` body); `TRUNCATE_STREAM` -> the stream ends after the first text pieces, without finish_reason
   or `[DONE]`; `HTML_BODY` -> HTTP 200 with an HTML page; `EMPTY_BODY` -> HTTP 200 `text/event-stream` with an empty
   body; `BAD_TOOL_JSON` -> a Bash tool call whose arguments are cut-off JSON, finish_reason `tool_calls`.
+- Echo in pieces (see the block "echo in pieces" below): `ECHO_PIECES <base64>` -> the answer text is the decoded
+  text, streamed in pieces of 3 characters (base64 so a guardrail that redacts prompts never sees it; small pieces
+  so a secret in it is split across many deltas).
 
 Requests are validated like api.openai.com does (openai_rules.py), so bad conversions fail loudly.
 Control surface: `GET /_requests` (each request's headers, body, status, cancelled) and `POST /_reset`.
@@ -118,6 +121,7 @@ class Reply:
     stream_faults: frozenset[str] = frozenset()
     error: OpenAIError | None = None
     faults: ScriptedFaults = field(default_factory=lambda: ScriptedFaults())
+    piece_chars: int = 0  # stream the text in pieces of this many characters (0: three pieces)
 
     @property
     def finish_reason(self) -> str:
@@ -182,6 +186,7 @@ class Script:
         reply.tool_calls = named_tool_calls(text, body.get("tools")) or self._tool_calls(text, messages)
         if not reply.tool_calls:
             reply.text = f"FAKE_OPENAI_REPLY: {body['model']}"
+            echo_in_pieces(text, reply)
         return reply
 
     def _trailing_tool_results(self, messages: list[dict[str, Any]]) -> list[str]:
@@ -303,7 +308,7 @@ class ChunkWriter:
         yield self.chunk({"role": "assistant", "content": "", "refusal": None})
         for piece in split_pieces(reply.reasoning):
             yield self.chunk({"content": None, "reasoning_content": piece})
-        for piece in split_pieces(reply.text):
+        for piece in split_pieces(reply.text) if not reply.piece_chars else pieces_of(reply.text, reply.piece_chars):
             yield self.chunk({"content": piece})
 
     def tool_calls(self, reply: Reply) -> Iterator[dict[str, Any]]:
@@ -639,6 +644,30 @@ def fault_answer(reply: Reply, body: dict[str, Any]) -> web.Response | None:
             return web.json_response({"error": MIDSTREAM_ERROR})
         return web.json_response(completion(reply, body["model"]))
     return None
+
+
+# -- echo in pieces (issue 9: guardrails on streamed answers) ------------------------------------------------------
+# `ECHO_PIECES <base64>`: the answer is the decoded text, streamed ECHO_PIECE_CHARS characters at a time, so a
+# guardrail must find a secret split across many deltas; base64, so the same guardrail redacting the prompt does
+# not remove the secret before the fake sees it.
+
+ECHO_PIECES = re.compile(r"(?<![A-Za-z0-9])ECHO_PIECES\s+([A-Za-z0-9+/=]+)")
+ECHO_PIECE_CHARS = 3
+
+
+def echo_in_pieces(text: str, reply: Reply) -> None:
+    """Make `reply` the decoded text of an ECHO_PIECES marker in `text`, in small pieces."""
+    match = ECHO_PIECES.search(text)
+    if match is not None:
+        reply.text = base64.b64decode(match.group(1)).decode("utf-8")
+        reply.piece_chars = ECHO_PIECE_CHARS
+
+
+def pieces_of(text: str, size: int) -> list[str]:
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+# --- End of echo in pieces ---------------------------------------------------------------------------------------
 
 
 async def serve(host: str, port: int, api_key: str | None, basic_auth: str | None = None) -> None:

@@ -241,9 +241,11 @@ def start_proxy(
     config_path: Path | None = None,
     extra_env: Mapping[str, str | None] | None = None,
     name: str = "proxy",
-    python: str | None = None,
+    python: str | Path | None = None,
 ) -> ProxyServer:
     """Start the proxy on a free port against `upstream`; return once `GET /` answers `{"status": "ok"}`.
+
+    `python` is the interpreter that runs it (another virtualenv's, to test plugins installed there).
 
     A port found free can be taken by another process before the proxy binds it (on a busy machine it happens):
     the proxy then exits at once saying so, and is started again on another port.
@@ -266,7 +268,7 @@ def start_proxy(
         # A scratch working directory, so no .env or plugins.toml of the checkout is picked up.
         workdir = log_dir / f"{name}-cwd"
         workdir.mkdir(parents=True, exist_ok=True)
-        argv = [python or sys.executable, "-m", "ccproxy", "serve"]
+        argv = [str(python or sys.executable), "-m", "ccproxy", "serve"]
         process = spawn(name, argv, log_dir / f"{name}.log", env, workdir)
         proxy = ProxyServer(process, port, api_key, big_model, small_model)
         try:

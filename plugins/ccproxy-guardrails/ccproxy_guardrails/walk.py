@@ -1,0 +1,84 @@
+"""The text of a request or an answer that rules look at: every string a person or a tool wrote, each replaceable.
+
+Visited: the system prompt; in every message, text, thinking, tool results (text and nested blocks), tool inputs
+(every string value at any depth; keys are left alone, they are the tool's schema), plain-text documents and the
+titles / contexts of documents and search results. Not visited: images and PDFs (binary), redacted thinking and
+signatures (opaque), ids, tool names, and the tool definitions (`tools`): those come from the client software, not
+from the user (Claude Code sends the same ~30 KB of them with every request, and broad patterns would refuse every
+request because of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# fn(text) -> the replacement, or None to leave the text as it is.
+Visit = Callable[[str], str | None]
+
+_TEXT_KEYS = ("text", "thinking", "title", "context")
+_OPAQUE_BLOCKS = frozenset({"image", "redacted_thinking"})
+
+
+def walk_request(body: dict[str, Any], visit: Visit) -> None:
+    """Visit the text of an Anthropic request (system and messages), replacing in place."""
+    _content(body, "system", visit)
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        if isinstance(message, dict):
+            _content(message, "content", visit)
+
+
+def walk_message(message: dict[str, Any], visit: Visit) -> None:
+    """Visit the text of an Anthropic answer (its content blocks), replacing in place."""
+    _content(message, "content", visit)
+
+
+def _content(parent: dict[str, Any], key: str, visit: Visit) -> None:
+    """`parent[key]`: a string, or a list of content blocks."""
+    value = parent.get(key)
+    if isinstance(value, str):
+        _replace(parent, key, value, visit)
+    elif isinstance(value, list):
+        for block in value:
+            if isinstance(block, dict):
+                _block(block, visit)
+
+
+def _block(block: dict[str, Any], visit: Visit) -> None:
+    if block.get("type") in _OPAQUE_BLOCKS:
+        return
+    for key in _TEXT_KEYS:
+        value = block.get(key)
+        if isinstance(value, str):
+            _replace(block, key, value, visit)
+    if "input" in block:  # tool_use, server_tool_use
+        block["input"] = _json_value(block["input"], visit)
+    if "content" in block:  # tool_result, search_result, web_search_tool_result
+        _content(block, "content", visit)
+    source = block.get("source")
+    if isinstance(source, dict):  # documents: plain text, or content blocks
+        if source.get("type") == "text" and isinstance(source.get("data"), str):
+            _replace(source, "data", source["data"], visit)
+        elif source.get("type") == "content":
+            _content(source, "content", visit)
+
+
+def _json_value(value: Any, visit: Visit) -> Any:
+    """Every string value inside a JSON value, replaced where `visit` says so."""
+    if isinstance(value, str):
+        replaced = visit(value)
+        return value if replaced is None else replaced
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _json_value(item, visit)
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            value[position] = _json_value(item, visit)
+    return value
+
+
+def _replace(parent: dict[str, Any], key: str, value: str, visit: Visit) -> None:
+    replaced = visit(value)
+    if replaced is not None:
+        parent[key] = replaced
