@@ -1,6 +1,6 @@
 """ccproxy: the Anthropic Messages API in front of any OpenAI-compatible Chat Completions backend.
 
-The public face for plugins: base classes, observer records, the hook marker, errors and wire types.
+The public face for plugins: base classes, observer records, the hook marker and errors.
 """
 
 from __future__ import annotations
