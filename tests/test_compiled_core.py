@@ -50,24 +50,32 @@ def test_a_mixed_core_would_be_seen() -> None:
 
 
 def twin_imports(path: Path) -> list[str]:
-    """`module.name` for every function or class a test module imports from a twinned core module at top level."""
+    """What a test module imports of twinned core code at top level: functions, classes or whole modules."""
     found = []
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("ccproxy.core."):
-            continue
-        leaf = node.module.rpartition(".")[2].removeprefix("_").removesuffix("_py").removesuffix("_c")
-        if leaf in COMPILED_MODULES:
-            module = importlib.import_module(node.module)
-            found += [f"{node.module}.{alias.name}" for alias in node.names if callable(getattr(module, alias.name))]
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if twinned(alias.name)]
+        elif isinstance(node, ast.ImportFrom) and twinned(module_name := node.module or ""):
+            module = importlib.import_module(module_name)
+            found += [f"{module_name}.{alias.name}" for alias in node.names if callable(getattr(module, alias.name))]
     return found
 
 
-def test_core_tests_take_the_core_fixture_instead_of_importing_core_code() -> None:
-    # A function imported from a facade would run only the default core, silently: core tests use `core.<module>`.
-    # Constants (MAX_DEPTH, ...) are the same in both twins and may be imported.
-    modules = sorted((TESTS / "core").glob("*.py"))
-    assert len(modules) > 10
-    offenders = {path.name: names for path in modules if (names := twin_imports(path))}
+def twinned(module: str) -> bool:
+    package, _, leaf = module.rpartition(".")
+    return (
+        package == "ccproxy.core" and leaf.removeprefix("_").removesuffix("_py").removesuffix("_c") in COMPILED_MODULES
+    )
+
+
+def test_tests_take_the_core_fixture_instead_of_importing_core_code() -> None:
+    # A function imported from a facade runs only the core this process chose, silently: tests that exercise the
+    # core call it through the `core` fixture (`core.stream.StreamTranslator`), HTTP and end-to-end tests through
+    # the app. Constants (MAX_DEPTH, NESTING_MESSAGE, ...) are the same in both twins and may be imported.
+    repo = TESTS.parent
+    modules = [*TESTS.rglob("*.py"), *(repo / "plugins").rglob("tests/*.py")]
+    assert len([path for path in modules if path.parent.name == "core"]) > 10
+    offenders = {str(path.relative_to(repo)): names for path in modules if (names := twin_imports(path))}
     assert offenders == {}, "use the `core` fixture (tests/conftest.py) in these tests"
 
 
@@ -194,13 +202,17 @@ def require_compiled() -> None:
 def test_serve_with_a_stale_twin_stops_with_one_line(tmp_path: Path) -> None:
     require_compiled()
     core_dir = copy_of_ccproxy(tmp_path)
-    with (core_dir / "_stream_py.py").open("a", encoding="utf-8") as source:
-        source.write("# edited after the build\n")
+    for name in ("stream", "sse"):
+        with (core_dir / f"_{name}_py.py").open("a", encoding="utf-8") as source:
+            source.write("# edited after the build\n")
     result = run_in(tmp_path, "-m", "ccproxy", "serve", "--port", str(free_port()))
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith("ccproxy: the compiled core is stale: ccproxy/core/_stream_py.py changed")
+    assert lines[0].startswith(
+        "ccproxy: the compiled core is stale: ccproxy/core/_sse_py.py, ccproxy/core/_stream_py.py changed after "
+        "ccproxy.core._sse_c, ccproxy.core._stream_c were built"
+    )
     assert "build_ext --inplace" in lines[0]
     # Switched off on purpose, the same checkout runs the pure core.
     pure = run_in(tmp_path, "-c", IMPLEMENTATION, CCPROXY_ENABLE_CYTHON="false")

@@ -126,19 +126,34 @@ def _built(name: str) -> bool:
     return importlib.util.find_spec(compiled_name(name)) is not None
 
 
-def load_compiled(name: str) -> ModuleType:
-    """The compiled twin of `name`, refused with CompiledCoreError unless it was built from the current source."""
-    label = f"ccproxy/core/_{name}_py.py"
+def _import_twin(name: str) -> ModuleType:
     try:
         module = importlib.import_module(compiled_name(name))
-    except ImportError as exc:
+    except ImportError as exc:  # e.g. an old twin importing a name its sibling no longer has
         raise CompiledCoreError(f"the compiled core cannot load {compiled_name(name)} ({exc}); {REBUILD_HINT}") from exc
     if not _is_extension(module):
         raise CompiledCoreError(f"{compiled_name(name)} at {module.__file__} is not a compiled extension")
-    if getattr(module, SOURCE_HASH_NAME, None) != source_hash(source_path(name).read_bytes()):
-        raise CompiledCoreError(
-            f"the compiled core is stale: {label} changed after {compiled_name(name)} was built; {REBUILD_HINT}"
-        )
+    return module
+
+
+def _is_current(module: ModuleType, name: str) -> bool:
+    return getattr(module, SOURCE_HASH_NAME, None) == source_hash(source_path(name).read_bytes())
+
+
+def _stale(names: list[str]) -> CompiledCoreError:
+    sources = ", ".join(f"ccproxy/core/_{name}_py.py" for name in names)
+    built = ", ".join(compiled_name(name) for name in names)
+    return CompiledCoreError(
+        f"the compiled core is stale: {sources} changed after {built} {'was' if len(names) == 1 else 'were'} "
+        f"built; {REBUILD_HINT}"
+    )
+
+
+def load_compiled(name: str) -> ModuleType:
+    """The compiled twin of `name`, refused with CompiledCoreError unless it was built from the current source."""
+    module = _import_twin(name)
+    if not _is_current(module, name):
+        raise _stale([name])
     return module
 
 
@@ -163,8 +178,9 @@ def compiled_core() -> bool:
     if missing:
         names = ", ".join(compiled_name(name) for name in missing)
         raise CompiledCoreError(f"the compiled core is incomplete: {names} not built; {REBUILD_HINT}")
-    for name in COMPILED_MODULES:
-        load_compiled(name)
+    stale = [name for name in COMPILED_MODULES if not _is_current(_import_twin(name), name)]
+    if stale:
+        raise _stale(stale)
     return True
 
 
