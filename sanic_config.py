@@ -16,7 +16,7 @@ SERVER_DEFAULTS: dict[str, str | bool | int | float | None] = {
     "ACCESS_LOG": False,
     "NOISY_EXCEPTIONS": False,
     "FALLBACK_ERROR_FORMAT": "json",
-    # sanic-ext is attached explicitly by the app factory, not implicitly on import.
+    # ccproxy does not use sanic-ext; if it is installed beside ccproxy, it must not attach itself (routes, middleware).
     "AUTO_EXTEND": False,
     "MOTD": False,
 }

@@ -1,29 +1,65 @@
 """Build hook for the optional Cython twins of the conversion core.
 
-`CCPROXY_BUILD_CYTHON=false` skips them; the pure-Python modules are always installed and are the source of truth.
+`CCPROXY_BUILD_CYTHON=false` skips them; the pure-Python sources `ccproxy/core/_<name>_py.py` are always installed and
+are the source of truth. The module list and the rule for making a twin's source live in ccproxy/core/_twins.py.
 All project metadata lives in pyproject.toml.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
+from types import ModuleType
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-# Pure-Python core modules compiled into a twin `ccproxy.core._<name>_c` from the same source
-# (ccproxy/core/__init__.py selects them at import).
-CYTHON_MODULES: list[str] = ["nesting", "usage", "sse", "stream", "response", "relay", "validate", "request"]
+ROOT = Path(__file__).resolve().parent
 
 
-def _extensions() -> list[object]:
-    if os.environ.get("CCPROXY_BUILD_CYTHON", "true").lower() in ("0", "false", "no", "off") or not CYTHON_MODULES:
+def _twins() -> ModuleType:
+    """ccproxy/core/_twins.py, loaded by path: importing the package would need ccproxy's dependencies."""
+    spec = importlib.util.spec_from_file_location("ccproxy_build_twins", ROOT / "ccproxy" / "core" / "_twins.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TWINS = _twins()
+
+
+class BuildTwins(build_ext):
+    """Compiles each twin from its source as `_twins.compiled_source` rewrites it (sibling imports pointed at the
+    compiled twins, the source's sha256 appended, which the facades check at import). The rewritten text is written
+    to the build directory only when it changed, so a twin is rebuilt exactly when its source changed, whatever the
+    file times say."""
+
+    def run(self) -> None:
+        from Cython.Build import cythonize
+
+        generated = Path(self.build_temp) / "ccproxy-twins"
+        generated.mkdir(parents=True, exist_ok=True)
+        for extension in self.extensions:
+            name = extension.name.rpartition("._")[2].removesuffix("_c")
+            text = TWINS.compiled_source(name, TWINS.source_path(name).read_bytes())
+            target = generated / f"_{name}_c.py"
+            if not target.exists() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
+            extension.sources = [str(target)]
+        directives = {"language_level": "3", "binding": True}
+        translated = cythonize(self.extensions, compiler_directives=directives, quiet=True)
+        c_sources = {extension.name: extension.sources for extension in translated}
+        for extension in self.extensions:  # keep the objects build_ext prepared; only the sources become C
+            extension.sources = c_sources[extension.name]
+        super().run()
+
+
+def _extensions() -> list[Extension]:
+    if os.environ.get("CCPROXY_BUILD_CYTHON", "true").lower() in ("0", "false", "no", "off"):
         return []
-    from Cython.Build import cythonize
-    from setuptools import Extension
-
-    extensions = [Extension(f"ccproxy.core._{name}_c", [f"ccproxy/core/{name}.py"]) for name in CYTHON_MODULES]
-    directives = {"language_level": "3", "binding": True}
-    return list(cythonize(extensions, compiler_directives=directives, quiet=True))
+    return [Extension(TWINS.compiled_name(name), [f"ccproxy/core/_{name}_py.py"]) for name in TWINS.COMPILED_MODULES]
 
 
-setup(ext_modules=_extensions(), py_modules=["sanic_config"])
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildTwins}, py_modules=["sanic_config"])

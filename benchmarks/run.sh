@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./run-tests.sh --install-only
+CCPROXY_BUILD_CYTHON=false .venv/bin/python -m pip install --quiet -e ".[bench]"
 .venv/bin/python -m pytest benchmarks --benchmark-only -q
 .venv/bin/python benchmarks/load.py "$@"

@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 import pytest
 import ujson
-from bench_cores import Core
 from bench_payloads import (
     claude_code_request,
     completion,
@@ -26,6 +25,7 @@ from bench_payloads import (
     stream_events_bytes,
 )
 
+from ccproxy.core._twins import Core
 from ccproxy.core.jsoncodec import dumps as codec_dumps
 from ccproxy.core.jsoncodec import loads as codec_loads
 from ccproxy.core.plan import ResponseContext

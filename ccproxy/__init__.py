@@ -1,6 +1,6 @@
 """ccproxy: the Anthropic Messages API in front of any OpenAI-compatible Chat Completions backend.
 
-The public face for plugins: base classes, observer records, the hook marker, errors and wire types.
+The public face for plugins: base classes, observer records, the hook marker and errors.
 `SettingsError` is what a plugin raises for bad options at start-up: `ccproxy serve` prints it as one line.
 """
 

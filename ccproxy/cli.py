@@ -15,6 +15,7 @@ from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from ccproxy import __version__
+from ccproxy.core import CompiledCoreError
 from ccproxy.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG_ERROR = 2
@@ -111,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = loader.load()  # here, so plugin, provider and route problems are reported as one line
     except SettingsError as exc:
         print(f"ccproxy: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except CompiledCoreError as exc:  # a stale or incomplete build, found when the app imports the core
+        print(f"ccproxy: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     serve(settings, loader, app)
     return 0

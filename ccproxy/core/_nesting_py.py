@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["MAX_DEPTH", "NESTING_MESSAGE", "exceeds_depth"]
+
 #: The deepest nesting of arrays and objects a request may have; the body itself is level 1. Real tool schemas and
 #: tool inputs stay below 30.
 MAX_DEPTH = 200

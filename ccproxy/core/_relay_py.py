@@ -21,12 +21,14 @@ from typing import Any
 
 from orjson import loads as orjson_loads
 
+from ccproxy.core._response_py import convert_response, parse_completion
+from ccproxy.core._sse_py import SSEDecoder, encode_events
+from ccproxy.core._stream_py import StreamTranslator
 from ccproxy.core.jsoncodec import loads
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.response import convert_response, parse_completion
-from ccproxy.core.sse import SSEDecoder, encode_events
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.errors import ProxyError, UpstreamError
+
+__all__ = ["EMPTY", "HTML", "JSON", "SSE", "TEXT", "StreamRelay", "is_event_stream", "not_a_stream", "sniff"]
 
 # Body kinds.
 SSE = "sse"

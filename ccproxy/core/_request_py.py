@@ -57,6 +57,8 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import InvalidRequestError
 
+__all__ = ["BILLING_HEADER_PREFIX", "convert_request", "output_format"]
+
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 OPENAI_MAX_STOP_SEQUENCES = 4
 OPENAI_USER_LIMIT = 64

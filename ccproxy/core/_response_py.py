@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ccproxy.core._nesting_py import exceeds_depth
+from ccproxy.core._stream_py import arguments_text, detail_text_field, generated_tool_id
+from ccproxy.core._usage_py import anthropic_usage, error_from_body, stop_reason
 from ccproxy.core.jsoncodec import NestingError, loads
-from ccproxy.core.nesting import exceeds_depth
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.stream import arguments_text, detail_text_field, generated_tool_id
-from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
 from ccproxy.errors import ProxyError, UpstreamError
+
+__all__ = ["RAW_ARGUMENTS_KEY", "accumulate_chunks", "convert_response", "parse_completion", "tool_input"]
 
 # Where tool arguments that are not a JSON object go. Claude Code validates tool input against the tool's
 # schema, so the call fails with a validation error the model can see and retry, and the text stays visible in

@@ -7,6 +7,8 @@ from typing import Any
 
 from ccproxy.core.jsoncodec import dumps
 
+__all__ = ["SSEDecoder", "encode_event", "encode_events"]
+
 _BOM = b"\xef\xbb\xbf"
 _LF = 0x0A
 _CR = 0x0D

@@ -35,12 +35,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ccproxy.core._sse_py import encode_events
+from ccproxy.core._usage_py import anthropic_usage, error_from_body, stop_reason
 from ccproxy.core.jsoncodec import dumps, dumps_text, loads
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.replay import message_events
-from ccproxy.core.sse import encode_events
-from ccproxy.core.usage import anthropic_usage, error_from_body, stop_reason
 from ccproxy.errors import ProxyError, UpstreamError
+
+__all__ = ["StreamTranslator"]
 
 # Kinds of the open block.
 _NONE = 0

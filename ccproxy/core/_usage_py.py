@@ -7,6 +7,8 @@ from typing import Any
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.errors import UpstreamError, upstream_error
 
+__all__ = ["anthropic_usage", "error_from_body", "stop_reason"]
+
 # Anthropic has a value for each OpenAI reason; anything unknown (e.g. vendor-specific) is a normal end.
 _STOP_REASONS: dict[str, str] = {
     "stop": "end_turn",

@@ -27,9 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ccproxy.core._nesting_py import NESTING_MESSAGE, exceeds_depth
 from ccproxy.core.client_tools import MAX_CHARACTERS_TYPES
-from ccproxy.core.nesting import NESTING_MESSAGE, exceeds_depth
 from ccproxy.errors import InvalidRequestError
+
+__all__ = ["validate_count_tokens_request", "validate_messages_request"]
 
 REQUIRED = "Field required"
 ROLES = ("user", "assistant", "system")

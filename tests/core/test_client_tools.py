@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.client_tools import (
     BASH_DESCRIPTION,
     CLIENT_TOOLS,
@@ -14,11 +15,7 @@ from ccproxy.core.client_tools import (
     client_tool_definition,
 )
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
-from ccproxy.core.request import convert_request
-from ccproxy.core.response import convert_response
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
-from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
 from ccproxy.errors import InvalidRequestError
 from ccproxy.tokens import TokenCounter
 from tests.support.anthropic_stream import accumulate, check_stream
@@ -51,9 +48,9 @@ def body_with(
     }
 
 
-def convert(body: dict[str, Any], plan: RequestPlan | None = None) -> dict[str, Any]:
-    validate_messages_request(body)
-    return convert_request(body, plan or RequestPlan("gpt-4o", ModelCapabilities(), stream=False))
+def convert(core: Core, body: dict[str, Any], plan: RequestPlan | None = None) -> dict[str, Any]:
+    core.validate.validate_messages_request(body)
+    return core.request.convert_request(body, plan or RequestPlan("gpt-4o", ModelCapabilities(), stream=False))
 
 
 def function_of(converted: dict[str, Any], name: str) -> dict[str, Any]:
@@ -72,9 +69,9 @@ def test_every_documented_version_is_known() -> None:
 
 @pytest.mark.parametrize(("kind", "name", "commands"), CLIENT_TOOL_TYPES)
 def test_client_tool_becomes_a_function_under_its_declared_name(
-    kind: str, name: str, commands: list[str] | None
+    core: Core, kind: str, name: str, commands: list[str] | None
 ) -> None:
-    converted = convert(body_with([READ, {"type": kind, "name": name, "cache_control": {"type": "ephemeral"}}]))
+    converted = convert(core, body_with([READ, {"type": kind, "name": name, "cache_control": {"type": "ephemeral"}}]))
     function = function_of(converted, name)
     assert set(function) == {"name", "description", "parameters"}
     assert function["description"]
@@ -90,8 +87,8 @@ def test_client_tool_becomes_a_function_under_its_declared_name(
     RequestValidator().validate(converted)  # what api.openai.com would accept
 
 
-def test_bash_schema_and_description() -> None:
-    assert function_of(convert(body_with([BASH])), "bash") == {
+def test_bash_schema_and_description(core: Core) -> None:
+    assert function_of(convert(core, body_with([BASH])), "bash") == {
         "name": "bash",
         "description": BASH_DESCRIPTION,
         "parameters": {
@@ -110,8 +107,8 @@ def test_bash_schema_and_description() -> None:
     }
 
 
-def test_text_editor_schema_has_every_documented_parameter() -> None:
-    parameters = function_of(convert(body_with([EDITOR])), "str_replace_based_edit_tool")["parameters"]
+def test_text_editor_schema_has_every_documented_parameter(core: Core) -> None:
+    parameters = function_of(convert(core, body_with([EDITOR])), "str_replace_based_edit_tool")["parameters"]
     properties = parameters["properties"]
     assert set(properties) == {"command", "path", "view_range", "file_text", "old_str", "new_str", "insert_line"}
     assert properties["view_range"]["items"] == {"type": "integer"}
@@ -119,42 +116,45 @@ def test_text_editor_schema_has_every_documented_parameter() -> None:
     assert parameters["required"] == ["command", "path"]
 
 
-def test_memory_schema_has_its_own_commands() -> None:
-    parameters = function_of(convert(body_with([{"type": "memory_20250818", "name": "memory"}])), "memory")[
+def test_memory_schema_has_its_own_commands(core: Core) -> None:
+    parameters = function_of(convert(core, body_with([{"type": "memory_20250818", "name": "memory"}])), "memory")[
         "parameters"
     ]
     assert {"insert_text", "old_path", "new_path"} <= set(parameters["properties"])
     assert parameters["required"] == ["command"]  # rename has paths of its own instead of `path`
 
 
-def test_max_characters_reaches_the_model_in_the_description() -> None:
-    plain = function_of(convert(body_with([EDITOR])), "str_replace_based_edit_tool")["description"]
-    limited = function_of(convert(body_with([{**EDITOR, "max_characters": 10000}])), "str_replace_based_edit_tool")
+def test_max_characters_reaches_the_model_in_the_description(core: Core) -> None:
+    plain = function_of(convert(core, body_with([EDITOR])), "str_replace_based_edit_tool")["description"]
+    limited = function_of(
+        convert(core, body_with([{**EDITOR, "max_characters": 10000}])), "str_replace_based_edit_tool"
+    )
     assert "10000 characters" in limited["description"] and "characters of it" not in plain
     assert (
-        limited["parameters"] == function_of(convert(body_with([EDITOR])), "str_replace_based_edit_tool")["parameters"]
+        limited["parameters"]
+        == function_of(convert(core, body_with([EDITOR])), "str_replace_based_edit_tool")["parameters"]
     )
 
 
-def test_definitions_are_fresh_for_every_request() -> None:
-    first = convert(body_with([BASH, EDITOR]))
+def test_definitions_are_fresh_for_every_request(core: Core) -> None:
+    first = convert(core, body_with([BASH, EDITOR]))
     first["tools"][0]["function"]["parameters"]["properties"]["command"]["type"] = "mutated"
     first["tools"][1]["function"]["parameters"]["properties"]["command"]["enum"].append("mutated")
-    second = convert(body_with([BASH, EDITOR]))
+    second = convert(core, body_with([BASH, EDITOR]))
     assert function_of(second, "bash")["parameters"]["properties"]["command"]["type"] == "string"
     editor = function_of(second, "str_replace_based_edit_tool")
     assert editor["parameters"]["properties"]["command"]["enum"] == ["view", "create", "str_replace", "insert"]
 
 
-def test_tool_choice_can_name_a_client_tool() -> None:
-    converted = convert(body_with([BASH, READ], tool_choice={"type": "tool", "name": "bash"}))
+def test_tool_choice_can_name_a_client_tool(core: Core) -> None:
+    converted = convert(core, body_with([BASH, READ], tool_choice={"type": "tool", "name": "bash"}))
     assert converted["tool_choice"] == {"type": "function", "function": {"name": "bash"}}
 
 
-def test_the_request_is_not_mutated() -> None:
+def test_the_request_is_not_mutated(core: Core) -> None:
     body = body_with([BASH, {**EDITOR, "max_characters": 5}])
     before = copy.deepcopy(body)
-    convert(body)
+    convert(core, body)
     assert body == before
 
 
@@ -165,9 +165,11 @@ def test_the_request_is_not_mutated() -> None:
     ("kind", "name"),
     [("computer_20241022", "computer"), ("computer_20250124", "computer"), ("computer_20251124", "computer")],
 )
-def test_computer_use_is_a_clear_400(kind: str, name: str) -> None:
+def test_computer_use_is_a_clear_400(core: Core, kind: str, name: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
-        convert(body_with([READ, {"type": kind, "name": name, "display_width_px": 1024, "display_height_px": 768}]))
+        convert(
+            core, body_with([READ, {"type": kind, "name": name, "display_width_px": 1024, "display_height_px": 768}])
+        )
     assert caught.value.status == 400
     message = caught.value.message
     assert message.startswith(f"tools.1: tool '{name}' ({kind}) is not supported by this proxy: computer use")
@@ -185,9 +187,9 @@ def test_computer_use_is_a_clear_400(kind: str, name: str) -> None:
         ("memory_20990101", "memory_20250818"),
     ],
 )
-def test_an_unknown_version_of_a_client_tool_names_the_known_ones(kind: str, versions: str) -> None:
+def test_an_unknown_version_of_a_client_tool_names_the_known_ones(core: Core, kind: str, versions: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
-        convert(body_with([READ, {"type": kind, "name": "future"}]))
+        convert(core, body_with([READ, {"type": kind, "name": "future"}]))
     assert caught.value.message == (
         f"tools.1: tool 'future' ({kind}) is not supported by this proxy: the versions it converts are "
         f"{versions}; remove it from `tools`"
@@ -198,9 +200,9 @@ def test_an_unknown_version_of_a_client_tool_names_the_known_ones(kind: str, ver
     ("kind", "name"),
     [("web_search_20250305", "web_search"), ("web_fetch_20250910", "web_fetch"), ("code_execution_20250825", "x")],
 )
-def test_server_tools_stay_refused_beside_client_tools(kind: str, name: str) -> None:
+def test_server_tools_stay_refused_beside_client_tools(core: Core, kind: str, name: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
-        convert(body_with([BASH, {"type": kind, "name": name}]))
+        convert(core, body_with([BASH, {"type": kind, "name": name}]))
     assert f"tools.1: server tool '{name}' ({kind}) is not supported by this proxy" in caught.value.message
 
 
@@ -208,10 +210,12 @@ def test_server_tools_stay_refused_beside_client_tools(kind: str, name: str) -> 
 
 
 @pytest.mark.parametrize(("kind", "name", "commands"), CLIENT_TOOL_TYPES)
-def test_validation_accepts_client_tool_shapes(kind: str, name: str, commands: list[str] | None) -> None:
+def test_validation_accepts_client_tool_shapes(core: Core, kind: str, name: str, commands: list[str] | None) -> None:
     tool = {"type": kind, "name": name, "cache_control": {"type": "ephemeral"}, "strict": True}
-    validate_messages_request(body_with([tool]))
-    validate_count_tokens_request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [tool]})
+    core.validate.validate_messages_request(body_with([tool]))
+    core.validate.validate_count_tokens_request(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [tool]}
+    )
 
 
 @pytest.mark.parametrize(
@@ -222,9 +226,9 @@ def test_validation_accepts_client_tool_shapes(kind: str, name: str, commands: l
         (True, "tools.0.max_characters: Input should be a valid integer"),
     ],
 )
-def test_max_characters_must_be_a_positive_integer(value: Any, fragment: str) -> None:
+def test_max_characters_must_be_a_positive_integer(core: Core, value: Any, fragment: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
-        validate_messages_request(body_with([{**EDITOR, "max_characters": value}]))
+        core.validate.validate_messages_request(body_with([{**EDITOR, "max_characters": value}]))
     assert caught.value.message == fragment
 
 
@@ -241,8 +245,8 @@ def history() -> list[dict[str, Any]]:
     ]
 
 
-def test_history_replay_of_a_bash_call() -> None:
-    converted = convert(body_with([BASH], history()))
+def test_history_replay_of_a_bash_call(core: Core) -> None:
+    converted = convert(core, body_with([BASH], history()))
     assert converted["messages"][1:] == [
         {
             "role": "assistant",
@@ -256,14 +260,14 @@ def test_history_replay_of_a_bash_call() -> None:
     RequestValidator().validate(converted)
 
 
-def plan_and_context(body: dict[str, Any], *, stream: bool) -> tuple[dict[str, Any], ResponseContext]:
+def plan_and_context(core: Core, body: dict[str, Any], *, stream: bool) -> tuple[dict[str, Any], ResponseContext]:
     plan = RequestPlan("gpt-4o", ModelCapabilities(), stream=stream, tool_names=ToolNameMap())
-    converted = convert(body, plan)
+    converted = convert(core, body, plan)
     return converted, ResponseContext("msg_1", "claude-sonnet-4-5", tool_names=plan.tool_names)
 
 
-def test_a_bash_call_comes_back_as_bash_without_streaming() -> None:
-    converted, context = plan_and_context(body_with([BASH, READ]), stream=False)
+def test_a_bash_call_comes_back_as_bash_without_streaming(core: Core) -> None:
+    converted, context = plan_and_context(core, body_with([BASH, READ]), stream=False)
     name = function_of(converted, "bash")["name"]
     call = {"id": "call_1", "type": "function", "function": {"name": name, "arguments": '{"command": "ls -la"}'}}
     completion = {
@@ -272,13 +276,13 @@ def test_a_bash_call_comes_back_as_bash_without_streaming() -> None:
             {"index": 0, "message": {"role": "assistant", "tool_calls": [call]}, "finish_reason": "tool_calls"}
         ],
     }
-    message = convert_response(completion, context)
+    message = core.response.convert_response(completion, context)
     assert message["content"] == [{"type": "tool_use", "id": "call_1", "name": "bash", "input": {"command": "ls -la"}}]
     assert message["stop_reason"] == "tool_use"
 
 
-def test_a_text_editor_call_comes_back_as_the_editor_in_a_stream() -> None:
-    converted, context = plan_and_context(body_with([BASH, EDITOR]), stream=True)
+def test_a_text_editor_call_comes_back_as_the_editor_in_a_stream(core: Core) -> None:
+    converted, context = plan_and_context(core, body_with([BASH, EDITOR]), stream=True)
     name = function_of(converted, "str_replace_based_edit_tool")["name"]
     head = {"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}
     chunks = [
@@ -295,7 +299,7 @@ def test_a_text_editor_call_comes_back_as_the_editor_in_a_stream() -> None:
         },
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     ]
-    translator = StreamTranslator(context)
+    translator = core.stream.StreamTranslator(context)
     events = [*translator.start()]
     for chunk in chunks:
         events.extend(translator.feed(chunk))

@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.response import convert_response
-from ccproxy.core.sse import encode_events
-from ccproxy.core.stream import StreamTranslator
-from ccproxy.core.usage import anthropic_usage, stop_reason
 from ccproxy.errors import UpstreamError
 from tests.support.anthropic_message import check_message
 from tests.support.anthropic_stream import accumulate, check_stream
@@ -31,23 +28,23 @@ def completion(message: Any = None, finish: Any = "stop", **extra: Any) -> dict[
 
 
 @pytest.mark.parametrize("usage", [[], [1], "12", 7, {"prompt_tokens": "many", "prompt_tokens_details": [3]}])
-def test_usage_that_is_not_an_object_or_not_numbers_is_no_usage(ctx: ResponseContext, usage: Any) -> None:
-    message = convert_response(completion(usage=usage), ctx)
+def test_usage_that_is_not_an_object_or_not_numbers_is_no_usage(core: Core, ctx: ResponseContext, usage: Any) -> None:
+    message = core.response.convert_response(completion(usage=usage), ctx)
     check_message(message)
     assert message["usage"]["output_tokens"] == 0
 
 
 @pytest.mark.parametrize("finish", [7, [], ["stop"], {"a": 1}, True])
-def test_a_finish_reason_that_is_not_a_string_is_none(ctx: ResponseContext, finish: Any) -> None:
-    message = convert_response(completion(finish=finish), ctx)
+def test_a_finish_reason_that_is_not_a_string_is_none(core: Core, ctx: ResponseContext, finish: Any) -> None:
+    message = core.response.convert_response(completion(finish=finish), ctx)
     check_message(message)
     assert message["stop_reason"] == "end_turn"
 
 
 @pytest.mark.parametrize("value", [["a"], "hello", 5, True])
-def test_a_message_that_is_not_an_object_is_a_502_naming_it(ctx: ResponseContext, value: Any) -> None:
+def test_a_message_that_is_not_an_object_is_a_502_naming_it(core: Core, ctx: ResponseContext, value: Any) -> None:
     with pytest.raises(UpstreamError) as raised:
-        convert_response(completion(value), ctx)
+        core.response.convert_response(completion(value), ctx)
     assert raised.value.status == 502
     assert f"message is a {type(value).__name__}, not an object" in raised.value.message
 
@@ -63,14 +60,14 @@ def test_a_message_that_is_not_an_object_is_a_502_naming_it(ctx: ResponseContext
         {"tool_calls": {"id": "x"}, "function_call": "ls", "content": "x"},
     ],
 )
-def test_wrongly_typed_message_fields_are_skipped(ctx: ResponseContext, message: dict[str, Any]) -> None:
-    check_message(convert_response(completion(message), ctx))
+def test_wrongly_typed_message_fields_are_skipped(core: Core, ctx: ResponseContext, message: dict[str, Any]) -> None:
+    check_message(core.response.convert_response(completion(message), ctx))
 
 
-def test_stop_reason_and_usage_take_anything() -> None:
-    assert stop_reason(3, False) == "end_turn"
-    assert stop_reason(["length"], True) == "tool_use"
-    assert anthropic_usage([1], 5)["input_tokens"] == 5
+def test_stop_reason_and_usage_take_anything(core: Core) -> None:
+    assert core.usage.stop_reason(3, False) == "end_turn"
+    assert core.usage.stop_reason(["length"], True) == "tool_use"
+    assert core.usage.anthropic_usage([1], 5)["input_tokens"] == 5
 
 
 # -- stream ----------------------------------------------------------------------------------------------------
@@ -106,8 +103,8 @@ MALFORMED_CHUNKS: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("bad", MALFORMED_CHUNKS)
-def test_malformed_chunks_do_not_break_the_stream(ctx: ResponseContext, bad: dict[str, Any]) -> None:
-    translator = StreamTranslator(ctx)
+def test_malformed_chunks_do_not_break_the_stream(core: Core, ctx: ResponseContext, bad: dict[str, Any]) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start()
     events += translator.feed(chunk({"index": 0, "delta": {"content": "Hello"}}))
     events += translator.feed(bad)
@@ -119,10 +116,10 @@ def test_malformed_chunks_do_not_break_the_stream(ctx: ResponseContext, bad: dic
 
 @pytest.mark.parametrize("bad", MALFORMED_CHUNKS)
 def test_malformed_chunks_while_a_tool_call_is_open_write_the_bytes_of_feed(
-    ctx: ResponseContext, bad: dict[str, Any]
+    core: Core, ctx: ResponseContext, bad: dict[str, Any]
 ) -> None:
-    by_dicts, by_bytes = StreamTranslator(ctx), StreamTranslator(ctx)
+    by_dicts, by_bytes = core.stream.StreamTranslator(ctx), core.stream.StreamTranslator(ctx)
     by_dicts.start(), by_bytes.start()
     opening = chunk({"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}})
     for item in (opening, bad):
-        assert by_bytes.feed_sse(item) == encode_events(by_dicts.feed(item))
+        assert by_bytes.feed_sse(item) == core.sse.encode_events(by_dicts.feed(item))

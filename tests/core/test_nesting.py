@@ -7,12 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.jsoncodec import NestingError, dumps, dumps_text, loads
-from ccproxy.core.nesting import MAX_DEPTH, NESTING_MESSAGE, exceeds_depth
+from ccproxy.core.nesting import MAX_DEPTH, NESTING_MESSAGE
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
-from ccproxy.core.request import convert_request
-from ccproxy.core.response import RAW_ARGUMENTS_KEY, convert_response
-from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
+from ccproxy.core.response import RAW_ARGUMENTS_KEY
 from ccproxy.errors import InvalidRequestError
 from ccproxy.tokens import TokenCounter
 from tests.core.test_validate import make_body
@@ -52,30 +51,36 @@ def depth_of(value: Any) -> int:
 
 
 @pytest.mark.parametrize("build", [nested_lists, nested_objects])
-def test_the_check_agrees_with_a_direct_measurement_at_the_boundary(build: Any) -> None:
+def test_the_check_agrees_with_a_direct_measurement_at_the_boundary(core: Core, build: Any) -> None:
     for levels in (1, 2, 3, MAX_DEPTH // 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, MAX_DEPTH + 2):
         value = build(levels)
-        assert exceeds_depth(value) is (depth_of(value) > MAX_DEPTH), levels
+        assert core.nesting.exceeds_depth(value) is (depth_of(value) > MAX_DEPTH), levels
     depth = depth_of(build(5))
-    assert exceeds_depth(build(5), limit=depth - 1) and not exceeds_depth(build(5), limit=depth)
+    assert core.nesting.exceeds_depth(build(5), limit=depth - 1) and not core.nesting.exceeds_depth(
+        build(5), limit=depth
+    )
 
 
-def test_scalars_and_wide_shallow_values_are_not_deep() -> None:
-    assert not exceeds_depth("text") and not exceeds_depth(3) and not exceeds_depth(None)
+def test_scalars_and_wide_shallow_values_are_not_deep(core: Core) -> None:
+    assert (
+        not core.nesting.exceeds_depth("text")
+        and not core.nesting.exceeds_depth(3)
+        and not core.nesting.exceeds_depth(None)
+    )
     wide = {"items": [{"k": list(range(100))} for _ in range(1000)]}
-    assert not exceeds_depth(wide, limit=4)
-    assert exceeds_depth(wide, limit=3)
+    assert not core.nesting.exceeds_depth(wide, limit=4)
+    assert core.nesting.exceeds_depth(wide, limit=3)
 
 
-def test_the_deepest_branch_counts_wherever_it_is() -> None:
+def test_the_deepest_branch_counts_wherever_it_is(core: Core) -> None:
     value = {"a": [1, 2, {"b": "c"}], "z": [[[[[[]]]]]]}
     assert depth_of(value) == 7
-    assert not exceeds_depth(value, limit=7) and exceeds_depth(value, limit=6)
+    assert not core.nesting.exceeds_depth(value, limit=7) and core.nesting.exceeds_depth(value, limit=6)
 
 
-def test_a_hostile_depth_is_checked_without_recursion() -> None:
-    assert exceeds_depth(nested_lists(HOSTILE_DEPTH))
-    assert exceeds_depth({"metadata": nested_objects(HOSTILE_DEPTH)})
+def test_a_hostile_depth_is_checked_without_recursion(core: Core) -> None:
+    assert core.nesting.exceeds_depth(nested_lists(HOSTILE_DEPTH))
+    assert core.nesting.exceeds_depth({"metadata": nested_objects(HOSTILE_DEPTH)})
 
 
 # ------------------------------------------------------------------------------------------ the JSON codec
@@ -130,9 +135,9 @@ def deep_bodies(levels: int) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("place", list(deep_bodies(3)))
 @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 300, 900, HOSTILE_DEPTH])
-def test_nesting_beyond_the_maximum_is_refused_naming_the_problem(place: str, levels: int) -> None:
+def test_nesting_beyond_the_maximum_is_refused_naming_the_problem(core: Core, place: str, levels: int) -> None:
     body = deep_bodies(levels)[place]
-    for validate in (validate_messages_request, validate_count_tokens_request):
+    for validate in (core.validate.validate_messages_request, core.validate.validate_count_tokens_request):
         with pytest.raises(InvalidRequestError) as caught:
             validate(body)
         assert caught.value.status == 400
@@ -141,7 +146,7 @@ def test_nesting_beyond_the_maximum_is_refused_naming_the_problem(place: str, le
 
 
 @pytest.mark.parametrize("place", list(deep_bodies(3)))
-def test_nesting_up_to_the_maximum_works_end_to_end(place: str, counter: TokenCounter) -> None:
+def test_nesting_up_to_the_maximum_works_end_to_end(core: Core, place: str, counter: TokenCounter) -> None:
     # The body itself is level 1 and each place adds its own levels around the deep value: find the deepest
     # body at or below the maximum, then run it through everything that follows validation.
     levels = MAX_DEPTH
@@ -149,10 +154,10 @@ def test_nesting_up_to_the_maximum_works_end_to_end(place: str, counter: TokenCo
         levels -= 1
     body = deep_bodies(levels)[place]
     assert depth_of(body) >= MAX_DEPTH - 1  # nested schemas grow two levels at a time
-    validate_messages_request(body)
-    validate_count_tokens_request(body)
+    core.validate.validate_messages_request(body)
+    core.validate.validate_count_tokens_request(body)
     plan = RequestPlan("gpt-test", ModelCapabilities(), stream=False)
-    upstream = convert_request(body, plan)
+    upstream = core.request.convert_request(body, plan)
     # The upstream body stays within orjson's own limit, so it is written by orjson itself.
     assert orjson.loads(orjson.dumps(upstream)) == upstream
     assert counter.count_request(body) > 0
@@ -173,15 +178,19 @@ def completion_with_arguments(arguments: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 900, HOSTILE_DEPTH])
-def test_tool_arguments_nested_too_deeply_are_kept_as_text(levels: int) -> None:
+def test_tool_arguments_nested_too_deeply_are_kept_as_text(core: Core, levels: int) -> None:
     arguments = '{"x":' + "[" * levels + "]" * levels + "}"
-    message = convert_response(completion_with_arguments(arguments), ResponseContext("msg_1", "claude-sonnet-4-5"))
+    message = core.response.convert_response(
+        completion_with_arguments(arguments), ResponseContext("msg_1", "claude-sonnet-4-5")
+    )
     assert message["content"][0]["input"] == {RAW_ARGUMENTS_KEY: arguments}
     assert loads(dumps(message)) == message
 
 
-def test_tool_arguments_at_the_maximum_are_an_object() -> None:
+def test_tool_arguments_at_the_maximum_are_an_object(core: Core) -> None:
     arguments = '{"x":' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}"
-    message = convert_response(completion_with_arguments(arguments), ResponseContext("msg_1", "claude-sonnet-4-5"))
+    message = core.response.convert_response(
+        completion_with_arguments(arguments), ResponseContext("msg_1", "claude-sonnet-4-5")
+    )
     assert message["content"][0]["input"] == loads(arguments)
     assert orjson.loads(orjson.dumps(message)) == message

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.overflow import OVERFLOW_PATTERNS, prompt_too_long
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.response import convert_response
-from ccproxy.core.stream import StreamTranslator
-from ccproxy.core.usage import error_from_body
 from ccproxy.errors import UpstreamError
 from ccproxy.transport import upstream_http_error
 from tests.support.vendor_errors import NOT_OVERFLOW, OVERFLOW_ERRORS, VendorError
@@ -116,27 +114,29 @@ def test_a_plain_text_body_is_read_too() -> None:
 
 
 @VENDORS
-def test_in_band_errors_of_a_200_body_become_400(name: str) -> None:
+def test_in_band_errors_of_a_200_body_become_400(core: Core, name: str) -> None:
     vendor = OVERFLOW_ERRORS[name]
-    error = error_from_body(vendor.body.get("error", vendor.body))
+    error = core.usage.error_from_body(vendor.body.get("error", vendor.body))
     assert (error.status, error.error_type, error.message) == (400, "invalid_request_error", vendor.expected)
     with pytest.raises(UpstreamError) as raised:
-        convert_response({"error": vendor.body.get("error", vendor.body)}, ResponseContext("msg_1", "claude"))
+        core.response.convert_response(
+            {"error": vendor.body.get("error", vendor.body)}, ResponseContext("msg_1", "claude")
+        )
     assert raised.value.message == vendor.expected and raised.value.status == 400
 
 
 @VENDORS
-def test_a_stream_error_chunk_becomes_the_anthropic_error(name: str) -> None:
+def test_a_stream_error_chunk_becomes_the_anthropic_error(core: Core, name: str) -> None:
     vendor = OVERFLOW_ERRORS[name]
-    translator = StreamTranslator(ResponseContext("msg_1", "claude"))
+    translator = core.stream.StreamTranslator(ResponseContext("msg_1", "claude"))
     with pytest.raises(UpstreamError) as raised:
         translator.feed({"error": vendor.body.get("error", vendor.body)})
     events = translator.error_events(raised.value)
     assert events == [{"type": "error", "error": {"type": "invalid_request_error", "message": vendor.expected}}]
 
 
-def test_a_finish_reason_error_reporting_overflow_becomes_the_anthropic_error() -> None:
-    translator = StreamTranslator(ResponseContext("msg_1", "claude"))
+def test_a_finish_reason_error_reporting_overflow_becomes_the_anthropic_error(core: Core) -> None:
+    translator = core.stream.StreamTranslator(ResponseContext("msg_1", "claude"))
     error = OVERFLOW_ERRORS["OPENROUTER"].body["error"]
     with pytest.raises(UpstreamError) as raised:
         translator.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "error": error}]})

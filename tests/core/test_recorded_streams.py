@@ -21,10 +21,8 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.response import accumulate_chunks, convert_response
-from ccproxy.core.sse import SSEDecoder, encode_event, encode_events
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import UpstreamError
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
@@ -93,8 +91,8 @@ def context(exchange: Exchange) -> ResponseContext:
     )
 
 
-def decode(*pieces: bytes) -> list[bytes]:
-    decoder = SSEDecoder()
+def decode(core: Core, *pieces: bytes) -> list[bytes]:
+    decoder = core.sse.SSEDecoder()
     payloads: list[bytes] = []
     for piece in pieces:
         payloads += decoder.feed(piece)
@@ -114,7 +112,7 @@ def event_bounds(raw: bytes) -> list[int]:
     return bounds
 
 
-def check_splits(raw: bytes, offsets: Any = None) -> int:
+def check_splits(core: Core, raw: bytes, offsets: Any = None) -> int:
     """Split `raw` at every offset (or the given ones) within its event window; returns the splits checked."""
     bounds = event_bounds(raw)
     wanted = None if offsets is None else set(offsets)
@@ -130,7 +128,7 @@ def check_splits(raw: bytes, offsets: Any = None) -> int:
         window = raw[start:end]
         expected = [payload.encode() for payload in naive_sse_payloads(window)]
         for k in splits:
-            assert decode(window[: k - start], window[k - start :]) == expected, (k, window)
+            assert decode(core, window[: k - start], window[k - start :]) == expected, (k, window)
         checked += len(splits)
     return checked
 
@@ -140,8 +138,8 @@ def chunks_of(payloads: list[bytes]) -> list[dict[str, Any]]:
     return [json.loads(payload) for payload in payloads[:-1]]
 
 
-def translate(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[dict[str, Any]]:
-    translator = StreamTranslator(ctx)
+def translate(core: Core, chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[dict[str, Any]]:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start()
     for chunk in chunks:
         events += translator.feed(chunk)
@@ -149,61 +147,61 @@ def translate(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[dict[s
 
 
 @pytest.mark.parametrize("stream", ALL_STREAMS, ids=[stream.id for stream in ALL_STREAMS])
-def test_decoder_matches_an_independent_reading(stream: Exchange) -> None:
+def test_decoder_matches_an_independent_reading(core: Core, stream: Exchange) -> None:
     reference = [payload.encode() for payload in naive_sse_payloads(stream.raw)]
-    assert decode(stream.raw) == reference
+    assert decode(core, stream.raw) == reference
     # A stream cut by an in-band error may end without [DONE] (OpenRouter closes the connection).
     assert reference[-1] == b"[DONE]" or stream in ERROR_STREAMS
 
 
 @pytest.mark.parametrize("stream", ALL_STREAMS, ids=[stream.id for stream in ALL_STREAMS])
-def test_split_at_every_byte_offset(stream: Exchange) -> None:
+def test_split_at_every_byte_offset(core: Core, stream: Exchange) -> None:
     raw = stream.raw
-    assert check_splits(raw) == len(raw) + 1
+    assert check_splits(core, raw) == len(raw) + 1
     # Whole-stream splits at the start, middle and end of every event.
-    reference = decode(raw)
+    reference = decode(core, raw)
     bounds = event_bounds(raw)
     for first, last in itertools.pairwise(bounds):
         for k in {first, (first + last) // 2, last - 1}:
-            assert decode(raw[:k], raw[k:]) == reference, k
+            assert decode(core, raw[:k], raw[k:]) == reference, k
 
 
 @pytest.mark.parametrize("newline", [b"\r\n", b"\r"], ids=["crlf", "cr"])
 @pytest.mark.parametrize("stream", ALL_STREAMS, ids=[stream.id for stream in ALL_STREAMS])
-def test_split_around_other_line_endings(stream: Exchange, newline: bytes) -> None:
+def test_split_around_other_line_endings(core: Core, stream: Exchange, newline: bytes) -> None:
     # JSON escapes newlines inside strings, so every raw LF is a line end.
     raw = stream.raw.replace(b"\n", newline)
-    assert decode(raw) == decode(stream.raw)
+    assert decode(core, raw) == decode(core, stream.raw)
     near_line_ends = {k + step for k, byte in enumerate(raw) if byte in b"\r\n" for step in (0, 1, 2)}
-    assert check_splits(raw, near_line_ends) > 0
+    assert check_splits(core, raw, near_line_ends) > 0
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
-def test_feed_sse_writes_the_bytes_of_feeds_events(stream: Exchange) -> None:
+def test_feed_sse_writes_the_bytes_of_feeds_events(core: Core, stream: Exchange) -> None:
     # The pipeline sends `feed_sse`'s bytes; its fast paths must be invisible.
     ctx = context(stream)
-    by_dicts, by_bytes = StreamTranslator(ctx), StreamTranslator(ctx)
-    encoded = [encode_events(by_bytes.start())]
+    by_dicts, by_bytes = core.stream.StreamTranslator(ctx), core.stream.StreamTranslator(ctx)
+    encoded = [core.sse.encode_events(by_bytes.start())]
     by_dicts.start()
-    for chunk in chunks_of(decode(stream.raw)):
+    for chunk in chunks_of(decode(core, stream.raw)):
         sent = by_bytes.feed_sse(chunk)
-        assert sent == encode_events(by_dicts.feed(chunk)), chunk
+        assert sent == core.sse.encode_events(by_dicts.feed(chunk)), chunk
         encoded.append(sent)
-    encoded.append(encode_events(by_bytes.finish()))
-    assert encode_events(by_dicts.finish()) == encoded[-1]
-    assert parse_sse(b"".join(encoded)) == translate(chunks_of(decode(stream.raw)), ctx)
+    encoded.append(core.sse.encode_events(by_bytes.finish()))
+    assert core.sse.encode_events(by_dicts.finish()) == encoded[-1]
+    assert parse_sse(b"".join(encoded)) == translate(core, chunks_of(decode(core, stream.raw)), ctx)
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=[stream.id for stream in STREAMS])
-def test_stream_translation(stream: Exchange) -> None:
+def test_stream_translation(core: Core, stream: Exchange) -> None:
     ctx = context(stream)
-    chunks = chunks_of(decode(stream.raw))
-    events = translate(chunks, ctx)
+    chunks = chunks_of(decode(core, stream.raw))
+    events = translate(core, chunks, ctx)
     check_stream(events)
-    assert parse_sse(b"".join(encode_event(event) for event in events)) == events
+    assert parse_sse(b"".join(core.sse.encode_event(event) for event in events)) == events
 
     streamed = accumulate(events)
-    expected = convert_response(accumulate_chunks(chunks), ctx)
+    expected = core.response.convert_response(core.response.accumulate_chunks(chunks), ctx)
     if expected["content"] == [{"type": "text", "text": ""}]:
         expected["content"] = []  # a stream never opens an empty text block
     assert streamed == expected
@@ -239,12 +237,12 @@ def _reasoning(delta: dict[str, Any]) -> Any:
 
 
 @pytest.mark.parametrize("stream", ERROR_STREAMS, ids=[stream.id for stream in ERROR_STREAMS])
-def test_in_band_stream_error_ends_the_stream_with_an_error_event(stream: Exchange) -> None:
+def test_in_band_stream_error_ends_the_stream_with_an_error_event(core: Core, stream: Exchange) -> None:
     # What came before the error reaches the client as it came; the error ends the stream as an `error` event
     # (no message_stop: the answer is not complete) with the upstream's message and status class.
-    chunks = [json.loads(payload) for payload in decode(stream.raw) if payload != b"[DONE]"]
+    chunks = [json.loads(payload) for payload in decode(core, stream.raw) if payload != b"[DONE]"]
     failing = next(position for position, chunk in enumerate(chunks) if in_band_error(chunk) is not None)
-    translator = StreamTranslator(context(stream))
+    translator = core.stream.StreamTranslator(context(stream))
     events = translator.start()
     for chunk in chunks[:failing]:
         events += translator.feed(chunk)
@@ -264,14 +262,14 @@ def test_in_band_stream_error_ends_the_stream_with_an_error_event(stream: Exchan
 
 
 @pytest.mark.parametrize("case", COMPLETIONS + ERRORS, ids=[case.id for case in COMPLETIONS + ERRORS])
-def test_non_stream_body(case: Exchange) -> None:
+def test_non_stream_body(core: Core, case: Exchange) -> None:
     ctx = context(case)
     body = json.loads(case.body)
     if case in ERRORS:
         with pytest.raises(UpstreamError, match=re.escape(str(in_band_error(body).get("message", ""))[:20])):
-            convert_response(body, ctx)
+            core.response.convert_response(body, ctx)
         return
-    message = convert_response(body, ctx)
+    message = core.response.convert_response(body, ctx)
     openai_message = body["choices"][0]["message"]
     kinds = [block["type"] for block in message["content"]]
     assert kinds == sorted(kinds, key=["thinking", "text", "tool_use"].index)
@@ -299,9 +297,9 @@ ANTHROPIC_STREAMS = anthropic_streams()
 
 
 @pytest.mark.parametrize("stream", ANTHROPIC_STREAMS, ids=[stream.id for stream in ANTHROPIC_STREAMS])
-def test_grammar_checker_accepts_real_anthropic_streams(stream: Exchange) -> None:
+def test_grammar_checker_accepts_real_anthropic_streams(core: Core, stream: Exchange) -> None:
     # The checker is only worth something if the real API passes it.
-    check_stream([json.loads(payload) for payload in decode(stream.raw)])
+    check_stream([json.loads(payload) for payload in decode(core, stream.raw)])
 
 
 def skeleton(events: list[dict[str, Any]]) -> list[str]:
@@ -340,22 +338,22 @@ def _case(cases: list[Exchange], case_id: str) -> Exchange:
     return case
 
 
-def test_translated_thinking_stream_has_the_native_shape() -> None:
+def test_translated_thinking_stream_has_the_native_shape(core: Core) -> None:
     # One prompt (thinking, a sentence, then a weather tool call) answered in Anthropic's native form and by
     # Claude through OpenRouter's OpenAI-compatible API, with its signature and an encrypted reasoning detail.
     native = _case(ANTHROPIC_STREAMS, "anthropic/thinking_tool.sse")
     routed = _case(STREAMS, "openrouter/reasoning_anthropic.sse")
-    native_events = [json.loads(payload) for payload in decode(native.raw)]
-    translated = translate(chunks_of(decode(routed.raw)), context(routed))
+    native_events = [json.loads(payload) for payload in decode(core, native.raw)]
+    translated = translate(core, chunks_of(decode(core, routed.raw)), context(routed))
     assert skeleton(translated) == skeleton(native_events) == NATIVE_SHAPE
 
 
-def test_translated_recorded_thinking_stream_has_the_recorded_native_shape() -> None:
+def test_translated_recorded_thinking_stream_has_the_recorded_native_shape(core: Core) -> None:
     require_shared_dir("recorded-upstream")
     native = _case(ANTHROPIC_STREAMS, "shared:TestAnthropicThinking/claude-sonnet-4/thinking-streaming#0")
     routed = _case(STREAMS, "shared:TestOpenRouterThinking/anthropic/thinking-streaming#0")
-    native_events = [json.loads(payload) for payload in decode(native.raw)]
-    translated = translate(chunks_of(decode(routed.raw)), context(routed))
+    native_events = [json.loads(payload) for payload in decode(core, native.raw)]
+    translated = translate(core, chunks_of(decode(core, routed.raw)), context(routed))
     assert skeleton(translated) == skeleton(native_events)
     # No text between the thinking and the tool call in this recording.
     assert skeleton(translated) == NATIVE_SHAPE[:5] + NATIVE_SHAPE[8:]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
-from ccproxy.core.request import convert_request
 from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT, ToolNameMap
 from ccproxy.errors import InvalidRequestError
 
@@ -42,12 +42,12 @@ def make_body(messages: list[Any] | None = None, **fields: Any) -> dict[str, Any
     return body
 
 
-def convert(body: dict[str, Any], **caps: Any) -> dict[str, Any]:
-    return convert_request(body, make_plan(**caps))
+def convert(core: Core, body: dict[str, Any], **caps: Any) -> dict[str, Any]:
+    return core.request.convert_request(body, make_plan(**caps))
 
 
-def messages_of(messages: list[Any], **caps: Any) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = convert(make_body(messages), **caps)["messages"]
+def messages_of(core: Core, messages: list[Any], **caps: Any) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = convert(core, make_body(messages), **caps)["messages"]
     return result
 
 
@@ -67,15 +67,15 @@ def tool(name: str = "Read", **extra: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- whole body
 
 
-def test_minimal_body_converts_exactly() -> None:
-    assert convert(make_body()) == {
+def test_minimal_body_converts_exactly(core: Core) -> None:
+    assert convert(core, make_body()) == {
         "model": UPSTREAM,
         "messages": [{"role": "user", "content": "Hello"}],
         "max_tokens": 1024,
     }
 
 
-def test_input_body_is_not_mutated() -> None:
+def test_input_body_is_not_mutated(core: Core) -> None:
     body = make_body(
         [
             {
@@ -90,14 +90,14 @@ def test_input_body_is_not_mutated() -> None:
         tool_choice={"type": "tool", "name": LONG_NAME},
     )
     snapshot = copy.deepcopy(body)
-    convert(body)
+    convert(core, body)
     assert body == snapshot
 
 
 # ------------------------------------------------------------------------------------- rule 1: unknown fields
 
 
-def test_anthropic_only_fields_never_reach_the_upstream() -> None:
+def test_anthropic_only_fields_never_reach_the_upstream(core: Core) -> None:
     cache = {"type": "ephemeral", "ttl": "1h"}
     body = make_body(
         [
@@ -158,7 +158,7 @@ def test_anthropic_only_fields_never_reach_the_upstream() -> None:
         speed="fast",
         some_future_field={"nested": True},
     )
-    out = convert(body, supports_top_k=True)
+    out = convert(core, body, supports_top_k=True)
     assert unexpected_keys(out) == []
     assert set(out) == {
         "model", "messages", "max_tokens", "temperature", "top_p", "top_k", "stop", "user", "tools",
@@ -176,30 +176,30 @@ def test_anthropic_only_fields_never_reach_the_upstream() -> None:
 # ------------------------------------------------------------------------------------- rule 2: system
 
 
-def test_system_string_becomes_first_system_message() -> None:
-    out = convert(make_body(system="You are terse."))
+def test_system_string_becomes_first_system_message(core: Core) -> None:
+    out = convert(core, make_body(system="You are terse."))
     assert out["messages"][0] == {"role": "system", "content": "You are terse."}
 
 
-def test_system_blocks_are_joined_and_billing_header_dropped() -> None:
+def test_system_blocks_are_joined_and_billing_header_dropped(core: Core) -> None:
     system = [
         {"type": "text", "text": BILLING},
         {"type": "text", "text": "First.", "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": "Second."},
     ]
-    out = convert(make_body(system=system))
+    out = convert(core, make_body(system=system))
     assert out["messages"][0] == {"role": "system", "content": "First.\n\nSecond."}
     assert "x-anthropic-billing-header" not in json.dumps(out)
 
 
-def test_empty_system_emits_no_system_message() -> None:
-    out = convert(make_body(system=[{"type": "text", "text": BILLING}]))
+def test_empty_system_emits_no_system_message(core: Core) -> None:
+    out = convert(core, make_body(system=[{"type": "text", "text": BILLING}]))
     assert [message["role"] for message in out["messages"]] == ["user"]
 
 
-def test_developer_role_for_system_prompt_and_in_conversation_system() -> None:
+def test_developer_role_for_system_prompt_and_in_conversation_system(core: Core) -> None:
     messages = [{"role": "user", "content": "hi"}, {"role": "system", "content": "note"}]
-    out = convert(make_body(messages, system="sys"), system_role="developer")
+    out = convert(core, make_body(messages, system="sys"), system_role="developer")
     assert out["messages"] == [
         {"role": "developer", "content": "sys"},
         {"role": "user", "content": "hi"},
@@ -207,7 +207,7 @@ def test_developer_role_for_system_prompt_and_in_conversation_system() -> None:
     ]
 
 
-def test_system_role_inside_messages_stays_in_place() -> None:
+def test_system_role_inside_messages_stays_in_place(core: Core) -> None:
     messages = [
         {"role": "user", "content": "first"},
         {"role": "system", "content": "agent list"},
@@ -218,7 +218,7 @@ def test_system_role_inside_messages_stays_in_place() -> None:
         },
         {"role": "assistant", "content": "answer"},
     ]
-    assert messages_of(messages) == [
+    assert messages_of(core, messages) == [
         {"role": "user", "content": "first"},
         {"role": "system", "content": "agent list"},
         {"role": "system", "content": "part one\n\npart two"},
@@ -226,14 +226,14 @@ def test_system_role_inside_messages_stays_in_place() -> None:
     ]
 
 
-def test_system_message_between_tool_call_and_result_waits_for_the_tool_messages() -> None:
+def test_system_message_between_tool_call_and_result_waits_for_the_tool_messages(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_1")]},
         {"role": "system", "content": "reminder"},
         {"role": "user", "content": [tool_result("toolu_1", "done"), {"type": "text", "text": "next"}]},
     ]
-    converted = messages_of(messages)
+    converted = messages_of(core, messages)
     assert [message["role"] for message in converted] == ["user", "assistant", "tool", "system", "user"]
     assert converted[3]["content"] == "reminder"
     assert unanswered_tool_calls(converted) == []
@@ -242,7 +242,7 @@ def test_system_message_between_tool_call_and_result_waits_for_the_tool_messages
 # ------------------------------------------------------------------------------------- rule 3: user turns
 
 
-def test_parallel_tool_results_become_tool_messages_in_order() -> None:
+def test_parallel_tool_results_become_tool_messages_in_order(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a"), tool_use("toolu_b"), tool_use("toolu_c")]},
@@ -255,7 +255,7 @@ def test_parallel_tool_results_become_tool_messages_in_order() -> None:
             ],
         },
     ]
-    converted = messages_of(messages)
+    converted = messages_of(core, messages)
     assert converted[2:] == [
         {"role": "tool", "tool_call_id": "toolu_a", "content": "A"},
         {"role": "tool", "tool_call_id": "toolu_b", "content": "B"},
@@ -264,7 +264,7 @@ def test_parallel_tool_results_become_tool_messages_in_order() -> None:
     assert unanswered_tool_calls(converted) == []
 
 
-def test_text_beside_tool_results_follows_the_tool_messages() -> None:
+def test_text_beside_tool_results_follows_the_tool_messages(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a"), tool_use("toolu_b")]},
@@ -278,7 +278,7 @@ def test_text_beside_tool_results_follows_the_tool_messages() -> None:
             ],
         },
     ]
-    converted = messages_of(messages)
+    converted = messages_of(core, messages)
     assert [message["role"] for message in converted] == ["user", "assistant", "tool", "tool", "user"]
     assert converted[4] == {
         "role": "user",
@@ -286,23 +286,23 @@ def test_text_beside_tool_results_follows_the_tool_messages() -> None:
     }
 
 
-def test_only_tool_results_emit_no_user_message() -> None:
+def test_only_tool_results_emit_no_user_message(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a")]},
         {"role": "user", "content": [tool_result("toolu_a", "A")]},
     ]
-    assert [message["role"] for message in messages_of(messages)] == ["user", "assistant", "tool"]
+    assert [message["role"] for message in messages_of(core, messages)] == ["user", "assistant", "tool"]
 
 
-def test_tool_result_text_list_is_joined_with_newlines() -> None:
+def test_tool_result_text_list_is_joined_with_newlines(core: Core) -> None:
     content = [{"type": "text", "text": "line 1"}, {"type": "text", "text": "line 2"}]
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a")]},
         {"role": "user", "content": [tool_result("toolu_a", content)]},
     ]
-    assert messages_of(messages)[2]["content"] == "line 1\nline 2"
+    assert messages_of(core, messages)[2]["content"] == "line 1\nline 2"
 
 
 @pytest.mark.parametrize(
@@ -314,7 +314,7 @@ def test_tool_result_text_list_is_joined_with_newlines() -> None:
         (None, "Error"),
     ],
 )
-def test_is_error_prefixes_the_tool_text(content: Any, expected: str) -> None:
+def test_is_error_prefixes_the_tool_text(core: Core, content: Any, expected: str) -> None:
     result: dict[str, Any] = {"type": "tool_result", "tool_use_id": "toolu_a", "is_error": True}
     if content is not None:
         result["content"] = content
@@ -323,19 +323,19 @@ def test_is_error_prefixes_the_tool_text(content: Any, expected: str) -> None:
         {"role": "assistant", "content": [tool_use("toolu_a")]},
         {"role": "user", "content": [result]},
     ]
-    assert messages_of(messages)[2] == {"role": "tool", "tool_call_id": "toolu_a", "content": expected}
+    assert messages_of(core, messages)[2] == {"role": "tool", "tool_call_id": "toolu_a", "content": expected}
 
 
-def test_is_error_false_leaves_text_alone() -> None:
+def test_is_error_false_leaves_text_alone(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a")]},
         {"role": "user", "content": [tool_result("toolu_a", "fine", is_error=False)]},
     ]
-    assert messages_of(messages)[2]["content"] == "fine"
+    assert messages_of(core, messages)[2]["content"] == "fine"
 
 
-def test_images_in_tool_results_move_to_a_following_user_message() -> None:
+def test_images_in_tool_results_move_to_a_following_user_message(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a", "Screenshot"), tool_use("toolu_b", "Read")]},
@@ -348,7 +348,7 @@ def test_images_in_tool_results_move_to_a_following_user_message() -> None:
             ],
         },
     ]
-    converted = messages_of(messages)
+    converted = messages_of(core, messages)
     assert converted[2:] == [
         {"role": "tool", "tool_call_id": "toolu_a", "content": "captured"},
         {"role": "tool", "tool_call_id": "toolu_b", "content": "plain"},
@@ -364,13 +364,13 @@ def test_images_in_tool_results_move_to_a_following_user_message() -> None:
     assert unanswered_tool_calls(converted) == []
 
 
-def test_image_only_tool_result_says_where_the_image_went() -> None:
+def test_image_only_tool_result_says_where_the_image_went(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a")]},
         {"role": "user", "content": [tool_result("toolu_a", [{"type": "image", "source": PNG}])]},
     ]
-    converted = messages_of(messages)
+    converted = messages_of(core, messages)
     assert converted[2] == {
         "role": "tool",
         "tool_call_id": "toolu_a",
@@ -380,13 +380,13 @@ def test_image_only_tool_result_says_where_the_image_went() -> None:
     assert [part["type"] for part in converted[3]["content"]] == ["text", "image_url"]
 
 
-def test_user_images_base64_and_url() -> None:
+def test_user_images_base64_and_url(core: Core) -> None:
     content = [
         {"type": "image", "source": PNG},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
         {"type": "text", "text": "compare"},
     ]
-    assert messages_of([{"role": "user", "content": content}]) == [
+    assert messages_of(core, [{"role": "user", "content": content}]) == [
         {
             "role": "user",
             "content": [
@@ -398,87 +398,89 @@ def test_user_images_base64_and_url() -> None:
     ]
 
 
-def test_image_file_source_is_refused() -> None:
+def test_image_file_source_is_refused(core: Core) -> None:
     content = [{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]
     with pytest.raises(InvalidRequestError, match="image source type 'file'") as caught:
-        messages_of([{"role": "user", "content": content}])
+        messages_of(core, [{"role": "user", "content": content}])
     assert caught.value.status == 400
 
 
-def test_single_text_part_is_plain_string_and_empty_texts_are_dropped() -> None:
+def test_single_text_part_is_plain_string_and_empty_texts_are_dropped(core: Core) -> None:
     content = [{"type": "text", "text": ""}, {"type": "text", "text": "only"}]
-    assert messages_of([{"role": "user", "content": content}]) == [{"role": "user", "content": "only"}]
+    assert messages_of(core, [{"role": "user", "content": content}]) == [{"role": "user", "content": "only"}]
 
 
-def test_empty_user_message_is_never_emitted() -> None:
+def test_empty_user_message_is_never_emitted(core: Core) -> None:
     messages = [
         {"role": "user", "content": "hi"},
         {"role": "user", "content": ""},
         {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "mystery"}]},
     ]
-    assert messages_of(messages) == [{"role": "user", "content": "hi"}]
+    assert messages_of(core, messages) == [{"role": "user", "content": "hi"}]
 
 
-def test_consecutive_user_messages_are_not_merged() -> None:
+def test_consecutive_user_messages_are_not_merged(core: Core) -> None:
     messages = [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]
-    assert messages_of(messages) == [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]
+    assert messages_of(core, messages) == [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}]
 
 
 # ------------------------------------------------------------------------------------- documents
 
 
-def test_pdf_document_becomes_a_file_part_when_supported() -> None:
+def test_pdf_document_becomes_a_file_part_when_supported(core: Core) -> None:
     content = [{"type": "document", "source": PDF, "title": "report"}, {"type": "text", "text": "summarise"}]
-    converted = messages_of([{"role": "user", "content": content}], supports_documents=True)
+    converted = messages_of(core, [{"role": "user", "content": content}], supports_documents=True)
     assert converted[0]["content"][0] == {
         "type": "file",
         "file": {"filename": "report.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQ="},
     }
 
 
-def test_pdf_document_without_support_is_a_400() -> None:
+def test_pdf_document_without_support_is_a_400(core: Core) -> None:
     content = [{"type": "document", "source": PDF}]
     with pytest.raises(InvalidRequestError, match="cannot take PDF documents") as caught:
-        messages_of([{"role": "user", "content": content}])
+        messages_of(core, [{"role": "user", "content": content}])
     assert caught.value.status == 400
     assert caught.value.error_type == "invalid_request_error"
 
 
-def test_plain_text_document_is_a_text_part_everywhere() -> None:
+def test_plain_text_document_is_a_text_part_everywhere(core: Core) -> None:
     source = {"type": "text", "media_type": "text/plain", "data": "The contents."}
     content = [
         {"type": "document", "source": source, "title": "notes.txt"},
         {"type": "text", "text": "read it"},
     ]
-    converted = messages_of([{"role": "user", "content": content}])
+    converted = messages_of(core, [{"role": "user", "content": content}])
     assert converted[0]["content"] == [
         {"type": "text", "text": "notes.txt\n\nThe contents."},
         {"type": "text", "text": "read it"},
     ]
 
 
-def test_content_document_contributes_its_blocks() -> None:
+def test_content_document_contributes_its_blocks(core: Core) -> None:
     source = {
         "type": "content",
         "content": [{"type": "text", "text": "chunk"}, {"type": "image", "source": PNG}],
     }
-    converted = messages_of([{"role": "user", "content": [{"type": "document", "source": source}]}])
+    converted = messages_of(core, [{"role": "user", "content": [{"type": "document", "source": source}]}])
     assert [part["type"] for part in converted[0]["content"]] == ["text", "image_url"]
 
 
-def test_url_document_is_refused() -> None:
+def test_url_document_is_refused(core: Core) -> None:
     source = {"type": "url", "url": "https://example.com/a.pdf"}
     with pytest.raises(InvalidRequestError, match="document source type 'url'"):
-        messages_of([{"role": "user", "content": [{"type": "document", "source": source}]}], supports_documents=True)
+        messages_of(
+            core, [{"role": "user", "content": [{"type": "document", "source": source}]}], supports_documents=True
+        )
 
 
-def test_pdf_in_tool_result_moves_to_user_message() -> None:
+def test_pdf_in_tool_result_moves_to_user_message(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a")]},
         {"role": "user", "content": [tool_result("toolu_a", [{"type": "document", "source": PDF}])]},
     ]
-    converted = messages_of(messages, supports_documents=True)
+    converted = messages_of(core, messages, supports_documents=True)
     assert converted[2]["role"] == "tool"
     assert converted[3]["content"][1]["type"] == "file"
 
@@ -486,7 +488,7 @@ def test_pdf_in_tool_result_moves_to_user_message() -> None:
 # ------------------------------------------------------------------------------------- rule 4: assistant
 
 
-def test_assistant_text_blocks_join_and_tool_use_becomes_tool_calls() -> None:
+def test_assistant_text_blocks_join_and_tool_use_becomes_tool_calls(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {
@@ -499,7 +501,7 @@ def test_assistant_text_blocks_join_and_tool_use_becomes_tool_calls() -> None:
         },
         {"role": "user", "content": [tool_result("toolu_a")]},
     ]
-    assert messages_of(messages)[1] == {
+    assert messages_of(core, messages)[1] == {
         "role": "assistant",
         "content": "According to the doc, it works.",
         "tool_calls": [
@@ -512,54 +514,54 @@ def test_assistant_text_blocks_join_and_tool_use_becomes_tool_calls() -> None:
     }
 
 
-def test_texts_separated_by_another_block_get_a_paragraph_break() -> None:
+def test_texts_separated_by_another_block_get_a_paragraph_break(core: Core) -> None:
     content = [
         {"type": "text", "text": "Let me check."},
         {"type": "thinking", "thinking": "...", "signature": "s"},
         {"type": "text", "text": "Done."},
     ]
-    converted = messages_of([{"role": "user", "content": "go"}, {"role": "assistant", "content": content}])
+    converted = messages_of(core, [{"role": "user", "content": "go"}, {"role": "assistant", "content": content}])
     assert converted[1]["content"] == "Let me check.\n\nDone."
 
 
-def test_assistant_with_only_tool_calls_has_null_content() -> None:
+def test_assistant_with_only_tool_calls_has_null_content(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a")]},
         {"role": "user", "content": [tool_result("toolu_a")]},
     ]
-    assert messages_of(messages)[1]["content"] is None
+    assert messages_of(core, messages)[1]["content"] is None
 
 
-def test_assistant_string_content_and_prefill() -> None:
+def test_assistant_string_content_and_prefill(core: Core) -> None:
     messages = [{"role": "user", "content": "go"}, {"role": "assistant", "content": "{"}]
-    assert messages_of(messages)[1] == {"role": "assistant", "content": "{"}
+    assert messages_of(core, messages)[1] == {"role": "assistant", "content": "{"}
 
 
-def test_assistant_with_nothing_to_send_is_skipped() -> None:
+def test_assistant_with_nothing_to_send_is_skipped(core: Core) -> None:
     content = [{"type": "thinking", "thinking": "only thoughts", "signature": "s"}]
     messages = [{"role": "user", "content": "go"}, {"role": "assistant", "content": content}]
-    assert messages_of(messages) == [{"role": "user", "content": "go"}]
+    assert messages_of(core, messages) == [{"role": "user", "content": "go"}]
 
 
-def test_server_tool_history_blocks_are_dropped() -> None:
+def test_server_tool_history_blocks_are_dropped(core: Core) -> None:
     content = [
         {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "x"}},
         {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
         {"type": "text", "text": "Found it."},
     ]
-    converted = messages_of([{"role": "user", "content": "go"}, {"role": "assistant", "content": content}])
+    converted = messages_of(core, [{"role": "user", "content": "go"}, {"role": "assistant", "content": content}])
     assert converted[1] == {"role": "assistant", "content": "Found it."}
 
 
-def test_long_tool_call_ids_are_shortened_consistently() -> None:
+def test_long_tool_call_ids_are_shortened_consistently(core: Core) -> None:
     long_id = "toolu_bdrk_" + "x" * 60
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use(long_id)]},
         {"role": "user", "content": [tool_result(long_id)]},
     ]
-    converted = messages_of(messages)
+    converted = messages_of(core, messages)
     call_id = converted[1]["tool_calls"][0]["id"]
     assert len(call_id) == 40
     assert converted[2]["tool_call_id"] == call_id
@@ -583,19 +585,19 @@ THINKING_TURN = [
 ]
 
 
-def test_thinking_is_dropped_by_default() -> None:
-    assistant = messages_of(THINKING_TURN)[1]
+def test_thinking_is_dropped_by_default(core: Core) -> None:
+    assistant = messages_of(core, THINKING_TURN)[1]
     assert set(assistant) == {"role", "content", "tool_calls"}
 
 
-def test_thinking_replayed_as_reasoning_content() -> None:
-    assistant = messages_of(THINKING_TURN, reasoning_replay="reasoning_content")[1]
+def test_thinking_replayed_as_reasoning_content(core: Core) -> None:
+    assistant = messages_of(core, THINKING_TURN, reasoning_replay="reasoning_content")[1]
     assert assistant["reasoning_content"] == "step one\n\nstep two"
     assert "reasoning_details" not in assistant
 
 
-def test_thinking_replayed_as_reasoning_details() -> None:
-    assistant = messages_of(THINKING_TURN, reasoning_replay="reasoning_details")[1]
+def test_thinking_replayed_as_reasoning_details(core: Core) -> None:
+    assistant = messages_of(core, THINKING_TURN, reasoning_replay="reasoning_details")[1]
     assert assistant["reasoning_details"] == [
         {
             "type": "reasoning.text",
@@ -619,7 +621,7 @@ def test_thinking_replayed_as_reasoning_details() -> None:
 # ------------------------------------------------------------------------------------- rules 5, 9, 10: tools
 
 
-def test_custom_tool_becomes_function_with_schema_as_given() -> None:
+def test_custom_tool_becomes_function_with_schema_as_given(core: Core) -> None:
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
@@ -627,16 +629,16 @@ def test_custom_tool_becomes_function_with_schema_as_given() -> None:
         "additionalProperties": False,
     }
     tools = [{"name": "Read", "description": "Read a file", "input_schema": schema, "type": "custom"}]
-    out = convert(make_body(tools=tools))
+    out = convert(core, make_body(tools=tools))
     assert out["tools"] == [
         {"type": "function", "function": {"name": "Read", "description": "Read a file", "parameters": schema}}
     ]
     assert out["tools"][0]["function"]["parameters"] is schema
 
 
-def test_schema_without_type_gets_object_type_and_missing_description_is_omitted() -> None:
+def test_schema_without_type_gets_object_type_and_missing_description_is_omitted(core: Core) -> None:
     tools = [{"name": "Ping", "input_schema": {"properties": {}}}]
-    assert convert(make_body(tools=tools))["tools"] == [
+    assert convert(core, make_body(tools=tools))["tools"] == [
         {"type": "function", "function": {"name": "Ping", "parameters": {"type": "object", "properties": {}}}}
     ]
 
@@ -650,10 +652,10 @@ def test_schema_without_type_gets_object_type_and_missing_description_is_omitted
         ("something_new_20300101", "future"),
     ],
 )
-def test_server_tools_are_a_clear_400(tool_type: str, name: str) -> None:
+def test_server_tools_are_a_clear_400(core: Core, tool_type: str, name: str) -> None:
     tools = [tool("Read"), {"type": tool_type, "name": name}]
     with pytest.raises(InvalidRequestError) as caught:
-        convert(make_body(tools=tools))
+        convert(core, make_body(tools=tools))
     assert caught.value.status == 400
     assert f"server tool '{name}' ({tool_type}) is not supported by this proxy" in caught.value.message
 
@@ -667,33 +669,33 @@ def test_server_tools_are_a_clear_400(tool_type: str, name: str) -> None:
         ({"type": "tool", "name": "Read"}, {"type": "function", "function": {"name": "Read"}}),
     ],
 )
-def test_tool_choice_variants(choice: dict[str, Any], expected: Any) -> None:
-    out = convert(make_body(tools=[tool("Read")], tool_choice=choice))
+def test_tool_choice_variants(core: Core, choice: dict[str, Any], expected: Any) -> None:
+    out = convert(core, make_body(tools=[tool("Read")], tool_choice=choice))
     assert out["tool_choice"] == expected
     assert "parallel_tool_calls" not in out
 
 
 @pytest.mark.parametrize("kind", ["auto", "any", "tool"])
-def test_disable_parallel_tool_use_sets_parallel_tool_calls_false(kind: str) -> None:
+def test_disable_parallel_tool_use_sets_parallel_tool_calls_false(core: Core, kind: str) -> None:
     choice = {"type": kind, "name": "Read", "disable_parallel_tool_use": True}
-    assert convert(make_body(tools=[tool("Read")], tool_choice=choice))["parallel_tool_calls"] is False
+    assert convert(core, make_body(tools=[tool("Read")], tool_choice=choice))["parallel_tool_calls"] is False
 
 
-def test_disable_parallel_tool_use_false_is_not_forwarded() -> None:
+def test_disable_parallel_tool_use_false_is_not_forwarded(core: Core) -> None:
     choice = {"type": "auto", "disable_parallel_tool_use": False}
-    assert "parallel_tool_calls" not in convert(make_body(tools=[tool("Read")], tool_choice=choice))
+    assert "parallel_tool_calls" not in convert(core, make_body(tools=[tool("Read")], tool_choice=choice))
 
 
 @pytest.mark.parametrize("tools", [None, []])
-def test_no_tools_means_no_tool_choice_nor_parallel_tool_calls(tools: list[Any] | None) -> None:
+def test_no_tools_means_no_tool_choice_nor_parallel_tool_calls(core: Core, tools: list[Any] | None) -> None:
     fields: dict[str, Any] = {"tool_choice": {"type": "any", "disable_parallel_tool_use": True}}
     if tools is not None:
         fields["tools"] = tools
-    out = convert(make_body(**fields))
+    out = convert(core, make_body(**fields))
     assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(out)
 
 
-def test_long_tool_names_are_shortened_and_mapped_back() -> None:
+def test_long_tool_names_are_shortened_and_mapped_back(core: Core) -> None:
     plan = make_plan()
     history_only = "mcp__history__" + "b" * 70
     body = make_body(
@@ -708,7 +710,7 @@ def test_long_tool_names_are_shortened_and_mapped_back() -> None:
         tools=[tool(LONG_NAME), tool("Read")],
         tool_choice={"type": "tool", "name": LONG_NAME},
     )
-    out = convert_request(body, plan)
+    out = core.request.convert_request(body, plan)
     short = out["tools"][0]["function"]["name"]
     assert len(LONG_NAME) > OPENAI_TOOL_NAME_LIMIT >= len(short)
     assert out["tools"][1]["function"]["name"] == "Read"
@@ -721,9 +723,9 @@ def test_long_tool_names_are_shortened_and_mapped_back() -> None:
     assert plan.tool_names.to_client("Read") == "Read"
 
 
-def test_short_tool_names_leave_the_map_empty() -> None:
+def test_short_tool_names_leave_the_map_empty(core: Core) -> None:
     plan = make_plan()
-    convert_request(make_body(tools=[tool("Read"), tool("Bash")]), plan)
+    core.request.convert_request(make_body(tools=[tool("Read"), tool("Bash")]), plan)
     assert not plan.tool_names
 
 
@@ -731,8 +733,8 @@ def test_short_tool_names_leave_the_map_empty() -> None:
 
 
 @pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
-def test_max_tokens_parameter_name_per_capability(param: str) -> None:
-    out = convert(make_body(max_tokens=32000), max_tokens_param=param)
+def test_max_tokens_parameter_name_per_capability(core: Core, param: str) -> None:
+    out = convert(core, make_body(max_tokens=32000), max_tokens_param=param)
     assert out[param] == 32000
     assert {"max_tokens", "max_completion_tokens"} & set(out) == {param}
 
@@ -741,13 +743,15 @@ def test_max_tokens_parameter_name_per_capability(param: str) -> None:
     ("requested", "limit", "expected"),
     [(64000, 16384, 16384), (8192, 16384, 8192), (64000, None, 64000), (0, None, 1), (0, 100, 1)],
 )
-def test_max_tokens_clamped_only_to_the_model_limit(requested: int, limit: int | None, expected: int) -> None:
-    assert convert(make_body(max_tokens=requested), max_output_tokens=limit)["max_tokens"] == expected
+def test_max_tokens_clamped_only_to_the_model_limit(
+    core: Core, requested: int, limit: int | None, expected: int
+) -> None:
+    assert convert(core, make_body(max_tokens=requested), max_output_tokens=limit)["max_tokens"] == expected
 
 
-def test_sampling_parameters_forwarded_when_supported() -> None:
+def test_sampling_parameters_forwarded_when_supported(core: Core) -> None:
     body = make_body(temperature=0.2, top_p=0.8, top_k=20, stop_sequences=["\n\nHuman:", "END"])
-    out = convert(body, supports_top_k=True)
+    out = convert(core, body, supports_top_k=True)
     assert (out["temperature"], out["top_p"], out["top_k"], out["stop"]) == (
         0.2,
         0.8,
@@ -757,34 +761,34 @@ def test_sampling_parameters_forwarded_when_supported() -> None:
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.7, 1, 1.0])
-def test_temperature_and_top_p_dropped_for_reasoning_models(temperature: float) -> None:
-    out = convert(make_body(temperature=temperature, top_p=0.5), supports_temperature=False, supports_top_p=False)
+def test_temperature_and_top_p_dropped_for_reasoning_models(core: Core, temperature: float) -> None:
+    out = convert(core, make_body(temperature=temperature, top_p=0.5), supports_temperature=False, supports_top_p=False)
     assert "temperature" not in out
     assert "top_p" not in out
 
 
-def test_top_k_only_when_supported() -> None:
-    assert "top_k" not in convert(make_body(top_k=5))
-    assert convert(make_body(top_k=5), supports_top_k=True)["top_k"] == 5
+def test_top_k_only_when_supported(core: Core) -> None:
+    assert "top_k" not in convert(core, make_body(top_k=5))
+    assert convert(core, make_body(top_k=5), supports_top_k=True)["top_k"] == 5
 
 
-def test_stop_sequences_capped_at_four_and_dropped_when_unsupported() -> None:
+def test_stop_sequences_capped_at_four_and_dropped_when_unsupported(core: Core) -> None:
     stops = ["a", "b", "c", "d", "e", "f"]
-    assert convert(make_body(stop_sequences=stops))["stop"] == ["a", "b", "c", "d"]
-    assert "stop" not in convert(make_body(stop_sequences=stops), supports_stop=False)
-    assert "stop" not in convert(make_body(stop_sequences=[]))
+    assert convert(core, make_body(stop_sequences=stops))["stop"] == ["a", "b", "c", "d"]
+    assert "stop" not in convert(core, make_body(stop_sequences=stops), supports_stop=False)
+    assert "stop" not in convert(core, make_body(stop_sequences=[]))
 
 
-def test_metadata_user_id_plain_string_is_truncated_to_64() -> None:
-    assert convert(make_body(metadata={"user_id": "alice"}))["user"] == "alice"
+def test_metadata_user_id_plain_string_is_truncated_to_64(core: Core) -> None:
+    assert convert(core, make_body(metadata={"user_id": "alice"}))["user"] == "alice"
     legacy = "user_" + "f" * 64 + "_account_" + "1" * 36 + "_session_" + "2" * 36
-    assert convert(make_body(metadata={"user_id": legacy}))["user"] == legacy[:64]
+    assert convert(core, make_body(metadata={"user_id": legacy}))["user"] == legacy[:64]
 
 
-def test_claude_code_json_user_id_becomes_a_stable_hash() -> None:
+def test_claude_code_json_user_id_becomes_a_stable_hash(core: Core) -> None:
     def user_for(session: str, device: str = "d" * 64) -> str:
         raw = json.dumps({"device_id": device, "account_uuid": "", "session_id": session})
-        value: str = convert(make_body(metadata={"user_id": raw}))["user"]
+        value: str = convert(core, make_body(metadata={"user_id": raw}))["user"]
         return value
 
     first = user_for("a4671bd8-a4d0-4d62-a8ee-cbf42f543ffd")
@@ -795,46 +799,46 @@ def test_claude_code_json_user_id_becomes_a_stable_hash() -> None:
     assert user_for("a4671bd8-a4d0-4d62-a8ee-cbf42f543ffd", device="e" * 64) != first
 
 
-def test_claude_code_json_user_id_without_identity_uses_the_session() -> None:
+def test_claude_code_json_user_id_without_identity_uses_the_session(core: Core) -> None:
     raw = json.dumps({"device_id": "", "account_uuid": "", "session_id": "sess-1"})
-    assert convert(make_body(metadata={"user_id": raw}))["user"] == "sess-1"
+    assert convert(core, make_body(metadata={"user_id": raw}))["user"] == "sess-1"
 
 
 @pytest.mark.parametrize("metadata", [None, {}, {"user_id": None}, {"user_id": ""}])
-def test_no_user_id_means_no_user(metadata: dict[str, Any] | None) -> None:
-    assert "user" not in convert(make_body(metadata=metadata))
+def test_no_user_id_means_no_user(core: Core, metadata: dict[str, Any] | None) -> None:
+    assert "user" not in convert(core, make_body(metadata=metadata))
 
 
-def test_brace_string_that_is_not_json_is_forwarded_as_is() -> None:
-    assert convert(make_body(metadata={"user_id": "{not json"}))["user"] == "{not json"
+def test_brace_string_that_is_not_json_is_forwarded_as_is(core: Core) -> None:
+    assert convert(core, make_body(metadata={"user_id": "{not json"}))["user"] == "{not json"
 
 
-def test_stream_adds_stream_options() -> None:
-    out = convert_request(make_body(stream=True), make_plan(stream=True))
+def test_stream_adds_stream_options(core: Core) -> None:
+    out = core.request.convert_request(make_body(stream=True), make_plan(stream=True))
     assert out["stream"] is True
     assert out["stream_options"] == {"include_usage": True}
 
 
-def test_non_stream_plan_sends_no_stream_fields() -> None:
-    out = convert_request(make_body(stream=False), make_plan(stream=False))
+def test_non_stream_plan_sends_no_stream_fields(core: Core) -> None:
+    out = core.request.convert_request(make_body(stream=False), make_plan(stream=False))
     assert "stream" not in out
     assert "stream_options" not in out
 
 
-def test_reasoning_fields_are_merged_last() -> None:
+def test_reasoning_fields_are_merged_last(core: Core) -> None:
     plan = make_plan(reasoning={"reasoning_effort": "high"})
-    out = convert_request(make_body(thinking={"type": "enabled", "budget_tokens": 20000}), plan)
+    out = core.request.convert_request(make_body(thinking={"type": "enabled", "budget_tokens": 20000}), plan)
     assert out["reasoning_effort"] == "high"
     assert "thinking" not in out
 
 
-def test_count_tokens_body_without_max_tokens_converts() -> None:
+def test_count_tokens_body_without_max_tokens_converts(core: Core) -> None:
     body = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "foo"}], "tools": []}
-    out = convert(body)
+    out = convert(core, body)
     assert out == {"model": UPSTREAM, "messages": [{"role": "user", "content": "foo"}]}
 
 
-def test_whole_conversation_pairs_every_tool_call() -> None:
+def test_whole_conversation_pairs_every_tool_call(core: Core) -> None:
     messages = [
         {"role": "user", "content": "go"},
         {"role": "assistant", "content": [tool_use("toolu_a"), tool_use("toolu_b")]},
@@ -843,12 +847,12 @@ def test_whole_conversation_pairs_every_tool_call() -> None:
         {"role": "user", "content": [tool_result("toolu_c", [{"type": "image", "source": PNG}])]},
         {"role": "assistant", "content": "done"},
     ]
-    converted = messages_of(messages)
+    converted = messages_of(core, messages)
     assert unanswered_tool_calls(converted) == []
     assert orphan_tool_messages(converted) == []
 
 
-def test_structured_output_becomes_response_format() -> None:
+def test_structured_output_becomes_response_format(core: Core) -> None:
     schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
     body = {
         "model": "claude-opus-4-8",
@@ -856,11 +860,13 @@ def test_structured_output_becomes_response_format() -> None:
         "messages": [{"role": "user", "content": "Name this session"}],
         "output_config": {"effort": "high", "format": {"type": "json_schema", "schema": schema}},
     }
-    out = convert_request(body, RequestPlan("gpt-4o", ModelCapabilities(), stream=False))
+    out = core.request.convert_request(body, RequestPlan("gpt-4o", ModelCapabilities(), stream=False))
     assert out["response_format"] == {
         "type": "json_schema",
         "json_schema": {"name": "output", "schema": schema, "strict": False},
     }
     assert "output_config" not in out
     body["output_config"] = {"effort": "high"}
-    assert "response_format" not in convert_request(body, RequestPlan("gpt-4o", ModelCapabilities(), stream=False))
+    assert "response_format" not in core.request.convert_request(
+        body, RequestPlan("gpt-4o", ModelCapabilities(), stream=False)
+    )

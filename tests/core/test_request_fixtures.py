@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
-from ccproxy.core.request import BILLING_HEADER_PREFIX, convert_request
+from ccproxy.core.request import BILLING_HEADER_PREFIX
 from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT
-from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
 from tests.support.fixtures import claude_code_posts, repo_claude_code_requests
 from tests.support.openai_rules import RequestValidator
 
@@ -52,10 +52,10 @@ PROFILES: dict[str, tuple[str, ModelCapabilities, dict[str, Any], bool]] = {
 REASONING_KEYS = frozenset({"reasoning_effort", "reasoning"})
 
 
-def convert(body: dict[str, Any], profile: str) -> tuple[dict[str, Any], RequestPlan]:
+def convert(core: Core, body: dict[str, Any], profile: str) -> tuple[dict[str, Any], RequestPlan]:
     model, capabilities, reasoning, _ = PROFILES[profile]
     plan = RequestPlan(upstream_model=model, capabilities=capabilities, stream=True, reasoning=reasoning)
-    return convert_request(body, plan), plan
+    return core.request.convert_request(body, plan), plan
 
 
 def system_texts(body: dict[str, Any]) -> list[str]:
@@ -86,14 +86,14 @@ def test_the_in_repo_captures_hold_every_shape_these_tests_rely_on() -> None:
 
 
 @pytest.mark.parametrize(("name", "body"), MESSAGES, ids=[name for name, _ in MESSAGES])
-def test_fixture_validates(name: str, body: dict[str, Any]) -> None:
-    validate_messages_request(body)
+def test_fixture_validates(core: Core, name: str, body: dict[str, Any]) -> None:
+    core.validate.validate_messages_request(body)
 
 
 @pytest.mark.parametrize(("name", "body"), COUNT_TOKENS, ids=[name for name, _ in COUNT_TOKENS])
-def test_count_tokens_fixture_validates(name: str, body: dict[str, Any]) -> None:
-    validate_count_tokens_request(body)
-    out, _ = convert(body, "gpt-4o")
+def test_count_tokens_fixture_validates(core: Core, name: str, body: dict[str, Any]) -> None:
+    core.validate.validate_count_tokens_request(body)
+    out, _ = convert(core, body, "gpt-4o")
     upstream = "\n".join(message_texts(message) for message in out["messages"] if message["role"] == "user")
     texts = [text for message in body["messages"] for text in block_texts(message["content"])]
     assert texts and all(text in upstream for text in texts)
@@ -102,13 +102,15 @@ def test_count_tokens_fixture_validates(name: str, body: dict[str, Any]) -> None
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize(("name", "body"), MESSAGES, ids=[name for name, _ in MESSAGES])
 class TestFixtureConversion:
-    def test_no_anthropic_only_key_anywhere(self, name: str, body: dict[str, Any], profile: str) -> None:
-        out, _ = convert(body, profile)
+    def test_no_anthropic_only_key_anywhere(self, core: Core, name: str, body: dict[str, Any], profile: str) -> None:
+        out, _ = convert(core, body, profile)
         assert unexpected_keys(out, extra=REASONING_KEYS) == []
         assert BILLING_HEADER_PREFIX not in json.dumps(out)
 
-    def test_every_tool_call_is_answered_right_after(self, name: str, body: dict[str, Any], profile: str) -> None:
-        messages = convert(body, profile)[0]["messages"]
+    def test_every_tool_call_is_answered_right_after(
+        self, core: Core, name: str, body: dict[str, Any], profile: str
+    ) -> None:
+        messages = convert(core, body, profile)[0]["messages"]
         assert unanswered_tool_calls(messages) == []
         assert orphan_tool_messages(messages) == []
         tool_uses = sum(
@@ -120,16 +122,18 @@ class TestFixtureConversion:
         )
         assert sum(len(message.get("tool_calls") or ()) for message in messages) == tool_uses
 
-    def test_tool_names_fit_and_map_back(self, name: str, body: dict[str, Any], profile: str) -> None:
-        out, plan = convert(body, profile)
+    def test_tool_names_fit_and_map_back(self, core: Core, name: str, body: dict[str, Any], profile: str) -> None:
+        out, plan = convert(core, body, profile)
         names = [entry["function"]["name"] for entry in out.get("tools", [])]
         names += [call["function"]["name"] for message in out["messages"] for call in message.get("tool_calls") or ()]
         assert all(len(tool_name) <= OPENAI_TOOL_NAME_LIMIT for tool_name in names)
         declared = [tool["name"] for tool in body.get("tools") or []]
         assert [plan.tool_names.to_client(entry["function"]["name"]) for entry in out.get("tools", [])] == declared
 
-    def test_system_prompt_reaches_the_first_message(self, name: str, body: dict[str, Any], profile: str) -> None:
-        out, plan = convert(body, profile)
+    def test_system_prompt_reaches_the_first_message(
+        self, core: Core, name: str, body: dict[str, Any], profile: str
+    ) -> None:
+        out, plan = convert(core, body, profile)
         expected = system_texts(body)
         first = out["messages"][0]
         if not expected:
@@ -139,8 +143,10 @@ class TestFixtureConversion:
         for text in expected:
             assert text in first["content"]
 
-    def test_system_role_messages_reach_the_upstream(self, name: str, body: dict[str, Any], profile: str) -> None:
-        out, plan = convert(body, profile)
+    def test_system_role_messages_reach_the_upstream(
+        self, core: Core, name: str, body: dict[str, Any], profile: str
+    ) -> None:
+        out, plan = convert(core, body, profile)
         upstream = [
             message_texts(message)
             for message in out["messages"][1:]
@@ -159,8 +165,8 @@ class TestFixtureConversion:
             or plan.capabilities.system_role == "system"
         )
 
-    def test_user_text_reaches_the_upstream(self, name: str, body: dict[str, Any], profile: str) -> None:
-        out, _ = convert(body, profile)
+    def test_user_text_reaches_the_upstream(self, core: Core, name: str, body: dict[str, Any], profile: str) -> None:
+        out, _ = convert(core, body, profile)
         upstream = "\n".join(message_texts(message) for message in out["messages"] if message["role"] == "user")
         for message in body["messages"]:
             if message["role"] == "user":
@@ -171,6 +177,6 @@ class TestFixtureConversion:
 # Vendor extras (reasoning replay fields) are outside OpenAI's rules: only the OpenAI profiles are checked.
 @pytest.mark.parametrize("profile", [profile for profile, spec in sorted(PROFILES.items()) if spec[3]])
 @pytest.mark.parametrize(("name", "body"), MESSAGES, ids=[name for name, _ in MESSAGES])
-def test_openai_accepts_the_body(name: str, body: dict[str, Any], profile: str) -> None:
-    out, _ = convert(body, profile)
+def test_openai_accepts_the_body(core: Core, name: str, body: dict[str, Any], profile: str) -> None:
+    out, _ = convert(core, body, profile)
     RequestValidator().validate(out)

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.response import RAW_ARGUMENTS_KEY, accumulate_chunks, convert_response, tool_input
+from ccproxy.core.response import RAW_ARGUMENTS_KEY
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import UpstreamError
 from tests.core.conftest import INPUT_ESTIMATE, MESSAGE_ID, MODEL
@@ -30,9 +31,9 @@ def call(call_id: str | None, name: str, arguments: Any) -> dict[str, Any]:
     return entry
 
 
-def test_text_message(ctx: ResponseContext) -> None:
+def test_text_message(core: Core, ctx: ResponseContext) -> None:
     usage = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
-    assert convert_response(completion({"content": "Hi!"}, usage=usage), ctx) == {
+    assert core.response.convert_response(completion({"content": "Hi!"}, usage=usage), ctx) == {
         "id": MESSAGE_ID,
         "type": "message",
         "role": "assistant",
@@ -49,13 +50,13 @@ def test_text_message(ctx: ResponseContext) -> None:
     }
 
 
-def test_order_is_thinking_text_tool_use(ctx: ResponseContext) -> None:
+def test_order_is_thinking_text_tool_use(core: Core, ctx: ResponseContext) -> None:
     message = {
         "tool_calls": [call("call_1", "weather", '{"city": "Paris"}')],
         "content": "Checking.",
         "reasoning_content": "User wants weather.",
     }
-    result = convert_response(completion(message, "tool_calls"), ctx)
+    result = core.response.convert_response(completion(message, "tool_calls"), ctx)
     assert result["content"] == [
         {"type": "thinking", "thinking": "User wants weather.", "signature": ""},
         {"type": "text", "text": "Checking."},
@@ -64,7 +65,7 @@ def test_order_is_thinking_text_tool_use(ctx: ResponseContext) -> None:
     assert result["stop_reason"] == "tool_use"
 
 
-def test_reasoning_details_with_signature_win_over_reasoning(ctx: ResponseContext) -> None:
+def test_reasoning_details_with_signature_win_over_reasoning(core: Core, ctx: ResponseContext) -> None:
     message = {
         "content": "Hello",
         "reasoning": "mirror text",
@@ -78,38 +79,40 @@ def test_reasoning_details_with_signature_win_over_reasoning(ctx: ResponseContex
             {"type": "reasoning.encrypted", "data": "opaque"},
         ],
     }
-    assert convert_response(completion(message), ctx)["content"] == [
+    assert core.response.convert_response(completion(message), ctx)["content"] == [
         {"type": "thinking", "thinking": "mirror text", "signature": "EvgC"},
         {"type": "text", "text": "Hello"},
     ]
 
 
-def test_reasoning_string(ctx: ResponseContext) -> None:
-    result = convert_response(completion({"content": "x", "reasoning": "because"}), ctx)
+def test_reasoning_string(core: Core, ctx: ResponseContext) -> None:
+    result = core.response.convert_response(completion({"content": "x", "reasoning": "because"}), ctx)
     assert result["content"][0] == {"type": "thinking", "thinking": "because", "signature": ""}
 
 
-def test_refusal_is_text(ctx: ResponseContext) -> None:
-    result = convert_response(completion({"content": None, "refusal": "I can't."}, "content_filter"), ctx)
+def test_refusal_is_text(core: Core, ctx: ResponseContext) -> None:
+    result = core.response.convert_response(completion({"content": None, "refusal": "I can't."}, "content_filter"), ctx)
     assert result["content"] == [{"type": "text", "text": "I can't."}]
     assert result["stop_reason"] == "refusal"
 
 
-def test_no_text_block_for_null_content_next_to_tools(ctx: ResponseContext) -> None:
+def test_no_text_block_for_null_content_next_to_tools(core: Core, ctx: ResponseContext) -> None:
     message = {"content": None, "tool_calls": [call("c", "ls", "{}")]}
-    assert [block["type"] for block in convert_response(completion(message, "tool_calls"), ctx)["content"]] == [
-        "tool_use"
-    ]
+    assert [
+        block["type"] for block in core.response.convert_response(completion(message, "tool_calls"), ctx)["content"]
+    ] == ["tool_use"]
 
 
 @pytest.mark.parametrize("value", [None, ""])
-def test_empty_message_is_one_empty_text_block(ctx: ResponseContext, value: str | None) -> None:
-    assert convert_response(completion({"content": value}), ctx)["content"] == [{"type": "text", "text": ""}]
+def test_empty_message_is_one_empty_text_block(core: Core, ctx: ResponseContext, value: str | None) -> None:
+    assert core.response.convert_response(completion({"content": value}), ctx)["content"] == [
+        {"type": "text", "text": ""}
+    ]
 
 
-def test_text_parts_content(ctx: ResponseContext) -> None:
+def test_text_parts_content(core: Core, ctx: ResponseContext) -> None:
     message = {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
-    assert convert_response(completion(message), ctx)["content"] == [{"type": "text", "text": "ab"}]
+    assert core.response.convert_response(completion(message), ctx)["content"] == [{"type": "text", "text": "ab"}]
 
 
 @pytest.mark.parametrize(
@@ -127,30 +130,30 @@ def test_text_parts_content(ctx: ResponseContext) -> None:
     ],
     ids=["object", "empty", "null", "blank", "dict", "double_encoded", "truncated", "array", "text"],
 )
-def test_tool_input(arguments: Any, expected: dict[str, Any]) -> None:
-    assert tool_input(arguments) == expected
+def test_tool_input(core: Core, arguments: Any, expected: dict[str, Any]) -> None:
+    assert core.response.tool_input(arguments) == expected
 
 
-def test_tool_call_without_id_gets_a_generated_one(ctx: ResponseContext) -> None:
+def test_tool_call_without_id_gets_a_generated_one(core: Core, ctx: ResponseContext) -> None:
     message = {"tool_calls": [call(None, "ls", "{}"), call(None, "pwd", "{}")]}
-    first, second = convert_response(completion(message, "tool_calls"), ctx)["content"]
+    first, second = core.response.convert_response(completion(message, "tool_calls"), ctx)["content"]
     assert first["id"].startswith("toolu_") and second["id"].startswith("toolu_")
     assert first["id"] != second["id"]
 
 
-def test_legacy_function_call(ctx: ResponseContext) -> None:
+def test_legacy_function_call(core: Core, ctx: ResponseContext) -> None:
     message = {"content": None, "function_call": {"name": "lookup", "arguments": '{"id": 7}'}}
-    result = convert_response(completion(message, "function_call"), ctx)
+    result = core.response.convert_response(completion(message, "function_call"), ctx)
     (block,) = result["content"]
     assert (block["name"], block["input"], result["stop_reason"]) == ("lookup", {"id": 7}, "tool_use")
 
 
-def test_long_tool_names_are_mapped_back() -> None:
+def test_long_tool_names_are_mapped_back(core: Core) -> None:
     long_name = "mcp__server__" + "x" * 80
     names = ToolNameMap([long_name])
     ctx = ResponseContext(message_id=MESSAGE_ID, model=MODEL, tool_names=names)
     message = {"tool_calls": [call("c", names.to_upstream(long_name), "{}")]}
-    assert convert_response(completion(message, "tool_calls"), ctx)["content"][0]["name"] == long_name
+    assert core.response.convert_response(completion(message, "tool_calls"), ctx)["content"][0]["name"] == long_name
 
 
 @pytest.mark.parametrize(
@@ -163,22 +166,22 @@ def test_long_tool_names_are_mapped_back() -> None:
         ("x", "end_turn"),
     ],
 )
-def test_stop_reason(ctx: ResponseContext, finish: str | None, expected: str) -> None:
-    assert convert_response(completion({"content": "x"}, finish), ctx)["stop_reason"] == expected
+def test_stop_reason(core: Core, ctx: ResponseContext, finish: str | None, expected: str) -> None:
+    assert core.response.convert_response(completion({"content": "x"}, finish), ctx)["stop_reason"] == expected
 
 
-def test_stop_with_tool_calls_is_tool_use(ctx: ResponseContext) -> None:
+def test_stop_with_tool_calls_is_tool_use(core: Core, ctx: ResponseContext) -> None:
     message = {"tool_calls": [call("c", "ls", "{}")]}
-    assert convert_response(completion(message, "stop"), ctx)["stop_reason"] == "tool_use"
+    assert core.response.convert_response(completion(message, "stop"), ctx)["stop_reason"] == "tool_use"
 
 
-def test_usage_with_cache_tokens(ctx: ResponseContext) -> None:
+def test_usage_with_cache_tokens(core: Core, ctx: ResponseContext) -> None:
     usage = {
         "prompt_tokens": 2000,
         "completion_tokens": 50,
         "prompt_tokens_details": {"cached_tokens": 1500, "cache_write_tokens": 400},
     }
-    assert convert_response(completion({"content": "x"}, usage=usage), ctx)["usage"] == {
+    assert core.response.convert_response(completion({"content": "x"}, usage=usage), ctx)["usage"] == {
         "input_tokens": 100,
         "output_tokens": 50,
         "cache_creation_input_tokens": 400,
@@ -186,26 +189,26 @@ def test_usage_with_cache_tokens(ctx: ResponseContext) -> None:
     }
 
 
-def test_missing_usage_uses_the_estimate(ctx: ResponseContext) -> None:
-    assert convert_response(completion({"content": "x"}), ctx)["usage"]["input_tokens"] == INPUT_ESTIMATE
+def test_missing_usage_uses_the_estimate(core: Core, ctx: ResponseContext) -> None:
+    assert core.response.convert_response(completion({"content": "x"}), ctx)["usage"]["input_tokens"] == INPUT_ESTIMATE
 
 
-def test_error_body_raises(ctx: ResponseContext) -> None:
+def test_error_body_raises(core: Core, ctx: ResponseContext) -> None:
     with pytest.raises(UpstreamError) as raised:
-        convert_response({"error": {"code": 402, "message": "Insufficient credits"}}, ctx)
+        core.response.convert_response({"error": {"code": 402, "message": "Insufficient credits"}}, ctx)
     assert (raised.value.status, raised.value.error_type) == (402, "billing_error")
 
 
-def test_finish_reason_error_raises(ctx: ResponseContext) -> None:
+def test_finish_reason_error_raises(core: Core, ctx: ResponseContext) -> None:
     body = completion({"content": ""}, "error")
     body["choices"][0]["error"] = {"code": 502, "message": "Provider died"}
     with pytest.raises(UpstreamError, match="Provider died"):
-        convert_response(body, ctx)
+        core.response.convert_response(body, ctx)
 
 
-def test_no_choices_is_a_bad_gateway(ctx: ResponseContext) -> None:
+def test_no_choices_is_a_bad_gateway(core: Core, ctx: ResponseContext) -> None:
     with pytest.raises(UpstreamError) as raised:
-        convert_response({"id": "x", "choices": []}, ctx)
+        core.response.convert_response({"id": "x", "choices": []}, ctx)
     assert raised.value.status == 502
 
 
@@ -221,7 +224,7 @@ def delta_chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, A
     }
 
 
-def test_accumulate_text_reasoning_and_usage() -> None:
+def test_accumulate_text_reasoning_and_usage(core: Core) -> None:
     chunks = [
         delta_chunk({"role": "assistant", "content": None, "reasoning_content": "a"}),
         delta_chunk({"reasoning_content": "b"}),
@@ -229,7 +232,7 @@ def test_accumulate_text_reasoning_and_usage() -> None:
         delta_chunk({"content": "lo"}, "stop"),
         {"id": "c", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}},
     ]
-    assert accumulate_chunks(chunks) == {
+    assert core.response.accumulate_chunks(chunks) == {
         "id": "c",
         "model": "m",
         "created": 1,
@@ -245,26 +248,26 @@ def test_accumulate_text_reasoning_and_usage() -> None:
     }
 
 
-def test_accumulate_reasoning_details_by_index() -> None:
+def test_accumulate_reasoning_details_by_index(core: Core) -> None:
     detail = {"type": "reasoning.text", "format": "anthropic-claude-v1", "index": 0}
     chunks = [
         delta_chunk({"reasoning": "a", "reasoning_details": [{**detail, "text": "a"}]}),
         delta_chunk({"reasoning": "b", "reasoning_details": [{**detail, "text": "b"}]}),
         delta_chunk({"reasoning_details": [{**detail, "signature": "sig"}]}),
     ]
-    message = accumulate_chunks(chunks)["choices"][0]["message"]
+    message = core.response.accumulate_chunks(chunks)["choices"][0]["message"]
     assert message["reasoning"] == "ab"
     assert message["reasoning_details"] == [{**detail, "text": "ab", "signature": "sig"}]
 
 
-def test_accumulate_tool_calls_by_index() -> None:
+def test_accumulate_tool_calls_by_index(core: Core) -> None:
     chunks = [
         delta_chunk({"tool_calls": [{"index": 1, "id": "b", "type": "function", "function": {"name": "g"}}]}),
         delta_chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": '{"x"'}}]}),
         delta_chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}),
         delta_chunk({"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}, "tool_calls"),
     ]
-    completion_body = accumulate_chunks(chunks)
+    completion_body = core.response.accumulate_chunks(chunks)
     assert completion_body["choices"][0]["message"]["tool_calls"] == [
         {"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
         {"index": 1, "id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
@@ -272,23 +275,23 @@ def test_accumulate_tool_calls_by_index() -> None:
     assert completion_body["choices"][0]["finish_reason"] == "tool_calls"
 
 
-def test_accumulate_keeps_an_in_stream_error(ctx: ResponseContext) -> None:
+def test_accumulate_keeps_an_in_stream_error(core: Core, ctx: ResponseContext) -> None:
     chunks = [delta_chunk({"content": "x"}), {"error": {"code": 429, "message": "slow down"}}]
-    folded = accumulate_chunks(chunks)
+    folded = core.response.accumulate_chunks(chunks)
     assert folded["error"] == {"code": 429, "message": "slow down"}
     with pytest.raises(UpstreamError) as raised:
-        convert_response(folded, ctx)
+        core.response.convert_response(folded, ctx)
     assert raised.value.status == 429
 
 
-def test_accumulate_then_convert(ctx: ResponseContext) -> None:
+def test_accumulate_then_convert(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         delta_chunk({"reasoning_content": "think"}),
         delta_chunk({"content": "ok"}),
         delta_chunk({"tool_calls": [{"index": 0, "id": "t", "function": {"name": "f", "arguments": "{}"}}]}),
         delta_chunk({}, "tool_calls"),
     ]
-    assert convert_response(accumulate_chunks(chunks), ctx)["content"] == [
+    assert core.response.convert_response(core.response.accumulate_chunks(chunks), ctx)["content"] == [
         {"type": "thinking", "thinking": "think", "signature": ""},
         {"type": "text", "text": "ok"},
         {"type": "tool_use", "id": "t", "name": "f", "input": {}},

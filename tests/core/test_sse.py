@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from ccproxy.core.sse import SSEDecoder, encode_event
+from ccproxy.core._twins import Core
 from tests.support.anthropic_stream import parse_sse
 
 
-def decode(*pieces: bytes) -> list[bytes]:
-    decoder = SSEDecoder()
+def decode(core: Core, *pieces: bytes) -> list[bytes]:
+    decoder = core.sse.SSEDecoder()
     payloads: list[bytes] = []
     for piece in pieces:
         payloads.extend(decoder.feed(piece))
@@ -34,112 +34,112 @@ MIXED = (
 MIXED_PAYLOADS = [text.encode() for text in ['{"a":"é"}', '{"b":\n"日本"}', '{"c":"🙂"}', " two spaces", "[DONE]"]]
 
 
-def test_lf_events() -> None:
-    assert decode(b'data: {"x":1}\n\ndata: {"x":2}\n\n') == [b'{"x":1}', b'{"x":2}']
+def test_lf_events(core: Core) -> None:
+    assert decode(core, b'data: {"x":1}\n\ndata: {"x":2}\n\n') == [b'{"x":1}', b'{"x":2}']
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
-def test_every_line_ending(newline: bytes) -> None:
+def test_every_line_ending(core: Core, newline: bytes) -> None:
     body = b"data: one" + newline + newline + b"data: two" + newline + b"data: 2b" + newline + newline
-    assert decode(body) == [b"one", b"two\n2b"]
+    assert decode(core, body) == [b"one", b"two\n2b"]
 
 
-def test_mixed_stream() -> None:
-    assert decode(MIXED) == MIXED_PAYLOADS
+def test_mixed_stream(core: Core) -> None:
+    assert decode(core, MIXED) == MIXED_PAYLOADS
 
 
-def test_multi_line_data_is_joined_with_lf() -> None:
-    assert decode(b"data: {\ndata: }\n\n") == [b"{\n}"]
+def test_multi_line_data_is_joined_with_lf(core: Core) -> None:
+    assert decode(core, b"data: {\ndata: }\n\n") == [b"{\n}"]
 
 
-def test_comments_and_other_fields_are_ignored() -> None:
+def test_comments_and_other_fields_are_ignored(core: Core) -> None:
     body = b": keep-alive\n\nevent: message\nid: 1\nretry: 5\nfoo: bar\ndata: x\n\n"
-    assert decode(body) == [b"x"]
+    assert decode(core, body) == [b"x"]
 
 
-def test_field_value_loses_one_leading_space_only() -> None:
-    assert decode(b"data:x\n\ndata:  y\n\n") == [b"x", b" y"]
+def test_field_value_loses_one_leading_space_only(core: Core) -> None:
+    assert decode(core, b"data:x\n\ndata:  y\n\n") == [b"x", b" y"]
 
 
-def test_done_is_returned_as_is() -> None:
-    assert decode(b"data: [DONE]\n\n") == [b"[DONE]"]
+def test_done_is_returned_as_is(core: Core) -> None:
+    assert decode(core, b"data: [DONE]\n\n") == [b"[DONE]"]
 
 
-def test_events_with_empty_data_are_dropped() -> None:
-    assert decode(b"data:\n\ndata\n\ndata: \n\n: only a comment\n\n") == []
+def test_events_with_empty_data_are_dropped(core: Core) -> None:
+    assert decode(core, b"data:\n\ndata\n\ndata: \n\n: only a comment\n\n") == []
 
 
-def test_payload_is_returned_when_its_event_completes() -> None:
-    decoder = SSEDecoder()
+def test_payload_is_returned_when_its_event_completes(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     assert decoder.feed(b"data: a\n") == []
     assert decoder.feed(b"\n") == [b"a"]
 
 
-def test_flush_returns_an_event_without_the_final_blank_line() -> None:
-    decoder = SSEDecoder()
+def test_flush_returns_an_event_without_the_final_blank_line(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     assert decoder.feed(b"data: a\n\ndata: b\n") == [b"a"]
     assert decoder.flush() == [b"b"]
 
 
-def test_flush_returns_a_last_line_without_line_end() -> None:
-    decoder = SSEDecoder()
+def test_flush_returns_a_last_line_without_line_end(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     assert decoder.feed(b"data: [DO") == []
     assert decoder.flush() == [b"[DO"]
 
 
-def test_flush_empties_the_decoder() -> None:
-    decoder = SSEDecoder()
+def test_flush_empties_the_decoder(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     decoder.feed(b"data: a")
     assert decoder.flush() == [b"a"]
     assert decoder.flush() == []
     assert decoder.feed(b"data: b\n\n") == [b"b"]
 
 
-def test_cr_at_the_end_of_a_read_then_lf() -> None:
-    decoder = SSEDecoder()
+def test_cr_at_the_end_of_a_read_then_lf(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     assert decoder.feed(b"data: a\r") == []
     assert decoder.feed(b"\n\r") == [b"a"]
     assert decoder.feed(b"\n") == []
     assert decoder.feed(b"data: b\r\r") == [b"b"]
 
 
-def test_cr_then_empty_read_then_lf() -> None:
-    decoder = SSEDecoder()
+def test_cr_then_empty_read_then_lf(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     assert decoder.feed(b"data: a\r") == []
     assert decoder.feed(b"") == []
     assert decoder.feed(b"\n\r\n") == [b"a"]
 
 
-def test_cr_only_stream_dispatches_without_waiting_for_more_bytes() -> None:
-    decoder = SSEDecoder()
+def test_cr_only_stream_dispatches_without_waiting_for_more_bytes(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     assert decoder.feed(b"data: a\r\r") == [b"a"]
 
 
-def test_bom_is_stripped_only_at_the_start() -> None:
-    assert decode(b"\xef\xbb\xbfdata: a\n\n") == [b"a"]
-    assert decode(b"\xef", b"\xbb", b"\xbfdata: a\n\n") == [b"a"]
+def test_bom_is_stripped_only_at_the_start(core: Core) -> None:
+    assert decode(core, b"\xef\xbb\xbfdata: a\n\n") == [b"a"]
+    assert decode(core, b"\xef", b"\xbb", b"\xbfdata: a\n\n") == [b"a"]
     # Later, a BOM is an ordinary character of an unknown field name.
-    assert decode(b"data: a\n\n\xef\xbb\xbfdata: b\n\n") == [b"a"]
+    assert decode(core, b"data: a\n\n\xef\xbb\xbfdata: b\n\n") == [b"a"]
 
 
-def test_invalid_utf8_becomes_replacement_characters() -> None:
-    assert decode(b"data: a\xffb\n\n") == ["a\ufffdb".encode()]
+def test_invalid_utf8_becomes_replacement_characters(core: Core) -> None:
+    assert decode(core, b"data: a\xffb\n\n") == ["a\ufffdb".encode()]
 
 
-def test_split_at_every_offset_gives_identical_payloads() -> None:
+def test_split_at_every_offset_gives_identical_payloads(core: Core) -> None:
     for offset in range(len(MIXED) + 1):
-        assert decode(MIXED[:offset], MIXED[offset:]) == MIXED_PAYLOADS, offset
+        assert decode(core, MIXED[:offset], MIXED[offset:]) == MIXED_PAYLOADS, offset
 
 
-def test_split_at_every_pair_of_offsets_gives_identical_payloads() -> None:
+def test_split_at_every_pair_of_offsets_gives_identical_payloads(core: Core) -> None:
     for first in range(len(MIXED) + 1):
         for second in range(first, len(MIXED) + 1):
             pieces = (MIXED[:first], MIXED[first:second], MIXED[second:])
-            assert decode(*pieces) == MIXED_PAYLOADS, (first, second)
+            assert decode(core, *pieces) == MIXED_PAYLOADS, (first, second)
 
 
-def test_one_byte_at_a_time() -> None:
-    assert decode(*(MIXED[i : i + 1] for i in range(len(MIXED)))) == MIXED_PAYLOADS
+def test_one_byte_at_a_time(core: Core) -> None:
+    assert decode(core, *(MIXED[i : i + 1] for i in range(len(MIXED)))) == MIXED_PAYLOADS
 
 
 # The same stream with LF line ends only: reads of whole one-line events take the decoder's fast path, and the
@@ -147,29 +147,29 @@ def test_one_byte_at_a_time() -> None:
 LF_ONLY = MIXED.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
-def test_lf_only_stream_split_at_every_pair_of_offsets() -> None:
-    assert decode(LF_ONLY) == MIXED_PAYLOADS
+def test_lf_only_stream_split_at_every_pair_of_offsets(core: Core) -> None:
+    assert decode(core, LF_ONLY) == MIXED_PAYLOADS
     for first in range(len(LF_ONLY) + 1):
         for second in range(first, len(LF_ONLY) + 1):
             pieces = (LF_ONLY[:first], LF_ONLY[first:second], LF_ONLY[second:])
-            assert decode(*pieces) == MIXED_PAYLOADS, (first, second)
+            assert decode(core, *pieces) == MIXED_PAYLOADS, (first, second)
 
 
-def test_several_whole_events_and_a_partial_line_in_one_read() -> None:
-    decoder = SSEDecoder()
+def test_several_whole_events_and_a_partial_line_in_one_read(core: Core) -> None:
+    decoder = core.sse.SSEDecoder()
     assert decoder.feed(b"data: a\n\n: ping\n\ndata:b\n\n\n\ndata: c") == [b"a", b"b"]
     assert decoder.feed(b"d\n\ndata: e\n\ndata: f\n") == [b"cd", b"e"]
     assert decoder.feed(b"data: g\n\n") == [b"f\ng"]
 
 
-def test_invalid_utf8_in_a_read_of_whole_events() -> None:
+def test_invalid_utf8_in_a_read_of_whole_events(core: Core) -> None:
     body = b"data: a\n\ndata: \xe6\x97\n\ndata: \xe6\x97\xa5\n\n"
-    assert decode(body) == [b"a", "\ufffd".encode(), "日".encode()]
+    assert decode(core, body) == [b"a", "\ufffd".encode(), "日".encode()]
 
 
-def test_encode_event_framing() -> None:
+def test_encode_event_framing(core: Core) -> None:
     event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a/b é\n"}}
-    encoded = encode_event(event)
+    encoded = core.sse.encode_event(event)
     expected = (
         'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
         '"delta":{"type":"text_delta","text":"a/b é\\n"}}\n\n'
@@ -178,12 +178,12 @@ def test_encode_event_framing() -> None:
     assert parse_sse(encoded) == [event]
 
 
-def test_encode_event_keeps_lone_surrogates_as_json_escapes() -> None:
-    encoded = encode_event({"type": "ping", "x": "\ud83d"})
+def test_encode_event_keeps_lone_surrogates_as_json_escapes(core: Core) -> None:
+    encoded = core.sse.encode_event({"type": "ping", "x": "\ud83d"})
     assert encoded == b'event: ping\ndata: {"type":"ping","x":"\\ud83d"}\n\n'
 
 
-def test_encoded_events_decode_back() -> None:
+def test_encoded_events_decode_back(core: Core) -> None:
     events = [{"type": "ping"}, {"type": "message_stop"}, {"type": "x", "text": "日本\r\n"}]
-    body = b"".join(encode_event(event) for event in events)
-    assert [json.loads(payload) for payload in decode(body)] == events
+    body = b"".join(core.sse.encode_event(event) for event in events)
+    assert [json.loads(payload) for payload in decode(core, body)] == events

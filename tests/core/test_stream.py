@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.sse import encode_events
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import ProxyError, UpstreamError
 from tests.core.conftest import INPUT_ESTIMATE, MESSAGE_ID, MODEL
@@ -62,25 +61,25 @@ def tools(*entries: dict[str, Any], finish: str | None = None) -> dict[str, Any]
     return chunk({"tool_calls": list(entries)}, finish)
 
 
-def run(chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[Event]:
+def run(core: Core, chunks: list[dict[str, Any]], ctx: ResponseContext) -> list[Event]:
     """start + every chunk + finish, checked against the grammar and against `feed_sse`."""
-    translator = StreamTranslator(ctx)
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start()
     for item in chunks:
         events += translator.feed(item)
     events += translator.finish()
     check_stream(events)
-    check_feed_sse(chunks, ctx)
+    check_feed_sse(core, chunks, ctx)
     return events
 
 
-def check_feed_sse(chunks: list[dict[str, Any]], ctx: ResponseContext) -> None:
+def check_feed_sse(core: Core, chunks: list[dict[str, Any]], ctx: ResponseContext) -> None:
     """`feed_sse` writes, chunk by chunk, exactly the bytes of `feed`'s events (its fast paths skip the dicts)."""
-    by_dicts, by_bytes = StreamTranslator(ctx), StreamTranslator(ctx)
+    by_dicts, by_bytes = core.stream.StreamTranslator(ctx), core.stream.StreamTranslator(ctx)
     by_dicts.start(), by_bytes.start()
     for item in chunks:
-        assert by_bytes.feed_sse(item) == encode_events(by_dicts.feed(item)), item
-    assert encode_events(by_bytes.finish()) == encode_events(by_dicts.finish())
+        assert by_bytes.feed_sse(item) == core.sse.encode_events(by_dicts.feed(item)), item
+    assert core.sse.encode_events(by_bytes.finish()) == core.sse.encode_events(by_dicts.finish())
 
 
 def content(events: list[Event]) -> list[dict[str, Any]]:
@@ -103,8 +102,8 @@ def message_delta(events: list[Event]) -> Event:
 # -- start --------------------------------------------------------------------------------------------------
 
 
-def test_start_is_message_start_then_ping(ctx: ResponseContext) -> None:
-    events = StreamTranslator(ctx).start()
+def test_start_is_message_start_then_ping(core: Core, ctx: ResponseContext) -> None:
+    events = core.stream.StreamTranslator(ctx).start()
     assert events == [
         {
             "type": "message_start",
@@ -128,8 +127,8 @@ def test_start_is_message_start_then_ping(ctx: ResponseContext) -> None:
     ]
 
 
-def test_start_is_sent_once_even_if_feed_comes_first(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_start_is_sent_once_even_if_feed_comes_first(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.feed(text("hi"))
     assert [event["type"] for event in events[:2]] == ["message_start", "ping"]
     events += translator.start() + translator.finish()
@@ -139,8 +138,8 @@ def test_start_is_sent_once_even_if_feed_comes_first(ctx: ResponseContext) -> No
 # -- text ---------------------------------------------------------------------------------------------------
 
 
-def test_text_is_one_block_of_text_deltas(ctx: ResponseContext) -> None:
-    events = run([chunk({"role": "assistant", "content": ""}), text("Hel"), text("lo"), chunk({}, "stop")], ctx)
+def test_text_is_one_block_of_text_deltas(core: Core, ctx: ResponseContext) -> None:
+    events = run(core, [chunk({"role": "assistant", "content": ""}), text("Hel"), text("lo"), chunk({}, "stop")], ctx)
     assert content(events) == [{"type": "text", "text": "Hello"}]
     assert deltas(events, "text_delta") == [
         {"type": "text_delta", "text": "Hel"},
@@ -149,19 +148,19 @@ def test_text_is_one_block_of_text_deltas(ctx: ResponseContext) -> None:
     assert message_delta(events)["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
 
 
-def test_empty_and_null_content_never_open_a_block(ctx: ResponseContext) -> None:
-    events = run([chunk({"role": "assistant", "content": None}), text(""), chunk({}, "stop")], ctx)
+def test_empty_and_null_content_never_open_a_block(core: Core, ctx: ResponseContext) -> None:
+    events = run(core, [chunk({"role": "assistant", "content": None}), text(""), chunk({}, "stop")], ctx)
     assert of_type(events, "content_block_start") == []
     assert message_delta(events)["delta"]["stop_reason"] == "end_turn"
 
 
-def test_refusal_is_text(ctx: ResponseContext) -> None:
-    events = run([chunk({"refusal": "I can't"}), chunk({"refusal": " help."}), chunk({}, "stop")], ctx)
+def test_refusal_is_text(core: Core, ctx: ResponseContext) -> None:
+    events = run(core, [chunk({"refusal": "I can't"}), chunk({"refusal": " help."}), chunk({}, "stop")], ctx)
     assert content(events) == [{"type": "text", "text": "I can't help."}]
 
 
-def test_content_and_finish_in_one_chunk(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_content_and_finish_in_one_chunk(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start() + translator.feed(chunk({"content": "Done."}, "stop"))
     # The block is closed at once; message_delta waits for usage.
     assert [event["type"] for event in events[2:]] == [
@@ -174,17 +173,17 @@ def test_content_and_finish_in_one_chunk(ctx: ResponseContext) -> None:
     assert content(events) == [{"type": "text", "text": "Done."}]
 
 
-def test_content_parts_arrays_are_read_as_text(ctx: ResponseContext) -> None:
-    events = run([chunk({"content": [{"type": "text", "text": "a"}, {"type": "image_url"}]}), text("b")], ctx)
+def test_content_parts_arrays_are_read_as_text(core: Core, ctx: ResponseContext) -> None:
+    events = run(core, [chunk({"content": [{"type": "text", "text": "a"}, {"type": "image_url"}]}), text("b")], ctx)
     assert content(events) == [{"type": "text", "text": "ab"}]
 
 
-def test_unknown_fields_and_other_choices_are_ignored(ctx: ResponseContext) -> None:
+def test_unknown_fields_and_other_choices_are_ignored(core: Core, ctx: ResponseContext) -> None:
     noisy = chunk({"content": "x", "role": "assistant", "annotations": []}, obfuscation="abc", system_fingerprint="fp")
     other = {"choices": [{"index": 1, "delta": {"content": "other choice"}, "finish_reason": "length"}]}
     both = {"choices": [{"index": 1, "delta": {"content": "no"}}, {"index": 0, "delta": {"content": "y"}}]}
     null_index = {"choices": [{"index": None, "delta": {"content": "z"}}], "usage": None}
-    events = run([noisy, other, both, null_index, chunk({}, "stop")], ctx)
+    events = run(core, [noisy, other, both, null_index, chunk({}, "stop")], ctx)
     assert content(events) == [{"type": "text", "text": "xyz"}]
     assert message_delta(events)["delta"]["stop_reason"] == "end_turn"
 
@@ -202,9 +201,9 @@ def test_unknown_fields_and_other_choices_are_ignored(ctx: ResponseContext) -> N
     ],
     ids=["reasoning_content", "reasoning", "reasoning_details", "reasoning_summary"],
 )
-def test_reasoning_then_text(ctx: ResponseContext, reasoning: Any) -> None:
+def test_reasoning_then_text(core: Core, ctx: ResponseContext, reasoning: Any) -> None:
     chunks = [chunk(reasoning("Let me ")), chunk(reasoning("think.")), text("Answer"), chunk({}, "stop")]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert content(events) == [
         {"type": "thinking", "thinking": "Let me think.", "signature": ""},
         {"type": "text", "text": "Answer"},
@@ -212,17 +211,17 @@ def test_reasoning_then_text(ctx: ResponseContext, reasoning: Any) -> None:
     assert [event["index"] for event in of_type(events, "content_block_start")] == [0, 1]
 
 
-def test_openrouter_mirrored_reasoning_is_not_doubled(ctx: ResponseContext) -> None:
+def test_openrouter_mirrored_reasoning_is_not_doubled(core: Core, ctx: ResponseContext) -> None:
     mirrored = {
         "content": "",
         "reasoning": "Hmm",
         "reasoning_details": [{"type": "reasoning.text", "text": "Hmm", "format": "anthropic-claude-v1", "index": 0}],
     }
-    events = run([chunk(mirrored), text("ok")], ctx)
+    events = run(core, [chunk(mirrored), text("ok")], ctx)
     assert content(events)[0] == {"type": "thinking", "thinking": "Hmm", "signature": ""}
 
 
-def test_late_reasoning_is_dropped_and_text_stays_one_block(ctx: ResponseContext) -> None:
+def test_late_reasoning_is_dropped_and_text_stays_one_block(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         chunk({"reasoning_content": "first"}),
         text("Hello"),
@@ -231,7 +230,7 @@ def test_late_reasoning_is_dropped_and_text_stays_one_block(ctx: ResponseContext
         chunk({"reasoning_details": [{"type": "reasoning.text", "text": "later", "signature": "sig"}]}),
         chunk({}, "stop"),
     ]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert content(events) == [
         {"type": "thinking", "thinking": "first", "signature": ""},
         {"type": "text", "text": "Hello world"},
@@ -239,23 +238,23 @@ def test_late_reasoning_is_dropped_and_text_stays_one_block(ctx: ResponseContext
     assert deltas(events, "signature_delta") == []
 
 
-def test_reasoning_after_a_tool_call_is_dropped(ctx: ResponseContext) -> None:
+def test_reasoning_after_a_tool_call_is_dropped(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         tools(tool(0, "call_1", "f", "{}")),
         chunk({"reasoning_content": "late"}),
         chunk({}, "tool_calls"),
     ]
-    assert [block["type"] for block in content(run(chunks, ctx))] == ["tool_use"]
+    assert [block["type"] for block in content(run(core, chunks, ctx))] == ["tool_use"]
 
 
-def test_signature_delta_only_for_a_real_signature(ctx: ResponseContext) -> None:
+def test_signature_delta_only_for_a_real_signature(core: Core, ctx: ResponseContext) -> None:
     detail = {"type": "reasoning.text", "format": "anthropic-claude-v1", "index": 0}
     chunks = [
         chunk({"reasoning_details": [{**detail, "text": "Thinking"}]}),
         chunk({"reasoning_details": [{**detail, "text": "", "signature": "EqQBCkgI"}]}),
         text("Hi"),
     ]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert deltas(events, "signature_delta") == [{"type": "signature_delta", "signature": "EqQBCkgI"}]
     # Just before the thinking block's stop.
     position = events.index({"type": "content_block_delta", "index": 0, "delta": deltas(events, "signature_delta")[0]})
@@ -273,13 +272,13 @@ def test_signature_delta_only_for_a_real_signature(ctx: ResponseContext) -> None
     ],
     ids=["reasoning_content", "no_signature", "empty_signature", "null_signature"],
 )
-def test_no_signature_delta_without_a_real_signature(ctx: ResponseContext, delta: dict[str, Any]) -> None:
-    events = run([chunk(delta), text("x")], ctx)
+def test_no_signature_delta_without_a_real_signature(core: Core, ctx: ResponseContext, delta: dict[str, Any]) -> None:
+    events = run(core, [chunk(delta), text("x")], ctx)
     assert deltas(events, "signature_delta") == []
     assert content(events)[0] == {"type": "thinking", "thinking": "plain", "signature": ""}
 
 
-def test_each_reasoning_detail_index_is_its_own_thinking_block(ctx: ResponseContext) -> None:
+def test_each_reasoning_detail_index_is_its_own_thinking_block(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         chunk({"reasoning_details": [{"type": "reasoning.text", "text": "one", "index": 0}]}),
         chunk({"reasoning_details": [{"type": "reasoning.text", "signature": "s1", "index": 0}]}),
@@ -287,7 +286,7 @@ def test_each_reasoning_detail_index_is_its_own_thinking_block(ctx: ResponseCont
         chunk({"reasoning_details": [{"type": "reasoning.text", "text": "two", "signature": "s2", "index": 2}]}),
         text("x"),
     ]
-    assert content(run(chunks, ctx)) == [
+    assert content(run(core, chunks, ctx)) == [
         {"type": "thinking", "thinking": "one", "signature": "s1"},
         {"type": "thinking", "thinking": "two", "signature": "s2"},
         {"type": "text", "text": "x"},
@@ -297,7 +296,7 @@ def test_each_reasoning_detail_index_is_its_own_thinking_block(ctx: ResponseCont
 # -- tool calls ---------------------------------------------------------------------------------------------
 
 
-def test_several_tool_calls_one_after_another(ctx: ResponseContext) -> None:
+def test_several_tool_calls_one_after_another(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         tools(tool(0, "call_a", "add", "")),
         tools(tool(0, args='{"a"')),
@@ -307,7 +306,7 @@ def test_several_tool_calls_one_after_another(ctx: ResponseContext) -> None:
         chunk({}, "tool_calls"),
         usage_chunk(),
     ]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert content(events) == [
         {"type": "tool_use", "id": "call_a", "name": "add", "input": {"a": 2}},
         {"type": "tool_use", "id": "call_m", "name": "multiply", "input": {"b": 3}},
@@ -321,16 +320,16 @@ def test_several_tool_calls_one_after_another(ctx: ResponseContext) -> None:
     assert message_delta(events)["delta"]["stop_reason"] == "tool_use"
 
 
-def test_several_tool_calls_in_one_chunk(ctx: ResponseContext) -> None:
+def test_several_tool_calls_in_one_chunk(core: Core, ctx: ResponseContext) -> None:
     chunks = [tools(tool(0, "c1", "add", '{"a":1}'), tool(1, "c2", "multiply", '{"a":2}'), finish="tool_calls")]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert content(events) == [
         {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1}},
         {"type": "tool_use", "id": "c2", "name": "multiply", "input": {"a": 2}},
     ]
 
 
-def test_interleaved_tool_indices_keep_each_call_whole(ctx: ResponseContext) -> None:
+def test_interleaved_tool_indices_keep_each_call_whole(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         tools(tool(0, "c0", "read", "")),
         tools(tool(1, "c1", "write", "")),
@@ -340,15 +339,15 @@ def test_interleaved_tool_indices_keep_each_call_whole(ctx: ResponseContext) -> 
         tools(tool(1, args='"text": "t"}')),
         chunk({}, "tool_calls"),
     ]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert content(events) == [
         {"type": "tool_use", "id": "c0", "name": "read", "input": {"path": "a"}},
         {"type": "tool_use", "id": "c1", "name": "write", "input": {"path": "b", "text": "t"}},
     ]
 
 
-def test_second_call_streams_as_soon_as_the_first_is_complete(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_second_call_streams_as_soon_as_the_first_is_complete(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start()
     events += translator.feed(tools(tool(0, "c0", "a", '{"x"')))
     events += translator.feed(tools(tool(1, "c1", "b", '{"y": 1}')))
@@ -361,8 +360,8 @@ def test_second_call_streams_as_soon_as_the_first_is_complete(ctx: ResponseConte
     assert [block["input"] for block in content(events)] == [{"x": 0}, {"y": 1}]
 
 
-def test_arguments_before_id_and_name_are_buffered(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_arguments_before_id_and_name_are_buffered(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start()
     events += translator.feed(tools(tool(0, args='{"q": ')))
     events += translator.feed(tools(tool(0, name="search")))
@@ -375,20 +374,20 @@ def test_arguments_before_id_and_name_are_buffered(ctx: ResponseContext) -> None
     assert [delta["partial_json"] for delta in deltas(events, "input_json_delta")] == ['{"q": "x"', "}"]
 
 
-def test_tool_call_without_id_gets_a_generated_one(ctx: ResponseContext) -> None:
+def test_tool_call_without_id_gets_a_generated_one(core: Core, ctx: ResponseContext) -> None:
     chunks = [tools(tool(0, name="ls", args="{}")), chunk({}, "tool_calls")]
-    (block,) = content(run(chunks, ctx))
+    (block,) = content(run(core, chunks, ctx))
     assert block["id"].startswith("toolu_") and len(block["id"]) == len("toolu_") + 24
     assert block["name"] == "ls" and block["input"] == {}
     # Deterministic for the message, different per call.
-    assert content(run(chunks, ctx))[0]["id"] == block["id"]
+    assert content(run(core, chunks, ctx))[0]["id"] == block["id"]
     two = [tools(tool(0, name="ls", args="{}")), tools(tool(1, name="ls", args="{}"))]
-    first, second = content(run(two, ctx))
+    first, second = content(run(core, two, ctx))
     assert first["id"] != second["id"]
 
 
-def test_calls_without_ids_keep_their_order(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_calls_without_ids_keep_their_order(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start()
     events += translator.feed(tools(tool(0, name="first", args="{}")))
     assert of_type(events, "content_block_start") == []  # its id might still come
@@ -400,27 +399,27 @@ def test_calls_without_ids_keep_their_order(ctx: ResponseContext) -> None:
     check_stream(events)
 
 
-def test_tool_ids_are_kept_as_the_upstream_sent_them(ctx: ResponseContext) -> None:
+def test_tool_ids_are_kept_as_the_upstream_sent_them(core: Core, ctx: ResponseContext) -> None:
     chunks = [tools(tool(0, "functions.weather:0", "weather", '{"city": "Rome"}'))]
-    assert content(run(chunks, ctx))[0]["id"] == "functions.weather:0"
+    assert content(run(core, chunks, ctx))[0]["id"] == "functions.weather:0"
 
 
-def test_long_tool_names_are_mapped_back(ctx: ResponseContext) -> None:
+def test_long_tool_names_are_mapped_back(core: Core, ctx: ResponseContext) -> None:
     long_name = "mcp__some_server__" + "very_long_tool_name_" * 4
     names = ToolNameMap([long_name])
     upstream_name = names.to_upstream(long_name)
     assert upstream_name != long_name
     mapped = ResponseContext(message_id=MESSAGE_ID, model=MODEL, tool_names=names)
-    events = run([tools(tool(0, "c", upstream_name, "{}"), finish="tool_calls")], mapped)
+    events = run(core, [tools(tool(0, "c", upstream_name, "{}"), finish="tool_calls")], mapped)
     assert content(events)[0]["name"] == long_name
 
 
-def test_text_then_tool_call(ctx: ResponseContext) -> None:
-    events = run([text("Let me check."), tools(tool(0, "c", "f", '{"a": 1}')), chunk({}, "tool_calls")], ctx)
+def test_text_then_tool_call(core: Core, ctx: ResponseContext) -> None:
+    events = run(core, [text("Let me check."), tools(tool(0, "c", "f", '{"a": 1}')), chunk({}, "tool_calls")], ctx)
     assert [block["type"] for block in content(events)] == ["text", "tool_use"]
 
 
-def test_text_after_an_incomplete_tool_call_waits_for_its_arguments(ctx: ResponseContext) -> None:
+def test_text_after_an_incomplete_tool_call_waits_for_its_arguments(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         tools(tool(0, "c", "f", '{"a": ')),
         text("Note"),
@@ -429,44 +428,44 @@ def test_text_after_an_incomplete_tool_call_waits_for_its_arguments(ctx: Respons
         text(" here"),
         chunk({}, "tool_calls"),
     ]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert content(events) == [
         {"type": "tool_use", "id": "c", "name": "f", "input": {"a": 1}},
         {"type": "text", "text": "Notes here"},
     ]
 
 
-def test_tool_call_that_never_completes_is_closed_at_the_end(ctx: ResponseContext) -> None:
+def test_tool_call_that_never_completes_is_closed_at_the_end(core: Core, ctx: ResponseContext) -> None:
     chunks = [tools(tool(0, "c", "f", '{"a": ')), tools(tool(1, "d", "g", "{}")), chunk({}, "length")]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     assert [event["content_block"]["id"] for event in of_type(events, "content_block_start")] == ["c", "d"]
     assert message_delta(events)["delta"]["stop_reason"] == "max_tokens"
 
 
-def test_legacy_function_call_delta(ctx: ResponseContext) -> None:
+def test_legacy_function_call_delta(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         chunk({"function_call": {"name": "lookup", "arguments": ""}}),
         chunk({"function_call": {"arguments": '{"id": 7}'}}),
         chunk({}, "function_call"),
     ]
-    events = run(chunks, ctx)
+    events = run(core, chunks, ctx)
     (block,) = content(events)
     assert block["name"] == "lookup" and block["input"] == {"id": 7} and block["id"].startswith("toolu_")
     assert message_delta(events)["delta"]["stop_reason"] == "tool_use"
 
 
-def test_tool_calls_without_index(ctx: ResponseContext) -> None:
+def test_tool_calls_without_index(core: Core, ctx: ResponseContext) -> None:
     calls = [
         {"id": "a", "type": "function", "function": {"name": "f", "arguments": '{"n": 1}'}},
         {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
     ]
-    events = run([chunk({"tool_calls": calls}, "tool_calls")], ctx)
+    events = run(core, [chunk({"tool_calls": calls}, "tool_calls")], ctx)
     assert [(block["id"], block["input"]) for block in content(events)] == [("a", {"n": 1}), ("b", {})]
 
 
-def test_arguments_sent_as_an_object(ctx: ResponseContext) -> None:
+def test_arguments_sent_as_an_object(core: Core, ctx: ResponseContext) -> None:
     calls = [{"index": 0, "id": "a", "function": {"name": "f", "arguments": {"n": 1}}}]
-    assert content(run([chunk({"tool_calls": calls})], ctx))[0]["input"] == {"n": 1}
+    assert content(run(core, [chunk({"tool_calls": calls})], ctx))[0]["input"] == {"n": 1}
 
 
 # -- finish reasons -----------------------------------------------------------------------------------------
@@ -487,19 +486,19 @@ def test_arguments_sent_as_an_object(ctx: ResponseContext) -> None:
         (None, True, "tool_use"),
     ],
 )
-def test_stop_reason(ctx: ResponseContext, finish: str | None, has_tool: bool, expected: str) -> None:
+def test_stop_reason(core: Core, ctx: ResponseContext, finish: str | None, has_tool: bool, expected: str) -> None:
     chunks = [text("x")]
     if has_tool:
         chunks.append(tools(tool(0, "c", "f", "{}")))
     chunks.append(chunk({}, finish))
-    assert message_delta(run(chunks, ctx))["delta"] == {"stop_reason": expected, "stop_sequence": None}
+    assert message_delta(run(core, chunks, ctx))["delta"] == {"stop_reason": expected, "stop_sequence": None}
 
 
 # -- usage --------------------------------------------------------------------------------------------------
 
 
-def test_message_delta_is_held_until_the_usage_chunk(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_message_delta_is_held_until_the_usage_chunk(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start() + translator.feed(text("x")) + translator.feed(chunk({}, "stop"))
     assert of_type(events, "message_delta") == []
     assert not translator.done
@@ -517,29 +516,29 @@ def test_message_delta_is_held_until_the_usage_chunk(ctx: ResponseContext) -> No
     check_stream(events + tail)
 
 
-def test_usage_in_the_finish_chunk_ends_the_message(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_usage_in_the_finish_chunk_ends_the_message(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start() + translator.feed(text("x"))
     events += translator.feed(chunk({}, "stop", usage={"prompt_tokens": 9, "completion_tokens": 3}))
     assert events[-1] == {"type": "message_stop"}
     assert message_delta(events)["usage"]["output_tokens"] == 3
 
 
-def test_usage_before_the_finish_reason_is_kept_until_the_end(ctx: ResponseContext) -> None:
+def test_usage_before_the_finish_reason_is_kept_until_the_end(core: Core, ctx: ResponseContext) -> None:
     chunks = [
         text("x"),
         usage_chunk(prompt=10, completion=1),
         text("y"),
         usage_chunk(prompt=10, completion=2),
     ]
-    events = run([*chunks, chunk({}, "stop")], ctx)
+    events = run(core, [*chunks, chunk({}, "stop")], ctx)
     assert message_delta(events)["usage"]["output_tokens"] == 2
     assert content(events) == [{"type": "text", "text": "xy"}]
 
 
-def test_cached_tokens_are_split_out_of_input_tokens(ctx: ResponseContext) -> None:
+def test_cached_tokens_are_split_out_of_input_tokens(core: Core, ctx: ResponseContext) -> None:
     details = {"cached_tokens": 800, "cache_write_tokens": 150}
-    events = run([text("x"), chunk({}, "stop"), usage_chunk(1000, 20, prompt_tokens_details=details)], ctx)
+    events = run(core, [text("x"), chunk({}, "stop"), usage_chunk(1000, 20, prompt_tokens_details=details)], ctx)
     assert message_delta(events)["usage"] == {
         "input_tokens": 50,
         "output_tokens": 20,
@@ -548,15 +547,15 @@ def test_cached_tokens_are_split_out_of_input_tokens(ctx: ResponseContext) -> No
     }
 
 
-def test_top_level_cache_creation_tokens(ctx: ResponseContext) -> None:
+def test_top_level_cache_creation_tokens(core: Core, ctx: ResponseContext) -> None:
     usage = usage_chunk(1000, 20, cache_creation_input_tokens=300, prompt_tokens_details={"cached_tokens": 0})
-    events = run([text("x"), chunk({}, "stop"), usage], ctx)
+    events = run(core, [text("x"), chunk({}, "stop"), usage], ctx)
     assert message_delta(events)["usage"]["cache_creation_input_tokens"] == 300
     assert message_delta(events)["usage"]["input_tokens"] == 700
 
 
-def test_no_usage_chunk_uses_the_estimate(ctx: ResponseContext) -> None:
-    events = run([text("x"), chunk({}, "stop")], ctx)
+def test_no_usage_chunk_uses_the_estimate(core: Core, ctx: ResponseContext) -> None:
+    events = run(core, [text("x"), chunk({}, "stop")], ctx)
     assert message_delta(events)["usage"] == {
         "input_tokens": INPUT_ESTIMATE,
         "output_tokens": 0,
@@ -568,16 +567,16 @@ def test_no_usage_chunk_uses_the_estimate(ctx: ResponseContext) -> None:
 # -- end and errors -----------------------------------------------------------------------------------------
 
 
-def test_finish_is_idempotent(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_finish_is_idempotent(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start() + translator.feed(text("x")) + translator.finish()
     assert translator.done
     assert translator.finish() == []
     check_stream(events)
 
 
-def test_finish_closes_the_open_block(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_finish_closes_the_open_block(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     translator.start()
     translator.feed(text("x"))
     assert [event["type"] for event in translator.finish()] == [
@@ -587,8 +586,8 @@ def test_finish_closes_the_open_block(ctx: ResponseContext) -> None:
     ]
 
 
-def test_empty_stream_still_ends_properly(ctx: ResponseContext) -> None:
-    events = run([], ctx)
+def test_empty_stream_still_ends_properly(core: Core, ctx: ResponseContext) -> None:
+    events = run(core, [], ctx)
     assert [event["type"] for event in events] == ["message_start", "ping", "message_delta", "message_stop"]
 
 
@@ -603,9 +602,9 @@ def test_empty_stream_still_ends_properly(ctx: ResponseContext) -> None:
     ],
 )
 def test_in_stream_error_raises_and_becomes_an_error_event(
-    ctx: ResponseContext, error: dict[str, Any], status: int, error_type: str
+    core: Core, ctx: ResponseContext, error: dict[str, Any], status: int, error_type: str
 ) -> None:
-    translator = StreamTranslator(ctx)
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start() + translator.feed(text("partial"))
     with pytest.raises(UpstreamError) as raised:
         translator.feed({"error": error})
@@ -620,8 +619,8 @@ def test_in_stream_error_raises_and_becomes_an_error_event(
     check_stream(events + tail)
 
 
-def test_finish_reason_error_raises(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_finish_reason_error_raises(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     translator.start()
     failing = chunk({}, "error")
     failing["choices"][0]["error"] = {"code": 503, "message": "Provider overloaded"}
@@ -630,22 +629,24 @@ def test_finish_reason_error_raises(ctx: ResponseContext) -> None:
     assert (raised.value.status, raised.value.message) == (503, "Provider overloaded")
 
 
-def test_error_events_for_any_proxy_error(ctx: ResponseContext) -> None:
-    translator = StreamTranslator(ctx)
+def test_error_events_for_any_proxy_error(core: Core, ctx: ResponseContext) -> None:
+    translator = core.stream.StreamTranslator(ctx)
     events = translator.start() + translator.error_events(ProxyError("Internal proxy error", status=500))
     assert events[-1] == {"type": "error", "error": {"type": "api_error", "message": "Internal proxy error"}}
     check_stream(events)
 
 
-def test_events_serialise_to_json(ctx: ResponseContext) -> None:
-    events = run([chunk({"reasoning_content": "r"}), text("t"), tools(tool(0, "c", "f", "{}")), usage_chunk()], ctx)
+def test_events_serialise_to_json(core: Core, ctx: ResponseContext) -> None:
+    events = run(
+        core, [chunk({"reasoning_content": "r"}), text("t"), tools(tool(0, "c", "f", "{}")), usage_chunk()], ctx
+    )
     assert json.loads(json.dumps(events)) == events
 
 
-def test_grammar_checker_sees_every_event_in_order(ctx: ResponseContext) -> None:
+def test_grammar_checker_sees_every_event_in_order(core: Core, ctx: ResponseContext) -> None:
     # The same run checked incrementally, as a client reads it.
     checker = GrammarChecker()
-    translator = StreamTranslator(ctx)
+    translator = core.stream.StreamTranslator(ctx)
     for event in translator.start() + translator.feed(text("a")) + translator.feed(chunk({}, "stop")):
         checker.event(event)
     assert not checker.finished

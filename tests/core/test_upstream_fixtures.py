@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.response import convert_response
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import UpstreamError
 from tests.support.anthropic_stream import accumulate
@@ -24,10 +24,10 @@ from tools.make_upstream_fixtures import fixture_files
 from .test_recorded_streams import decode, translate
 
 
-def load(case: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+def load(core: Core, case: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """A case's request, its stream's chunks and its non-stream body (None when it has none)."""
     request = json.loads((UPSTREAM / f"{case}.request.json").read_text(encoding="utf-8"))
-    payloads = decode((UPSTREAM / f"{case}.sse").read_bytes())
+    payloads = decode(core, (UPSTREAM / f"{case}.sse").read_bytes())
     chunks = [json.loads(payload) for payload in payloads if payload != b"[DONE]"]
     completion_path = UPSTREAM / f"{case}.json"
     completion = json.loads(completion_path.read_text(encoding="utf-8")) if completion_path.exists() else None
@@ -44,13 +44,13 @@ def context(request: dict[str, Any]) -> ResponseContext:
     )
 
 
-def both_ways(case: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+def both_ways(core: Core, case: str) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """The stream's events, the message a client builds from them, and the non-stream conversion."""
-    request, chunks, completion = load(case)
+    request, chunks, completion = load(core, case)
     assert completion is not None
     ctx = context(request)
-    events = translate(chunks, ctx)
-    return events, accumulate(events), convert_response(completion, ctx)
+    events = translate(core, chunks, ctx)
+    return events, accumulate(events), core.response.convert_response(completion, ctx)
 
 
 def usage_of(chunks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -87,23 +87,23 @@ COMPLETE_CASES = [
 
 
 @pytest.mark.parametrize("case", COMPLETE_CASES)
-def test_the_stream_and_the_completion_give_the_same_message(case: str) -> None:
+def test_the_stream_and_the_completion_give_the_same_message(core: Core, case: str) -> None:
     # Each case's stream and non-stream answer were written to say the same thing; the client must see that.
-    _, streamed, converted = both_ways(case)
+    _, streamed, converted = both_ways(core, case)
     assert streamed == converted
 
 
-def test_multi_byte_text_arrives_whole() -> None:
-    _, chunks, _ = load("openai/text")
+def test_multi_byte_text_arrives_whole(core: Core) -> None:
+    _, chunks, _ = load(core, "openai/text")
     sent = "".join(choice["delta"].get("content") or "" for chunk in chunks for choice in chunk["choices"])
     assert any(len(char.encode()) == n for char in sent for n in (2, 3, 4))
-    _, message, _ = both_ways("openai/text")
+    _, message, _ = both_ways(core, "openai/text")
     assert message["content"] == [{"type": "text", "text": sent}]
     assert message["stop_reason"] == "end_turn"
 
 
-def test_interleaved_parallel_tool_calls_stay_whole() -> None:
-    _, chunks, completion = load("openai/parallel_tools_interleaved")
+def test_interleaved_parallel_tool_calls_stay_whole(core: Core) -> None:
+    _, chunks, completion = load(core, "openai/parallel_tools_interleaved")
     entries = [
         entry for chunk in chunks for choice in chunk["choices"] for entry in choice["delta"].get("tool_calls") or []
     ]
@@ -111,7 +111,7 @@ def test_interleaved_parallel_tool_calls_stay_whole() -> None:
     # The case is what it claims: argument fragments alternate between the calls, one chunk carries both.
     assert order != sorted(order) and set(order) == {0, 1}
     assert any(len(choice["delta"].get("tool_calls") or ()) == 2 for chunk in chunks for choice in chunk["choices"])
-    events, message, _ = both_ways("openai/parallel_tools_interleaved")
+    events, message, _ = both_ways(core, "openai/parallel_tools_interleaved")
     assert completion is not None
     calls = completion["choices"][0]["message"]["tool_calls"]
     assert [(b["type"], b["id"], b["name"], b["input"]) for b in message["content"]] == [
@@ -126,14 +126,14 @@ def test_interleaved_parallel_tool_calls_stay_whole() -> None:
     assert [json.loads(text) for _, text in sorted(partial.items())] == [b["input"] for b in message["content"]]
 
 
-def test_cached_tokens_are_split_out_of_the_input_tokens() -> None:
-    _, chunks, _ = load("openai/cached_usage")
+def test_cached_tokens_are_split_out_of_the_input_tokens(core: Core) -> None:
+    _, chunks, _ = load(core, "openai/cached_usage")
     (usage_chunk,) = [chunk for chunk in chunks if chunk.get("usage")]
     assert usage_chunk["choices"] == []
     usage = usage_chunk["usage"]
     cached = usage["prompt_tokens_details"]["cached_tokens"]
     assert cached > 0
-    _, message, converted = both_ways("openai/cached_usage")
+    _, message, converted = both_ways(core, "openai/cached_usage")
     assert (
         message["usage"]
         == converted["usage"]
@@ -146,18 +146,18 @@ def test_cached_tokens_are_split_out_of_the_input_tokens() -> None:
     )
 
 
-def test_empty_choices_chunks_are_passed_over() -> None:
-    _, chunks, _ = load("openai/empty_choices")
+def test_empty_choices_chunks_are_passed_over(core: Core) -> None:
+    _, chunks, _ = load(core, "openai/empty_choices")
     assert chunks[0]["choices"] == [] and "prompt_filter_results" in chunks[0]
-    _, message, _ = both_ways("openai/empty_choices")
+    _, message, _ = both_ways(core, "openai/empty_choices")
     assert message["content"] == [{"type": "text", "text": "Hello from Azure!"}]
     assert message["usage"]["output_tokens"] == usage_of(chunks)["completion_tokens"]
 
 
-def test_deepseek_reasoning_content_becomes_unsigned_thinking_before_text_and_tool() -> None:
-    _, chunks, completion = load("deepseek/reasoning_tool")
+def test_deepseek_reasoning_content_becomes_unsigned_thinking_before_text_and_tool(core: Core) -> None:
+    _, chunks, completion = load(core, "deepseek/reasoning_tool")
     assert completion is not None
-    events, message, _ = both_ways("deepseek/reasoning_tool")
+    events, message, _ = both_ways(core, "deepseek/reasoning_tool")
     assert kinds(message) == ["thinking", "text", "tool_use"]
     thinking, text, tool = message["content"]
     assert thinking == {
@@ -172,13 +172,13 @@ def test_deepseek_reasoning_content_becomes_unsigned_thinking_before_text_and_to
     assert message["usage"]["cache_read_input_tokens"] == usage_of(chunks)["prompt_cache_hit_tokens"]
 
 
-def test_openrouter_reasoning_details_become_signed_thinking_and_encrypted_stays_out() -> None:
-    _, chunks, completion = load("openrouter/reasoning_anthropic")
+def test_openrouter_reasoning_details_become_signed_thinking_and_encrypted_stays_out(core: Core) -> None:
+    _, chunks, completion = load(core, "openrouter/reasoning_anthropic")
     assert completion is not None
     details = completion["choices"][0]["message"]["reasoning_details"]
     (signed,) = [detail for detail in details if detail.get("signature")]
     (encrypted,) = [detail for detail in details if detail["type"] == "reasoning.encrypted"]
-    events, message, _ = both_ways("openrouter/reasoning_anthropic")
+    events, message, _ = both_ways(core, "openrouter/reasoning_anthropic")
     assert kinds(message) == ["thinking", "text", "tool_use"]
     assert message["content"][0] == {"type": "thinking", "thinking": signed["text"], "signature": signed["signature"]}
     assert encrypted["data"] not in json.dumps(events)
@@ -193,16 +193,16 @@ def test_openrouter_reasoning_details_become_signed_thinking_and_encrypted_stays
 
 
 @pytest.mark.parametrize("case", ["openrouter/error_event", "openrouter/error_finish_reason"])
-def test_an_in_band_error_fails_stream_and_completion_alike(case: str) -> None:
-    request, chunks, completion = load(case)
+def test_an_in_band_error_fails_stream_and_completion_alike(core: Core, case: str) -> None:
+    request, chunks, completion = load(core, case)
     assert completion is not None
     ctx = context(request)
     error = in_band_error(completion)
     assert error is not None and error == next(in_band_error(c) for c in chunks if in_band_error(c) is not None)
     with pytest.raises(UpstreamError) as from_completion:
-        convert_response(completion, ctx)
+        core.response.convert_response(completion, ctx)
     with pytest.raises(UpstreamError) as from_stream:
-        translate(chunks, ctx)
+        translate(core, chunks, ctx)
     for caught in (from_completion.value, from_stream.value):
         assert error["message"] in caught.message
         assert caught.status == error["code"]

@@ -12,11 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ccproxy.core._twins import Core
 from ccproxy.core.plan import ResponseContext
-from ccproxy.core.relay import StreamRelay
-from ccproxy.core.response import convert_response, parse_completion
-from ccproxy.core.sse import encode_events
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import STATUS_TO_ERROR_TYPE, ProxyError, UpstreamError
 from tests.support.anthropic_message import check_message
@@ -75,9 +72,9 @@ def check_upstream_error(error: UpstreamError, completion: Any) -> None:
 
 @fuzz(300)
 @given(completions)
-def test_a_fuzzed_completion_is_a_valid_message_or_a_502(completion: dict[str, Any]) -> None:
+def test_a_fuzzed_completion_is_a_valid_message_or_a_502(core: Core, completion: dict[str, Any]) -> None:
     try:
-        message = convert_response(completion, CTX)
+        message = core.response.convert_response(completion, CTX)
     except UpstreamError as exc:
         check_upstream_error(exc, completion)
         return
@@ -87,9 +84,9 @@ def test_a_fuzzed_completion_is_a_valid_message_or_a_502(completion: dict[str, A
 
 @fuzz(100)
 @given(json_values)
-def test_any_json_body_is_a_valid_message_or_a_502(value: Any) -> None:
+def test_any_json_body_is_a_valid_message_or_a_502(core: Core, value: Any) -> None:
     try:
-        message = convert_response(parse_completion(json.dumps(value).encode()), CTX)
+        message = core.response.convert_response(core.response.parse_completion(json.dumps(value).encode()), CTX)
     except UpstreamError as exc:
         check_upstream_error(exc, value)
         return
@@ -99,9 +96,9 @@ def test_any_json_body_is_a_valid_message_or_a_502(value: Any) -> None:
 # -- (b) streams ----------------------------------------------------------------------------------------------
 
 
-def relay(reads: list[bytes]) -> bytes:
+def relay(core: Core, reads: list[bytes]) -> bytes:
     """What the pipeline sends for these upstream reads (stream_events without the IO)."""
-    relay = StreamRelay(CTX)
+    relay = core.relay.StreamRelay(CTX)
     out = [relay.start()]
     try:
         for data in reads:
@@ -118,10 +115,10 @@ def relay(reads: list[bytes]) -> bytes:
 
 @fuzz(200)
 @given(st.data())
-def test_a_fuzzed_stream_split_anywhere_is_a_well_formed_anthropic_stream(data: st.DataObject) -> None:
+def test_a_fuzzed_stream_split_anywhere_is_a_well_formed_anthropic_stream(core: Core, data: st.DataObject) -> None:
     stream: UpstreamStream = data.draw(upstream_streams())
     reads = data.draw(splits(stream.body))
-    sent = relay(reads)
+    sent = relay(core, reads)
     events = parse_sse(sent)
     checker = GrammarChecker()
     for event in events:
@@ -131,19 +128,19 @@ def test_a_fuzzed_stream_split_anywhere_is_a_well_formed_anthropic_stream(data: 
     if not stream.ends_the_answer():
         assert events[-1]["type"] == "error", "a stream without finish reason or [DONE] ended as complete"
     # However the bytes arrive, the client gets the same bytes.
-    assert sent == relay([stream.body])
+    assert sent == relay(core, [stream.body])
 
 
 @fuzz(100)
 @given(st.one_of(answer_chunks(), chunk_lists))
-def test_feed_sse_writes_the_bytes_of_feed_for_fuzzed_chunks(chunks: list[dict[str, Any]]) -> None:
-    by_dicts, by_bytes = StreamTranslator(CTX), StreamTranslator(CTX)
+def test_feed_sse_writes_the_bytes_of_feed_for_fuzzed_chunks(core: Core, chunks: list[dict[str, Any]]) -> None:
+    by_dicts, by_bytes = core.stream.StreamTranslator(CTX), core.stream.StreamTranslator(CTX)
     by_dicts.start(), by_bytes.start()
     for chunk in chunks:
         if not isinstance(chunk, dict):
             continue  # StreamRelay skips JSON values that are not objects
         try:
-            expected: bytes | str = encode_events(by_dicts.feed(chunk))
+            expected: bytes | str = core.sse.encode_events(by_dicts.feed(chunk))
         except UpstreamError as exc:
             expected = exc.message
         try:

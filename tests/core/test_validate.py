@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
+from ccproxy.core._twins import Core
 from ccproxy.errors import InvalidRequestError
 
 
@@ -24,32 +24,32 @@ def with_content(*blocks: Any) -> dict[str, Any]:
     return make_body(messages=[{"role": "user", "content": list(blocks)}])
 
 
-def error_of(body: Any) -> str:
+def error_of(core: Core, body: Any) -> str:
     with pytest.raises(InvalidRequestError) as caught:
-        validate_messages_request(body)
+        core.validate.validate_messages_request(body)
     assert caught.value.status == 400
     assert caught.value.error_type == "invalid_request_error"
     return caught.value.message
 
 
-def test_minimal_body_is_valid() -> None:
-    validate_messages_request(make_body())
+def test_minimal_body_is_valid(core: Core) -> None:
+    core.validate.validate_messages_request(make_body())
 
 
 @pytest.mark.parametrize("body", [[], "text", None, 3])
-def test_body_must_be_an_object(body: Any) -> None:
-    assert error_of(body) == "Request body must be a JSON object"
+def test_body_must_be_an_object(core: Core, body: Any) -> None:
+    assert error_of(core, body) == "Request body must be a JSON object"
 
 
 @pytest.mark.parametrize("field", ["model", "max_tokens", "messages"])
-def test_required_fields(field: str) -> None:
+def test_required_fields(core: Core, field: str) -> None:
     body = make_body()
     del body[field]
-    assert error_of(body) == f"{field}: Field required"
+    assert error_of(core, body) == f"{field}: Field required"
 
 
-def test_unknown_top_level_fields_and_anthropic_extras_are_accepted() -> None:
-    validate_messages_request(
+def test_unknown_top_level_fields_and_anthropic_extras_are_accepted(core: Core) -> None:
+    core.validate.validate_messages_request(
         make_body(
             context_management={"edits": []},
             output_config={"effort": "high"},
@@ -70,8 +70,8 @@ def test_unknown_top_level_fields_and_anthropic_extras_are_accepted() -> None:
         (5, "model: Input should be a valid string"),
     ],
 )
-def test_model(value: Any, message: str) -> None:
-    assert error_of(make_body(model=value)) == message
+def test_model(core: Core, value: Any, message: str) -> None:
+    assert error_of(core, make_body(model=value)) == message
 
 
 @pytest.mark.parametrize(
@@ -84,12 +84,12 @@ def test_model(value: Any, message: str) -> None:
         (-1, "max_tokens: Input should be greater than or equal to 0"),
     ],
 )
-def test_max_tokens(value: Any, message: str) -> None:
-    assert error_of(make_body(max_tokens=value)) == message
+def test_max_tokens(core: Core, value: Any, message: str) -> None:
+    assert error_of(core, make_body(max_tokens=value)) == message
 
 
-def test_max_tokens_zero_is_accepted() -> None:
-    validate_messages_request(make_body(max_tokens=0))
+def test_max_tokens_zero_is_accepted(core: Core) -> None:
+    core.validate.validate_messages_request(make_body(max_tokens=0))
 
 
 @pytest.mark.parametrize(
@@ -109,17 +109,17 @@ def test_max_tokens_zero_is_accepted() -> None:
         ("metadata", {"user_id": 7}, "metadata.user_id: Input should be a valid string"),
     ],
 )
-def test_sampling_and_options(field: str, value: Any, message: str) -> None:
-    assert error_of(make_body(**{field: value})) == message
+def test_sampling_and_options(core: Core, field: str, value: Any, message: str) -> None:
+    assert error_of(core, make_body(**{field: value})) == message
 
 
 @pytest.mark.parametrize("temperature", [0, 0.0, 0.5, 1, 1.0])
-def test_temperature_in_anthropic_range_is_accepted(temperature: float) -> None:
-    validate_messages_request(make_body(temperature=temperature, top_p=1, top_k=0, stop_sequences=[]))
+def test_temperature_in_anthropic_range_is_accepted(core: Core, temperature: float) -> None:
+    core.validate.validate_messages_request(make_body(temperature=temperature, top_p=1, top_k=0, stop_sequences=[]))
 
 
-def test_null_optional_fields_are_accepted() -> None:
-    validate_messages_request(
+def test_null_optional_fields_are_accepted(core: Core) -> None:
+    core.validate.validate_messages_request(
         make_body(temperature=None, top_p=None, top_k=None, stop_sequences=None, stream=None, metadata=None)
     )
 
@@ -146,30 +146,32 @@ def test_null_optional_fields_are_accepted() -> None:
         ([{"role": "user", "content": ["hi"]}], "messages.0.content.0: Input should be a valid dictionary"),
     ],
 )
-def test_message_shape(messages: Any, message: str) -> None:
-    assert error_of(make_body(messages=messages)) == message
+def test_message_shape(core: Core, messages: Any, message: str) -> None:
+    assert error_of(core, make_body(messages=messages)) == message
 
 
-def test_block_without_type_names_its_full_path() -> None:
+def test_block_without_type_names_its_full_path(core: Core) -> None:
     messages = [
         {"role": "user", "content": "a"},
         {"role": "assistant", "content": "b"},
         {"role": "user", "content": "c"},
         {"role": "assistant", "content": [{"text": "no type"}]},
     ]
-    assert error_of(make_body(messages=messages)) == "messages.3.content.0.type: Field required"
+    assert error_of(core, make_body(messages=messages)) == "messages.3.content.0.type: Field required"
 
 
-def test_system_role_entries_are_accepted_with_extra_keys() -> None:
+def test_system_role_entries_are_accepted_with_extra_keys(core: Core) -> None:
     messages = [
         {"role": "user", "content": "hi"},
         {"role": "system", "content": [{"type": "text", "text": "note"}], "output_config": {"effort": "low"}},
     ]
-    validate_messages_request(make_body(messages=messages))
+    core.validate.validate_messages_request(make_body(messages=messages))
 
 
-def test_unknown_block_types_are_accepted() -> None:
-    validate_messages_request(with_content({"type": "text", "text": "hi"}, {"type": "hologram", "depth": 3}))
+def test_unknown_block_types_are_accepted(core: Core) -> None:
+    core.validate.validate_messages_request(
+        with_content({"type": "text", "text": "hi"}, {"type": "hologram", "depth": 3})
+    )
 
 
 @pytest.mark.parametrize(
@@ -213,8 +215,8 @@ def test_unknown_block_types_are_accepted() -> None:
         ),
     ],
 )
-def test_user_block_fields(block: dict[str, Any], message: str) -> None:
-    assert error_of(with_content(block)) == message
+def test_user_block_fields(core: Core, block: dict[str, Any], message: str) -> None:
+    assert error_of(core, with_content(block)) == message
 
 
 @pytest.mark.parametrize(
@@ -230,12 +232,12 @@ def test_user_block_fields(block: dict[str, Any], message: str) -> None:
         ({"type": "redacted_thinking"}, "messages.1.content.0.data: Field required"),
     ],
 )
-def test_assistant_block_fields(block: dict[str, Any], message: str) -> None:
+def test_assistant_block_fields(core: Core, block: dict[str, Any], message: str) -> None:
     messages = [{"role": "user", "content": "go"}, {"role": "assistant", "content": [block]}]
-    assert error_of(make_body(messages=messages)) == message
+    assert error_of(core, make_body(messages=messages)) == message
 
 
-def test_valid_blocks_of_every_kind_pass() -> None:
+def test_valid_blocks_of_every_kind_pass(core: Core) -> None:
     png = {"type": "base64", "media_type": "image/png", "data": "iVBO"}
     messages = [
         {
@@ -263,7 +265,7 @@ def test_valid_blocks_of_every_kind_pass() -> None:
         },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}]},
     ]
-    validate_messages_request(make_body(messages=messages))
+    core.validate.validate_messages_request(make_body(messages=messages))
 
 
 # ------------------------------------------------------------------------------------------ system
@@ -277,8 +279,8 @@ def test_valid_blocks_of_every_kind_pass() -> None:
         (["plain"], "system.0: Input should be a valid dictionary"),
     ],
 )
-def test_system(system: Any, message: str) -> None:
-    assert error_of(make_body(system=system)) == message
+def test_system(core: Core, system: Any, message: str) -> None:
+    assert error_of(core, make_body(system=system)) == message
 
 
 # ------------------------------------------------------------------------------------------ tools
@@ -304,13 +306,15 @@ def tool(name: str = "Read", **extra: Any) -> dict[str, Any]:
         ([tool("Read"), tool("Read")], "tools: Tool names must be unique (duplicate 'Read')"),
     ],
 )
-def test_tools(tools: Any, message: str) -> None:
-    assert error_of(make_body(tools=tools)) == message
+def test_tools(core: Core, tools: Any, message: str) -> None:
+    assert error_of(core, make_body(tools=tools)) == message
 
 
-def test_server_tools_validate_without_input_schema() -> None:
+def test_server_tools_validate_without_input_schema(core: Core) -> None:
     # The converter refuses them with its own 400; validation only checks their shape.
-    validate_messages_request(make_body(tools=[tool(), {"type": "web_search_20250305", "name": "web_search"}]))
+    core.validate.validate_messages_request(
+        make_body(tools=[tool(), {"type": "web_search_20250305", "name": "web_search"}])
+    )
 
 
 @pytest.mark.parametrize(
@@ -326,8 +330,8 @@ def test_server_tools_validate_without_input_schema() -> None:
         ),
     ],
 )
-def test_tool_choice(choice: Any, message: str) -> None:
-    assert error_of(make_body(tools=[tool()], tool_choice=choice)) == message
+def test_tool_choice(core: Core, choice: Any, message: str) -> None:
+    assert error_of(core, make_body(tools=[tool()], tool_choice=choice)) == message
 
 
 @pytest.mark.parametrize(
@@ -339,8 +343,8 @@ def test_tool_choice(choice: Any, message: str) -> None:
         {"type": "none"},
     ],
 )
-def test_valid_tool_choices(choice: dict[str, Any]) -> None:
-    validate_messages_request(make_body(tools=[tool()], tool_choice=choice))
+def test_valid_tool_choices(core: Core, choice: dict[str, Any]) -> None:
+    core.validate.validate_messages_request(make_body(tools=[tool()], tool_choice=choice))
 
 
 # ------------------------------------------------------------------------------------------ thinking
@@ -362,8 +366,8 @@ def test_valid_tool_choices(choice: dict[str, Any]) -> None:
         ),
     ],
 )
-def test_thinking(thinking: Any, message: str) -> None:
-    assert error_of(make_body(thinking=thinking)) == message
+def test_thinking(core: Core, thinking: Any, message: str) -> None:
+    assert error_of(core, make_body(thinking=thinking)) == message
 
 
 @pytest.mark.parametrize(
@@ -376,29 +380,33 @@ def test_thinking(thinking: Any, message: str) -> None:
         {"type": "disabled"},
     ],
 )
-def test_valid_thinking(thinking: dict[str, Any]) -> None:
-    validate_messages_request(make_body(max_tokens=2048, thinking=thinking))
+def test_valid_thinking(core: Core, thinking: dict[str, Any]) -> None:
+    core.validate.validate_messages_request(make_body(max_tokens=2048, thinking=thinking))
 
 
 # ------------------------------------------------------------------------------------------ count_tokens
 
 
-def test_count_tokens_needs_no_max_tokens() -> None:
-    validate_count_tokens_request({"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "foo"}]})
+def test_count_tokens_needs_no_max_tokens(core: Core) -> None:
+    core.validate.validate_count_tokens_request(
+        {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "foo"}]}
+    )
 
 
-def test_count_tokens_checks_the_shared_fields() -> None:
+def test_count_tokens_checks_the_shared_fields(core: Core) -> None:
     with pytest.raises(InvalidRequestError, match=r"^model: Field required$"):
-        validate_count_tokens_request({"messages": [{"role": "user", "content": "foo"}]})
+        core.validate.validate_count_tokens_request({"messages": [{"role": "user", "content": "foo"}]})
     with pytest.raises(InvalidRequestError, match=r"^messages\.0\.content\.0\.type: Field required$"):
-        validate_count_tokens_request({"model": "m", "messages": [{"role": "user", "content": [{}]}]})
+        core.validate.validate_count_tokens_request({"model": "m", "messages": [{"role": "user", "content": [{}]}]})
     with pytest.raises(InvalidRequestError, match=r"^tools\.0\.name: Field required$"):
-        validate_count_tokens_request({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{}]})
+        core.validate.validate_count_tokens_request(
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{}]}
+        )
     with pytest.raises(InvalidRequestError, match=r"^Request body must be a JSON object$"):
-        validate_count_tokens_request([])
+        core.validate.validate_count_tokens_request([])
 
 
-def test_count_tokens_ignores_messages_only_fields() -> None:
+def test_count_tokens_ignores_messages_only_fields(core: Core) -> None:
     # count_tokens has no sampling parameters: whatever a client puts there is an unknown field.
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 5, "max_tokens": "x"}
-    validate_count_tokens_request(body)
+    core.validate.validate_count_tokens_request(body)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, get_args
+from typing import Any
 
-from ccproxy.types.anthropic import StopReason
-
-STOP_REASONS = frozenset(get_args(StopReason))
+# Every `stop_reason` the Messages API documents (wire.md 4.2).
+STOP_REASONS = frozenset(
+    {
+        "end_turn",
+        "max_tokens",
+        "stop_sequence",
+        "tool_use",
+        "pause_turn",
+        "refusal",
+        "model_context_window_exceeded",
+    }
+)
 # Which delta types each block type accepts (wire.md 4.3; "Content block is not a thinking block" otherwise).
 DELTAS_FOR_BLOCK: dict[str, frozenset[str]] = {
     "text": frozenset({"text_delta"}),
