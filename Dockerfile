@@ -2,7 +2,7 @@
 # installed into a runtime stage that has no compiler. Two targets:
 #   docker build -t ccproxy .                                 slim: Debian (the default, the last stage)
 #   docker build --target alpine -t ccproxy:alpine .          alpine: musl
-#   docker run --rm -p 11434:11434 -e OPENAI_API_KEY=sk-... -e CCPROXY_API_KEYS=client-key-1 ccproxy
+#   docker run --rm -p 127.0.0.1:11434:11434 -e OPENAI_API_KEY=sk-... -e CCPROXY_API_KEYS=client-key-1 ccproxy
 # BASE_IMAGE / ALPINE_BASE_IMAGE pick the Python base images (any image with python3 >= 3.11 and its venv module);
 # containers/build-image.sh builds the slim target without a Docker daemon on a locally made base.
 # Keys, ALLOWED_HOSTS, compose and the proof: docs/containers.md.

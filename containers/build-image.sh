@@ -17,36 +17,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=containers/lib.sh
+. containers/lib.sh
 TARGET="${TARGET:-slim}"
 IMAGE="${IMAGE:-localhost/ccproxy:$TARGET}"
-DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-LOCAL_BASE="localhost/ccproxy-base:$DEBIAN_SUITE"
-WORK_DIR="${WORK_DIR:-/var/tmp/ccproxy-image}"
-OCI_RUNTIME="${OCI_RUNTIME:-runc}"
 CHECK_NAME="ccproxy-image-check-$$"
 START_SECONDS=60
-
-say() { printf '==> %s\n' "$*"; }
-fail() {
-    printf 'build-image.sh: %s\n' "$*" >&2
-    exit 1
-}
-
-need_tools() {
-    local missing=() tool
-    for tool in "$@"; do
-        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing ${missing[*]} with apt-get"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-        fail "needs ${missing[*]} (Debian/Ubuntu: apt-get install ${missing[*]})"
-    fi
-}
 
 # A minimal Debian with python3 and its venv module, imported into buildah's storage as $LOCAL_BASE.
 make_local_base() {
@@ -132,10 +109,9 @@ check_image() {
     trap remove_check_container EXIT
     say "starting $IMAGE with its own entry point (network: none; a dummy upstream key, a client key)"
     # --health-interval=disable: no systemd timer (there may be no systemd); `podman healthcheck run` below runs the
-    # image's HEALTHCHECK command. The ulimits stay within this shell's: podman's defaults (1048576 files, 4194304
-    # processes) can only be set with CAP_SYS_RESOURCE, which a sandboxed root may lack.
+    # image's HEALTHCHECK command.
     podman run --detach --name "$CHECK_NAME" --network none --health-interval=disable \
-        --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096 \
+        --ulimit "nofile=$ULIMIT_FILES:$ULIMIT_FILES" --ulimit "nproc=$ULIMIT_PROCESSES:$ULIMIT_PROCESSES" \
         --env OPENAI_API_KEY=sk-image-check-never-sent --env CCPROXY_API_KEYS="$client_key" "$IMAGE" >/dev/null
     deadline=$((SECONDS + START_SECONDS))
     until health="$(podman healthcheck run "$CHECK_NAME" 2>&1)"; do
@@ -161,9 +137,6 @@ check_image() {
     remove_check_container
     trap - EXIT
 }
-
-# Podman says at every start and removal that it has no systemd for health-check timers: not news here.
-podman() { command podman --runtime "$OCI_RUNTIME" "$@" 2> >(grep -v 'systemd connection' >&2); }
 
 need_tools buildah podman "$OCI_RUNTIME"
 if [ -z "${CHECK_ONLY:-}" ]; then

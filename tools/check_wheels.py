@@ -27,7 +27,6 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER_DISTRIBUTION = "ccproxy-server"
 CORE_DIR = "ccproxy/core/"
 COMPILED_SUFFIXES = (".so", ".pyd")
 ENTRY_POINT_GROUP = "ccproxy"
@@ -169,7 +168,7 @@ def check(root: Path, wheel_dir: Path, with_deps: bool) -> list[str]:
     """Every problem with the wheels in `wheel_dir`; empty when all is well."""
     projects = project_dirs(root)
     wheels = [find_wheel(wheel_dir, distribution_name(project)) for project in projects]
-    problems = check_server_wheel(wheels[0])
+    problems = check_server_wheel(wheels[0])  # project_dirs lists the root, ccproxy-server, first
     modules = sorted({name for wheel in wheels for name in top_level_modules(wheel)})
     with tempfile.TemporaryDirectory(prefix="ccproxy-wheels-") as scratch:
         target = Path(scratch) / "site"
