@@ -114,7 +114,8 @@ for _ in 1 2; do
     say "count_tokens with the client key: $answer"
     echo "$answer" | grep -q '"input_tokens"' || fail "no token count"
 done
-answer="$(count_tokens --header 'Host: proxy.example.com')"
+# With the client key, so the answer is about the Host alone.
+answer="$(count_tokens --header 'Host: proxy.example.com' --header "x-api-key: $CLIENT_KEY")"
 say "count_tokens with Host proxy.example.com: $answer"
 echo "$answer" | grep -q '"permission_error"' || fail "a Host outside ALLOWED_HOSTS was served"
 [ "$(request --header 'Host: proxy.example.com' | cut -d' ' -f1)" = 200 ] || fail "GET / refused an unknown Host"

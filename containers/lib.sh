@@ -1,6 +1,6 @@
 # Shared by containers/build-image.sh and containers/compose-check.sh (sourced, not run): messages, tools from apt,
 # and podman as this kind of machine needs it.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this file
 
 OCI_RUNTIME="${OCI_RUNTIME:-runc}"
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
