@@ -63,7 +63,7 @@ def test_compose_runs_two_instances_sharing_redis() -> None:
     assert len(services) >= 2
     for name, service in services.items():
         environment = service["environment"]
-        assert environment["CACHE_BACKEND"] == "redis", name
+        assert environment["CCPROXY_CACHE"] == "redis", name
         assert environment["REDIS_URL"] == "redis://redis:6379/0", name
         assert service["depends_on"]["redis"]["condition"] == "service_healthy", name
         assert service["build"]["target"] in RUNTIME_TARGETS
