@@ -4,8 +4,8 @@
 # makes, Redis and HAProxy images are made here from the same local Debian base (no registry needed). Checks: the
 # instances and Redis become healthy and the load balancer starts after them; GET / through the load balancer is
 # answered by both instances; a token count with a client key; a Host outside ALLOWED_HOSTS refused while GET / still
-# answers; with the ccproxy-redis plugin in the image, the count leaves keys in the one Redis; an instance stopped
-# mid-traffic costs no failed request.
+# answers; a count made on one instance is a cache hit on the other (one cache in Redis: the ccproxy-redis plugin);
+# an instance stopped mid-traffic costs no failed request.
 #   containers/compose-check.sh            (after containers/build-image.sh; runs as root)
 # Settings (environment): IMAGE (default localhost/ccproxy:slim), REDIS_IMAGE / HAPROXY_IMAGE (default: made here),
 # OCI_RUNTIME, WORK_DIR as in build-image.sh. See docs/containers.md.
@@ -43,6 +43,10 @@ compose() {
 }
 
 cleanup() {
+    local status=$?
+    if [ "$status" -ne 0 ] && [ -n "$SERVICE_PID" ]; then
+        compose logs --tail 15 >&2 2>/dev/null || true
+    fi
     compose down --timeout 5 >/dev/null 2>&1 || true
     [ -z "$HEALTH_PID" ] || kill "$HEALTH_PID" 2>/dev/null || true
     [ -z "$SERVICE_PID" ] || kill "$SERVICE_PID" 2>/dev/null || true
@@ -65,9 +69,15 @@ request() {
         awk 'tolower($1) == "x-ccproxy-instance:" { instance = $2 } END { print $0, instance }' | tr -d '\r'
 }
 
+# "<instance> <body>" of a token count through the load balancer (the same body every time).
 count_tokens() {
-    curl --silent --max-time 30 --header 'content-type: application/json' "$@" "$LB/v1/messages/count_tokens" \
-        --data '{"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hello through the LB"}]}'
+    local headers body
+    headers="$(mktemp)"
+    body="$(curl --silent --max-time 30 --dump-header "$headers" --header 'content-type: application/json' "$@" \
+        "$LB/v1/messages/count_tokens" \
+        --data '{"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hello through the LB"}]}')"
+    printf '%s %s\n' "$(awk 'tolower($1) == "x-ccproxy-instance:" { print $2 }' "$headers" | tr -d '\r')" "$body"
+    rm -f "$headers"
 }
 
 need_tools buildah podman docker-compose curl "$OCI_RUNTIME"
@@ -109,9 +119,10 @@ say "GET / through the load balancer, six times: $(echo "$answers" | tr '\n' ' '
 for instance in ccproxy-1 ccproxy-2; do
     echo "$answers" | grep -qx "200 $instance" || fail "no 200 from $instance through the load balancer"
 done
-for _ in 1 2; do
-    answer="$(count_tokens --header "x-api-key: $CLIENT_KEY")"
-    say "count_tokens with the client key: $answer"
+first="$(count_tokens --header "x-api-key: $CLIENT_KEY")"
+second="$(count_tokens --header "x-api-key: $CLIENT_KEY")"
+say "count_tokens with the client key: on $first; again on $second"
+for answer in "$first" "$second"; do
     echo "$answer" | grep -q '"input_tokens"' || fail "no token count"
 done
 # With the client key, so the answer is about the Host alone.
@@ -120,13 +131,12 @@ say "count_tokens with Host proxy.example.com: $answer"
 echo "$answer" | grep -q '"permission_error"' || fail "a Host outside ALLOWED_HOSTS was served"
 [ "$(request --header 'Host: proxy.example.com' | cut -d' ' -f1)" = 200 ] || fail "GET / refused an unknown Host"
 
-keys="$(compose exec -T redis redis-cli dbsize | tr -d '\r')"
-if compose exec -T ccproxy-1 python -c 'import importlib.metadata as m; m.distribution("ccproxy-redis")' 2>/dev/null; then
-    say "keys in the shared Redis: $keys"
-    [ "$keys" -gt 0 ] || fail "the ccproxy-redis plugin is installed but Redis holds no keys"
-else
-    say "keys in Redis: $keys (the image has no ccproxy-redis plugin: each instance caches in its own memory)"
-fi
+# The fleet-wide counters of the Redis cache (docs/cache.md): the second count, made on the other instance, is a hit.
+stats="$(compose exec -T redis redis-cli hgetall ccproxy:stats:cache | tr -d '\r' | paste -sd' ')"
+say "the shared Redis: $(compose exec -T redis redis-cli dbsize | tr -d '\r') keys, cache stats: $stats"
+hits="$(compose exec -T redis redis-cli hget ccproxy:stats:cache hits | tr -d '\r')"
+[ "${first%% *}" != "${second%% *}" ] || fail "both counts went to ${first%% *}: no proof of a shared cache"
+[ "${hits:-0}" -ge 1 ] || fail "the second instance did not find the first one's count in Redis"
 
 say "stopping ccproxy-1 (the load balancer's health check notices within 6 s; until then, retries)"
 compose stop --timeout 20 ccproxy-1 >/dev/null 2>&1
