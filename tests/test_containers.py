@@ -69,7 +69,11 @@ def test_compose_runs_two_instances_sharing_redis() -> None:
         assert service["build"]["target"] in RUNTIME_TARGETS
         # Started without client keys on 0.0.0.0, ccproxy would refuse: compose asks for them instead.
         assert environment["CCPROXY_API_KEYS"].startswith("${CCPROXY_API_KEYS:?"), name
-    assert "healthcheck" in compose()["services"]["redis"]
+    redis = compose()["services"]["redis"]
+    assert "healthcheck" in redis
+    # Redis builds other than the official image refuse clients from other containers in protected mode.
+    command = " ".join(redis["command"])
+    assert "--protected-mode no" in command, command
 
 
 def test_the_load_balancer_sends_to_every_instance_once_each_is_healthy() -> None:
@@ -84,6 +88,8 @@ def test_the_load_balancer_sends_to_every_instance_once_each_is_healthy() -> Non
     assert frontend is not None
     assert any(str(mapping).endswith(f":{frontend.group(1)}") for mapping in balancer["ports"])
     assert "http-check send meth GET uri / " in config
+    # A stopped instance: the failed connect is retried on another one instead of answering 503.
+    assert re.search(r"^\s*option redispatch\b", config, re.MULTILINE)
 
 
 def test_the_build_context_holds_what_the_wheels_need_and_no_secrets() -> None:
