@@ -27,6 +27,7 @@ from ccproxy.interfaces import (
     StreamContext,
     StreamFilter,
 )
+from ccproxy.upstream import Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse
 
 __all__ = [
     "AuthRequest",
@@ -48,8 +49,12 @@ __all__ = [
     "RequestRecord",
     "StreamContext",
     "StreamFilter",
+    "Upstream",
     "UpstreamAttempt",
     "UpstreamError",
+    "UpstreamFailure",
+    "UpstreamRequest",
+    "UpstreamResponse",
     "__version__",
     "hookimpl",
 ]

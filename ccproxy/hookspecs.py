@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sanic import Request
     from sanic.response import HTTPResponse
 
-    from ccproxy.app import AppState
+    from ccproxy.state import AppState
 
 PROJECT_NAME = "ccproxy"
 

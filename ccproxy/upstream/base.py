@@ -27,6 +27,7 @@ class UpstreamRequest:
     headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)  # per-request extras, rarely used
     attempt: int = 0  # 0 for the first try; RetryingUpstream counts up
     tag: Any = None  # opaque to the stack, handed to the attempt observer (e.g. the request id and target)
+    method: str = "POST"  # GET for the few provider calls that read (listing models)
 
 
 class UpstreamResponse(ABC):

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,10 @@ class FakeUpstream:
     def reset(self) -> None:
         http_json(f"{self.root}/_reset", method="POST", body={})
 
+    def set_mode(self, **mode: Any) -> None:
+        """Replace the server mode (fake_openai.ServerMode: fail_status, fail_times, retry_after, delay)."""
+        http_json(f"{self.root}/_mode", method="POST", body=mode)
+
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 5.0) -> dict[str, Any]:
         """The first recorded request matching `predicate`, polling until `timeout`."""
         deadline = time.monotonic() + timeout
@@ -169,13 +173,19 @@ class FakeUpstream:
 
 
 def start_fake_openai(
-    log_dir: Path, api_key: str | None = None, *, basic_auth: str | None = None, name: str = "fake_openai"
+    log_dir: Path,
+    api_key: str | None = None,
+    *,
+    basic_auth: str | None = None,
+    name: str = "fake_openai",
+    extra_args: Sequence[str] = (),
 ) -> FakeUpstream:
     """Run `python -m tests.support.fake_openai --port 0` and wait for its `PORT=<n>` line.
 
-    `basic_auth` ("user:password") makes it require HTTP basic auth instead of (or besides) the key.
+    `basic_auth` ("user:password") makes it require HTTP basic auth instead of (or besides) the key; `extra_args`
+    are more of its options (a server mode: `--fail-status 503`, `--delay 5`, ...).
     """
-    argv = [sys.executable, "-m", "tests.support.fake_openai", "--port", "0"]
+    argv = [sys.executable, "-m", "tests.support.fake_openai", "--port", "0", *extra_args]
     if api_key:
         argv += ["--api-key", api_key]
     if basic_auth:
