@@ -42,6 +42,7 @@ from ccproxy.routing import MEMO_LIMIT, Route, Router, Target
 from ccproxy.tokens import TokenCounter
 from ccproxy.upstream import (
     BackendUnavailable,
+    Clock,
     RateLimitExceeded,
     UpstreamFailure,
     UpstreamRequest,
@@ -162,8 +163,10 @@ class MessagesPipeline:
         cache: CacheBackend,
         redact: Redactor,
         stream_filters: StreamFilters | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.backends = backends
+        self.clock = clock  # the upstream stack's clock: request deadlines are on it
         self.router = router
         self.guardrails = tuple(guardrails)
         # The tokenizer's ranks cost ~44 MB: loaded on the first count_tokens call, not at start (idle RSS).
@@ -265,7 +268,7 @@ class MessagesPipeline:
             path=backend.path,
             body=body,
             stream=prepared.stream,
-            deadline=time.monotonic() + backend.status_wait,
+            deadline=self.clock() + backend.status_wait,
             tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
             tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
         )

@@ -497,6 +497,9 @@ class FakeOpenAI:
         return response
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
+        if "record" in request:  # recorded already by a server mode (ServerMode below)
+            recorded: dict[str, Any] = request["record"]
+            return recorded
         raw = await request.read()
         try:
             body: Any = json.loads(raw)
@@ -692,11 +695,14 @@ def server_mode(fake: FakeOpenAI, mode: ServerMode) -> Any:
             current[0] = ServerMode.from_json(await request.json())
             return web.json_response({"ok": True})
         if request.path == "/v1/chat/completions":
-            if current[0].delay:
+            record = request["record"] = await fake._record(request)
+            try:
                 await asyncio.sleep(current[0].delay)
+            except asyncio.CancelledError:  # the client gave up waiting
+                record["cancelled"] = True
+                raise
             error = current[0].failure()
             if error is not None:
-                record = await fake._record(request)
                 record.update(status=error.status, error=error.message)
                 return web.json_response(error.body(), status=error.status, headers=error.headers)
         response: web.StreamResponse = await handler(request)

@@ -260,12 +260,37 @@ def start_proxy(
     }
     if config_path is not None:
         settings["CCPROXY_CONFIG"] = str(config_path)
-    env = python_env({**settings, **(extra_env or {})})
+    process = _launch(log_dir, {**settings, **(extra_env or {})}, name)
+    return _ready(ProxyServer(process, port, api_key, big_model, small_model))
+
+
+def start_configured_proxy(
+    log_dir: Path,
+    config_path: Path,
+    *,
+    extra_env: Mapping[str, str | None] | None = None,
+    name: str = "proxy",
+    python: str = sys.executable,
+) -> ProxyServer:
+    """Start the proxy configured by `config_path` alone (its [backends] and [routes]; none of the legacy variables
+    OPENAI_API_KEY, ... is set), with `python` (another virtualenv's, to see what is installed there)."""
+    port = free_port()
+    settings = {"CCPROXY_CONFIG": str(config_path), "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "DEBUG"}
+    process = _launch(log_dir, {**settings, **(extra_env or {})}, name, python)
+    return _ready(ProxyServer(process, port, "", "", ""))
+
+
+def _launch(
+    log_dir: Path, settings: Mapping[str, str | None], name: str, python: str = sys.executable
+) -> ManagedProcess:
+    env = python_env(settings)
     # A scratch working directory, so no .env or plugins.toml of the checkout is picked up.
     workdir = log_dir / f"{name}-cwd"
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ccproxy", "serve"]
-    process = spawn(name, argv, log_dir / f"{name}.log", env, workdir)
-    proxy = ProxyServer(process, port, api_key, big_model, small_model)
+    return spawn(name, [python, "-m", "ccproxy", "serve"], log_dir / f"{name}.log", env, workdir)
+
+
+def _ready(proxy: ProxyServer) -> ProxyServer:
+    process = proxy.process
     wait_until(process, lambda: (proxy.health() or {}).get("status") == "ok", "answer GET / with status ok")
     return proxy
