@@ -66,9 +66,13 @@ IMPORT_TIME_SETTINGS = ("CCPROXY_ENABLE_CYTHON",)
 # not honour (yet) -> what to do instead. Each one found in the environment or .env gets a start-up warning; the issue
 # that implements a setting removes its entry here.
 _NOT_YET = "not supported yet"
-_RETRIES = "not supported yet; the Anthropic SDKs and Claude Code retry 429 and 5xx answers themselves"
-_CIRCUIT = "not supported yet; an unreachable upstream answers 502 at once"
-_RATE = "not supported yet; ccproxy does not limit requests"
+_RETRIES = (
+    "use retries = N in a [backends.<name>] table of plugins.toml (docs/configuration.md); the backend the legacy "
+    "variables make tries once, as the Anthropic SDKs and Claude Code retry 429 and 5xx answers themselves"
+)
+_CIRCUIT = "use breaker_failures and breaker_cooldown in a [backends.<name>] table of plugins.toml"
+_RATE = "not supported yet; ccproxy does not limit its clients' requests"
+_UPSTREAM_RATE = "use rpm, tpm and limit_wait in a [backends.<name>] table of plugins.toml (adaptive to 429s)"
 _POOL = "not needed: the upstream connection pool has no limit and keeps idle connections 60 s"
 _CONVERTER_CACHE = "not needed: requests are converted without a cache"
 UNSUPPORTED_SETTINGS: dict[str, str] = {
@@ -131,11 +135,11 @@ UNSUPPORTED_SETTINGS: dict[str, str] = {
     "TRACING_EXPORTER": _NOT_YET,
     "TRACING_ENDPOINT": _NOT_YET,
     "TRACING_SERVICE_NAME": _NOT_YET,
-    "CLIENT_RATE_LIMIT_ENABLED": _RATE,
-    "CLIENT_RATE_LIMIT_RPM": _RATE,
-    "CLIENT_RATE_LIMIT_TPM": _RATE,
-    "CLIENT_RATE_LIMIT_BURST": _RATE,
-    "CLIENT_RATE_LIMIT_ADAPTIVE": _RATE,
+    "CLIENT_RATE_LIMIT_ENABLED": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_RPM": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_TPM": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_BURST": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_ADAPTIVE": _UPSTREAM_RATE,
     "THREAD_POOL_MAX_WORKERS": "not needed: token counting runs in the event loop's default thread pool",
     "THREAD_POOL_HIGH_CPU_THRESHOLD": _NOT_YET,
     "THREAD_POOL_AUTO_SCALE": _NOT_YET,

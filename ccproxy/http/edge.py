@@ -36,7 +36,7 @@ JSON_MEDIA_TYPE = "application/json"
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 # What a browser page allowed by ALLOWED_ORIGINS may read from an answer besides the body.
-EXPOSED_HEADERS = "request-id, retry-after"
+EXPOSED_HEADERS = "request-id, retry-after, x-ccproxy-backend, x-ccproxy-upstream-model"
 MAX_ECHO = 100  # characters of a refused header value quoted back in the error
 
 
