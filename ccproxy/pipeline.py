@@ -93,7 +93,7 @@ def served_headers(target: Target) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass costs ~2 µs more to build
 class Prepared:
     """A validated, guarded request and its route; each target converts it afresh when it is tried."""
 
@@ -106,7 +106,7 @@ class Prepared:
     record: RequestRecord | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sent:
     """The target that answered, its response (status line in, body unread) and what translating it needs."""
 
@@ -116,7 +116,7 @@ class Sent:
     headers: Mapping[str, str]  # served_headers(target), shared: never changed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """A non-stream answer: the Anthropic message and the headers that say who served it."""
 
@@ -125,7 +125,7 @@ class Answer:
     target: Target
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenedStream:
     """The upstream's answer to a stream request, judged before the client has seen a byte."""
 
