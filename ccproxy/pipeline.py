@@ -226,22 +226,29 @@ class MessagesPipeline:
         the target it came from.
         """
         targets = prepared.route.targets
-        last = len(targets) - 1
         failures: list[tuple[Target, UpstreamFailure]] = []
         for index, target in enumerate(targets):
             body, context = self.convert(prepared, target)
+            backend = self.backends[target.backend]
+            upstream = backend.upstream
+            if upstream is None:
+                raise RuntimeError(f"backend {backend.name!r} used before its upstream was built")
+            max_tokens = prepared.body.get("max_tokens")
+            request = UpstreamRequest(
+                path=backend.path,
+                body=body,
+                stream=prepared.stream,
+                deadline=self.clock() + backend.status_wait,
+                tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
+                tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
+            )
             try:
-                response = await self._send_to(prepared, target, body)
+                response = await upstream.send(request)
             except UpstreamFailure as exc:
                 failures.append((target, exc))
-                if can_fall_back(exc, has_next=index < last):
-                    log.info(
-                        "%s: %s failed (%s), trying %s",
-                        prepared.guard.request_id,
-                        target,
-                        exc.message,
-                        targets[index + 1],
-                    )
+                if can_fall_back(exc, has_next=index < len(targets) - 1):
+                    following = targets[index + 1]
+                    log.info("%s: %s failed (%s), trying %s", prepared.guard.request_id, target, exc.message, following)
                     continue
                 raise self._route_error(prepared, failures) from None
             if prepared.record is not None:
@@ -257,22 +264,6 @@ class MessagesPipeline:
             if len(self._served) < MEMO_LIMIT:
                 self._served[target] = found
         return found
-
-    async def _send_to(self, prepared: Prepared, target: Target, body: bytes) -> UpstreamResponse:
-        backend = self.backends[target.backend]
-        upstream = backend.upstream
-        if upstream is None:
-            raise RuntimeError(f"backend {backend.name!r} used before its upstream was built")
-        max_tokens = prepared.body.get("max_tokens")
-        request = UpstreamRequest(
-            path=backend.path,
-            body=body,
-            stream=prepared.stream,
-            deadline=self.clock() + backend.status_wait,
-            tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
-            tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
-        )
-        return await upstream.send(request)
 
     def _route_error(self, prepared: Prepared, failures: list[tuple[Target, UpstreamFailure]]) -> ProxyError:
         """The client's error for a route that found no answer: the last failure when it ended the walk by itself
@@ -291,6 +282,7 @@ class MessagesPipeline:
         """A non-streaming call: the Anthropic message."""
         sent = await self.send(prepared)
         try:
+            # `read` finishes the response whatever happens (the connection goes back to the pool or is dropped).
             completion = parse_completion(await sent.response.read())
             message = convert_response(completion, sent.context)
             for guardrail in self.guardrails:
@@ -299,8 +291,6 @@ class MessagesPipeline:
             raise _with_headers(to_proxy_error(exc), sent) from None
         except ProxyError as exc:
             raise _with_headers(exc, sent) from None
-        finally:
-            await sent.response.aclose()
         return Answer(message, sent.headers, sent.target)
 
     async def open_stream(self, prepared: Prepared) -> OpenedStream:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 from sanic import Sanic
 
-from ccproxy import Observer, RequestRecord, Upstream, UpstreamAttempt, hookimpl
+from ccproxy import Upstream, hookimpl
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.config import parse_config
 from ccproxy.settings import Settings
@@ -20,7 +20,7 @@ from ccproxy.upstream import UpstreamRequest, UpstreamTimeout
 from ccproxy.upstream.fake import FakeResponse, FakeUpstream, Handler
 from tests.api.conftest import sdk_like
 from tests.support.anthropic_stream import accumulate, parse_sse
-from tests.support.backends import HELLO, PlainProvider, answer, backends_toml, failing, swap_transports
+from tests.support.backends import HELLO, PlainProvider, Recorder, answer, backends_toml, failing, swap_transports
 
 SECRET_B = "sk-backend-b-0123456789abcdef"
 
@@ -48,18 +48,6 @@ class Providers:
     def ccproxy_register_providers(self, register: Any) -> None:
         for provider in (PlainProvider, ListingProvider, BrokenListingProvider):
             register(provider)
-
-
-class Recorder(Observer):
-    def __init__(self) -> None:
-        self.records: list[RequestRecord] = []
-        self.attempts: list[UpstreamAttempt] = []
-
-    def request_done(self, record: RequestRecord) -> None:
-        self.records.append(record)
-
-    def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
-        self.attempts.append(attempt)
 
 
 class Observing:

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ from tests.support.proxy_process import (
     ProxyServer,
     free_port,
     http_json,
-    python_env,
+    serve_until_exit,
     start_configured_proxy,
     start_fake_openai,
 )
@@ -217,15 +215,7 @@ def test_the_start_up_log_names_every_backend(routed: ProxyServer, fleet: Fleet)
 def test_a_config_error_stops_start_up_naming_the_table_and_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[backends.local]\nprovider = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nrpm = "ten"\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "ccproxy", "serve", "--config", str(config), "--port", str(free_port())],
-        env=python_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = serve_until_exit(config, tmp_path)
     assert done.returncode != 0
     assert "backends.local.rpm: expected an integer >= 0, got 'ten'" in done.stderr
     assert "Traceback" not in done.stderr
@@ -234,15 +224,7 @@ def test_a_config_error_stops_start_up_naming_the_table_and_key(tmp_path: Path) 
 def test_a_public_backend_without_its_key_stops_start_up(tmp_path: Path) -> None:
     config = tmp_path / "keyless.toml"
     config.write_text('[backends.openai]\nprovider = "openai"\n[routes]\n"*" = "openai:gpt-5"\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "ccproxy", "serve", "--config", str(config), "--port", str(free_port())],
-        env=python_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = serve_until_exit(config, tmp_path)
     assert done.returncode != 0
     assert (
         "backends.openai.api_key: not set; provider 'openai' needs a key for https://api.openai.com/v1" in done.stderr

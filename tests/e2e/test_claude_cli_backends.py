@@ -3,13 +3,12 @@ second answers 503 — the third answers, and Claude Code never notices."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_claude_cli import PASSED_ENV, ClaudeRunner, claude_cli
+from tests.e2e.test_claude_cli import ClaudeRunner, claude_cli, claude_runner
 from tests.support.proxy_process import FakeUpstream, ProxyServer, free_port, start_configured_proxy, start_fake_openai
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cli]
@@ -56,21 +55,8 @@ api_key = {{"$env" = "GOOD_KEY"}}
 
 @pytest.fixture
 def run_claude(claude_cli: Path, chained: ProxyServer, tmp_path: Path) -> ClaudeRunner:
-    home, project = tmp_path / "home", tmp_path / "project"
-    home.mkdir()
-    project.mkdir()
-    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
-    env.update(
-        HOME=str(home),
-        ANTHROPIC_BASE_URL=chained.base_url,
-        ANTHROPIC_API_KEY="dummy",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_TELEMETRY="1",
-        DISABLE_AUTOUPDATER="1",
-        DISABLE_ERROR_REPORTING="1",
-        CLAUDE_CODE_MAX_RETRIES="0",  # a retry by Claude Code would hide a failed fallback
-    )
-    return ClaudeRunner(claude_cli, env, project)
+    # No retries by Claude Code: one would hide a failed fallback.
+    return claude_runner(claude_cli, chained, tmp_path, max_retries=0)
 
 
 def test_claude_code_runs_through_a_chain_whose_first_two_backends_fail(

@@ -15,7 +15,14 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from tests.support.proxy_process import REPO_ROOT, FakeUpstream, ProxyServer, python_env, start_configured_proxy
+from tests.support.proxy_process import (
+    REPO_ROOT,
+    FakeUpstream,
+    ProxyServer,
+    python_env,
+    serve_until_exit,
+    start_configured_proxy,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -97,14 +104,6 @@ def test_ccproxy_plugins_lists_the_installed_distribution(venv_python: Path, tmp
 def test_without_the_distribution_the_provider_is_unknown(tmp_path: Path) -> None:
     config = tmp_path / "example.toml"
     config.write_text('[backends.ex]\nprovider = "example"\nbase_url = "http://127.0.0.1:9/v1"\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "ccproxy", "serve", "--config", str(config)],
-        env=python_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = serve_until_exit(config, tmp_path)
     assert done.returncode != 0
     assert "backends.ex.provider: 'example' is not installed; installed providers: openai" in done.stderr

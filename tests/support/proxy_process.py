@@ -294,3 +294,17 @@ def _ready(proxy: ProxyServer) -> ProxyServer:
     process = proxy.process
     wait_until(process, lambda: (proxy.health() or {}).get("status") == "ok", "answer GET / with status ok")
     return proxy
+
+
+def serve_until_exit(config_path: Path, cwd: Path, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
+    """`ccproxy serve --config FILE` on a free port, for a configuration that must stop start-up: its exit code and
+    output (a start that succeeds would hang here until the timeout)."""
+    return subprocess.run(
+        [python, "-m", "ccproxy", "serve", "--config", str(config_path), "--port", str(free_port())],
+        env=python_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
