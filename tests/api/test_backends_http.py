@@ -3,6 +3,7 @@ GET /v1/models, observer records and redaction of every backend's secrets; upstr
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import tomllib
@@ -177,6 +178,17 @@ async def test_models_lists_routes_backends_and_the_models_providers_can_list(
     assert body["ccproxy"]["backends"]["a"] == {"provider": "listing", "base_url": "http://127.0.0.1:9/v1"}
     assert [r.path for r in fakes["a"].requests] == ["/models"]  # listed once: the second answer came from the cache
     assert "backend b: listing its models failed" in caplog.text
+
+
+async def test_user_and_password_in_a_backends_base_url_become_its_basic_auth(make_app: AppMaker) -> None:
+    app, _ = make_app()
+    backend = app.ctx.backends["c"]
+    token = base64.b64encode(b"u:pw-9876543210").decode()
+    assert backend.provider.headers()["authorization"] == f"Basic {token}"
+    assert (
+        backend.provider.config.base_url == "https://c.example/v1" and backend.config.base_url == "https://c.example/v1"
+    )
+    assert "authorization" not in app.ctx.backends["a"].provider.headers()  # a local backend with no key sends none
 
 
 async def test_models_never_shows_a_backends_credentials(make_app: AppMaker) -> None:
