@@ -151,19 +151,27 @@ def start_proxy(
     workers: int = 1,
     cpus: str | None = "0",
     extra_env: Mapping[str, str] | None = None,
+    config: str | None = None,
 ) -> tuple[Child, int, dict[str, Any]]:
     """`python -m ccproxy serve` against the fast upstream, in a scratch cwd so no .env or plugins.toml is read.
 
+    With `config` (plugins.toml text: [backends] and [routes]) the proxy reads that instead of the legacy variables.
     Returns the child, its port and its `GET /` answer (which says which core runs).
     """
     port = free_port()
     workdir = log_dir / "proxy-cwd"
     workdir.mkdir(exist_ok=True)
-    settings = {
+    legacy = {
         "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
         "OPENAI_API_KEY": API_KEY,
         "BIG_MODEL_NAME": BIG_MODEL,
         "SMALL_MODEL_NAME": SMALL_MODEL,
+    }
+    if config is not None:
+        (workdir / "plugins.toml").write_text(config, encoding="utf-8")
+        legacy = {"CCPROXY_CONFIG": str(workdir / "plugins.toml")}
+    settings = {
+        **legacy,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "LOG_LEVEL": "WARNING",

@@ -31,6 +31,7 @@ from typing import Any
 
 from bench_harness import (
     API_KEY,
+    BIG_MODEL,
     REPO_ROOT,
     REQUEST_TIMEOUT,
     Child,
@@ -583,6 +584,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="proxy worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--proxy-cpus", default=None, help="taskset CPU list for the proxy (default: the first CPU)")
     parser.add_argument("--pure", action="store_true", help="run the proxy with CCPROXY_ENABLE_CYTHON=false")
+    parser.add_argument(
+        "--chain",
+        type=int,
+        default=0,
+        help="configure N named backends (default resilience settings) at the upstream and route every model to "
+        "the chain of them, instead of the legacy variables; the first target answers",
+    )
     parser.add_argument("--no-loop-delay", action="store_true", help="skip the count_tokens loop-delay check")
     parser.add_argument("--no-floor", action="store_true", help="skip the Sanic + aiohttp forwarding floor runs")
     parser.add_argument("--json", type=Path, help="write all results here as JSON")
@@ -598,6 +606,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # unwinds through the same finally blocks as Ctrl-C
+
+
+def chain_config(length: int, upstream_port: int) -> str:
+    """plugins.toml for `--chain N`: backends b1..bN at the upstream, every model routed to b1 -> ... -> bN."""
+    lines = []
+    for index in range(1, length + 1):
+        lines += [f"[backends.b{index}]", 'provider = "openai"', f'base_url = "http://127.0.0.1:{upstream_port}/v1"']
+        lines.append(f'api_key = "{API_KEY}"')
+    targets = ", ".join(f'"b{index}:{BIG_MODEL}"' for index in range(1, length + 1))
+    return "\n".join([*lines, "[routes]", f'"*" = [{targets}]']) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -630,8 +648,9 @@ def main(argv: list[str] | None = None) -> int:
         upstream, upstream_port = start_upstream(log_dir, client_cpu)
         children.append(upstream)
         extra_env = {"CCPROXY_ENABLE_CYTHON": "false"} if args.pure else None
+        config = chain_config(args.chain, upstream_port) if args.chain else None
         proxy, proxy_port, health = start_proxy(
-            log_dir, upstream_port, workers=args.workers, cpus=proxy_cpus, extra_env=extra_env
+            log_dir, upstream_port, workers=args.workers, cpus=proxy_cpus, extra_env=extra_env, config=config
         )
         children.append(proxy)
         setup = Setup(proxy, proxy_port, upstream, upstream_port, health, client_cpu, pinning)
@@ -654,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "config": {
                 "workers": args.workers,
+                "chain": args.chain,
                 "core": health.get("core"),
                 "proxy_cpus": proxy_cpus,
                 "client_cpu": client_cpu,

@@ -81,14 +81,14 @@ def roundtrip(codec: Codec, raw: bytes) -> bytes:
 
 
 def prepare_request(core: Core, raw: bytes) -> bytes:
-    """pipeline.prepare without hooks: parse, validate, convert, serialise the upstream body."""
+    """pipeline.prepare + convert without hooks: parse, validate, convert, serialise the upstream body."""
     body = codec_loads(raw)
     core.validate.validate_messages_request(body)
     return codec_dumps(core.request.convert_request(body, request_plan(stream=bool(body.get("stream")))))
 
 
 def convert_completion(core: Core, raw: bytes) -> bytes:
-    """transport.post_json + convert_response + the handler's JSON response body."""
+    """parse the upstream's completion + convert_response + the handler's JSON response body."""
     return codec_dumps(core.response.convert_response(codec_loads(raw), response_context()))
 
 

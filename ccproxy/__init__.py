@@ -29,6 +29,7 @@ from ccproxy.interfaces import (
     StreamFilter,
 )
 from ccproxy.settings import SettingsError
+from ccproxy.upstream import Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse
 
 __all__ = [
     "AuthRequest",
@@ -52,8 +53,12 @@ __all__ = [
     "SettingsError",
     "StreamContext",
     "StreamFilter",
+    "Upstream",
     "UpstreamAttempt",
     "UpstreamError",
+    "UpstreamFailure",
+    "UpstreamRequest",
+    "UpstreamResponse",
     "__version__",
     "hookimpl",
 ]

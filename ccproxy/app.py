@@ -6,14 +6,12 @@ import inspect
 import logging
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-import pluggy
 from sanic import Sanic
-from sanic.config import Config
 
 from ccproxy import __version__
+from ccproxy.backends import build_backends, public_url
+from ccproxy.catalog import ModelCatalog
 from ccproxy.core import implementation_name
 from ccproxy.filters import stream_filters_or_none
 from ccproxy.http.auth import install_authentication
@@ -21,57 +19,21 @@ from ccproxy.http.edge import EdgePolicy, add_cors_headers, check_request
 from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
 from ccproxy.http.plugin_routes import install_plugin_routes
-from ccproxy.interfaces import CacheBackend, ProviderConfig
-from ccproxy.observers import Observers, observers_or_none
+from ccproxy.observers import attempt_reporter, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
-from ccproxy.plugins import (
-    Registry,
-    build_plugin_manager,
-    collect,
-    plugin_callers,
-    select_cache,
-    select_provider,
-    select_reasoning,
-)
+from ccproxy.plugins import build_plugin_manager, collect, plugin_callers, select_cache
 from ccproxy.redaction import RedactingFilter, Redactor
-from ccproxy.routing import ModelRouter
-from ccproxy.settings import Settings, SettingsError, load_settings, upstream_auth
+from ccproxy.routing import Router, parse_routes
+from ccproxy.settings import Settings, backend_plan, load_settings
 from ccproxy.shutdown import defer_shutdown_signals
+from ccproxy.state import AppState, CCProxyApp
 from ccproxy.tokens import TokenCounter
-from ccproxy.transport import Transport
+from ccproxy.upstream import UpstreamStates
 from sanic_config import server_config
 
+__all__ = ["AppState", "CCProxyApp", "build_state", "configure_logging", "create_app", "run_lifecycle_hook"]
+
 log = logging.getLogger("ccproxy")
-
-# Shown by GET /v1/models: the Claude model names clients pick from, with what they are routed to.
-KNOWN_CLAUDE_MODELS = (
-    "claude-opus-4-8",
-    "claude-sonnet-5",
-    "claude-opus-4-5",
-    "claude-sonnet-4-5",
-    "claude-haiku-4-5",
-    "claude-3-5-haiku-latest",
-)
-
-
-@dataclass(slots=True)
-class AppState:
-    """`app.ctx`: objects built by the factory; loop-bound ones are filled in before the server starts."""
-
-    settings: Settings
-    pipeline: MessagesPipeline
-    transport: Transport
-    cache: CacheBackend
-    redact: Redactor
-    health: dict[str, Any]
-    models: dict[str, Any]
-    edge: EdgePolicy
-    plugins: pluggy.PluginManager
-    registry: Registry
-    observers: Observers | None  # None when no observer is registered: handlers then build no records
-
-
-CCProxyApp = Sanic[Config, AppState]
 
 
 def create_app(settings: Settings | object | None = None, *, plugins: Sequence[tuple[str, object]] = ()) -> CCProxyApp:
@@ -84,10 +46,8 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     if not isinstance(settings, Settings):
         settings = load_settings()
     # Here, so every worker process logs too: first with the configured keys (plugins log while they load), then
-    # with every secret the provider holds.
-    configure_logging(
-        settings.log_level, Redactor([settings.api_key, settings.options_for(settings.provider).get("api_key")])
-    )
+    # with every secret the backends' providers hold.
+    configure_logging(settings.log_level, Redactor(_configured_keys(settings)))
     state = build_state(settings, plugins=plugins)
     configure_logging(settings.log_level, state.redact)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
@@ -106,65 +66,69 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
 
 
 def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = ()) -> AppState:
-    """Plugin manager, provider, cache and pipeline; raises SettingsError for anything misconfigured."""
+    """Plugin manager, backends and their upstreams, router, cache and pipeline; raises SettingsError for anything
+    misconfigured."""
     pm = build_plugin_manager(settings, plugins=plugins)
     registry = collect(pm, settings)
-    provider_class = select_provider(registry, settings.provider)
-    options = settings.options_for(settings.provider)
-    api_key = options.get("api_key", settings.api_key)
-    where = f"plugins.{settings.provider}.base_url" if "base_url" in options else "OPENAI_BASE_URL"
-    base_url, basic_auth = upstream_auth(str(options.get("base_url", settings.base_url)), api_key, where)
-    config = ProviderConfig(
-        base_url=base_url,
-        api_key=api_key,
-        options=options,
-        request_timeout=settings.request_timeout,
-        connect_timeout=settings.connect_timeout,
-        basic_auth=basic_auth,
+    plan = backend_plan(settings)
+    reasoning_options = dict(settings.reasoning_options)
+    reasoning_choice = reasoning_options.pop("configurator", None)
+    backends = build_backends(
+        plan.backends,
+        registry.providers,
+        registry.reasoning_configurators,
+        reasoning_options=reasoning_options,
+        env=settings.environ,
+        reasoning_choice=None if reasoning_choice is None else str(reasoning_choice),
     )
-    try:
-        provider = provider_class(config)
-    except (ValueError, TypeError) as exc:
-        raise SettingsError(f"plugins.{settings.provider}: {exc}") from None
-    reasoning = select_reasoning(registry, settings.reasoning_options)
+    router = Router(parse_routes(dict(settings.routes), backends), plan.default_routes, backends)
+    redact = Redactor([*(secret for backend in backends.values() for secret in backend.provider.secrets())])
+    observers = observers_or_none(registry.observers)
     cache = select_cache(registry, settings.cache)(settings.options_for(settings.cache))
-    transport = Transport(
-        provider.chat_completions_url(),
-        provider.headers(),
-        request_timeout=settings.request_timeout,
-        connect_timeout=settings.connect_timeout,
-    )
-    redact = Redactor([*provider.secrets(), settings.api_key])
-    router = ModelRouter(settings)
+    # A shared cache (Redis) also holds the breakers' and limiters' state, so the limits hold for the whole fleet.
+    states = cache.shared_states() or UpstreamStates()
+    on_attempt = None if observers is None else attempt_reporter(observers, redact)
+    for backend in backends.values():
+        backend.connect(states, on_attempt)
     pipeline = MessagesPipeline(
-        provider=provider,
-        transport=transport,
+        backends=backends,
         router=router,
-        reasoning=reasoning,
         guardrails=registry.guardrails,
         load_tokens=TokenCounter.load,
         cache=cache,
         redact=redact,
         stream_filters=stream_filters_or_none(registry.stream_filters),
     )
+    first = next(iter(backends.values()))
     return AppState(
         settings=settings,
         pipeline=pipeline,
-        transport=transport,
+        backends=backends,
+        router=router,
+        upstream_states=states,
+        catalog=ModelCatalog(router, backends),
         cache=cache,
         redact=redact,
         health={
             "status": "ok",
             "version": __version__,
             "core": implementation_name(),
-            "provider": provider.name,
+            "provider": backends["default"].config.provider if "default" in backends else first.config.provider,
+            "backends": {name: backend.config.provider for name, backend in backends.items()},
         },
-        models=_models_listing(router),
         edge=EdgePolicy.from_settings(settings, socket.gethostname()),
         plugins=pm,
         registry=registry,
-        observers=observers_or_none(registry.observers),
+        observers=observers,
     )
+
+
+def _configured_keys(settings: Settings) -> list[str | None]:
+    """The keys written in the settings, before any provider is built (for the log lines plugins write while
+    loading)."""
+    keys: list[str | None] = [settings.api_key, settings.options_for(settings.provider).get("api_key")]
+    keys += [table.api_key for table in settings.backend_tables.values()]
+    return keys
 
 
 def configure_logging(level: str, redact: Redactor) -> None:
@@ -178,36 +142,26 @@ def configure_logging(level: str, redact: Redactor) -> None:
     logger.propagate = False
 
 
-def _models_listing(router: ModelRouter) -> dict[str, Any]:
-    data = [
-        {
-            "type": "model",
-            "id": name,
-            "display_name": f"{name} (via {router.resolve(name)})",
-            "created_at": "2025-01-01T00:00:00Z",
-        }
-        for name in KNOWN_CLAUDE_MODELS
-    ]
-    return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
-
-
 async def _open_resources(app: CCProxyApp) -> None:
-    await app.ctx.transport.open()
+    await app.ctx.cache.open()  # on the server's loop; never raises for an unreachable store
+    backends = app.ctx.backends
+    for backend in backends.values():
+        if backend.upstream is not None:
+            await backend.upstream.open()
     await run_lifecycle_hook(app.ctx, "ccproxy_startup")
-    log.info(
-        "ccproxy %s: provider %s, %s core, upstream %s",
-        __version__,
-        app.ctx.health["provider"],
-        app.ctx.health["core"],
-        app.ctx.transport.url,
-    )
+    log.info("ccproxy %s: %s core, %d backend(s)", __version__, app.ctx.health["core"], len(backends))
+    for name, backend in backends.items():
+        url = public_url(backend.provider.chat_completions_url())
+        log.info("backend %s: provider %s, upstream %s", name, backend.config.provider, url)
     for name, hint in app.ctx.settings.ignored_settings:
         log.warning("%s is set but not honoured: %s", name, hint)
 
 
 async def _close_resources(app: CCProxyApp) -> None:
     await run_lifecycle_hook(app.ctx, "ccproxy_shutdown", keep_going=True)
-    await app.ctx.transport.close()
+    for backend in app.ctx.backends.values():
+        if backend.upstream is not None:
+            await backend.upstream.aclose()
     await app.ctx.cache.close()
 
 

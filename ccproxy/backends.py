@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ccproxy.config import BackendConfig, SettingsError, validate_table
+from ccproxy.core.overflow import prompt_too_long
 from ccproxy.core.plan import ModelCapabilities
-from ccproxy.interfaces import Provider, ProviderConfig, ReasoningConfigurator
+from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
+from ccproxy.upstream import AiohttpUpstream, AttemptObserver, Upstream, UpstreamStates, build_upstream
+from ccproxy.upstream.errors import no_redaction
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
 DEFAULT_REASONING = "budget-effort"
@@ -19,6 +23,10 @@ CAPABILITIES_LIMIT = 4096
 # Names that only resolve on a local network (RFC 6761 localhost, RFC 6762 mDNS .local, RFC 8375 home.arpa,
 # ICANN's reserved .internal, and the .lan many routers hand out).
 LOCAL_SUFFIXES = (".localhost", ".local", ".home.arpa", ".internal", ".lan")
+# Everything up to the last `@` after `scheme://` (the scheme optional), for display_url: a password with an unencoded
+# `/`, `?` or `#` makes the userinfo look like a path, so the whole stretch is masked.
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?.*@")
+LEGACY_KEY_NAMES = "OPENAI_API_KEY or OPENROUTER_API_KEY"
 
 
 def is_local_host(host: str) -> bool:
@@ -60,24 +68,91 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def display_url(url: str) -> str:
+    """`url` safe to print: any `user:password@` becomes `***@`."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
+
+
+def split_credentials(url: str) -> tuple[str, BasicCredentials | None]:
+    """`url` without `user:password@`, and those credentials percent-decoded (None when it carries none)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if host == parts.netloc:
+        return url, None
+    clean = urlunsplit(parts._replace(netloc=host))
+    if not parts.username and not parts.password:
+        return clean, None
+    return clean, BasicCredentials(unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def upstream_auth(
+    base_url: str, api_key: str | None, where: str, key_names: str = LEGACY_KEY_NAMES
+) -> tuple[str, BasicCredentials | None]:
+    """The base URL to send to and log (credentials removed) and its basic auth; refuses a key as well."""
+    clean, credentials = split_credentials(base_url)
+    if credentials is not None and api_key:
+        raise SettingsError(
+            f"{where}: has user:password@ for basic auth, and an API key is also set ({key_names}); both would be "
+            "sent in the Authorization header: keep only one of them"
+        )
+    return clean, credentials
+
+
 class Backend:
     """One named backend: its provider instance, resolved config (base_url and api_key filled in), reasoning
-    configurator, capabilities per upstream model (provider answer + `models."<model>"` overrides, cached), and
-    `upstream` — the resilient upstream stack, set by the app wiring once it is built."""
+    configurator, capabilities per upstream model (provider answer + `models."<model>"` overrides, cached), and its
+    way to the network, set by the app wiring: `transport` (the one aiohttp session, for provider calls such as
+    listing models), `upstream` (the resilient stack around it, for requests) and `path` (appended to
+    `transport`'s base URL: the provider's chat completions URL)."""
 
-    __slots__ = ("_capabilities", "config", "name", "provider", "reasoning", "upstream")
+    __slots__ = (
+        "_capabilities",
+        "config",
+        "name",
+        "path",
+        "provider",
+        "reasoning",
+        "status_wait",
+        "transport",
+        "upstream",
+    )
 
     def __init__(self, name: str, config: BackendConfig, provider: Provider, reasoning: ReasoningConfigurator) -> None:
         self.name = name
         self.config = config
         self.provider = provider
         self.reasoning = reasoning
-        self.upstream: Any = None  # ccproxy.upstream.Upstream once wired
+        self.transport: Upstream | None = None
+        self.upstream: Upstream | None = None
+        self.path = ""
+        # How long a request may wait for the status line: the connect and request timeouts together.
+        self.status_wait = provider.config.connect_timeout + provider.config.request_timeout
         self._capabilities: dict[str, ModelCapabilities] = {}
 
     def __repr__(self) -> str:
         base_url = public_url(self.config.base_url) if self.config.base_url else None
         return f"Backend({self.name!r}, provider={self.config.provider!r}, base_url={base_url!r})"
+
+    def connect(self, states: UpstreamStates, on_attempt: AttemptObserver | None = None) -> None:
+        """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
+        headers and timeouts, and the resilient stack around it from the table's retries, breaker and limits
+        (`states`: the app's breaker and limiter stores; `on_attempt`: the observers' reporter, if any).
+
+        Upstream text is not redacted here: it is redacted where it leaves the process (ccproxy/redaction.py).
+        """
+        provider = self.provider
+        base_url = provider.config.base_url.rstrip("/")
+        chat_url = provider.chat_completions_url()
+        self.path = chat_url[len(base_url) :] if chat_url.startswith(base_url + "/") else chat_url
+        self.transport = AiohttpUpstream(
+            base_url,
+            provider.headers(),
+            connect_timeout=provider.config.connect_timeout,
+            read_timeout=provider.config.request_timeout,
+            redact=no_redaction,
+            detect_overflow=prompt_too_long,
+        )
+        self.upstream = build_upstream(self.name, self.config, self.transport, states, on_attempt=on_attempt)
 
     def capabilities(self, model: str) -> ModelCapabilities:
         """What `model` accepts on this backend: asked of the provider once, table overrides laid over it."""
@@ -100,11 +175,14 @@ def build_backends(
     reasoning_options: Mapping[str, Any],
     env: Mapping[str, str],
     default_reasoning: str = DEFAULT_REASONING,
+    reasoning_choice: str | None = None,
 ) -> dict[str, Backend]:
     """Every backend, in order; a SettingsError naming `backends.<name>.<key>` for the first problem.
 
     `env` is the environment snapshot Settings was loaded from (for a provider's `key_env_var`). Reasoning
     configurators are built once per name, from the `[reasoning]` table, and shared by the backends that use them.
+    A backend's configurator: its table's `reasoning`, else `reasoning_choice` (`[reasoning] configurator`), else
+    its provider's `default_reasoning`, else `default_reasoning`.
     """
     reasoning: dict[str, ReasoningConfigurator] = {}
 
@@ -114,7 +192,10 @@ def build_backends(
             if factory is None:
                 registered = ", ".join(sorted(reasoning_factories)) or "none"
                 raise SettingsError(f"{where}: configurator {name!r} is not registered; registered: {registered}")
-            reasoning[name] = factory(reasoning_options)
+            try:
+                reasoning[name] = factory(reasoning_options)
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"reasoning: {exc}") from None
         return reasoning[name]
 
     backends: dict[str, Backend] = {}
@@ -122,6 +203,8 @@ def build_backends(
         provider_class = select_provider(providers, config)
         if config.reasoning:
             chosen = configurator(config.reasoning, config.where("reasoning"))
+        elif reasoning_choice:
+            chosen = configurator(reasoning_choice, "reasoning.configurator")
         else:
             chosen = configurator(provider_class.default_reasoning or default_reasoning, "reasoning")
         backends[name] = build_backend(name, config, provider_class, chosen, env)
@@ -154,19 +237,25 @@ def build_backend(
             f"{config.where('base_url')}: not set, and provider {config.provider!r} has no default base URL"
         )
     api_key = config.api_key
-    if api_key is None and provider_class.key_env_var:
+    clean_url, basic_auth = upstream_auth(base_url, api_key, config.where("base_url"), _key_names(config))
+    if api_key is None and provider_class.key_env_var and basic_auth is None:
         api_key = env.get(provider_class.key_env_var) or None
     if not api_key and key_required(config, needs_key=provider_class.needs_key, base_url=base_url):
         raise SettingsError(f"{config.where('api_key')}: not set; {_key_hint(config, provider_class, base_url)}")
-    resolved = config.replaced(base_url=base_url, api_key=api_key)
+    if api_key and any(c.isspace() or not c.isprintable() for c in api_key):
+        raise SettingsError(
+            f"{config.where('api_key')}: contains a space, line break or control character (a stray quote?)"
+        )
+    resolved = config.replaced(base_url=clean_url, api_key=api_key)
     # Timeouts are filled in by legacy.plan_backends; left out here, ProviderConfig's defaults apply.
     timeouts = {key: getattr(config, key) for key in ("request_timeout", "connect_timeout") if getattr(config, key)}
     provider_config = ProviderConfig(
-        base_url=base_url,
+        base_url=clean_url,
         api_key=api_key,
         options=provider_options(provider_class, config),
         name=name,
         headers=dict(config.headers),
+        basic_auth=basic_auth,
         **timeouts,
     )
     try:
@@ -185,6 +274,10 @@ def provider_options(provider_class: type[Provider], config: BackendConfig) -> d
         key = next(iter(options))
         raise SettingsError(f"{config.where(key)}: unknown setting; provider {config.provider!r} takes no options")
     return {}
+
+
+def _key_names(config: BackendConfig) -> str:
+    return LEGACY_KEY_NAMES if config.legacy else config.where("api_key")
 
 
 def _key_hint(config: BackendConfig, provider_class: type[Provider], base_url: str) -> str:

@@ -25,7 +25,6 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
 from ccproxy.core.plan import ModelCapabilities
-from ccproxy.settings import SettingsError, resolve_secrets
 
 __all__ = [
     "BACKEND_NAME",
@@ -47,6 +46,24 @@ _SECRET_KEY = re.compile(r"(?:^|[-_])(?:key|token|secret|password|authorization)
 _MAX_ECHO = 60
 ModelT = TypeVar("ModelT", bound=BaseModel)
 CAPABILITY_FIELDS: tuple[str, ...] = tuple(get_type_hints(ModelCapabilities))
+
+
+class SettingsError(ValueError):
+    """A missing or invalid setting; the message names it in one line."""
+
+
+def resolve_secrets(value: Any, env: Mapping[str, str], where: str) -> Any:
+    """Replace every `{"$env": "NAME"}` inside `value` by the environment variable NAME."""
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = value["$env"]
+            if not isinstance(name, str) or name not in env:
+                raise SettingsError(f"{where}: environment variable {name!r} is not set")
+            return env[name]
+        return {key: resolve_secrets(item, env, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve_secrets(item, env, f"{where}[{i}]") for i, item in enumerate(value)]
+    return value
 
 
 def _expect(what: str) -> WrapValidator:
@@ -91,6 +108,23 @@ Flag = Annotated[bool, Field(strict=True), _expect("true or false")]
 HttpUrl = Annotated[str, Field(strict=True), AfterValidator(_http_url), _expect("an http(s) URL")]
 Headers = Annotated[dict[str, str], Field(strict=True), _expect("a table of header names to strings")]
 BackendName = Annotated[str, AfterValidator(_backend_name)]
+
+
+def _not_a_bool(what: str) -> BeforeValidator:
+    """TOML's `true` is no number of anything (pydantic would read it as 1)."""
+
+    def refuse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError("expected", "expected " + what)
+        return value
+
+    return BeforeValidator(refuse)
+
+
+# [ccproxy] values, lax like the environment's text ("9000" is a port) but never a bool.
+Whole = Annotated[int, _not_a_bool("an integer")]
+Number = Annotated[float, _not_a_bool("a number")]
+Names = Annotated[str | list[str], _expect("comma-separated names or a list of strings")]
 RouteTargets = Annotated[str | tuple[str, ...], BeforeValidator(_route_targets)]
 
 if TYPE_CHECKING:
@@ -112,11 +146,13 @@ class CoreConfig(BaseModel):
     big_model: str | None = Field(default=None, validation_alias="big_model_name")
     small_model: str | None = Field(default=None, validation_alias="small_model_name")
     host: str | None = None
-    port: int | None = None
+    port: Whole | None = None
     log_level: str | None = None
-    workers: int | None = Field(default=None, validation_alias="web_concurrency")
-    request_timeout: float | None = None
-    connect_timeout: float | None = None
+    workers: Whole | None = Field(default=None, validation_alias="web_concurrency")
+    request_timeout: Number | None = None
+    connect_timeout: Number | None = None
+    allowed_hosts: Names | None = None
+    allowed_origins: Names | None = None
     provider: str | None = Field(default=None, validation_alias=AliasChoices("provider", "ccproxy_provider"))
     cache: str | None = Field(default=None, validation_alias=AliasChoices("cache", "ccproxy_cache"))
     disabled_plugins: Annotated[tuple[str, ...], _expect("a list of plugin names")] = ()

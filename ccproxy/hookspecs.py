@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sanic import Request
     from sanic.response import HTTPResponse
 
-    from ccproxy.app import AppState
+    from ccproxy.state import AppState
 
 PROJECT_NAME = "ccproxy"
 
@@ -66,8 +66,9 @@ def ccproxy_register_providers(register: RegisterProvider) -> None:
     """Register upstream provider classes.
 
     Called once when the app is built. Call `register(ProviderClass)` for each provider the plugin ships; the class is
-    instantiated once, only if `provider = "<name>"` in plugins.toml selects it. Two plugins registering the same
-    name stop start-up. Returns nothing.
+    instantiated once per backend whose `[backends.<name>]` table says `provider = "<name>"` (the legacy `default`
+    backend: `[ccproxy] provider`, default "openai"). Two plugins registering the same name stop start-up. Returns
+    nothing.
     """
 
 
@@ -89,9 +90,10 @@ def ccproxy_register_reasoning_configurators(register: RegisterReasoningConfigur
     request fields.
 
     Called once when the app is built. Call `register("name", factory)`; `factory(options)` receives the
-    `[reasoning]` table of plugins.toml and returns a `ReasoningConfigurator`, built once. The one used is named by
-    `configurator = "<name>"` in `[reasoning]` (default `"budget-effort"`, the built-in). Two plugins registering the
-    same name stop start-up. Returns nothing.
+    `[reasoning]` table of plugins.toml (without `configurator`) and returns a `ReasoningConfigurator`, built once per
+    name. A backend uses the one its table names (`reasoning = "<name>"`), else `[reasoning] configurator`, else its
+    provider's `default_reasoning`, else `"budget-effort"` (the built-in). Two plugins registering the same name stop
+    start-up. Returns nothing.
     """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
@@ -17,6 +17,9 @@ from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAt
 
 if TYPE_CHECKING:
     from ccproxy.upstream.stack import UpstreamStates
+
+if TYPE_CHECKING:
+    from ccproxy.upstream import Upstream
 
 # Header names whose values are credentials (Authorization, x-api-key, api-key, cookies, tokens, secrets).
 _CREDENTIAL_HEADER = re.compile(r"authorization|key|token|secret|cookie|password", re.IGNORECASE)
@@ -133,6 +136,16 @@ class Provider(ABC):
     def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:
         """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged."""
         return body
+
+    async def list_models(self, upstream: Upstream) -> Sequence[str] | None:
+        """The upstream model names this backend serves, for GET /v1/models (listed there as `backend:model`);
+        None when the provider cannot list them (the default).
+
+        `upstream` is the backend's bare transport (its base URL, headers and timeouts; no retries): send e.g.
+        `UpstreamRequest(path="/models", body=b"", stream=False, deadline=..., method="GET")` and read the answer.
+        Called at most every few minutes; raising (an UpstreamFailure, or anything else) is logged, never fatal.
+        """
+        return None
 
 
 class CacheBackend(ABC):

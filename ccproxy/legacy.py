@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 LEGACY_ENV_VARS = ("OPENAI_API_KEY", "OPENROUTER_API_KEY", "OPENAI_BASE_URL", "BIG_MODEL_NAME", "SMALL_MODEL_NAME")
 LEGACY_CORE_FIELDS = ("api_key", "base_url", "big_model", "small_model")
 SMALL_MODEL_PATTERN = "*haiku*"
+LEGACY_RESILIENCE = {"retries": 0, "breaker_failures": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ def plan_backends(
     """
     planned: dict[str, BackendConfig] = {}
     wants_default = legacy.configured or not backends
-    if wants_default and DEFAULT_BACKEND not in backends:
+    if makes_legacy_default(backends, legacy):
         planned[DEFAULT_BACKEND] = legacy_backend(legacy)
     planned.update(backends)
     for name, config in planned.items():
@@ -100,6 +101,12 @@ def plan_backends(
     return BackendPlan(planned, default_routes)
 
 
+def makes_legacy_default(backends: Mapping[str, BackendConfig], legacy: LegacyValues) -> bool:
+    """Whether the legacy values make backend `default`: set, or nothing configured at all; and no
+    `[backends.default]` written out."""
+    return (legacy.configured or not backends) and DEFAULT_BACKEND not in backends
+
+
 def legacy_backend(legacy: LegacyValues) -> BackendConfig:
     """Backend `default` as today: the provider's `[plugins.<provider>]` table over OPENAI_BASE_URL / the key.
 
@@ -112,7 +119,9 @@ def legacy_backend(legacy: LegacyValues) -> BackendConfig:
             f"OPENAI_BASE_URL: expected an http(s) URL like https://api.openai.com/v1, got {legacy.base_url!r}"
         )
     table = f"plugins.{legacy.provider}"
-    values = {"base_url": legacy.base_url, "api_key": legacy.api_key, **legacy.plugin_table}
+    # No retries and no breaker unless the table asks: the legacy variables behave exactly as before backends (one
+    # try; the Anthropic SDKs and Claude Code retry 429 and 5xx answers themselves).
+    values = {"base_url": legacy.base_url, "api_key": legacy.api_key, **LEGACY_RESILIENCE, **legacy.plugin_table}
     values["provider"] = legacy.provider
     config = validate_table(BackendConfig, values, table).located(table, legacy=True)
     base_url = config.base_url or legacy.base_url

@@ -4,10 +4,15 @@ Guardrail actions also pass through here (GuardrailAudit): logged at INFO, then 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
 from ccproxy.interfaces import Observer
+
+if TYPE_CHECKING:
+    from ccproxy.upstream import AttemptObserver, UpstreamFailure, UpstreamRequest
 
 log = logging.getLogger("ccproxy.observers")
 audit_log = logging.getLogger("ccproxy.audit")
@@ -74,3 +79,38 @@ class GuardrailAudit:
                 detail,
             )
         notify(self.observers, "guardrail_event", event)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTag:
+    """What the pipeline hangs on an UpstreamRequest (`tag`) when observers listen: whose attempt it is."""
+
+    record: RequestRecord
+    backend: str
+    model: str
+
+
+def attempt_reporter(observers: Observers, redact: Callable[[str], str]) -> AttemptObserver:
+    """The `on_attempt` of every backend's stack (ObservedUpstream) when observers are registered: each attempt that
+    reached a backend becomes an UpstreamAttempt record (its error text redacted: observers send it elsewhere), and
+    retries are counted on the request's record."""
+
+    def on_attempt(request: UpstreamRequest, status: int | None, error: UpstreamFailure | None, seconds: float) -> None:
+        tag = request.tag
+        if not isinstance(tag, AttemptTag):  # a call that is not a client's request (listing models)
+            return
+        if request.attempt:
+            tag.record.retries += 1
+        observers.upstream_attempt(
+            UpstreamAttempt(
+                request_id=tag.record.request_id,
+                backend=tag.backend,
+                upstream_model=tag.model,
+                attempt=request.attempt + 1,
+                status=status,
+                error=None if error is None else redact(error.message),
+                ms=seconds * 1000,
+            )
+        )
+
+    return on_attempt

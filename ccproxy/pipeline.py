@@ -1,4 +1,8 @@
-"""One /v1/messages call: validate -> guard -> convert -> send -> translate. No HTTP framing here."""
+"""One /v1/messages call: validate -> guard -> route -> per target: convert -> send (fall back) -> translate.
+
+No HTTP framing and no aiohttp objects here: a backend's upstream stack (ccproxy/upstream/) sends the bytes, and
+its typed failures are mapped to client errors once, by `to_proxy_error`.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,19 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-import aiohttp
-
+from ccproxy.backends import Backend
 from ccproxy.core.jsoncodec import NestingError, dumps, loads
 from ccproxy.core.nesting import NESTING_MESSAGE
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
-from ccproxy.core.response import convert_response
+from ccproxy.core.response import convert_response, parse_completion
 from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
@@ -29,15 +34,24 @@ from ccproxy.interfaces import (
     Guardrail,
     GuardrailContext,
     Principal,
-    Provider,
-    ReasoningConfigurator,
     ReasoningRequest,
     StreamContext,
 )
+from ccproxy.observers import AttemptTag
 from ccproxy.redaction import Redactor
-from ccproxy.routing import ModelRouter
+from ccproxy.routing import MEMO_LIMIT, Route, Router, Target
 from ccproxy.tokens import TokenCounter
-from ccproxy.transport import Transport
+from ccproxy.upstream import (
+    BackendUnavailable,
+    Clock,
+    RateLimitExceeded,
+    UpstreamFailure,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamStatusError,
+    can_fall_back,
+    to_proxy_error,
+)
 
 log = logging.getLogger("ccproxy.pipeline")
 
@@ -46,6 +60,11 @@ OFF_LOOP_COUNT_BYTES = 64 * 1024
 COUNT_CACHE_TTL = 600.0
 # A cheap stand-in for message_start's input_tokens; the exact figure arrives in message_delta.usage.
 BYTES_PER_TOKEN_ESTIMATE = 4
+# Who served an answer (or failed it): response headers on JSON, SSE and error answers alike.
+BACKEND_HEADER = "x-ccproxy-backend"
+MODEL_HEADER = "x-ccproxy-upstream-model"
+# Printable ASCII a header value may carry as it is; anything else in a (client-chosen) model name is %-encoded.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%")
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
@@ -67,27 +86,69 @@ def new_message_id() -> str:
     return "msg_" + secrets.token_hex(12)
 
 
-@dataclass(frozen=True, slots=True)
+def served_headers(target: Target) -> dict[str, str]:
+    """The response headers that say which backend and upstream model answered (or failed)."""
+    return {
+        BACKEND_HEADER: quote(target.backend, safe=_HEADER_SAFE),
+        MODEL_HEADER: quote(target.model, safe=_HEADER_SAFE),
+    }
+
+
+@dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass costs ~2 µs more to build
 class Prepared:
-    """A converted request, ready to send."""
+    """A validated, guarded request and its route; each target converts it afresh when it is tried."""
 
-    body: bytes
+    body: dict[str, Any]
     stream: bool
-    upstream_model: str
-    context: ResponseContext
+    route: Route
     guard: GuardrailContext
+    message_id: str
+    input_tokens_estimate: int
+    record: RequestRecord | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
+class Sent:
+    """The target that answered, its response (status line in, body unread) and what translating it needs."""
+
+    target: Target
+    response: UpstreamResponse
+    context: ResponseContext
+    headers: Mapping[str, str]  # served_headers(target), shared: never changed
+
+
+@dataclass(slots=True)
+class Answer:
+    """A non-stream answer: the Anthropic message and the headers that say who served it."""
+
+    message: dict[str, Any]
+    headers: Mapping[str, str]
+    target: Target
+
+
+@dataclass(slots=True)
 class OpenedStream:
     """The upstream's answer to a stream request, judged before the client has seen a byte."""
 
+    sent: Sent
     # The event stream still to read; None when the upstream answered with one JSON completion.
-    response: aiohttp.ClientResponse | None
+    chunks: AsyncIterator[bytes] | None
     # What was already read of the stream to tell what it is.
     head: bytes = b""
     # The Anthropic message of that JSON completion.
     message: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.sent.headers
+
+    @property
+    def target(self) -> Target:
+        return self.sent.target
+
+    async def aclose(self) -> None:
+        """Finish the upstream response (drops the connection when the body is unfinished). Idempotent."""
+        await self.sent.response.aclose()
 
 
 class MessagesPipeline:
@@ -96,20 +157,18 @@ class MessagesPipeline:
     def __init__(
         self,
         *,
-        provider: Provider,
-        transport: Transport,
-        router: ModelRouter,
-        reasoning: ReasoningConfigurator,
+        backends: Mapping[str, Backend],
+        router: Router,
         guardrails: Sequence[Guardrail],
         load_tokens: Callable[[], TokenCounter],
         cache: CacheBackend,
         redact: Redactor,
         stream_filters: StreamFilters | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
-        self.provider = provider
-        self.transport = transport
+        self.backends = backends
+        self.clock = clock  # the upstream stack's clock: request deadlines are on it
         self.router = router
-        self.reasoning = reasoning
         self.guardrails = tuple(guardrails)
         # The tokenizer's ranks cost ~44 MB: loaded on the first count_tokens call, not at start (idle RSS).
         self._load_tokens = load_tokens
@@ -118,13 +177,7 @@ class MessagesPipeline:
         self.cache = cache
         self.redact = redact
         self.stream_filters = stream_filters
-        self._capabilities: dict[str, ModelCapabilities] = {}
-
-    def capabilities(self, upstream_model: str) -> ModelCapabilities:
-        found = self._capabilities.get(upstream_model)
-        if found is None:
-            found = self._capabilities[upstream_model] = self.provider.capabilities(upstream_model)
-        return found
+        self._served: dict[Target, Mapping[str, str]] = {}
 
     async def prepare(
         self,
@@ -134,117 +187,196 @@ class MessagesPipeline:
         record: RequestRecord | None = None,
         principal: Principal | None = None,
     ) -> Prepared:
-        """Parse, validate, guard and convert one /v1/messages body; fill in `record` (observers) as it goes."""
+        """Parse, validate, guard and route one /v1/messages body; fill in `record` (observers) as it goes."""
         body = parse_json_body(raw)
         validate_messages_request(body)
+        stream = bool(body.get("stream"))
         if record is not None:
             record.client_model = body["model"]
-            record.stream = bool(body.get("stream"))
+            record.stream = stream
         guard = GuardrailContext(request_id=request_id, headers=headers, principal=principal, body_bytes=len(raw))
         for guardrail in self.guardrails:
             await guardrail.check_request(body, guard)
-        upstream_model = self.router.resolve(body["model"])
-        if record is not None:
-            record.upstream_model = upstream_model
-        capabilities = self.capabilities(upstream_model)
-        stream = bool(body.get("stream"))
+        route = self.router.resolve(body["model"])
+        estimate = len(raw) // BYTES_PER_TOKEN_ESTIMATE
+        return Prepared(body, stream, route, guard, new_message_id(), estimate, record)
+
+    def convert(self, prepared: Prepared, target: Target) -> tuple[bytes, ResponseContext]:
+        """The upstream body for one target (its provider, capabilities and reasoning), and the context its answer
+        is translated with (the tool-name map of this conversion)."""
+        backend = self.backends[target.backend]
+        body = prepared.body
+        capabilities = backend.capabilities(target.model)
         plan = RequestPlan(
-            upstream_model=upstream_model,
+            upstream_model=target.model,
             capabilities=capabilities,
-            stream=stream,
+            stream=prepared.stream,
             tool_names=ToolNameMap(),
-            reasoning=self.reasoning.configure(self._reasoning_request(body, upstream_model, capabilities)),
+            reasoning=backend.reasoning.configure(_reasoning_request(body, target.model, capabilities)),
         )
-        converted = self.provider.adjust_request(convert_request(body, plan), body)
+        converted = backend.provider.adjust_request(convert_request(body, plan), body)
         context = ResponseContext(
-            message_id=new_message_id(),
+            message_id=prepared.message_id,
             model=body["model"],
-            input_tokens_estimate=len(raw) // BYTES_PER_TOKEN_ESTIMATE,
+            input_tokens_estimate=prepared.input_tokens_estimate,
             tool_names=plan.tool_names,
             public_message=self.redact.message,
         )
-        payload = dumps(converted)
-        return Prepared(payload, stream, upstream_model, context, guard)
+        return dumps(converted), context
 
-    @staticmethod
-    def _reasoning_request(
-        body: Mapping[str, Any], upstream_model: str, capabilities: ModelCapabilities
-    ) -> ReasoningRequest:
-        output_config = body.get("output_config")
-        effort = output_config.get("effort") if isinstance(output_config, dict) else None
-        thinking = body.get("thinking")
-        return ReasoningRequest(
-            thinking=thinking if isinstance(thinking, dict) else None,
-            effort=effort if isinstance(effort, str) else None,
-            max_tokens=body.get("max_tokens"),
-            upstream_model=upstream_model,
-            capabilities=capabilities,
-        )
+    async def send(self, prepared: Prepared) -> Sent:
+        """Walk the route's targets until one answers with a status line < 400.
 
-    async def complete(self, prepared: Prepared) -> dict[str, Any]:
+        A target whose failure `can_fall_back` accepts (and that has a next one) passes to the next; any other
+        failure, or the end of the chain, raises the client's error (see `_route_error`), with the headers naming
+        the target it came from.
+        """
+        targets = prepared.route.targets
+        failures: list[tuple[Target, UpstreamFailure]] = []
+        for index, target in enumerate(targets):
+            body, context = self.convert(prepared, target)
+            backend = self.backends[target.backend]
+            upstream = backend.upstream
+            if upstream is None:
+                raise RuntimeError(f"backend {backend.name!r} used before its upstream was built")
+            max_tokens = prepared.body.get("max_tokens")
+            request = UpstreamRequest(
+                path=backend.path,
+                body=body,
+                stream=prepared.stream,
+                deadline=self.clock() + backend.status_wait,
+                tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
+                tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
+            )
+            try:
+                response = await upstream.send(request)
+            except UpstreamFailure as exc:
+                failures.append((target, exc))
+                if can_fall_back(exc, has_next=index < len(targets) - 1):
+                    following = targets[index + 1]
+                    log.info("%s: %s failed (%s), trying %s", prepared.guard.request_id, target, exc.message, following)
+                    continue
+                raise self._route_error(prepared, failures) from None
+            if prepared.record is not None:
+                _note_target(prepared.record, target, index)
+            return Sent(target, response, context, self._served_headers(target))
+        raise AssertionError("a route has at least one target")  # pragma: no cover — the loop returns or raises
+
+    def _served_headers(self, target: Target) -> Mapping[str, str]:
+        """served_headers(target), made once per target (routes hand out the same targets again and again)."""
+        found = self._served.get(target)
+        if found is None:
+            found = served_headers(target)
+            if len(self._served) < MEMO_LIMIT:
+                self._served[target] = found
+        return found
+
+    def _route_error(self, prepared: Prepared, failures: list[tuple[Target, UpstreamFailure]]) -> ProxyError:
+        """The client's error for a route that found no answer: the last failure when it ended the walk by itself
+        (e.g. a 400), else the most informative of the chain — an upstream's own answer before no answer, and that
+        before a backend skipped by its breaker or limiter; the latest of equals."""
+        target, failure = failures[-1]
+        if can_fall_back(failure):  # the chain ran out: choose
+            target, failure = max(reversed(failures), key=lambda pair: _informative(pair[1]))
+        if prepared.record is not None:
+            _note_target(prepared.record, target, len(failures) - 1)
+        error = to_proxy_error(failure)
+        error.headers.update(served_headers(target))
+        return error
+
+    async def complete(self, prepared: Prepared) -> Answer:
         """A non-streaming call: the Anthropic message."""
-        completion = await self.transport.post_json(prepared.body)
-        message = convert_response(completion, prepared.context)
-        for guardrail in self.guardrails:
-            await guardrail.check_response(message, prepared.guard)
-        return message
+        sent = await self.send(prepared)
+        try:
+            # `read` finishes the response whatever happens (the connection goes back to the pool or is dropped).
+            completion = parse_completion(await sent.response.read())
+            message = convert_response(completion, sent.context)
+            for guardrail in self.guardrails:
+                await guardrail.check_response(message, prepared.guard)
+        except UpstreamFailure as exc:
+            raise _with_headers(to_proxy_error(exc), sent) from None
+        except ProxyError as exc:
+            raise _with_headers(exc, sent) from None
+        return Answer(message, sent.headers, sent.target)
 
     async def open_stream(self, prepared: Prepared) -> OpenedStream:
         """Start the upstream stream. HTTP errors, and answers that are no event stream (core/relay.py), surface
         here, before the client has seen a byte."""
-        response = await self.transport.post(prepared.body)
-        if is_event_stream(response.content_type):
-            return OpenedStream(response=response)
-        kind, head = await self._sniff(response)
-        if kind == SSE:
-            return OpenedStream(response=response, head=head)
-        if kind == JSON:
-            completion = await self.transport.read_json(response, head)
-            return OpenedStream(None, message=convert_response(completion, prepared.context))
-        response.close()
-        raise not_a_stream(kind, response.content_type)
+        sent = await self.send(prepared)
+        try:
+            return await self._judge(sent)
+        except UpstreamFailure as exc:
+            await sent.response.aclose()
+            raise _with_headers(to_proxy_error(exc), sent) from None
+        except ProxyError as exc:
+            await sent.response.aclose()
+            raise _with_headers(exc, sent) from None
 
-    async def _sniff(self, response: aiohttp.ClientResponse) -> tuple[str, bytes]:
-        """The kind of a body whose content type does not say, from its first bytes, and those bytes."""
+    async def _judge(self, sent: Sent) -> OpenedStream:
+        """What kind of body came: an event stream by its label, else by its first bytes (core/relay.py)."""
+        response = sent.response
+        chunks = response.iter_bytes()
+        content_type = media_type(response.headers.get("content-type", ""))
+        if is_event_stream(content_type):
+            return OpenedStream(sent, chunks)
         head = b""
         while True:
-            data = await self.transport.read_some(response)
+            data = await anext(chunks, b"")
             head += data
             kind = sniff(head, at_eof=not data)
             if kind is not None:
-                return kind, head
+                break
+        if kind == SSE:
+            return OpenedStream(sent, chunks, head)
+        if kind == JSON:
+            rest = [data async for data in chunks]
+            completion = parse_completion(head + b"".join(rest))
+            return OpenedStream(sent, None, message=convert_response(completion, sent.context))
+        raise not_a_stream(kind, content_type)
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
-        relay = StreamRelay(prepared.context, self._translator(prepared))
-        if opened.response is None:
+        relay = StreamRelay(opened.sent.context, self._translator(prepared, opened.sent))
+        if opened.chunks is None:
             yield relay.replay(opened.message)
             return
         yield relay.start()
         try:
-            async for data in self.transport.iter_bytes(opened.response, opened.head):
-                encoded = relay.feed(data)
+            if opened.head:
+                encoded = relay.feed(opened.head)
                 if encoded:
                     yield encoded
-                if relay.done:
-                    break
+            if not relay.done:
+                async for data in opened.chunks:
+                    encoded = relay.feed(data)
+                    if encoded:
+                        yield encoded
+                    if relay.done:
+                        break
             encoded = relay.end()
+        except UpstreamFailure as exc:
+            log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
+            encoded = relay.fail(to_proxy_error(exc))
         except ProxyError as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
             encoded = relay.fail(exc)
         except Exception:  # a bug must still end the stream the way clients expect
             log.exception("stream %s failed in translation", prepared.guard.request_id)
             encoded = relay.fail(ProxyError("Internal proxy error", status=500))
+        finally:
+            # Closing an unfinished response drops the connection, so the upstream stops generating when our client
+            # went away mid-stream (or the answer ended before the body did).
+            await opened.aclose()
         if encoded:
             yield encoded
 
-    def _translator(self, prepared: Prepared) -> EventSource | None:
+    def _translator(self, prepared: Prepared, sent: Sent) -> EventSource | None:
         """The stream's translator wrapped in the stream filters that want it; None (the relay's own translator, the
         fused fast path) when no filter is registered."""
         if self.stream_filters is None:
             return None
-        translator = StreamTranslator(prepared.context)
-        context = StreamContext(prepared.guard.request_id, prepared.context.model, prepared.upstream_model)
+        translator = StreamTranslator(sent.context)
+        context = StreamContext(prepared.guard.request_id, sent.context.model, sent.target.model, sent.target.backend)
         return self.stream_filters.wrap(translator, context)
 
     async def token_counter(self) -> TokenCounter:
@@ -272,3 +404,44 @@ class MessagesPipeline:
             count = tokens.count_request(body)
         await self.cache.set(key, count, COUNT_CACHE_TTL)
         return {"input_tokens": count}
+
+
+def media_type(content_type: str) -> str:
+    """A Content-Type header without its parameters, in lower case (`text/event-stream; charset=utf-8` ->
+    `text/event-stream`)."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _reasoning_request(
+    body: Mapping[str, Any], upstream_model: str, capabilities: ModelCapabilities
+) -> ReasoningRequest:
+    output_config = body.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    thinking = body.get("thinking")
+    return ReasoningRequest(
+        thinking=thinking if isinstance(thinking, dict) else None,
+        effort=effort if isinstance(effort, str) else None,
+        max_tokens=body.get("max_tokens"),
+        upstream_model=upstream_model,
+        capabilities=capabilities,
+    )
+
+
+def _informative(failure: UpstreamFailure) -> int:
+    """How much a failure tells the client: the upstream's own answer, then no answer, then a local refusal."""
+    if isinstance(failure, UpstreamStatusError):
+        return 2
+    if isinstance(failure, (BackendUnavailable, RateLimitExceeded)):
+        return 0
+    return 1
+
+
+def _note_target(record: RequestRecord, target: Target, fallbacks: int) -> None:
+    record.backend = target.backend
+    record.upstream_model = target.model
+    record.fallbacks = fallbacks
+
+
+def _with_headers(error: ProxyError, sent: Sent) -> ProxyError:
+    error.headers.update(sent.headers)
+    return error

@@ -14,14 +14,13 @@ import pluggy
 from ccproxy import hookspecs
 from ccproxy.default_plugins import DEFAULT_PLUGINS
 from ccproxy.hookspecs import ReasoningFactory, RouteHandler, StreamFilterFactory
-from ccproxy.interfaces import Authenticator, CacheBackend, Guardrail, Observer, Provider, ReasoningConfigurator
+from ccproxy.interfaces import Authenticator, CacheBackend, Guardrail, Observer, Provider
 from ccproxy.observers import GuardrailAudit
 from ccproxy.settings import Settings, SettingsError
 
 log = logging.getLogger("ccproxy.plugins")
 
 CacheFactory = Callable[[Mapping[str, Any]], CacheBackend]
-DEFAULT_REASONING_CONFIGURATOR = "budget-effort"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 T = TypeVar("T")
 
@@ -219,21 +218,5 @@ def _installed(found: Mapping[str, T], name: str, setting: str, what: str, hint:
         raise SettingsError(f"{setting}: {name!r} is not installed{hint}; installed {what}: {installed}") from None
 
 
-def select_provider(registry: Registry, name: str) -> type[Provider]:
-    hint = " (pip install ccproxy-openai)" if name == "openai" else ""
-    return _installed(registry.providers, name, "provider", "providers", hint)
-
-
 def select_cache(registry: Registry, name: str) -> CacheFactory:
     return _installed(registry.cache_backends, name, "cache", "backends")
-
-
-def select_reasoning(registry: Registry, options: Mapping[str, Any]) -> ReasoningConfigurator:
-    """The configurator `[reasoning] configurator = "<name>"` names (default budget-effort), built from the rest of
-    the table. Until named backends choose their own, one configurator serves the whole app."""
-    name = str(options.get("configurator", DEFAULT_REASONING_CONFIGURATOR))
-    factory = _installed(registry.reasoning_configurators, name, "reasoning.configurator", "configurators")
-    try:
-        return factory({key: value for key, value in options.items() if key != "configurator"})
-    except (ValueError, TypeError) as exc:
-        raise SettingsError(f"reasoning: {exc}") from None

@@ -5,15 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase, translate
-from typing import TYPE_CHECKING, Any
+from fnmatch import translate
+from typing import Any
 
 from ccproxy.backends import public_url
 from ccproxy.config import BackendConfig, SettingsError, dotted
 from ccproxy.errors import InvalidRequestError, NotFoundError
-
-if TYPE_CHECKING:
-    from ccproxy.settings import Settings
 
 DEFAULT_BACKEND = "default"
 # Clients choose model names, so the memo of resolved names is bounded.
@@ -182,31 +179,3 @@ def _backend_entry(config: BackendConfig) -> dict[str, Any]:
 
 def _model_entry(model_id: str, display_name: str) -> dict[str, Any]:
     return {"type": "model", "id": model_id, "display_name": display_name, "created_at": LISTING_CREATED_AT}
-
-
-class ModelRouter:
-    """The single-upstream router app.py and pipeline.py still use: [routes] globs, then haiku -> small, else big.
-
-    Replaced by Router when the app is wired to named backends; kept until then so the app keeps working.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.routes = settings.routes
-        self.big_model = settings.big_model
-        self.small_model = settings.small_model
-        self._memo: dict[str, str] = {}
-
-    def resolve(self, model: str) -> str:
-        upstream = self._memo.get(model)
-        if upstream is None:
-            upstream = self._resolve(model)
-            if len(self._memo) < MEMO_LIMIT:
-                self._memo[model] = upstream
-        return upstream
-
-    def _resolve(self, model: str) -> str:
-        lowered = model.lower()
-        for pattern, upstream in self.routes:
-            if fnmatchcase(lowered, pattern.lower()):
-                return upstream
-        return self.small_model if "haiku" in lowered else self.big_model

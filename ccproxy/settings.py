@@ -11,15 +11,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from ccproxy.interfaces import BasicCredentials
+from ccproxy.backends import display_url, split_credentials, upstream_auth
+from ccproxy.config import BackendConfig, CoreConfig, SettingsError, parse_config, resolve_secrets
+from ccproxy.legacy import BackendPlan, legacy_configured, legacy_values, makes_legacy_default, plan_backends
+from ccproxy.routing import parse_routes
+
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "backend_plan",
+    "display_url",
+    "load_settings",
+    "parse_env_file",
+    "resolve_secrets",
+    "split_credentials",
+    "upstream_auth",
+    "validate_settings",
+]
 
 DEFAULT_CONFIG_FILE = "plugins.toml"
 DEFAULT_ENV_FILE = ".env"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_PROVIDER = "openai"
 
 # Environment name -> Settings field. The same names, lower-cased, are accepted in the [ccproxy] table.
 ENV_FIELDS: dict[str, str] = {
@@ -49,9 +66,13 @@ IMPORT_TIME_SETTINGS = ("CCPROXY_ENABLE_CYTHON",)
 # not honour (yet) -> what to do instead. Each one found in the environment or .env gets a start-up warning; the issue
 # that implements a setting removes its entry here.
 _NOT_YET = "not supported yet"
-_RETRIES = "not supported yet; the Anthropic SDKs and Claude Code retry 429 and 5xx answers themselves"
-_CIRCUIT = "not supported yet; an unreachable upstream answers 502 at once"
-_RATE = "not supported yet; ccproxy does not limit requests"
+_RETRIES = (
+    "use retries = N in a [backends.<name>] table of plugins.toml (docs/configuration.md); the backend the legacy "
+    "variables make tries once, as the Anthropic SDKs and Claude Code retry 429 and 5xx answers themselves"
+)
+_CIRCUIT = "use breaker_failures and breaker_cooldown in a [backends.<name>] table of plugins.toml"
+_RATE = "not supported yet; ccproxy does not limit its clients' requests"
+_UPSTREAM_RATE = "use rpm, tpm and limit_wait in a [backends.<name>] table of plugins.toml (adaptive to 429s)"
 _POOL = "not needed: the upstream connection pool has no limit and keeps idle connections 60 s"
 _CONVERTER_CACHE = "not needed: requests are converted without a cache"
 UNSUPPORTED_SETTINGS: dict[str, str] = {
@@ -114,21 +135,17 @@ UNSUPPORTED_SETTINGS: dict[str, str] = {
     "TRACING_EXPORTER": _NOT_YET,
     "TRACING_ENDPOINT": _NOT_YET,
     "TRACING_SERVICE_NAME": _NOT_YET,
-    "CLIENT_RATE_LIMIT_ENABLED": _RATE,
-    "CLIENT_RATE_LIMIT_RPM": _RATE,
-    "CLIENT_RATE_LIMIT_TPM": _RATE,
-    "CLIENT_RATE_LIMIT_BURST": _RATE,
-    "CLIENT_RATE_LIMIT_ADAPTIVE": _RATE,
+    "CLIENT_RATE_LIMIT_ENABLED": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_RPM": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_TPM": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_BURST": _UPSTREAM_RATE,
+    "CLIENT_RATE_LIMIT_ADAPTIVE": _UPSTREAM_RATE,
     "THREAD_POOL_MAX_WORKERS": "not needed: token counting runs in the event loop's default thread pool",
     "THREAD_POOL_HIGH_CPU_THRESHOLD": _NOT_YET,
     "THREAD_POOL_AUTO_SCALE": _NOT_YET,
     "THREAD_POOL_SHRINK_THRESHOLD": _NOT_YET,
     "THREAD_POOL_SHRINK_DELAY_SECONDS": _NOT_YET,
 }
-
-
-class SettingsError(ValueError):
-    """A missing or invalid setting; the message names it in one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +163,19 @@ class Settings:
     workers: int = 1
     request_timeout: float = 600.0
     connect_timeout: float = 10.0
-    provider: str = "openai"
+    provider: str = DEFAULT_PROVIDER
     cache: str = "memory"
     # Host header names served besides localhost and IP addresses ("*": any); lower case, no port.
     allowed_hosts: tuple[str, ...] = ()
     # Browser origins (`scheme://host[:port]`, lower case) allowed to call the API; none by default.
     allowed_origins: tuple[str, ...] = ()
-    # (glob pattern, upstream model) pairs from [routes], tried in order before the haiku/big default.
-    routes: tuple[tuple[str, str], ...] = ()
+    # (glob pattern, target or targets) pairs from [routes], in file order; a target is "backend:model" or a model on
+    # backend `default` (ccproxy/routing.py).
+    routes: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    # The [backends.<name>] tables, validated (ccproxy/config.py); the legacy variables add backend `default`.
+    backend_tables: Mapping[str, BackendConfig] = field(default_factory=dict, repr=False)
+    # Whether any legacy variable (OPENAI_API_KEY, ..., or a [plugins.<provider>] table) was set (ccproxy/legacy.py).
+    legacy_configured: bool = False
     disabled_plugins: tuple[str, ...] = ()
     plugin_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     reasoning_options: Mapping[str, Any] = field(default_factory=dict)
@@ -161,6 +183,8 @@ class Settings:
     config_path: str | None = None
     # (name, hint) of each setting found in the environment or .env that is not honoured: warned about at start-up.
     ignored_settings: tuple[tuple[str, str], ...] = ()
+    # The environment and .env as loaded: a provider's `key_env_var` is only known once plugins are loaded.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def options_for(self, plugin: str) -> Mapping[str, Any]:
         """The `[plugins.<name>]` table, secrets already resolved."""
@@ -185,20 +209,6 @@ def parse_env_file(path: Path) -> dict[str, str]:
             value = value.split(" #", 1)[0].rstrip()
         values[key.strip()] = value
     return values
-
-
-def resolve_secrets(value: Any, env: Mapping[str, str], where: str) -> Any:
-    """Replace every `{"$env": "NAME"}` inside `value` by the environment variable NAME."""
-    if isinstance(value, dict):
-        if set(value) == {"$env"}:
-            name = value["$env"]
-            if not isinstance(name, str) or name not in env:
-                raise SettingsError(f"{where}: environment variable {name!r} is not set")
-            return env[name]
-        return {key: resolve_secrets(item, env, f"{where}.{key}") for key, item in value.items()}
-    if isinstance(value, list):
-        return [resolve_secrets(item, env, f"{where}[{i}]") for i, item in enumerate(value)]
-    return value
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -246,32 +256,19 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _config_values(config: Mapping[str, Any], env: Mapping[str, str], path: Path) -> dict[str, Any]:
-    """Settings fields from a parsed plugins.toml."""
+def _config_values(config: Mapping[str, Any], env: Mapping[str, str], path: Path) -> tuple[dict[str, Any], CoreConfig]:
+    """Settings fields from a parsed plugins.toml (ccproxy/config.py names the table and key of any mistake), and
+    its `[ccproxy]` table (which legacy variables it sets)."""
+    file = parse_config(config, env, source=str(path))
     values: dict[str, Any] = {"config_path": str(path)}
-    core = resolve_secrets(config.get("ccproxy", {}), env, "ccproxy")
-    known = {env_name.lower(): name for env_name, name in ENV_FIELDS.items()}
-    known.update({"provider": "provider", "cache": "cache", "openai_api_key": "api_key"})
-    for key, value in core.items():
-        if key == "disabled_plugins":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise SettingsError("ccproxy.disabled_plugins: expected a list of plugin names")
-            values["disabled_plugins"] = tuple(value)
-        elif key in known:
-            values[known[key]] = _coerce(known[key], value, f"ccproxy.{key}")
-        else:
-            raise SettingsError(f"ccproxy.{key}: unknown setting in {path}")
-    routes = config.get("routes", {})
-    if not isinstance(routes, dict) or not all(isinstance(v, str) for v in routes.values()):
-        raise SettingsError('routes: expected a table of "pattern" = "upstream model"')
-    values["routes"] = tuple(routes.items())
-    plugins = config.get("plugins", {})
-    if not isinstance(plugins, dict):
-        raise SettingsError("plugins: expected a table of [plugins.<name>] tables")
-    values["plugin_options"] = {name: resolve_secrets(table, env, f"plugins.{name}") for name, table in plugins.items()}
-    values["reasoning_options"] = resolve_secrets(config.get("reasoning", {}), env, "reasoning")
-    values["guardrail_options"] = resolve_secrets(config.get("guardrails", {}), env, "guardrails")
-    return values
+    for name, value in file.ccproxy.settings_values().items():
+        values[name] = _coerce(name, value, f"ccproxy.{name}") if name in LIST_FIELDS else value
+    values["routes"] = tuple(file.routes.items())
+    values["backend_tables"] = file.backends
+    values["plugin_options"] = file.plugins
+    values["reasoning_options"] = file.reasoning
+    values["guardrail_options"] = file.guardrails
+    return values, file.ccproxy
 
 
 def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
@@ -319,67 +316,29 @@ def load_settings(
     _check_import_time_settings(env)
 
     values: dict[str, Any] = {}
+    core = CoreConfig()
     path_text = config_path or env.get("CCPROXY_CONFIG")
-    if path_text:
-        path = Path(path_text)
-        if not path.is_file():
-            raise SettingsError(f"CCPROXY_CONFIG: config file {str(path)!r} does not exist")
-        values.update(_config_values(_load_toml(path), env, path))
-    elif Path(DEFAULT_CONFIG_FILE).is_file():
-        values.update(_config_values(_load_toml(Path(DEFAULT_CONFIG_FILE)), env, Path(DEFAULT_CONFIG_FILE)))
+    path = Path(path_text) if path_text else Path(DEFAULT_CONFIG_FILE)
+    if path_text and not path.is_file():
+        raise SettingsError(f"CCPROXY_CONFIG: config file {str(path)!r} does not exist")
+    if path.is_file():
+        file_values, core = _config_values(_load_toml(path), env, path)
+        values.update(file_values)
     values.update(_env_values(env))
     values["ignored_settings"] = _ignored_settings(env, process_env)
     values.update({key: value for key, value in overrides.items() if value is not None})
+    provider = values.get("provider", DEFAULT_PROVIDER)
+    values["legacy_configured"] = legacy_configured(env, core, values.get("plugin_options", {}).get(provider, {}))
+    values["environ"] = env
     settings = Settings(**values)
     validate_settings(settings)
     return settings
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# Everything up to the last `@` after `scheme://` (the scheme optional), for display_url: a password with an unencoded
-# `/`, `?` or `#` makes the userinfo look like a path, so the whole stretch is masked.
-_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?.*@")
 # A DNS name (underscores allowed: Docker service names have them), or one label such as `localhost`.
 _HOST_NAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
 )
-
-
-def display_url(url: str) -> str:
-    """`url` safe to print: any `user:password@` becomes `***@`."""
-    return _USERINFO.sub(r"\1***@", url, count=1)
-
-
-def split_credentials(url: str) -> tuple[str, BasicCredentials | None]:
-    """`url` without `user:password@`, and those credentials percent-decoded (None when it carries none)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    if host == parts.netloc:
-        return url, None
-    clean = urlunsplit(parts._replace(netloc=host))
-    if not parts.username and not parts.password:
-        return clean, None
-    return clean, BasicCredentials(unquote(parts.username or ""), unquote(parts.password or ""))
-
-
-def upstream_auth(base_url: str, api_key: str | None, where: str) -> tuple[str, BasicCredentials | None]:
-    """The base URL to send to and log (credentials removed) and its basic auth; refuses a key as well."""
-    clean, credentials = split_credentials(base_url)
-    if credentials is not None and api_key:
-        raise SettingsError(
-            f"{where}: has user:password@ for basic auth, and an API key is also set (OPENAI_API_KEY or "
-            "OPENROUTER_API_KEY); both would be sent in the Authorization header: keep only one of them"
-        )
-    return clean, credentials
 
 
 def is_host_name(text: str) -> bool:
@@ -392,8 +351,10 @@ def is_host_name(text: str) -> bool:
 
 
 def validate_settings(settings: Settings) -> None:
-    """Raise SettingsError for the first invalid value, naming the setting users know it by."""
-    _validate_upstream(settings)
+    """Raise SettingsError for the first invalid value, naming the setting users know it by (or the table and key
+    of plugins.toml)."""
+    plan = backend_plan(settings)
+    parse_routes(dict(settings.routes), plan.backends)
     if not is_host_name(settings.host) or settings.host.startswith("["):
         raise SettingsError(
             f"HOST: expected an IP address or a host name (IPv6 without brackets), got {settings.host!r}"
@@ -413,6 +374,20 @@ def validate_settings(settings: Settings) -> None:
     _validate_edge(settings)
 
 
+def backend_plan(settings: Settings) -> BackendPlan:
+    """The backends to build and the default routes (ccproxy/legacy.py); the legacy `default` backend is checked
+    the way OPENAI_BASE_URL and the key always were, with the same messages."""
+    legacy = legacy_values(settings, configured=settings.legacy_configured)
+    if makes_legacy_default(settings.backend_tables, legacy):
+        _validate_upstream(settings)
+    return plan_backends(
+        settings.backend_tables,
+        legacy,
+        request_timeout=settings.request_timeout,
+        connect_timeout=settings.connect_timeout,
+    )
+
+
 def _validate_upstream(settings: Settings) -> None:
     shown = display_url(settings.base_url)
     try:
@@ -426,9 +401,8 @@ def _validate_upstream(settings: Settings) -> None:
         raise SettingsError(
             f"OPENAI_BASE_URL: '@' after the host in {shown!r}; percent-encode / ? # @ and % in a user name or password"
         )
-    _, credentials = upstream_auth(settings.base_url, settings.api_key, "OPENAI_BASE_URL")
-    if not settings.api_key and credentials is None and not _is_loopback(settings.base_url):
-        raise SettingsError("OPENAI_API_KEY: not set (or set OPENROUTER_API_KEY); it is required for " + shown)
+    upstream_auth(settings.base_url, settings.api_key, "OPENAI_BASE_URL")
+    # Whether a key is needed is legacy.legacy_backend's question (it knows the [plugins.<provider>] table's key).
     if settings.api_key and any(c.isspace() or not c.isprintable() for c in settings.api_key):
         raise SettingsError("OPENAI_API_KEY: contains a space, line break or control character (a stray quote?)")
 

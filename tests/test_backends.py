@@ -304,11 +304,12 @@ def test_provider_refusing_its_config_is_named() -> None:
 
 
 def test_no_secret_in_repr_and_public_url() -> None:
-    backend = build(
+    backends = build(
         '[backends.v]\nprovider = "keyed"\napi_key = "sk-v-0123456789"\nheaders = {"X-Api-Key" = "hk-0123456789"}\n'
-        'base_url = "https://u:pw-0123456789@h.example/v1"\n'
-    )["v"]
-    assert "pw-0" not in repr(backend)
+        '[backends.w]\nprovider = "keyed"\nbase_url = "https://u:pw-0123456789@h.example/v1"\n'
+    )
+    backend = backends["v"]
+    assert "pw-0" not in repr(backends["w"]) and "pw-0" not in repr(backends["w"].config)
     assert "sk-v" not in repr(backend) and "sk-v" not in repr(backend.config) and "hk-0" not in repr(backend.config)
     assert public_url("https://u:p@h.example:8443/v1?key=s#f") == "https://h.example:8443/v1"
     assert public_url("http://[::1]:8000/v1") == "http://[::1]:8000/v1"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +11,14 @@ import pytest
 from sanic import Sanic
 
 from ccproxy.app import build_state
-from ccproxy.backends import Backend, build_backends
+from ccproxy.backends import build_backends
 from ccproxy.config import CoreConfig, SettingsError, parse_config
 from ccproxy.default_plugins.reasoning import BudgetEffortConfigurator
+from ccproxy.interfaces import Provider, ProviderConfig
 from ccproxy.legacy import LegacyValues, legacy_configured, legacy_values, plan_backends
 from ccproxy.plugins import build_plugin_manager, collect
-from ccproxy.routing import ModelRouter, Route, Router, Target, parse_routes
-from ccproxy.settings import Settings, load_settings, validate_settings
+from ccproxy.routing import Route, Target
+from ccproxy.settings import Settings, load_settings, upstream_auth, validate_settings
 
 KEY = "sk-test-key-123456"
 MODEL_NAMES = (
@@ -66,45 +67,57 @@ def todays_settings(tmp_path: Path, env: dict[str, str], toml: str) -> Settings:
         return load_settings({**env, "OPENAI_API_KEY": "unused"}, config_path=path, env_file=tmp_path / "none.env")
 
 
-def new_backends(settings: Settings, env: Mapping[str, str]) -> tuple[dict[str, Backend], Router]:
-    plan = plan_backends(
-        {},
-        legacy_values(settings, configured=False),
+def todays_provider(settings: Settings) -> Provider:
+    """The provider as the app built it from these settings before named backends existed (its code, kept here as
+    the reference): the provider's `[plugins.<provider>]` table over OPENAI_BASE_URL and the key."""
+    registry = collect(build_plugin_manager(settings), settings)
+    options = settings.options_for(settings.provider)
+    api_key = options.get("api_key", settings.api_key)
+    base_url, basic_auth = upstream_auth(str(options.get("base_url", settings.base_url)), api_key, "OPENAI_BASE_URL")
+    config = ProviderConfig(
+        base_url=base_url,
+        api_key=api_key,
+        options=options,
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
+        basic_auth=basic_auth,
     )
-    registry = collect(build_plugin_manager(settings), settings)
-    backends = build_backends(
-        plan.backends,
-        registry.providers,
-        {"budget-effort": BudgetEffortConfigurator},
-        reasoning_options=settings.reasoning_options,
-        env=env,
-    )
-    routes = parse_routes(dict(settings.routes), backends)
-    return backends, Router(routes, plan.default_routes, backends)
+    return registry.providers[settings.provider](config)
+
+
+def todays_route(settings: Settings, model: str) -> str:
+    """Where the app sent a requested model before named backends (the former ModelRouter, kept here as the
+    reference): the [routes] globs in order, case-insensitively, then names with `haiku` to SMALL, the rest to BIG."""
+    lowered = model.lower()
+    for pattern, upstream in settings.routes:
+        assert isinstance(upstream, str)
+        if fnmatchcase(lowered, pattern.lower()):
+            return upstream
+    return settings.small_model if "haiku" in lowered else settings.big_model
 
 
 @pytest.mark.parametrize(("env", "toml"), LEGACY_CASES)
 def test_legacy_only_matches_todays_app(tmp_path: Path, env: dict[str, str], toml: str) -> None:
     settings = todays_settings(tmp_path, env, toml)
     Sanic.test_mode = True
-    today = build_state(settings).pipeline
-    backends, router = new_backends(settings, env)
-    assert list(backends) == ["default"]
-    default = backends["default"]
-    assert default.provider.name == today.provider.name
-    assert default.provider.chat_completions_url() == today.provider.chat_completions_url()
-    assert default.provider.headers() == today.provider.headers()
-    assert default.provider.config.api_key == today.provider.config.api_key
+    today = todays_provider(settings)
+    state = build_state(settings)
+    assert list(state.backends) == ["default"]
+    default = state.backends["default"]
+    assert default.provider.name == today.name
+    assert default.provider.chat_completions_url() == today.chat_completions_url()
+    assert default.provider.headers() == today.headers()
+    assert default.provider.config.api_key == today.config.api_key
     assert (default.config.request_timeout, default.config.connect_timeout) == (
         settings.request_timeout,
         settings.connect_timeout,
     )
-    model_router = ModelRouter(settings)
+    # One try, no breaker: today's behaviour on upstream failures.
+    assert (default.config.retries, default.config.breaker_failures) == (0, 0)
+    assert default.upstream is default.transport
     for name in MODEL_NAMES:
-        assert router.resolve(name).targets == (Target("default", model_router.resolve(name)),), name
-        upstream = model_router.resolve(name)
+        upstream = todays_route(settings, name)
+        assert state.router.resolve(name).targets == (Target("default", upstream),), name
         assert default.capabilities(upstream) == today.capabilities(upstream)
 
 

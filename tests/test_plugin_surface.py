@@ -37,11 +37,11 @@ from ccproxy import (
     hookimpl,
 )
 from ccproxy import hookspecs as hookspecs_module
-from ccproxy.app import AppState, CCProxyApp, create_app
+from ccproxy.app import AppState, CCProxyApp, build_state, create_app
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.filters import FilteredTranslator
 from ccproxy.http.observe import RequestWatch
-from ccproxy.plugins import Registry, build_plugin_manager, collect, select_cache, select_provider, select_reasoning
+from ccproxy.plugins import Registry, build_plugin_manager, collect, select_cache
 from ccproxy.settings import Settings, SettingsError
 from tests.api.conftest import sdk_like
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
@@ -146,7 +146,7 @@ class RegistersFake:
 
 @covers("ccproxy_register_providers")
 def test_provider_is_registered_and_duplicates_name_both_plugins() -> None:
-    assert select_provider(registry_with(("fake-one", RegistersFake())), "fake") is FakeProvider
+    assert registry_with(("fake-one", RegistersFake())).providers["fake"] is FakeProvider
     with pytest.raises(SettingsError, match="provider 'fake' is registered by two plugins") as error:
         registry_with(("fake-one", RegistersFake()), ("fake-2", RegistersFake()))
     assert "'fake-one'" in str(error.value) and "'fake-2'" in str(error.value)
@@ -202,10 +202,14 @@ class RegistersHigh:
 def test_reasoning_configurators_are_named_and_chosen_by_the_reasoning_table() -> None:
     registry = registry_with(("high", RegistersHigh()))
     assert set(registry.reasoning_configurators) == {"budget-effort", "always-high"}
-    chosen = select_reasoning(registry, {"configurator": "always-high", "field": "effort"})
+    plugins = [("high", RegistersHigh())]
+    state = build_state(settings(reasoning_options={"configurator": "always-high", "field": "effort"}), plugins=plugins)
+    chosen = state.backends["default"].reasoning
     assert isinstance(chosen, HighReasoning) and chosen.field == "effort"
-    with pytest.raises(SettingsError, match=r"reasoning.configurator: 'nope' is not installed.*always-high"):
-        select_reasoning(registry, {"configurator": "nope"})
+    with pytest.raises(
+        SettingsError, match=r"reasoning.configurator: configurator 'nope' is not registered.*always-high"
+    ):
+        build_state(settings(reasoning_options={"configurator": "nope"}), plugins=plugins)
 
 
 @covers("ccproxy_register_reasoning_configurators")
@@ -221,9 +225,8 @@ async def test_the_configured_reasoning_configurator_shapes_the_upstream_body(
 
 
 def test_disabling_the_built_in_reasoning_plugin_names_the_setting() -> None:
-    registry = registry_with(disabled_plugins=("ccproxy.reasoning",))
-    with pytest.raises(SettingsError, match=r"reasoning.configurator: 'budget-effort' is not installed"):
-        select_reasoning(registry, {})
+    with pytest.raises(SettingsError, match=r"reasoning: configurator 'budget-effort' is not registered"):
+        build_state(settings(disabled_plugins=("ccproxy.reasoning",)))
 
 
 @covers("ccproxy_register_guardrails")
@@ -374,19 +377,25 @@ async def test_factories_that_decline_keep_the_fused_fast_path(
 def test_without_filters_the_pipeline_uses_the_bare_translator(make_app: Callable[..., CCProxyApp]) -> None:
     app = make_app()
     assert app.ctx.pipeline.stream_filters is None
-    prepared = _prepared(app)
-    assert app.ctx.pipeline._translator(prepared) is None  # the relay's own translator: the fused fast path
+    prepared, sent = _prepared(app)
+    assert app.ctx.pipeline._translator(prepared, sent) is None  # the relay's own translator: the fused fast path
     with_filter = make_app(("upper", FilterPlugin(lambda c: Upper())))
-    assert isinstance(with_filter.ctx.pipeline._translator(prepared), FilteredTranslator)
+    assert isinstance(with_filter.ctx.pipeline._translator(prepared, sent), FilteredTranslator)
 
 
-def _prepared(app: CCProxyApp) -> Any:
+def _prepared(app: CCProxyApp) -> tuple[Any, Any]:
     from ccproxy.core.plan import ResponseContext
     from ccproxy.core.toolnames import ToolNameMap
-    from ccproxy.pipeline import Prepared
+    from ccproxy.pipeline import Prepared, Sent, served_headers
+    from ccproxy.routing import Route, Target
+    from ccproxy.upstream.fake import FakeUpstreamResponse
 
+    target = Target("default", "gpt-5")
+    guard = GuardrailContext(request_id="req_1", headers={})
+    prepared = Prepared({"model": "m"}, True, Route((target,)), guard, "msg_1", 1)
     context = ResponseContext(message_id="msg_1", model="m", input_tokens_estimate=1, tool_names=ToolNameMap())
-    return Prepared(b"{}", True, "gpt-5", context, GuardrailContext(request_id="req_1", headers={}))
+    response = FakeUpstreamResponse(200, {}, [], asyncio.sleep)
+    return prepared, Sent(target, response, context, served_headers(target))
 
 
 @covers("ccproxy_register_stream_filters")
@@ -719,6 +728,11 @@ def test_the_same_route_from_two_plugins_names_both() -> None:
 # -- startup / shutdown -----------------------------------------------------------------------------------------
 
 
+def _session(state: AppState) -> Any:
+    """The aiohttp session of backend `default`'s transport (None while closed)."""
+    return getattr(state.backends["default"].transport, "_session")  # noqa: B009 — a private peek, for this test
+
+
 class Lifecycle:
     """Records when its hooks ran and whether the upstream session was open at that moment."""
 
@@ -726,7 +740,8 @@ class Lifecycle:
         self.name, self.log, self.asynchronous = name, log, asynchronous
 
     def _note(self, what: str, state: AppState) -> None:
-        session_open = state.transport._session is not None and not state.transport._session.closed
+        session = _session(state)
+        session_open = session is not None and not session.closed
         self.log.append(f"{self.name}:{what}:{'open' if session_open else 'closed'}")
 
     @hookimpl
@@ -756,7 +771,7 @@ async def test_lifecycle_hooks_run_in_order_with_the_transport_open(make_app: Ca
     assert response.status == 200
     # Last registered first (pluggy's order); "a"'s coroutine was awaited before "b" was called at shutdown too.
     assert log == ["b:start:open", "a:start:open", "b:stop:open", "a:stop:open"]
-    assert app.ctx.transport._session is None  # closed after the shutdown hooks
+    assert _session(app.ctx) is None  # closed after the shutdown hooks
 
 
 @covers("ccproxy_startup")
@@ -789,7 +804,7 @@ async def test_a_failing_shutdown_is_logged_and_the_others_still_run(
     await app.asgi_client.get("/")
     assert log == ["ok:start:open", "ok:stop:open"]
     assert "plugin 'broken' failed in ccproxy_shutdown" in caplog.text
-    assert app.ctx.transport._session is None
+    assert _session(app.ctx) is None
 
 
 @covers("ccproxy_register_routes")

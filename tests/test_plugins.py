@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import pytest
@@ -15,10 +15,11 @@ from ccproxy import (
     ReasoningConfigurator,
     hookimpl,
 )
+from ccproxy.app import build_state
 from ccproxy.default_plugins.guardrails import ModelAllowList
 from ccproxy.default_plugins.reasoning import BudgetEffortConfigurator
 from ccproxy.interfaces import ReasoningRequest
-from ccproxy.plugins import build_plugin_manager, collect, select_cache, select_provider, select_reasoning
+from ccproxy.plugins import build_plugin_manager, collect, select_cache
 from ccproxy.settings import Settings, SettingsError
 
 REASONING_CAPS = ModelCapabilities(supports_reasoning=True)
@@ -28,11 +29,17 @@ def settings(**kwargs: Any) -> Settings:
     return Settings(api_key="sk-test", **kwargs)
 
 
+def reasoning_of(configured: Settings, plugins: Sequence[tuple[str, object]] = ()) -> ReasoningConfigurator:
+    """The reasoning configurator the app gives backend `default`."""
+    return build_state(configured, plugins=plugins).backends["default"].reasoning
+
+
 def test_defaults_are_registered_as_plugins() -> None:
     pm = build_plugin_manager(settings(), load_entry_points=False)
     registry = collect(pm, settings())
     assert "memory" in registry.cache_backends
-    assert isinstance(select_reasoning(registry, {}), BudgetEffortConfigurator)
+    assert registry.reasoning_configurators["budget-effort"] is BudgetEffortConfigurator
+    assert isinstance(reasoning_of(settings()), BudgetEffortConfigurator)
     assert registry.guardrails == []
     assert registry.providers == {}  # the core ships no provider
 
@@ -40,13 +47,13 @@ def test_defaults_are_registered_as_plugins() -> None:
 def test_entry_point_provider_is_discovered() -> None:
     pm = build_plugin_manager(settings())
     registry = collect(pm, settings())
-    assert select_provider(registry, "openai").name == "openai"
+    assert registry.providers["openai"].name == "openai"
 
 
 def test_missing_provider_is_a_settings_error() -> None:
     registry = collect(build_plugin_manager(settings(), load_entry_points=False), settings())
     with pytest.raises(SettingsError, match="'openai' is not installed"):
-        select_provider(registry, "openai")
+        build_state(settings(disabled_plugins=("openai",)))
     with pytest.raises(SettingsError, match="'redis' is not installed"):
         select_cache(registry, "redis")
 
@@ -89,9 +96,8 @@ def test_plugin_overrides_default_reasoning() -> None:
         def ccproxy_register_reasoning_configurators(self, register: Any) -> None:
             register("mine", lambda options: Mine())
 
-    pm = build_plugin_manager(settings(), load_entry_points=False)
-    pm.register(Plugin(), name="mine")
-    assert isinstance(select_reasoning(collect(pm, settings()), {"configurator": "mine"}), Mine)
+    chosen = settings(reasoning_options={"configurator": "mine"})
+    assert isinstance(reasoning_of(chosen, [("mine", Plugin())]), Mine)
 
 
 def test_disabled_plugins_are_blocked() -> None:
@@ -167,8 +173,7 @@ def test_no_reasoning_fields_for_models_that_cannot_reason() -> None:
 
 def test_options_reach_the_reasoning_hook() -> None:
     configured = settings(reasoning_options={"budget_bounds": [[100, "minimal"]], "above_bounds": "low"})
-    registry = collect(build_plugin_manager(configured, load_entry_points=False), configured)
-    configurator = select_reasoning(registry, configured.reasoning_options)
+    configurator = reasoning_of(configured)
     request = ReasoningRequest(
         thinking={"type": "enabled", "budget_tokens": 50},
         effort=None,

@@ -10,6 +10,7 @@ import pytest
 from ccproxy.app import build_state
 from ccproxy.interfaces import BasicCredentials
 from ccproxy.settings import Settings, SettingsError, display_url, load_settings, split_credentials
+from ccproxy.upstream import AiohttpUpstream
 
 PASSWORD = "p@ss:w/rd%"
 ENCODED_PASSWORD = "p%40ss%3Aw%2Frd%25"
@@ -63,12 +64,14 @@ def test_display_url_hides_credentials(url: str) -> None:
 def test_credentials_replace_the_key_and_reach_the_upstream_as_basic_auth(tmp_path: Path) -> None:
     settings = load(tmp_path, {"OPENAI_BASE_URL": URL})
     state = build_state(settings)
-    assert state.transport.url == CLEAN_URL + "/chat/completions"
+    default = state.backends["default"]
+    assert isinstance(default.transport, AiohttpUpstream)
+    assert default.transport.base_url + default.path == CLEAN_URL + "/chat/completions"
     token = base64.b64encode(f"us@er:{PASSWORD}".encode()).decode()
-    assert state.transport.headers["authorization"] == f"Basic {token}"
+    assert default.transport.headers["authorization"] == f"Basic {token}"
     # Upstream text that echoes the password or the whole header is redacted.
     assert state.redact(f"bad password {PASSWORD} in Basic {token}") == ("bad password [redacted] in Basic [redacted]")
-    for text in (repr(settings), repr(state.pipeline.provider.config)):
+    for text in (repr(settings), repr(default.provider.config)):
         assert ENCODED_PASSWORD not in text and PASSWORD not in text
 
 

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from sanic import Request
 from sanic.response import BaseHTTPResponse, HTTPResponse, empty
 
 from ccproxy.errors import ProxyError
 from ccproxy.http.errors import request_id_of
+from ccproxy.state import CCProxyRequest
 
 if TYPE_CHECKING:
-    from ccproxy.app import CCProxyApp
     from ccproxy.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -37,7 +36,7 @@ JSON_MEDIA_TYPE = "application/json"
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 # What a browser page allowed by ALLOWED_ORIGINS may read from an answer besides the body.
-EXPOSED_HEADERS = "request-id, retry-after"
+EXPOSED_HEADERS = "request-id, retry-after, x-ccproxy-backend, x-ccproxy-upstream-model"
 MAX_ECHO = 100  # characters of a refused header value quoted back in the error
 
 
@@ -83,12 +82,12 @@ def _is_ip_address(name: str) -> bool:
     return True
 
 
-def check_request(request: Request) -> None:
+def check_request(request: CCProxyRequest) -> None:
     """Request middleware: refuse a foreign Host or Origin and a non-JSON body before any handler runs."""
     if request.path == "/":
         return  # the health check: load balancers probe it with whatever Host they like, and it reveals nothing
     headers = request.headers
-    policy = cast("CCProxyApp", request.app).ctx.edge
+    policy = request.app.ctx.edge
     host = headers.get("host", "")
     if not policy.host_allowed(host):
         raise ProxyError(
@@ -114,16 +113,16 @@ def _is_json(content_type: str) -> bool:
     return content_type.partition(";")[0].strip().lower() == JSON_MEDIA_TYPE
 
 
-def add_cors_headers(request: Request, response: BaseHTTPResponse) -> None:
+def add_cors_headers(request: CCProxyRequest, response: BaseHTTPResponse) -> None:
     """Response middleware (installed only when ALLOWED_ORIGINS is set): let an allowed page read the answer."""
     origin = request.headers.get("origin")
-    if origin is not None and origin.lower() in cast("CCProxyApp", request.app).ctx.edge.origins:
+    if origin is not None and origin.lower() in request.app.ctx.edge.origins:
         response.headers["access-control-allow-origin"] = origin
         response.headers["access-control-expose-headers"] = EXPOSED_HEADERS
         response.headers["vary"] = "origin"
 
 
-async def preflight(request: Request) -> HTTPResponse:
+async def preflight(request: CCProxyRequest) -> HTTPResponse:
     """OPTIONS on an API path. check_request has already refused origins that are not allowed."""
     headers = {"allow": ALLOWED_METHODS, "request-id": request_id_of(request)}
     if "origin" in request.headers:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, cast
 
-from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 
 from ccproxy.errors import ProxyError, error_body
-
-if TYPE_CHECKING:
-    from ccproxy.app import CCProxyApp
+from ccproxy.state import CCProxyApp, CCProxyRequest
+from ccproxy.upstream import UpstreamFailure, to_proxy_error
 
 log = logging.getLogger("ccproxy.http")
 
 
-def request_id_of(request: Request) -> str:
+def request_id_of(request: CCProxyRequest) -> str:
     """This request's `req_…` id, made on first use. Every response carries it as the `request-id` header."""
     request_id: str | None = getattr(request.ctx, "request_id", None)
     if request_id is None:
@@ -26,12 +23,17 @@ def request_id_of(request: Request) -> str:
     return request_id
 
 
-def public_error(request: Request, exc: ProxyError) -> ProxyError:
+def public_error(request: CCProxyRequest, exc: ProxyError) -> ProxyError:
     """`exc` as the client may see it: every error body is rendered through the app's redactor."""
-    return cast("CCProxyApp", request.app).ctx.redact.public(exc)
+    return request.app.ctx.redact.public(exc)
 
 
-def proxy_error_response(request: Request, exc: ProxyError) -> HTTPResponse:
+def upstream_failure_response(request: CCProxyRequest, exc: UpstreamFailure) -> HTTPResponse:
+    """An upstream failure that reached the edge unmapped (the pipeline maps its own; a plugin route may not)."""
+    return proxy_error_response(request, to_proxy_error(exc))
+
+
+def proxy_error_response(request: CCProxyRequest, exc: ProxyError) -> HTTPResponse:
     exc = public_error(request, exc)
     level = logging.WARNING if exc.status >= 500 else logging.INFO
     log.log(
@@ -48,7 +50,7 @@ def proxy_error_response(request: Request, exc: ProxyError) -> HTTPResponse:
     return json(exc.body(request_id), status=exc.status, headers={**exc.headers, "request-id": request_id})
 
 
-def sanic_error_response(request: Request, exc: SanicException) -> HTTPResponse:
+def sanic_error_response(request: CCProxyRequest, exc: SanicException) -> HTTPResponse:
     """Sanic's own 404/405/413/400 (e.g. body too large), reshaped for Anthropic clients."""
     status = exc.status_code
     message = str(exc) or "Request failed"
@@ -60,7 +62,7 @@ def sanic_error_response(request: Request, exc: SanicException) -> HTTPResponse:
     return json(public.body(request_id), status=status, headers=headers)
 
 
-def unexpected_error_response(request: Request, exc: Exception) -> HTTPResponse:
+def unexpected_error_response(request: CCProxyRequest, exc: Exception) -> HTTPResponse:
     """A bug: logged with its traceback on the server, a plain 500 api_error for the client."""
     log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
     request_id = request_id_of(request)
@@ -68,7 +70,8 @@ def unexpected_error_response(request: Request, exc: Exception) -> HTTPResponse:
     return json(body, status=500, headers={"request-id": request_id})
 
 
-def install_error_handlers(app: Sanic) -> None:  # type: ignore[type-arg]  # any Sanic app
+def install_error_handlers(app: CCProxyApp) -> None:
     app.error_handler.add(ProxyError, proxy_error_response)
+    app.error_handler.add(UpstreamFailure, upstream_failure_response)
     app.error_handler.add(SanicException, sanic_error_response)
     app.error_handler.add(Exception, unexpected_error_response)

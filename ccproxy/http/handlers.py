@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, cast
 
-from sanic import Blueprint, Request
+from sanic import Blueprint
 from sanic.response import HTTPResponse, empty, json, raw
 
 from ccproxy.core.jsoncodec import dumps
@@ -14,9 +13,8 @@ from ccproxy.errors import ProxyError
 from ccproxy.http.edge import preflight
 from ccproxy.http.errors import request_id_of
 from ccproxy.http.observe import RequestWatch
-
-if TYPE_CHECKING:
-    from ccproxy.app import CCProxyApp
+from ccproxy.routing import Target
+from ccproxy.state import CCProxyRequest
 
 log = logging.getLogger("ccproxy.http")
 
@@ -27,12 +25,8 @@ GUARDRAIL_HEADERS = ("anthropic-version", "anthropic-beta", "user-agent", "x-app
 api = Blueprint("ccproxy_api")
 
 
-def app_of(request: Request) -> CCProxyApp:
-    return cast("CCProxyApp", request.app)
-
-
-async def messages(request: Request, watch: RequestWatch | None = None) -> HTTPResponse | None:
-    app = app_of(request)
+async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -> HTTPResponse | None:
+    app = request.app
     if watch is None and app.ctx.observers is not None:
         # Observed requests come back here inside a RequestWatch; unobserved ones pay one test, no extra frame.
         with RequestWatch(app.ctx.observers, request, "messages") as watch:
@@ -49,29 +43,34 @@ async def messages(request: Request, watch: RequestWatch | None = None) -> HTTPR
     principal = getattr(request.ctx, "principal", None)
     prepared = await pipeline.prepare(request.body, headers, request_id, watch.record if watch else None, principal)
     if not prepared.stream:
-        message = await pipeline.complete(prepared)
+        answer = await pipeline.complete(prepared)
         if watch is not None:
-            watch.message(message)
-        _log_done(request, prepared.upstream_model, started, stream=False)
-        return raw(dumps(message), content_type="application/json", headers={"request-id": request_id})
+            watch.message(answer.message)
+        _log_done(request, answer.target, started, stream=False)
+        return raw(
+            dumps(answer.message), content_type="application/json", headers={**answer.headers, "request-id": request_id}
+        )
     upstream = await pipeline.open_stream(prepared)
-    response = await request.respond(
-        content_type="text/event-stream", headers={**SSE_HEADERS, "request-id": request_id}
-    )
-    if response is None:  # pragma: no cover — only when a handler already responded
-        return None
-    if watch is None:
-        async for data in pipeline.stream_events(prepared, upstream):
-            await response.send(data)
-    else:
-        await watch.relay(pipeline.stream_events(prepared, upstream), response)
-    await response.eof()
-    _log_done(request, prepared.upstream_model, started, stream=True)
+    try:
+        response = await request.respond(
+            content_type="text/event-stream", headers={**SSE_HEADERS, **upstream.headers, "request-id": request_id}
+        )
+        if response is None:  # pragma: no cover — only when a handler already responded
+            return None
+        if watch is None:
+            async for data in pipeline.stream_events(prepared, upstream):
+                await response.send(data)
+        else:
+            await watch.relay(pipeline.stream_events(prepared, upstream), response)
+        await response.eof()
+    finally:
+        await upstream.aclose()  # a client gone mid-stream: the upstream connection is dropped now, not at GC
+    _log_done(request, upstream.target, started, stream=True)
     return None
 
 
-async def count_tokens(request: Request, watch: RequestWatch | None = None) -> HTTPResponse:
-    app = app_of(request)
+async def count_tokens(request: CCProxyRequest, watch: RequestWatch | None = None) -> HTTPResponse:
+    app = request.app
     if watch is None and app.ctx.observers is not None:
         with RequestWatch(app.ctx.observers, request, "count_tokens") as watch:
             return await count_tokens(request, watch)
@@ -79,19 +78,19 @@ async def count_tokens(request: Request, watch: RequestWatch | None = None) -> H
     return json(result, headers={"request-id": request_id_of(request)})
 
 
-async def health(request: Request) -> HTTPResponse:
+async def health(request: CCProxyRequest) -> HTTPResponse:
     headers = {"request-id": request_id_of(request)}
     if request.method == "HEAD":
         return empty(status=200, headers=headers)
-    return json(app_of(request).ctx.health, headers=headers)
+    return json(request.app.ctx.health, headers=headers)
 
 
 @api.get("/v1/models")
-async def models(request: Request) -> HTTPResponse:
-    return json(app_of(request).ctx.models, headers={"request-id": request_id_of(request)})
+async def models(request: CCProxyRequest) -> HTTPResponse:
+    return json(await request.app.ctx.catalog.listing(), headers={"request-id": request_id_of(request)})
 
 
-async def unknown_endpoint(request: Request, path: str) -> HTTPResponse:
+async def unknown_endpoint(request: CCProxyRequest, path: str) -> HTTPResponse:
     raise ProxyError(f"Not found: {request.method} /v1/{path}", status=404)
 
 
@@ -108,13 +107,13 @@ api.add_route(preflight, "/v1/models", methods=["OPTIONS"], name="preflight_mode
 api.add_route(unknown_endpoint, "/v1/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 
 
-def _log_done(request: Request, upstream_model: str, started: float, *, stream: bool) -> None:
+def _log_done(request: CCProxyRequest, target: Target, started: float, *, stream: bool) -> None:
     if log.isEnabledFor(logging.INFO):
         log.info(
             "%s %s -> %s stream=%s %.0f ms",
             request_id_of(request),
             request.path,
-            upstream_model,
+            target,
             stream,
             (time.perf_counter() - started) * 1000,
         )

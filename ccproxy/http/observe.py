@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from sanic import Request
 from sanic.response import HTTPResponse
 
 from ccproxy.core.jsoncodec import loads
@@ -15,6 +14,7 @@ from ccproxy.errors import ProxyError
 from ccproxy.events import RequestRecord
 from ccproxy.http.errors import request_id_of
 from ccproxy.observers import Observers
+from ccproxy.state import CCProxyRequest
 
 # The last SSE chunk of a stream carries message_delta (with the final usage) or the error event that ended it.
 _USAGE_EVENT = b"event: message_delta\ndata: "
@@ -31,7 +31,9 @@ class RequestWatch:
 
     __slots__ = ("observers", "record", "responded", "started")
 
-    def __init__(self, observers: Observers, request: Request, endpoint: Literal["messages", "count_tokens"]) -> None:
+    def __init__(
+        self, observers: Observers, request: CCProxyRequest, endpoint: Literal["messages", "count_tokens"]
+    ) -> None:
         self.observers = observers
         self.started = time.perf_counter()
         self.responded = False

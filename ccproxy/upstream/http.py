@@ -26,6 +26,9 @@ from ccproxy.upstream.errors import (
 KEEPALIVE_SECONDS = 60.0
 # Request paths come from providers, not clients; a few distinct ones are cached as parsed URLs.
 MAX_CACHED_URLS = 32
+# A deadline less than this before the end of what the connect and read timeouts allow is left to them: a first
+# attempt's deadline (now + connect + read timeout) then costs no timer of its own.
+DEADLINE_SLACK = 1.0
 
 
 class AiohttpUpstream(Upstream):
@@ -33,8 +36,9 @@ class AiohttpUpstream(Upstream):
 
     Timeouts: `connect_timeout` for getting a connection, `read_timeout` for each read (the status line, then every
     piece of the body), and `request.deadline` for the whole wait until the status line (a timer is armed only when
-    the deadline comes before connect + read timeouts would end that wait anyway). TCP_NODELAY is aiohttp's
-    default (set on every connection it makes), so small requests and SSE pieces are not held back by Nagle.
+    the deadline comes more than DEADLINE_SLACK before connect + read timeouts would end that wait anyway).
+    TCP_NODELAY is aiohttp's default (set on every connection it makes), so small requests and SSE pieces are not
+    held back by Nagle.
     """
 
     def __init__(
@@ -81,9 +85,11 @@ class AiohttpUpstream(Upstream):
         remaining = request.deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeout("Upstream deadline passed before the request was sent", phase="status")
-        post = session.post(self._url(request.path), data=request.body, headers=request.headers or None)
+        post = session.request(
+            request.method, self._url(request.path), data=request.body or None, headers=request.headers or None
+        )
         try:
-            if remaining < self._timeouts_bound:
+            if remaining < self._timeouts_bound - DEADLINE_SLACK:
                 async with asyncio.timeout(remaining):
                     response = await post
             else:  # the connect and read timeouts end the wait first; spare the per-request timer
@@ -106,7 +112,8 @@ class AiohttpUpstream(Upstream):
     def _url(self, path: str) -> URL:
         url = self._urls.get(path)
         if url is None:
-            url = URL(self.base_url + path)
+            # A provider may post somewhere else than under its base URL: a whole URL is taken as it is.
+            url = URL(path) if "://" in path else URL(self.base_url + path)
             if len(self._urls) < MAX_CACHED_URLS:
                 self._urls[path] = url
         return url

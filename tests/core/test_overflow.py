@@ -11,8 +11,8 @@ import pytest
 from ccproxy.core._twins import Core
 from ccproxy.core.overflow import OVERFLOW_PATTERNS, prompt_too_long
 from ccproxy.core.plan import ResponseContext
-from ccproxy.errors import UpstreamError
-from ccproxy.transport import upstream_http_error
+from ccproxy.errors import ProxyError, UpstreamError
+from ccproxy.upstream import status_error, to_proxy_error
 from tests.support.vendor_errors import NOT_OVERFLOW, OVERFLOW_ERRORS, VendorError
 
 # What Claude Code matches (read from its 2.1.332 bundle): the exact Anthropic form, and the gap it compacts by.
@@ -21,6 +21,12 @@ CLAUDE_CODE_NUMBERS = re.compile(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\
 CLAUDE_CODE_MAX_TOKENS = re.compile(r"input length and `max_tokens` exceed context limit: (\d+) \+ (\d+) > (\d+)")
 
 VENDORS = pytest.mark.parametrize("name", sorted(OVERFLOW_ERRORS))
+
+
+def upstream_http_error(status: int, raw: bytes, retry_after: str | None) -> ProxyError:
+    """The client's error for an upstream HTTP error answer, as a backend's upstream makes and maps it."""
+    headers = {"retry-after": retry_after} if retry_after else {}
+    return to_proxy_error(status_error(status, raw, headers, detect_overflow=prompt_too_long))
 
 
 @VENDORS

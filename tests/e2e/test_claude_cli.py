@@ -87,9 +87,8 @@ class ClaudeRunner:
         return CliRun(done.returncode, done.stdout, done.stderr)
 
 
-@pytest.fixture
-def run_claude(claude_cli: Path, proxy: ProxyServer, tmp_path: Path) -> ClaudeRunner:
-    """The CLI pointed at the proxy, fully offline."""
+def claude_runner(cli: Path, proxy: ProxyServer, tmp_path: Path, *, max_retries: int = 2) -> ClaudeRunner:
+    """The CLI pointed at `proxy`, fully offline, in a scratch project with a throwaway HOME."""
     home = tmp_path / "home"
     project = tmp_path / "project"
     home.mkdir()
@@ -103,9 +102,15 @@ def run_claude(claude_cli: Path, proxy: ProxyServer, tmp_path: Path) -> ClaudeRu
         DISABLE_TELEMETRY="1",
         DISABLE_AUTOUPDATER="1",
         DISABLE_ERROR_REPORTING="1",
-        CLAUDE_CODE_MAX_RETRIES="2",
+        CLAUDE_CODE_MAX_RETRIES=str(max_retries),
     )
-    return ClaudeRunner(claude_cli, env, project)
+    return ClaudeRunner(cli, env, project)
+
+
+@pytest.fixture
+def run_claude(claude_cli: Path, proxy: ProxyServer, tmp_path: Path) -> ClaudeRunner:
+    """The CLI pointed at the proxy, fully offline."""
+    return claude_runner(claude_cli, proxy, tmp_path)
 
 
 def test_plain_prompt(run_claude: ClaudeRunner, fake: FakeUpstream, proxy: ProxyServer) -> None:

@@ -33,6 +33,12 @@ Upstream faults for context overflow and key redaction (one block, `ScriptedFaul
   text, streamed in pieces of 3 characters (base64 so a guardrail that redacts prompts never sees it; small pieces
   so a secret in it is split across many deltas).
 
+Server modes, for tests of several backends at once (one block, `ServerMode` below): the whole server, whatever the
+prompt, `--fail-status N` answers every chat completion with that status and an OpenAI error body (only the first
+`--fail-times K` of them when K > 0; `--retry-after S` adds that header), `--delay S` waits S seconds before any
+answer. `POST /_mode` with `{"fail_status": ..., "fail_times": ..., "retry_after": ..., "delay": ...}` replaces the
+mode at run time (and restarts the count of failures); `{}` is a healthy server again.
+
 Requests are validated like api.openai.com does (openai_rules.py), so bad conversions fail loudly.
 Control surface: `GET /_requests` (each request's headers, body, status, cancelled) and `POST /_reset`.
 """
@@ -496,6 +502,9 @@ class FakeOpenAI:
         return response
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
+        if "record" in request:  # recorded already by a server mode (ServerMode below)
+            recorded: dict[str, Any] = request["record"]
+            return recorded
         raw = await request.read()
         try:
             body: Any = json.loads(raw)
@@ -670,9 +679,77 @@ def pieces_of(text: str, size: int) -> list[str]:
 # --- End of echo in pieces ---------------------------------------------------------------------------------------
 
 
-async def serve(host: str, port: int, api_key: str | None, basic_auth: str | None = None) -> None:
+# -- server modes (issue 7: several backends, one down, one failing, one slow) -------------------------------------
+# Prompt markers reach every backend of a fallback chain alike; these make one server behave differently from the
+# others whatever the prompt.
+
+
+@dataclass
+class ServerMode:
+    """How the whole server answers chat completions (see the module docstring); the default is healthy."""
+
+    fail_status: int | None = None
+    fail_times: int = 0  # 0: every request
+    retry_after: str | None = None
+    delay: float = 0.0
+    failed: int = 0
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> ServerMode:
+        return cls(
+            fail_status=values.get("fail_status"),
+            fail_times=int(values.get("fail_times") or 0),
+            retry_after=values.get("retry_after"),
+            delay=float(values.get("delay") or 0.0),
+        )
+
+    def failure(self) -> OpenAIError | None:
+        """The error this request gets, if the mode fails it (counted)."""
+        if self.fail_status is None or (self.fail_times and self.failed >= self.fail_times):
+            return None
+        self.failed += 1
+        kind, message, code = ERROR_TEMPLATES.get(self.fail_status, ("server_error", "Scripted failure.", None))
+        headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+        return OpenAIError(self.fail_status, f"{message} (server mode)", error_type=kind, code=code, headers=headers)
+
+
+def server_mode(fake: FakeOpenAI, mode: ServerMode) -> Any:
+    """aiohttp middleware applying the mode to `POST /v1/chat/completions` (recorded like any request), and the
+    `POST /_mode` control endpoint."""
+    current = [mode]
+
+    @web.middleware
+    async def apply(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/_mode":
+            current[0] = ServerMode.from_json(await request.json())
+            return web.json_response({"ok": True})
+        if request.path == "/v1/chat/completions":
+            record = request["record"] = await fake._record(request)
+            try:
+                await asyncio.sleep(current[0].delay)
+            except asyncio.CancelledError:  # the client gave up waiting
+                record["cancelled"] = True
+                raise
+            error = current[0].failure()
+            if error is not None:
+                record.update(status=error.status, error=error.message)
+                return web.json_response(error.body(), status=error.status, headers=error.headers)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return apply
+
+
+# -- end of server modes -------------------------------------------------------------------------------------------
+
+
+async def serve(
+    host: str, port: int, api_key: str | None, basic_auth: str | None = None, mode: ServerMode | None = None
+) -> None:
     """Listen until cancelled, printing `PORT=<n>` once the socket is bound."""
-    app = FakeOpenAI(api_key).app()
+    fake = FakeOpenAI(api_key)
+    app = fake.app()
+    app.middlewares.append(server_mode(fake, mode or ServerMode()))
     if basic_auth is not None:
         app.middlewares.append(require_basic_auth(basic_auth))
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
@@ -692,9 +769,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer <key>`")
     parser.add_argument("--basic-auth", default=None, metavar="USER:PASSWORD", help="require HTTP basic auth")
+    parser.add_argument("--fail-status", type=int, default=None, help="answer chat completions with this status")
+    parser.add_argument("--fail-times", type=int, default=0, help="only the first N of them (0: all)")
+    parser.add_argument("--retry-after", default=None, help="a Retry-After header on those failures")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before any chat completion answer")
     args = parser.parse_args(argv)
+    mode = ServerMode(args.fail_status, args.fail_times, args.retry_after, args.delay)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.api_key, args.basic_auth))
+        asyncio.run(serve(args.host, args.port, args.api_key, args.basic_auth, mode))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,10 @@ class FakeUpstream:
     def reset(self) -> None:
         http_json(f"{self.root}/_reset", method="POST", body={})
 
+    def set_mode(self, **mode: Any) -> None:
+        """Replace the server mode (fake_openai.ServerMode: fail_status, fail_times, retry_after, delay)."""
+        http_json(f"{self.root}/_mode", method="POST", body=mode)
+
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 5.0) -> dict[str, Any]:
         """The first recorded request matching `predicate`, polling until `timeout`."""
         deadline = time.monotonic() + timeout
@@ -172,13 +176,19 @@ class FakeUpstream:
 
 
 def start_fake_openai(
-    log_dir: Path, api_key: str | None = None, *, basic_auth: str | None = None, name: str = "fake_openai"
+    log_dir: Path,
+    api_key: str | None = None,
+    *,
+    basic_auth: str | None = None,
+    name: str = "fake_openai",
+    extra_args: Sequence[str] = (),
 ) -> FakeUpstream:
     """Run `python -m tests.support.fake_openai --port 0` and wait for its `PORT=<n>` line.
 
-    `basic_auth` ("user:password") makes it require HTTP basic auth instead of (or besides) the key.
+    `basic_auth` ("user:password") makes it require HTTP basic auth instead of (or besides) the key; `extra_args`
+    are more of its options (a server mode: `--fail-status 503`, `--delay 5`, ...).
     """
-    argv = [sys.executable, "-m", "tests.support.fake_openai", "--port", "0"]
+    argv = [sys.executable, "-m", "tests.support.fake_openai", "--port", "0", *extra_args]
     if api_key:
         argv += ["--api-key", api_key]
     if basic_auth:
@@ -243,43 +253,79 @@ def start_proxy(
     name: str = "proxy",
     python: str | Path | None = None,
 ) -> ProxyServer:
-    """Start the proxy on a free port against `upstream`; return once `GET /` answers `{"status": "ok"}`.
+    """Start the proxy on a free port against `upstream`; return once `GET /` answers `{"status": "ok"}` (and, with
+    several workers, once every worker is ready).
 
     `python` is the interpreter that runs it (another virtualenv's, to test plugins installed there).
-
-    A port found free can be taken by another process before the proxy binds it (on a busy machine it happens):
-    the proxy then exits at once saying so, and is started again on another port.
     """
-    for attempt in range(PORT_ATTEMPTS):
-        port = free_port()
-        settings = {
-            "OPENAI_API_KEY": api_key,
-            "OPENAI_BASE_URL": upstream.base_url,
-            "BIG_MODEL_NAME": big_model,
-            "SMALL_MODEL_NAME": small_model,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "LOG_LEVEL": log_level,
-            "WEB_CONCURRENCY": str(workers),
-        }
-        if config_path is not None:
-            settings["CCPROXY_CONFIG"] = str(config_path)
-        env = python_env({**settings, **(extra_env or {})})
-        # A scratch working directory, so no .env or plugins.toml of the checkout is picked up.
-        workdir = log_dir / f"{name}-cwd"
-        workdir.mkdir(parents=True, exist_ok=True)
-        argv = [str(python or sys.executable), "-m", "ccproxy", "serve"]
-        process = spawn(name, argv, log_dir / f"{name}.log", env, workdir)
-        proxy = ProxyServer(process, port, api_key, big_model, small_model)
-        try:
-            wait_until(process, proxy.healthy, "answer GET / with status ok")
-        except RuntimeError:
-            if attempt + 1 < PORT_ATTEMPTS and not process.alive() and "already in use" in process.log_text():
-                continue
-            raise
-        break
+    settings = {
+        "OPENAI_API_KEY": api_key,
+        "OPENAI_BASE_URL": upstream.base_url,
+        "BIG_MODEL_NAME": big_model,
+        "SMALL_MODEL_NAME": small_model,
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": log_level,
+        "WEB_CONCURRENCY": str(workers),
+    }
+    if config_path is not None:
+        settings["CCPROXY_CONFIG"] = str(config_path)
+    process, port = _launch(log_dir, {**settings, **(extra_env or {})}, name, str(python or sys.executable))
+    proxy = ProxyServer(process, port, api_key, big_model, small_model)
     if workers > 1:
         # One worker answering is not all of them: on a loaded machine another may still be starting, and a test
         # that stops the server then would be testing start-up, not what it means to.
         wait_until(process, lambda: process.log_text().count("Worker ready") >= workers, f"start {workers} workers")
     return proxy
+
+
+def start_configured_proxy(
+    log_dir: Path,
+    config_path: Path,
+    *,
+    extra_env: Mapping[str, str | None] | None = None,
+    name: str = "proxy",
+    python: str = sys.executable,
+) -> ProxyServer:
+    """Start the proxy configured by `config_path` alone (its [backends] and [routes]; none of the legacy variables
+    OPENAI_API_KEY, ... is set), with `python` (another virtualenv's, to see what is installed there)."""
+    settings = {"CCPROXY_CONFIG": str(config_path), "HOST": "127.0.0.1", "LOG_LEVEL": "DEBUG"}
+    process, port = _launch(log_dir, {**settings, **(extra_env or {})}, name, python)
+    return ProxyServer(process, port, "", "", "")
+
+
+def _launch(log_dir: Path, settings: Mapping[str, str | None], name: str, python: str) -> tuple[ManagedProcess, int]:
+    """Start `ccproxy serve` on a free port and wait until `GET /` answers ok.
+
+    A port found free can be taken by another process before the proxy binds it (on a busy machine it happens):
+    the proxy then exits at once saying so, and is started again on another port.
+    """
+    # A scratch working directory, so no .env or plugins.toml of the checkout is picked up.
+    workdir = log_dir / f"{name}-cwd"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        env = python_env({**settings, "PORT": str(port)})
+        process = spawn(name, [python, "-m", "ccproxy", "serve"], log_dir / f"{name}.log", env, workdir)
+        probe = ProxyServer(process, port, "", "", "")
+        try:
+            wait_until(process, probe.healthy, "answer GET / with status ok")
+        except RuntimeError:
+            if attempt + 1 < PORT_ATTEMPTS and not process.alive() and "already in use" in process.log_text():
+                continue
+            raise
+        return process, port
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def serve_until_exit(config_path: Path, cwd: Path, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
+    """`ccproxy serve --config FILE` on a free port, for a configuration that must stop start-up: its exit code and
+    output (a start that succeeds would hang here until the timeout)."""
+    return subprocess.run(
+        [python, "-m", "ccproxy", "serve", "--config", str(config_path), "--port", str(free_port())],
+        env=python_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ccproxy import ModelCapabilities, Provider, ProviderConfig, hookimpl
+from ccproxy import ModelCapabilities, Provider, ProviderConfig, Upstream, UpstreamRequest, hookimpl
 
 # Reasoning families: `max_completion_tokens`, developer role, default temperature only (wire.md 4.7).
 _REASONING_FAMILY = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o\d)(?:[.\-_]|$)")
@@ -39,6 +41,9 @@ MAX_OUTPUT_TOKENS: dict[str, int] = {
 }
 
 _CAPABILITY_FIELDS = {f.name for f in dataclasses.fields(ModelCapabilities)}
+# GET /models: how long the answer may take, and how much of it is read (OpenRouter lists ~300 models in ~400 KB).
+LIST_MODELS_SECONDS = 10.0
+LIST_MODELS_MAX_BYTES = 4 * 1024 * 1024
 
 
 def family_capabilities(model: str, *, official_openai: bool) -> ModelCapabilities:
@@ -108,6 +113,21 @@ class OpenAIProvider(Provider):
         if body.get("tools") and "reasoning_effort" in body and _NO_EFFORT_WITH_TOOLS.match(str(body["model"])):
             del body["reasoning_effort"]
         return body
+
+    async def list_models(self, upstream: Upstream) -> Sequence[str] | None:
+        """`GET <base_url>/models`: the `id` of each entry of its `data` list (OpenAI, OpenRouter, vLLM, llama.cpp,
+        Ollama's OpenAI API all answer it)."""
+        request = UpstreamRequest(
+            path="/models", body=b"", stream=False, deadline=time.monotonic() + LIST_MODELS_SECONDS, method="GET"
+        )
+        async with await upstream.send(request) as response:
+            payload = json.loads(await response.read(LIST_MODELS_MAX_BYTES))
+        entries = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError("GET /models answered without a `data` list")
+        return sorted(
+            {entry["id"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("id"), str)}
+        )
 
     def headers(self) -> dict[str, str]:
         headers = super().headers()
