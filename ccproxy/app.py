@@ -22,6 +22,8 @@ from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
 from ccproxy.http.plugin_routes import install_plugin_routes
 from ccproxy.interfaces import CacheBackend, ProviderConfig
+from ccproxy.keys import refuse_open_bind
+from ccproxy.logs import configure_logging
 from ccproxy.observers import Observers, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
 from ccproxy.plugins import (
@@ -33,7 +35,7 @@ from ccproxy.plugins import (
     select_provider,
     select_reasoning,
 )
-from ccproxy.redaction import RedactingFilter, Redactor
+from ccproxy.redaction import Redactor
 from ccproxy.routing import ModelRouter
 from ccproxy.settings import Settings, SettingsError, load_settings, upstream_auth
 from ccproxy.shutdown import defer_shutdown_signals
@@ -84,13 +86,12 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     if not isinstance(settings, Settings):
         settings = load_settings()
     # Here, so every worker process logs too: first with the configured keys (plugins log while they load), then
-    # with every secret the provider holds.
-    configure_logging(
-        settings.log_level, Redactor([settings.api_key, settings.options_for(settings.provider).get("api_key")])
-    )
+    # with every secret the provider holds (after Sanic configured its own loggers, which JSON lines take over).
+    configure_logging(settings, Redactor(configured_secrets(settings)))
     state = build_state(settings, plugins=plugins)
-    configure_logging(settings.log_level, state.redact)
+    refuse_open_bind(settings.host, settings, state.registry.authenticators)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
+    configure_logging(settings, state.redact)
     app.blueprint(api)
     app.register_middleware(check_request, "request")
     if settings.allowed_origins:  # otherwise every Origin is refused and no answer needs CORS headers
@@ -134,7 +135,7 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
         request_timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
     )
-    redact = Redactor([*provider.secrets(), settings.api_key])
+    redact = Redactor([*provider.secrets(), *configured_secrets(settings)])
     router = ModelRouter(settings)
     pipeline = MessagesPipeline(
         provider=provider,
@@ -167,15 +168,19 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
     )
 
 
-def configure_logging(level: str, redact: Redactor) -> None:
-    """The `ccproxy` loggers write to stderr at LOG_LEVEL through one handler whose filter redacts every record."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(redact))
-    logger = logging.getLogger("ccproxy")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
+def configured_secrets(settings: Settings) -> list[str | None]:
+    """The upstream key and the client and admin keys: redacted from every log line and error body."""
+    auth_keys = settings.auth_options.get("keys")
+    tables = auth_keys if isinstance(auth_keys, list) else []
+    client_keys = [entry.get("key") for entry in tables if isinstance(entry, dict)]
+    return [
+        settings.api_key,
+        settings.options_for(settings.provider).get("api_key"),
+        *settings.api_keys,
+        settings.admin_key,
+        settings.auth_options.get("admin_key"),
+        *client_keys,
+    ]
 
 
 def _models_listing(router: ModelRouter) -> dict[str, Any]:
@@ -192,6 +197,8 @@ def _models_listing(router: ModelRouter) -> dict[str, Any]:
 
 
 async def _open_resources(app: CCProxyApp) -> None:
+    # The bind address Sanic really uses (`sanic ... --host` never reaches Settings): refused like in create_app.
+    refuse_open_bind(app.state.host or app.ctx.settings.host, app.ctx.settings, app.ctx.registry.authenticators)
     await app.ctx.transport.open()
     await run_lifecycle_hook(app.ctx, "ccproxy_startup")
     log.info(

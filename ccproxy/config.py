@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -25,13 +25,16 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
 from ccproxy.core.plan import ModelCapabilities
-from ccproxy.settings import SettingsError, resolve_secrets
+from ccproxy.settings import MIN_CLIENT_KEY_CHARS, SettingsError, resolve_secrets
 
 __all__ = [
     "BACKEND_NAME",
+    "AuthConfig",
     "BackendConfig",
+    "ClientKeyConfig",
     "CoreConfig",
     "FileConfig",
+    "PriceConfig",
     "SettingsError",
     "dotted",
     "format_validation_error",
@@ -182,6 +185,64 @@ class BackendConfig(BaseModel):
         return self.model_copy(update=changes)
 
 
+# ----------------------------------------------------------------------------------------------------- [auth], [prices]
+# Issue 11 (client keys, usage and cost). Self-contained: Settings keeps both tables as read (secrets resolved) and
+# ccproxy/keys.py and ccproxy/prices.py validate them with these models, so errors name `auth.keys[0].rpm`.
+
+Usd = Annotated[float, Field(ge=0, strict=True), _expect("a number of US dollars >= 0")]
+PerMillion = Annotated[float, Field(ge=0, strict=True), _expect("US dollars per million tokens, >= 0")]
+ModelGlobs = Annotated[tuple[Text, ...], _expect("a list of model names or globs")]
+
+
+def _client_key(value: str) -> str:
+    if len(value) < MIN_CLIENT_KEY_CHARS or any(c.isspace() or not c.isprintable() for c in value):
+        raise PydanticCustomError(
+            "expected",
+            f"expected a key of at least {MIN_CLIENT_KEY_CHARS} printable characters without spaces "
+            "(e.g. `openssl rand -hex 24`)",
+        )
+    return value
+
+
+ClientKeyText = Annotated[str, Field(strict=True), AfterValidator(_client_key)]
+
+
+class ClientKeyConfig(BaseModel):
+    """`[[auth.keys]]`: one client key and its limits (0 / absent = unlimited)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: ClientKeyText = Field(repr=False)
+    name: str = ""
+    models: ModelGlobs | None = None  # requested-model globs this key may use; None = every model
+    rpm: Count = 0
+    tpm: Count = 0
+    budget_usd: Usd | None = None
+    budget_period: Literal["day", "month"] = "day"
+
+
+class AuthConfig(BaseModel):
+    """`[auth]`: client keys (besides CCPROXY_API_KEYS), the admin key and the unauthenticated-bind switch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys: tuple[ClientKeyConfig, ...] = ()
+    admin_key: ClientKeyText | None = Field(default=None, repr=False)
+    allow_unauthenticated: Flag | None = None
+
+
+class PriceConfig(BaseModel):
+    """`[prices."<upstream model>"]`: US dollars per million tokens. Cache reads and writes default to the input
+    price (what a provider without prompt caching charges)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: PerMillion
+    output: PerMillion
+    cache_read: PerMillion | None = None
+    cache_write: PerMillion | None = None
+
+
 class FileConfig(BaseModel):
     """The whole plugins.toml. Unknown top-level tables are errors: plugins keep options in `[plugins.<name>]`."""
 
@@ -193,6 +254,8 @@ class FileConfig(BaseModel):
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     reasoning: dict[str, Any] = Field(default_factory=dict)
     guardrails: dict[str, Any] = Field(default_factory=dict)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    prices: dict[Annotated[str, Field(min_length=1)], PriceConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _locate_backends(self) -> FileConfig:

@@ -19,6 +19,9 @@ class Observers:
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
 
+    def request_started(self, record: RequestRecord) -> None:
+        self._notify("request_started", record)
+
     def request_done(self, record: RequestRecord) -> None:
         self._notify("request_done", record)
 

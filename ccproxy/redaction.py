@@ -128,6 +128,8 @@ class RedactingFilter(logging.Filter):
 
     The record is changed in place, so handlers added after this one (pytest's caplog, a JSON formatter) see the
     redacted record too; the exception is kept only as redacted text (`exc_text`), never as the exception object.
+    Text values of a record's `fields` (the usage record, ccproxy/logs.py) are redacted too. Every handler carries
+    the filter; a record already redacted by this same redactor passes at no cost.
     """
 
     def __init__(self, redact: Callable[[str], str]) -> None:
@@ -135,6 +137,12 @@ class RedactingFilter(logging.Filter):
         self.redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "redacted_by", None) is self.redact:
+            return True  # a record reaches each handler: the first one's filter did the work
+        record.redacted_by = self.redact
+        fields = getattr(record, "fields", None)
+        if fields:
+            record.fields = self._fields(fields)
         try:
             message = record.getMessage()
         except Exception:  # a filter that raises would fail the logging call itself, i.e. the request
@@ -150,3 +158,11 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+    def _fields(self, fields: dict[str, object]) -> dict[str, object]:
+        """A record's `fields` (ccproxy/logs.py) with every text value redacted; one pass when nothing changes."""
+        texts = [value for value in fields.values() if isinstance(value, str)]
+        joined = "\n".join(texts)
+        if self.redact(joined) == joined:
+            return fields
+        return {key: self.redact(value) if isinstance(value, str) else value for key, value in fields.items()}

@@ -10,6 +10,7 @@ from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 
+from ccproxy.context import REQUEST_ID
 from ccproxy.errors import ProxyError, error_body
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def request_id_of(request: Request) -> str:
     request_id: str | None = getattr(request.ctx, "request_id", None)
     if request_id is None:
         request_id = request.ctx.request_id = "req_" + secrets.token_hex(12)
+        REQUEST_ID.set(request_id)  # for log lines (ccproxy/logs.py); the edge middleware makes it first thing
     return request_id
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import TYPE_CHECKING, cast
 
 from sanic import Blueprint, Request
@@ -17,8 +15,6 @@ from ccproxy.http.observe import RequestWatch
 
 if TYPE_CHECKING:
     from ccproxy.app import CCProxyApp
-
-log = logging.getLogger("ccproxy.http")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # Only these client headers are shown to guardrails: never credentials.
@@ -38,7 +34,6 @@ async def messages(request: Request, watch: RequestWatch | None = None) -> HTTPR
         with RequestWatch(app.ctx.observers, request, "messages") as watch:
             return await messages(request, watch)
     pipeline = app.ctx.pipeline
-    started = time.perf_counter()
     request_id = request_id_of(request)
     # Guardrails see a few client headers (never credentials); skip building them when there are none.
     headers = (
@@ -51,7 +46,6 @@ async def messages(request: Request, watch: RequestWatch | None = None) -> HTTPR
         message = await pipeline.complete(prepared)
         if watch is not None:
             watch.message(message)
-        _log_done(request, prepared.upstream_model, started, stream=False)
         return raw(dumps(message), content_type="application/json", headers={"request-id": request_id})
     upstream = await pipeline.open_stream(prepared)
     response = await request.respond(
@@ -65,7 +59,6 @@ async def messages(request: Request, watch: RequestWatch | None = None) -> HTTPR
     else:
         await watch.relay(pipeline.stream_events(prepared, upstream), response)
     await response.eof()
-    _log_done(request, prepared.upstream_model, started, stream=True)
     return None
 
 
@@ -105,15 +98,3 @@ api.add_route(preflight, "/v1/messages", methods=["OPTIONS"], name="preflight_me
 api.add_route(preflight, "/v1/messages/count_tokens", methods=["OPTIONS"], name="preflight_count_tokens")
 api.add_route(preflight, "/v1/models", methods=["OPTIONS"], name="preflight_models")
 api.add_route(unknown_endpoint, "/v1/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-
-
-def _log_done(request: Request, upstream_model: str, started: float, *, stream: bool) -> None:
-    if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s -> %s stream=%s %.0f ms",
-            request_id_of(request),
-            request.path,
-            upstream_model,
-            stream,
-            (time.perf_counter() - started) * 1000,
-        )
