@@ -84,11 +84,11 @@ class MemoryLimitStore(LimitStore):
 
     def spend(self, name: str, amount: float, expires_at: float) -> None:
         entry = self._periods.get(name)
-        self._periods[name] = (expires_at, (entry[1] if entry is not None else 0.0) + amount)
         if entry is None:  # a new period began: forget the ones that ended
             now = time.time()
             for old in [key for key, (ends, _) in self._periods.items() if ends <= now]:
                 del self._periods[old]
+        self._periods[name] = (expires_at, (entry[1] if entry is not None else 0.0) + amount)
 
 
 def period_bounds(period: Period, epoch: float) -> tuple[str, float]:
