@@ -104,9 +104,19 @@ def test_keys_never_show_in_the_settings_repr() -> None:
     assert KEY_A not in shown and ADMIN not in shown and KEY_B not in shown
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True),
-                                               ("127.1.2.3", True), ("0.0.0.0", False), ("::", False),
-                                               ("192.168.1.5", False), ("proxy.example", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("127.1.2.3", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("proxy.example", False),
+    ],
+)
 def test_loopback_addresses(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
@@ -119,5 +129,6 @@ def test_a_public_bind_without_keys_is_refused_with_the_reason() -> None:
     refuse_open_bind("0.0.0.0", settings(), [object()])  # an authenticator guards /v1/*
     refuse_open_bind("0.0.0.0", settings(allow_unauthenticated=True), [])
     refuse_open_bind("0.0.0.0", settings(auth_options={"allow_unauthenticated": True}), [])
+    explicit_no = settings(allow_unauthenticated=False, auth_options={"allow_unauthenticated": True})
     with pytest.raises(SettingsError):
-        refuse_open_bind("0.0.0.0", settings(allow_unauthenticated=False, auth_options={"allow_unauthenticated": True}), [])
+        refuse_open_bind("0.0.0.0", explicit_no, [])

@@ -137,8 +137,15 @@ def test_a_dead_workers_counters_stay_and_its_live_gauges_go(tmp_path: Path) -> 
     scraper = MultiprocessFiles(str(tmp_path))
     found = samples(exposition(ProxyMetrics().series, scraper))
     scraper.close()
-    assert found[("ccproxy_requests_total", (("backend", "default"), ("endpoint", "messages"), ("model", "gpt-5"),
-                                             ("status", "200")))] == 1
+    assert (
+        found[
+            (
+                "ccproxy_requests_total",
+                (("backend", "default"), ("endpoint", "messages"), ("model", "gpt-5"), ("status", "200")),
+            )
+        ]
+        == 1
+    )
     assert found.get(("ccproxy_requests_in_flight", ()), 0.0) == 0.0
     clean_multiprocess_dir(str(tmp_path))
     assert list(tmp_path.glob("*.db")) == []

@@ -22,8 +22,15 @@ def test_every_shipped_price_is_valid_and_common_models_are_priced() -> None:
 
 def test_cost_is_per_million_tokens_of_each_kind() -> None:
     table = PriceTable({"m": Price(input=2.0, output=8.0, cache_read=0.5, cache_write=3.0)})
-    cost = table.cost(record("m", input_tokens=1_000_000, output_tokens=500_000, cache_read_tokens=2_000_000,
-                             cache_write_tokens=1_000_000))
+    cost = table.cost(
+        record(
+            "m",
+            input_tokens=1_000_000,
+            output_tokens=500_000,
+            cache_read_tokens=2_000_000,
+            cache_write_tokens=1_000_000,
+        )
+    )
     assert cost == pytest.approx(2.0 + 4.0 + 1.0 + 3.0)
 
 
@@ -53,7 +60,7 @@ def test_the_upstream_cost_wins_and_unknown_models_have_none() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"m": {"input": 1}}, 'prices.m.output: required'),
+        ({"m": {"input": 1}}, "prices.m.output: required"),
         ({"m": {"input": -1, "output": 1}}, "prices.m.input: expected US dollars per million tokens"),
         ({"a/b": {"input": 1, "output": 1, "extra": 1}}, 'prices."a/b".extra: unknown setting'),
         ({"m": 3}, "prices.m: expected a table"),

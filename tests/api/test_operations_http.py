@@ -210,10 +210,10 @@ async def test_metrics_count_requests_tokens_and_cost(
     _, response = await app.asgi_client.get("/metrics")  # outside /v1: no key needed, like a health check
     assert response.status == 200 and response.headers["content-type"].startswith("text/plain")
     found = scrape(response.text)
-    labels = {("backend", "-"), ("model", "gpt-5"), ("endpoint", "messages")}
-    assert found[("ccproxy_requests_total", frozenset({*labels, ("status", "200")}))] == 3
-    assert found[("ccproxy_tokens_total", frozenset({("backend", "-"), ("model", "gpt-5"), ("kind", "output")}))] == 9000
-    cost = found[("ccproxy_cost_usd_total", frozenset({("backend", "-"), ("model", "gpt-5"), ("key", key_id(KEY_A))}))]
+    where = {("backend", "-"), ("model", "gpt-5")}
+    assert found[("ccproxy_requests_total", frozenset({*where, ("endpoint", "messages"), ("status", "200")}))] == 3
+    assert found[("ccproxy_tokens_total", frozenset({*where, ("kind", "output")}))] == 9000
+    cost = found[("ccproxy_cost_usd_total", frozenset({*where, ("key", key_id(KEY_A))}))]
     assert cost == pytest.approx(3 * COST)
     assert found[("ccproxy_requests_in_flight", frozenset())] == 0
     summary = await call(app, "/v1/metrics", None, **{"x-api-key": KEY_A})
