@@ -38,7 +38,7 @@ def log_format(settings: Settings, stream: TextIO | None = None) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC, ms), level, logger, message, request_id, the record's fields."""
+    """One JSON object per line: time (UTC, ms), level, logger, message, pid, request_id, the record's fields."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,6 +51,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         request_id = REQUEST_ID.get()
         if request_id is not None:
