@@ -23,7 +23,7 @@ from ccproxy.http.handlers import api
 from ccproxy.http.plugin_routes import install_plugin_routes
 from ccproxy.interfaces import CacheBackend, ProviderConfig
 from ccproxy.keys import refuse_open_bind
-from ccproxy.logs import configure_logging
+from ccproxy.logs import configure_logging, flush_logs
 from ccproxy.observers import Observers, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
 from ccproxy.plugins import (
@@ -216,6 +216,7 @@ async def _close_resources(app: CCProxyApp) -> None:
     await run_lifecycle_hook(app.ctx, "ccproxy_shutdown", keep_going=True)
     await app.ctx.transport.close()
     await app.ctx.cache.close()
+    flush_logs()
 
 
 async def run_lifecycle_hook(state: AppState, hook_name: str, *, keep_going: bool = False) -> None:

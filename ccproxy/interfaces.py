@@ -256,7 +256,7 @@ class AuthRequest:
 
     method: str
     path: str
-    headers: Mapping[str, str]  # lower-case names
+    headers: Mapping[str, str]  # case-insensitive: look names up in lower case
     remote_addr: str
 
 

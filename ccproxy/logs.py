@@ -7,6 +7,7 @@ usage record): JSON lines hold them as keys, text lines append them as `key=valu
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -46,6 +47,9 @@ class JsonFormatter(logging.Formatter):
         self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
+        done: str | None = getattr(record, "json_line", None)
+        if done is not None:
+            return done  # a record reaches stderr and the log files: formatted once
         line: dict[str, Any] = {
             "time": self._time(record.created),
             "level": record.levelname,
@@ -65,7 +69,8 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return dumps_text(line)
+        record.json_line = text = dumps_text(line)
+        return text
 
     def _time(self, created: float) -> str:
         second = int(created)
@@ -97,7 +102,73 @@ def _text(value: Any) -> str:
     return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
-class RotatingLogFile(logging.Handler):
+class BatchingHandler(logging.Handler):
+    """Writes a record's line at the end of the event loop's current turn, with the lines of every other record of
+    that turn: one write instead of one per request when a busy proxy finishes many requests per turn. Warnings and
+    errors, and records logged outside the event loop (start-up, worker threads), are written at once.
+    Subclasses implement `write(bytes)`."""
+
+    _pending: list[bytes]
+    _scheduled: bool
+
+    def _batch(self) -> None:
+        self._pending = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append((self.format(record) + "\n").encode("utf-8", "backslashreplace"))
+            if record.levelno < logging.WARNING:
+                if self._scheduled:
+                    return
+                try:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                except RuntimeError:  # no loop in this thread: write now
+                    pass
+                else:
+                    self._scheduled = True
+                    return
+            self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._scheduled = False
+            if self._pending:
+                data = b"".join(self._pending)
+                self._pending.clear()
+                self.write(data)
+        finally:
+            self.release()
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class StderrLines(BatchingHandler, logging.StreamHandler):  # type: ignore[type-arg]  # a text stream
+    """Lines to stderr (the stream it was when logging was configured; `setStream` replaces it)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        logging.StreamHandler.__init__(self, stream)
+        self._batch()
+
+    def flush(self) -> None:
+        BatchingHandler.flush(self)
+
+    def write(self, data: bytes) -> None:
+        buffer = getattr(self.stream, "buffer", None)
+        if buffer is None:
+            self.stream.write(data.decode("utf-8"))
+            self.stream.flush()
+            return
+        self.stream.flush()  # whatever was written as text first stays first
+        buffer.write(data)
+        buffer.flush()
+
+
+class RotatingLogFile(BatchingHandler):
     """Appends lines to a file (O_APPEND: whole lines from several worker processes never interleave) and rotates
     it by size, `path` -> `path.1` -> ... -> `path.<backups>`, under an flock so two workers never both rotate.
 
@@ -108,6 +179,7 @@ class RotatingLogFile(logging.Handler):
 
     def __init__(self, path: str, max_bytes: int, backups: int, level: int = logging.NOTSET) -> None:
         super().__init__(level)
+        self._batch()
         self.path = os.path.abspath(path)
         self.max_bytes = max_bytes if backups > 0 else 0
         self.backups = backups
@@ -122,17 +194,13 @@ class RotatingLogFile(logging.Handler):
         stat = os.fstat(self.fd)
         self.size, self.inode, self.checked = stat.st_size, stat.st_ino, time.monotonic()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
-            if self.max_bytes and self.size + len(data) > self.max_bytes:
-                self._rotate()
-            elif time.monotonic() - self.checked > REOPEN_CHECK_SECONDS:
-                self._follow()
-            os.write(self.fd, data)
-            self.size += len(data)
-        except Exception:
-            self.handleError(record)
+    def write(self, data: bytes) -> None:
+        if self.max_bytes and self.size + len(data) > self.max_bytes:
+            self._rotate()
+        elif time.monotonic() - self.checked > REOPEN_CHECK_SECONDS:
+            self._follow()
+        os.write(self.fd, data)
+        self.size += len(data)
 
     def _follow(self) -> None:
         """Reopen when another process rotated the path away; take in the real size (others write too)."""
@@ -167,6 +235,7 @@ class RotatingLogFile(logging.Handler):
         self._open()
 
     def close(self) -> None:
+        self.flush()
         self.acquire()
         try:
             if self.fd >= 0:
@@ -181,7 +250,7 @@ def build_handlers(settings: Settings, redact: Redactor) -> list[logging.Handler
     """stderr (text or JSON), LOG_FILE_PATH (JSON, every level), ERROR_LOG_FILE_PATH (JSON, warnings and errors),
     each with the redacting filter."""
     json_lines = log_format(settings) == "json"
-    stderr = logging.StreamHandler()
+    stderr = StderrLines()
     stderr.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     handlers: list[logging.Handler] = [stderr]
     files = (
@@ -215,3 +284,9 @@ def configure_logging(settings: Settings, redact: Redactor) -> None:
     if log_format(settings) == "json":
         for name in SANIC_LOGGERS:
             logging.getLogger(name).handlers[:] = handlers
+
+
+def flush_logs() -> None:
+    """Write what the handlers still hold (server stop: worker processes exit without logging's atexit flush)."""
+    for handler in logging.getLogger(ROOT_LOGGER).handlers:
+        handler.flush()

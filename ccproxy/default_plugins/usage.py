@@ -55,9 +55,9 @@ class UsageObserver(Observer):
 
 
 def usage_fields(record: RequestRecord) -> dict[str, Any]:
-    """The record as the log line's fields (a literal, not dataclasses.asdict: this runs per request)."""
+    """The record as the log line's fields (a literal, not dataclasses.asdict: this runs per request). The request
+    id is on every line already (ccproxy/logs.py)."""
     return {
-        "request_id": record.request_id,
         "endpoint": record.endpoint,
         "key_id": record.key_id,
         "client_model": record.client_model,
