@@ -748,7 +748,8 @@ def ops_compare_main(
                 )
 
             print(profile_proxy(on_child.pid, args.profile, args.duration, client_cpu, load))
-        records = (log_dir / "ops-on-log.jsonl").read_text().count('"logger":"ccproxy.usage"')
+        log_file = log_dir / "ops-on-log.jsonl"
+        records = log_file.read_text().count('"logger":"ccproxy.usage"') if log_file.exists() else 0
         print(f"\nthe on proxy wrote {records:,} usage records to its log file")
         if args.json:
             report = {"machine": machine(), "git": git_state(), "workers": args.workers, "rows": rows}

@@ -175,6 +175,14 @@ class RedactingFilter(logging.Filter):
         return True
 
     def _fields(self, fields: dict[str, object]) -> dict[str, object]:
-        """A record's `fields` (ccproxy/logs.py) with every text value redacted."""
+        """A record's `fields` (ccproxy/logs.py) with every text value redacted (the same dict when none changes)."""
         redact = self.redact_text
-        return {key: redact(value) if isinstance(value, str) else value for key, value in fields.items()}
+        changed: dict[str, object] | None = None
+        for key, value in fields.items():
+            if isinstance(value, str):
+                redacted = redact(value)
+                if redacted != value:
+                    if changed is None:
+                        changed = dict(fields)
+                    changed[key] = redacted
+        return fields if changed is None else changed

@@ -131,13 +131,15 @@ class ProxyMetrics(Observer):
         self.latency.observe(labels, seconds)
         if record.ttft_ms is not None:
             self.ttft.observe(labels, record.ttft_ms / 1000)
-        for kind, count in zip(
-            TOKEN_KINDS,
-            (record.input_tokens, record.output_tokens, record.cache_read_tokens, record.cache_write_tokens),
-            strict=True,
-        ):
-            if count:
-                self.tokens.inc((*labels, kind), count)
+        tokens = self.tokens
+        if record.input_tokens:
+            tokens.inc((*labels, "input"), record.input_tokens)
+        if record.output_tokens:
+            tokens.inc((*labels, "output"), record.output_tokens)
+        if record.cache_read_tokens:
+            tokens.inc((*labels, "cache_read"), record.cache_read_tokens)
+        if record.cache_write_tokens:
+            tokens.inc((*labels, "cache_write"), record.cache_write_tokens)
         if record.cost_usd:
             self.cost.inc((*labels, record.key_id or NONE), record.cost_usd)
         if record.retries:

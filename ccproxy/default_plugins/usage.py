@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from sanic import Request
@@ -32,6 +33,7 @@ class UsageObserver(Observer):
         self.prices = prices
         self.totals = totals
         self.unpriced: set[str] = set()
+        self._template: dict[str, Any] | None = None
 
     def request_done(self, record: RequestRecord) -> None:
         if record.cost_usd is None:
@@ -40,9 +42,24 @@ class UsageObserver(Observer):
                 self._unpriced(record.upstream_model)
         self.totals.add(record)
         if log.isEnabledFor(logging.INFO):
-            entry = log.makeRecord(log.name, logging.INFO, "", 0, USAGE_MESSAGE, (), None)
-            entry.fields = usage_fields(record)
-            log.handle(entry)
+            log.handle(self._log_record(usage_fields(record)))
+
+    def _log_record(self, fields: dict[str, Any]) -> logging.LogRecord:
+        """The usage line's LogRecord, copied from one made the ordinary way: LogRecord.__init__ (thread, process
+        and source lookups) cost more than everything else of the line."""
+        template = self._template
+        if template is None:  # made in the serving process, on first use
+            made = log.makeRecord(log.name, logging.INFO, "", 0, USAGE_MESSAGE, (), None)
+            template = self._template = dict(made.__dict__)
+        entry = logging.LogRecord.__new__(logging.LogRecord)
+        values = entry.__dict__
+        values.update(template)
+        now = time.time()
+        values["created"] = now
+        values["msecs"] = (now - int(now)) * 1000
+        values["relativeCreated"] = template["relativeCreated"] + (now - template["created"]) * 1000
+        values["fields"] = fields
+        return entry
 
     def _unpriced(self, model: str) -> None:
         if len(self.unpriced) < 1000:
