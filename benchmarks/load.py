@@ -464,6 +464,37 @@ def profile_proxy(proxy_pid: int, out: Path, seconds: float, client_cpu: int | N
     return summarise_profile(out)
 
 
+def profile_under_load(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    proxy: Child,
+    port: int,
+    upstream: Child,
+    pinning: Pinning,
+    client_cpu: int | None,
+) -> str:
+    """--profile: py-spy `proxy` while `scenario` runs against it at --profile-concurrency."""
+
+    def load() -> None:
+        run_async(
+            measure(
+                scenario=scenario.name,
+                target="proxy",
+                port=port,
+                request=scenario.proxy_request(port),
+                check=scenario.proxy_check(),
+                concurrency=args.profile_concurrency,
+                warmup=0.1,
+                duration=args.duration,
+                server_pid=proxy.pid,
+                upstream_pid=upstream.pid,
+                pinning=pinning,
+            )
+        )
+
+    return profile_proxy(proxy.pid, args.profile, args.duration, client_cpu, load)
+
+
 def summarise_profile(path: Path, top: int = PROFILE_TOP) -> str:
     """Own time by package and by function, and ccproxy's functions by total time, from py-spy's raw output."""
     own: Counter[str] = Counter()
@@ -601,6 +632,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against the proxy without them, measured alternately, --ops-rounds times each",
     )
     parser.add_argument("--ops-rounds", type=int, default=2, help="alternating measured runs per side (default 2)")
+    parser.add_argument(
+        "--ops-on-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the 'on' proxy, over the defaults (e.g. LOG_LEVEL=WARNING to leave out the usage log)",
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
@@ -697,6 +735,30 @@ def ops_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def supervised(log_dir: Path, keep_logs: bool, body: Callable[[list[Child]], int]) -> int:
+    """Run `body` with a list it appends the processes it starts to; stop them all however it ends, and remove the
+    scratch directory unless it failed or --keep-logs."""
+    children: list[Child] = []
+    ok = False
+    try:
+        code = body(children)
+        ok = True
+        return code
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted; stopping the proxy and the upstream", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"load.py: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if ok and not keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            print(f"process logs kept in {log_dir}", file=sys.stderr)
+
+
 def ops_compare_main(
     args: argparse.Namespace,
     chosen: list[Scenario],
@@ -706,14 +768,15 @@ def ops_compare_main(
     pinning: Pinning,
 ) -> int:
     """--ops-compare: both proxies on the proxy CPU (each idle while the other is measured), the same load."""
-    children: list[Child] = []
-    ok = False
-    try:
+
+    def body(children: list[Child]) -> int:
         upstream, upstream_port = start_upstream(log_dir, client_cpu)
         children.append(upstream)
         sides: dict[str, tuple[Child, int]] = {}
         for side in ("off", "on"):
             env = ops_settings(log_dir, side == "on")
+            if side == "on":
+                env.update(setting.split("=", 1) for setting in args.ops_on_env)
             if args.pure:
                 env["CCPROXY_ENABLE_CYTHON"] = "false"
             child, port, _ = start_proxy(
@@ -729,45 +792,16 @@ def ops_compare_main(
         if args.profile:
             on_child, on_port = sides["on"]
             scenario = next(s for s in chosen if s.name == args.profile_scenario)
-
-            def load() -> None:
-                run_async(
-                    measure(
-                        scenario=scenario.name,
-                        target="ops-on",
-                        port=on_port,
-                        request=scenario.proxy_request(on_port),
-                        check=scenario.proxy_check(),
-                        concurrency=args.profile_concurrency,
-                        warmup=0.1,
-                        duration=args.duration,
-                        server_pid=on_child.pid,
-                        upstream_pid=upstream.pid,
-                        pinning=pinning,
-                    )
-                )
-
-            print(profile_proxy(on_child.pid, args.profile, args.duration, client_cpu, load))
+            print(profile_under_load(args, scenario, on_child, on_port, upstream, pinning, client_cpu))
         log_file = log_dir / "ops-on-log.jsonl"
         records = log_file.read_text().count('"logger":"ccproxy.usage"') if log_file.exists() else 0
         print(f"\nthe on proxy wrote {records:,} usage records to its log file")
         if args.json:
             report = {"machine": machine(), "git": git_state(), "workers": args.workers, "rows": rows}
             args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        ok = True
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
-    except RuntimeError as exc:
-        print(f"load.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        for child in reversed(children):
-            child.stop()
-        if ok and not args.keep_logs:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"process logs kept in {log_dir}", file=sys.stderr)
-    return 0
+        return 0
+
+    return supervised(log_dir, args.keep_logs, body)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -799,10 +833,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = scratch_dir()
     if args.ops_compare:
         return ops_compare_main(args, [available[name] for name in names], log_dir, proxy_cpus, client_cpu, pinning)
-    setup: Setup | None = None
-    children: list[Child] = []
-    ok = False
-    try:
+
+    def body(children: list[Child]) -> int:
         upstream, upstream_port = start_upstream(log_dir, client_cpu)
         children.append(upstream)
         extra_env = {"CCPROXY_ENABLE_CYTHON": "false"} if args.pure else None
@@ -856,47 +888,15 @@ def main(argv: list[str] | None = None) -> int:
             print(describe(results["loop_delay"]))
         if args.profile:
             profile_scenario = available[args.profile_scenario]
-            request = profile_scenario.proxy_request(proxy_port)
-            check = profile_scenario.proxy_check()
-
-            def load() -> None:
-                run_async(
-                    measure(
-                        scenario=profile_scenario.name,
-                        target="proxy",
-                        port=proxy_port,
-                        request=request,
-                        check=check,
-                        concurrency=args.profile_concurrency,
-                        warmup=0.1,
-                        duration=args.duration,
-                        server_pid=proxy.pid,
-                        upstream_pid=upstream.pid,
-                        pinning=pinning,
-                    )
-                )
-
-            summary = profile_proxy(proxy.pid, args.profile, args.duration, client_cpu, load)
+            summary = profile_under_load(args, profile_scenario, proxy, proxy_port, upstream, pinning, client_cpu)
             report["profile"] = {"scenario": profile_scenario.name, "path": str(args.profile), "summary": summary}
             print(f"\nprofile of the proxy under {profile_scenario.name}, c={args.profile_concurrency}:\n{summary}")
         if args.json:
             args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
             print(f"\nresults written to {args.json}")
-        ok = True
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("\ninterrupted; stopping the proxy and the upstream", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        print(f"load.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        for child in reversed(children):
-            child.stop()
-        if ok and not args.keep_logs:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"process logs kept in {log_dir}", file=sys.stderr)
-    return 0
+        return 0
+
+    return supervised(log_dir, args.keep_logs, body)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
 from ccproxy.interfaces import Observer
@@ -12,12 +13,24 @@ log = logging.getLogger("ccproxy.observers")
 
 
 class Observers:
-    """The registered observers as one. Only built when at least one is registered, so callers test for None."""
+    """The registered observers as one. Only built when at least one is registered, so callers test for None.
 
-    __slots__ = ("observers",)
+    Each method calls only the observers that override it (bound methods collected once), so an observer that only
+    counts finished requests costs nothing when a request starts.
+    """
+
+    __slots__ = ("_calls", "observers")
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
+        self._calls: dict[str, tuple[Callable[[Any], None], ...]] = {
+            method: tuple(
+                getattr(observer, method)
+                for observer in self.observers
+                if getattr(type(observer), method, None) is not getattr(Observer, method)
+            )
+            for method in ("request_started", "request_done", "upstream_attempt", "cache_event")
+        }
 
     def request_started(self, record: RequestRecord) -> None:
         self._notify("request_started", record)
@@ -32,11 +45,11 @@ class Observers:
         self._notify("cache_event", event)
 
     def _notify(self, method: str, record: RequestRecord | UpstreamAttempt | CacheEvent) -> None:
-        for observer in self.observers:
+        for call in self._calls[method]:
             try:
-                getattr(observer, method)(record)
+                call(record)
             except Exception:
-                log.exception("observer %s failed in %s", type(observer).__name__, method)
+                log.exception("observer %s failed in %s", type(call.__self__).__name__, method)  # type: ignore[attr-defined]  # bound methods
 
 
 def observers_or_none(observers: Sequence[Observer]) -> Observers | None:

@@ -15,10 +15,8 @@ from sanic import Sanic
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.keys import key_id
 from ccproxy.settings import Settings
-from tests.api.conftest import sdk_like
+from tests.api.conftest import CHAT_URL, UPSTREAM, sdk_like
 
-UPSTREAM = "http://upstream.test/v1"
-CHAT_URL = UPSTREAM + "/chat/completions"
 KEY_A = "ck-team-a-0123456789abcdef"
 KEY_B = "ck-team-b-fedcba9876543210"
 ADMIN = "admin-0123456789abcdef0123"
@@ -52,12 +50,6 @@ def make_app() -> Iterator[Callable[..., CCProxyApp]]:
     yield build
     for app in made:
         Sanic.unregister_app(app)
-
-
-@pytest.fixture
-def upstream() -> Iterator[aioresponses]:
-    with aioresponses(passthrough=["http://127.0.0.1", "http://mockserver"]) as mocked:
-        yield mocked
 
 
 async def call(app: CCProxyApp, path: str = "/v1/messages", body: Any = HELLO, **headers: str) -> Any:
