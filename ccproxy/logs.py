@@ -13,10 +13,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from ccproxy.context import REQUEST_ID
-from ccproxy.core.jsoncodec import dumps_text
+from ccproxy.core.jsoncodec import dumps, dumps_text
 from ccproxy.redaction import RedactingFilter, Redactor
 from ccproxy.settings import Settings, SettingsError
 
@@ -51,7 +52,7 @@ class JsonFormatter(logging.Formatter):
         if done is not None:
             return done  # a record reaches stderr and the log files: formatted once
         line: dict[str, Any] = {
-            "time": self._time(record.created),
+            "time": self.stamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -72,7 +73,8 @@ class JsonFormatter(logging.Formatter):
         record.json_line = text = dumps_text(line)
         return text
 
-    def _time(self, created: float) -> str:
+    def stamp(self, created: float) -> str:
+        """`created` as UTC ISO 8601 with milliseconds."""
         second = int(created)
         if second != self._second:  # strftime once per second, not per line
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
@@ -117,20 +119,31 @@ class BatchingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._pending.append((self.format(record) + "\n").encode("utf-8", "backslashreplace"))
-            if record.levelno < logging.WARNING:
-                if self._scheduled:
-                    return
-                try:
-                    asyncio.get_running_loop().call_soon(self.flush)
-                except RuntimeError:  # no loop in this thread: write now
-                    pass
-                else:
-                    self._scheduled = True
-                    return
-            self.flush()
+            self._add((self.format(record) + "\n").encode("utf-8", "backslashreplace"), record.levelno)
         except Exception:
             self.handleError(record)
+
+    def add_line(self, line: bytes) -> None:
+        """A finished INFO line (ccproxy/logs.py `log_fields`), batched like a record's."""
+        self.acquire()
+        try:
+            self._add(line, logging.INFO)
+        finally:
+            self.release()
+
+    def _add(self, line: bytes, level: int) -> None:
+        self._pending.append(line)
+        if level < logging.WARNING:
+            if self._scheduled:
+                return
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop in this thread: write now
+                pass
+            else:
+                self._scheduled = True
+                return
+        self.flush()
 
     def flush(self) -> None:
         self.acquire()
@@ -284,6 +297,68 @@ def configure_logging(settings: Settings, redact: Redactor) -> None:
     if log_format(settings) == "json":
         for name in SANIC_LOGGERS:
             logging.getLogger(name).handlers[:] = handlers
+
+
+def log_fields(logger: logging.Logger, message: str, fields: dict[str, Any], make_record: RecordMaker) -> None:
+    """Log `message` with `fields` at INFO, as cheaply as the handlers allow (this runs once per request).
+
+    A JSON handler of this module whose RedactingFilter is known gets the finished line straight into its batch:
+    the line is built once, its text fields redacted by that filter's redactor, and the `logging` machinery (record,
+    `callHandlers`, handler locks and filters, per handler) is skipped, which was most of the line's cost. Any other
+    handler (text lines, pytest's caplog, a plugin's) gets an ordinary record from `make_record`, filters and all.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    line, made_by = b"", None  # the JSON line, and the filter that redacted it
+    record: logging.LogRecord | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if handler.level > logging.INFO:
+                continue
+            direct = _direct(handler)
+            if direct is None:
+                if record is None:
+                    record = make_record(fields)
+                handler.handle(record)
+                continue
+            batching, formatter, redacting = direct
+            if redacting is not made_by:
+                line, made_by = _json_line(formatter, redacting, logger.name, message, fields), redacting
+            batching.add_line(line)
+        current = current.parent if current.propagate else None
+
+
+RecordMaker = Callable[[dict[str, Any]], logging.LogRecord]
+
+
+def _direct(handler: logging.Handler) -> tuple[BatchingHandler, JsonFormatter, RedactingFilter] | None:
+    """A handler that can take finished JSON lines (batching, JSON, its only filter redacting), else None."""
+    formatter, filters = handler.formatter, handler.filters
+    if isinstance(handler, BatchingHandler) and type(formatter) is JsonFormatter and len(filters) == 1:
+        redacting = filters[0]
+        if isinstance(redacting, RedactingFilter):
+            return handler, formatter, redacting
+    return None
+
+
+def _json_line(
+    formatter: JsonFormatter, redacting: RedactingFilter, name: str, message: str, fields: dict[str, Any]
+) -> bytes:
+    """What JsonFormatter writes for such a record (time, level, logger, message, pid, request_id, fields)."""
+    now = time.time()
+    line: dict[str, Any] = {
+        "time": formatter.stamp(now),
+        "level": "INFO",
+        "logger": name,
+        "message": redacting.redact_text(message),
+        "pid": os.getpid(),
+    }
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        line["request_id"] = request_id
+    line.update(redacting.redacted_fields(fields))
+    return dumps(line) + b"\n"
 
 
 def flush_logs() -> None:

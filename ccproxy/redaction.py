@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from ccproxy.errors import ProxyError
@@ -157,7 +158,7 @@ class RedactingFilter(logging.Filter):
         record.redacted_by = self.redact
         fields = getattr(record, "fields", None)
         if fields:
-            record.fields = self._fields(fields)
+            record.fields = self.redacted_fields(fields)
         try:
             message = record.getMessage()
         except Exception:  # a filter that raises would fail the logging call itself, i.e. the request
@@ -174,10 +175,10 @@ class RedactingFilter(logging.Filter):
             record.stack_info = self.redact(record.stack_info)
         return True
 
-    def _fields(self, fields: dict[str, object]) -> dict[str, object]:
+    def redacted_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         """A record's `fields` (ccproxy/logs.py) with every text value redacted (the same dict when none changes)."""
         redact = self.redact_text
-        changed: dict[str, object] | None = None
+        changed: dict[str, Any] | None = None
         for key, value in fields.items():
             if isinstance(value, str):
                 redacted = redact(value)

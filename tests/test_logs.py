@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.handlers
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,15 @@ from typing import Any
 import pytest
 
 from ccproxy.context import REQUEST_ID
-from ccproxy.logs import JsonFormatter, RotatingLogFile, TextFormatter, build_handlers, configure_logging, log_format
+from ccproxy.logs import (
+    JsonFormatter,
+    RotatingLogFile,
+    TextFormatter,
+    build_handlers,
+    configure_logging,
+    log_fields,
+    log_format,
+)
 from ccproxy.redaction import REDACTED, Redactor
 from ccproxy.settings import Settings
 
@@ -131,3 +140,39 @@ def test_two_writers_rotate_once_and_follow_the_new_file(tmp_path: Path) -> None
     ]
     assert sorted(lines) == sorted(f"line {n:02d} " + "y" * 30 for n in range(80))[-len(lines) :]
     assert len(lines) >= 60  # at most the oldest backup fell off
+
+
+def test_fields_lines_go_straight_to_json_handlers_and_as_records_to_others(tmp_path: Path, request_id: str) -> None:
+    settings = Settings(log_file_path=str(tmp_path / "log.jsonl"), log_format="json")
+    logger = logging.getLogger("ccproxy-test-fields")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers[:] = build_handlers(settings, Redactor([SECRET]))
+    other = logging.handlers.BufferingHandler(10)  # a handler of someone else's: it gets a record
+    logger.addHandler(other)
+    made: list[dict[str, Any]] = []
+
+    def make_record(fields: dict[str, Any]) -> logging.LogRecord:
+        made.append(fields)
+        entry = record("request")
+        entry.fields = fields
+        return entry
+
+    try:
+        log_fields(logger, "request", {"client_model": f"m-{SECRET}", "status": 200}, make_record)
+        seen_by_other = list(other.buffer)
+    finally:
+        for handler in logger.handlers:
+            handler.close()
+        logger.handlers.clear()
+    line = json.loads((tmp_path / "log.jsonl").read_text())
+    assert line["client_model"] == f"m-{REDACTED}" and line["status"] == 200
+    assert (line["level"], line["logger"], line["message"], line["request_id"]) == (
+        "INFO",
+        "ccproxy-test-fields",
+        "request",
+        request_id,
+    )
+    expected = json.loads(JsonFormatter().format(record("request", client_model=f"m-{REDACTED}", status=200)))
+    assert set(line) == set(expected)
+    assert len(made) == 1 and len(seen_by_other) == 1  # the record went only where a line could not

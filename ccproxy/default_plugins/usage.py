@@ -17,6 +17,7 @@ from ccproxy.http.admin import require_admin
 from ccproxy.http.errors import request_id_of
 from ccproxy.interfaces import Observer
 from ccproxy.keys import KeyTable
+from ccproxy.logs import log_fields
 from ccproxy.prices import PriceTable
 from ccproxy.settings import Settings
 from ccproxy.usage import UsageTotals
@@ -42,7 +43,7 @@ class UsageObserver(Observer):
                 self._unpriced(record.upstream_model)
         self.totals.add(record)
         if log.isEnabledFor(logging.INFO):
-            log.handle(self._log_record(usage_fields(record)))
+            log_fields(log, USAGE_MESSAGE, usage_fields(record), self._log_record)
 
     def _log_record(self, fields: dict[str, Any]) -> logging.LogRecord:
         """The usage line's LogRecord, copied from one made the ordinary way: LogRecord.__init__ (thread, process
