@@ -15,14 +15,14 @@ import os
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+    from prometheus_client.mmap_dict import MmapedDict
+
+# prometheus-client is imported where it is used (a scrape, a worker's first write), not at start-up: importing it
+# costs ~40 ms per worker process.
 
 MAX_SERIES = 2000  # label sets per metric; beyond it new ones are counted under "other" (client-chosen models)
 OTHER = "other"
@@ -58,6 +58,8 @@ class Counter(Series):
         values[key] = values.get(key, 0.0) + amount
 
     def family(self) -> Metric:
+        from prometheus_client.core import CounterMetricFamily
+
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
         for key, value in self.values.items():
             family.add_metric(key, value)
@@ -83,6 +85,8 @@ class Gauge(Series):
         self.values[self._bounded(self.values, key)] = value  # type: ignore[arg-type]  # float values are objects
 
     def family(self) -> Metric:
+        from prometheus_client.core import GaugeMetricFamily
+
         family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
         for key, value in self.values.items():
             family.add_metric(key, value)
@@ -101,7 +105,7 @@ class Histogram(Series):
     def __init__(self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]) -> None:
         super().__init__(name, documentation, labels)
         self.bounds = tuple(sorted(buckets))
-        self.bound_texts = (*(floatToGoString(bound) for bound in self.bounds), "+Inf")
+        self.bound_texts = (*(go_float(bound) for bound in self.bounds), "+Inf")
         # label values -> [count per bucket..., count above the last bound, sum]
         self.values: dict[tuple[str, ...], list[float]] = {}
 
@@ -116,6 +120,8 @@ class Histogram(Series):
         counts[-1] += value
 
     def family(self) -> Metric:
+        from prometheus_client.core import HistogramMetricFamily
+
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
         for key, counts in self.values.items():
             cumulative, buckets = 0.0, []
@@ -136,7 +142,12 @@ class Histogram(Series):
 AnySeries = Counter | Gauge | Histogram
 
 
-class LiveCollector(Collector):
+def go_float(value: float) -> str:
+    """A bucket bound as Prometheus writes it (prometheus-client's floatToGoString for bounds below 1e6)."""
+    return repr(float(value))
+
+
+class LiveCollector:
     """prometheus-client collector over this process's series (single-process serving)."""
 
     def __init__(self, series: Iterable[AnySeries]) -> None:
@@ -156,12 +167,16 @@ class MultiprocessFiles:
         self._files: dict[str, MmapedDict] = {}
 
     def write(self, series: Iterable[AnySeries]) -> None:
+        from prometheus_client.mmap_dict import mmap_key
+
         for metric in series:
             for kind, sample, labels, values, value in metric.file_values():
                 key = mmap_key(metric.name, sample, list(labels), list(values), metric.documentation)
                 self._file(kind).write_value(key, value, 0.0)
 
     def _file(self, kind: str) -> MmapedDict:
+        from prometheus_client.mmap_dict import MmapedDict
+
         found = self._files.get(kind)
         if found is None:
             found = self._files[kind] = MmapedDict(os.path.join(self.path, f"{kind}_{self.pid}.db"))
@@ -173,6 +188,8 @@ class MultiprocessFiles:
             handle.close()
         self._files.clear()
         if dead:
+            from prometheus_client.multiprocess import mark_process_dead
+
             mark_process_dead(self.pid, self.path)
 
 
@@ -181,6 +198,8 @@ _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
 def mark_dead_workers(path: str) -> None:
     """Drop the live gauges of processes that no longer exist (a worker Sanic replaced)."""
+    from prometheus_client.multiprocess import mark_process_dead
+
     for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
         match = _LIVE_FILE.search(name)
         if match is not None and not _alive(int(match.group(1))):
@@ -205,6 +224,9 @@ def clean_multiprocess_dir(path: str) -> None:
 
 def exposition(series: Sequence[AnySeries], files: MultiprocessFiles | None) -> bytes:
     """The Prometheus text: this process's series, or every worker's when serving with several."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
     registry = CollectorRegistry(auto_describe=False)
     if files is None:
         registry.register(LiveCollector(series))

@@ -149,3 +149,14 @@ def test_a_dead_workers_counters_stay_and_its_live_gauges_go(tmp_path: Path) -> 
     assert found.get(("ccproxy_requests_in_flight", ()), 0.0) == 0.0
     clean_multiprocess_dir(str(tmp_path))
     assert list(tmp_path.glob("*.db")) == []
+
+
+def test_bucket_bounds_are_written_as_prometheus_client_writes_them() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from ccproxy.default_plugins.metrics import LATENCY_BUCKETS, TTFT_BUCKETS
+    from ccproxy.metrics import go_float
+
+    assert [go_float(bound) for bound in (*LATENCY_BUCKETS, *TTFT_BUCKETS)] == [
+        floatToGoString(bound) for bound in (*LATENCY_BUCKETS, *TTFT_BUCKETS)
+    ]
