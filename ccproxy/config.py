@@ -123,6 +123,16 @@ class CoreConfig(BaseModel):
     provider: str | None = Field(default=None, validation_alias=AliasChoices("provider", "ccproxy_provider"))
     cache: str | None = Field(default=None, validation_alias=AliasChoices("cache", "ccproxy_cache"))
     disabled_plugins: Annotated[tuple[str, ...], _expect("a list of plugin names")] = ()
+    # Issue 11 (operations): the same names as the environment's, in lower case.
+    api_keys: tuple[str, ...] | None = Field(default=None, validation_alias="ccproxy_api_keys", repr=False)
+    admin_key: str | None = Field(default=None, validation_alias="ccproxy_admin_key", repr=False)
+    allow_unauthenticated: bool | None = None
+    log_format: Literal["json", "text"] | None = None
+    log_file_path: str | None = None
+    error_log_file_path: str | None = None
+    log_file_max_bytes: int | None = None
+    log_file_backups: int | None = None
+    metrics_dir: str | None = Field(default=None, validation_alias="prometheus_multiproc_dir")
 
     def settings_values(self) -> dict[str, Any]:
         """The keys the table set, by Settings field name (the environment may still override them)."""
