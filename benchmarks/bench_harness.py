@@ -152,6 +152,7 @@ def start_proxy(
     cpus: str | None = "0",
     extra_env: Mapping[str, str] | None = None,
     config: str | None = None,
+    name: str = "proxy",
 ) -> tuple[Child, int, dict[str, Any]]:
     """`python -m ccproxy serve` against the fast upstream, in a scratch cwd so no .env or plugins.toml is read.
 
@@ -159,7 +160,7 @@ def start_proxy(
     Returns the child, its port and its `GET /` answer (which says which core runs).
     """
     port = free_port()
-    workdir = log_dir / "proxy-cwd"
+    workdir = log_dir / f"{name}-cwd"
     workdir.mkdir(exist_ok=True)
     legacy = {
         "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
@@ -182,7 +183,7 @@ def start_proxy(
     argv = [sys.executable, "-m", "ccproxy", "serve"]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    child = spawn("proxy", argv, env=clean_env(settings), cwd=workdir, log_dir=log_dir)
+    child = spawn(name, argv, env=clean_env(settings), cwd=workdir, log_dir=log_dir)
     health: dict[str, Any] = {}
 
     def healthy() -> bool:

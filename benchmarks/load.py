@@ -64,6 +64,10 @@ CONNECT_TIMEOUT = 5.0
 PROFILE_TOP = 25
 # Above this share of a pinned CPU used by processes that are not part of the benchmark, a run is flagged.
 NOISE_LIMIT = 0.05
+# --ops-compare: the client key of the "on" proxy, and the built-ins the "off" proxy runs without.
+OPS_CLIENT_KEY = "ck-bench-client-key-0123456789"
+OPS_BUILTINS = ("ccproxy.client_keys", "ccproxy.usage", "ccproxy.metrics")
+OPS_TARGET_PERCENT = 10.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class Scenario:
         headers = {
             "Content-Type": "application/json",
             "anthropic-version": "2023-06-01",
-            "x-api-key": "sk-ant-bench",
+            "x-api-key": OPS_CLIENT_KEY,  # a configured client key when the operations features are on
         }
         return http_request("POST", "/v1/messages", port, dumps(self.anthropic_body).encode(), headers)
 
@@ -461,6 +465,37 @@ def profile_proxy(proxy_pid: int, out: Path, seconds: float, client_cpu: int | N
     return summarise_profile(out)
 
 
+def profile_under_load(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    proxy: Child,
+    port: int,
+    upstream: Child,
+    pinning: Pinning,
+    client_cpu: int | None,
+) -> str:
+    """--profile: py-spy `proxy` while `scenario` runs against it at --profile-concurrency."""
+
+    def load() -> None:
+        run_async(
+            measure(
+                scenario=scenario.name,
+                target="proxy",
+                port=port,
+                request=scenario.proxy_request(port),
+                check=scenario.proxy_check(),
+                concurrency=args.profile_concurrency,
+                warmup=0.1,
+                duration=args.duration,
+                server_pid=proxy.pid,
+                upstream_pid=upstream.pid,
+                pinning=pinning,
+            )
+        )
+
+    return profile_proxy(proxy.pid, args.profile, args.duration, client_cpu, load)
+
+
 def summarise_profile(path: Path, top: int = PROFILE_TOP) -> str:
     """Own time by package and by function, and ccproxy's functions by total time, from py-spy's raw output."""
     own: Counter[str] = Counter()
@@ -598,10 +633,183 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-scenario", default="small-json", help="scenario to profile (default small-json)")
     parser.add_argument("--profile-concurrency", type=int, default=64)
     parser.add_argument("--keep-logs", action="store_true", help="keep the scratch directory with process logs")
+    parser.add_argument(
+        "--ops-compare",
+        action="store_true",
+        help="instead of the usual runs: the proxy with client keys, metrics and JSON logs (INFO, stderr and a file) "
+        "against the proxy without them, measured alternately, --ops-rounds times each",
+    )
+    parser.add_argument("--ops-rounds", type=int, default=2, help="alternating measured runs per side (default 2)")
+    parser.add_argument(
+        "--ops-on-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the 'on' proxy, over the defaults (e.g. LOG_LEVEL=WARNING to leave out the usage log)",
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
     return args
+
+
+# ------------------------------------------------------------------------------------------- --ops-compare
+
+
+def ops_settings(log_dir: Path, on: bool) -> dict[str, str]:
+    """The "on" proxy: client keys, metrics, usage, JSON lines at INFO on stderr and in a file. The "off" proxy: the
+    operations built-ins disabled (no observer, no authenticator: the request path before issue 11)."""
+    if on:
+        return {
+            "CCPROXY_API_KEYS": OPS_CLIENT_KEY,
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
+            "LOG_FILE_PATH": str(log_dir / "ops-on-log.jsonl"),
+            "ERROR_LOG_FILE_PATH": str(log_dir / "ops-on-error.jsonl"),
+        }
+    config = log_dir / "ops-off.toml"
+    config.write_text("[ccproxy]\ndisabled_plugins = [" + ", ".join(f'"{name}"' for name in OPS_BUILTINS) + "]\n")
+    return {"CCPROXY_CONFIG": str(config)}
+
+
+async def run_ops_compare(
+    args: argparse.Namespace,
+    sides: dict[str, tuple[Child, int]],
+    upstream: Child,
+    upstream_port: int,
+    pinning: Pinning,
+    chosen: list[Scenario],
+) -> list[dict[str, Any]]:
+    rows = []
+    for scenario in chosen:
+        set_upstream_gap(upstream_port, scenario.gap_ms)
+        for concurrency in args.concurrency:
+            cpu: dict[str, list[float]] = {"off": [], "on": []}
+            rps: dict[str, list[float]] = {"off": [], "on": []}
+            for _ in range(args.ops_rounds):
+                for side, (child, port) in sides.items():
+                    run = await measure(
+                        scenario=scenario.name,
+                        target=f"ops-{side}",
+                        port=port,
+                        request=scenario.proxy_request(port),
+                        check=scenario.proxy_check(),
+                        concurrency=concurrency,
+                        warmup=args.warmup,
+                        duration=args.duration,
+                        server_pid=child.pid,
+                        upstream_pid=upstream.pid,
+                        pinning=pinning,
+                    )
+                    if run.errors:
+                        raise RuntimeError(f"{side}: {run.errors} errors {run.error_kinds}; logs: {child.log_tail()}")
+                    cpu[side].append(run.server_cpu_us or 0.0)
+                    rps[side].append(run.rps)
+                    print(
+                        f"  {scenario.name:18s} c={concurrency:<3d} ops {side:3s} {run.rps:8,.0f} req/s  "
+                        f"{run.server_cpu_us:,.0f} µs CPU/req" + _noise_warning(run),
+                        flush=True,
+                    )
+            off, on = sum(cpu["off"]) / len(cpu["off"]), sum(cpu["on"]) / len(cpu["on"])
+            rows.append(
+                {
+                    "scenario": scenario.name,
+                    "concurrency": concurrency,
+                    "off_cpu_us": round(off, 1),
+                    "on_cpu_us": round(on, 1),
+                    "increase_percent": round((on - off) / off * 100, 1) if off else None,
+                    "off_rps": round(sum(rps["off"]) / len(rps["off"]), 1),
+                    "on_rps": round(sum(rps["on"]) / len(rps["on"]), 1),
+                    "off_runs_cpu_us": cpu["off"],
+                    "on_runs_cpu_us": cpu["on"],
+                }
+            )
+    set_upstream_gap(upstream_port, 0.0)
+    return rows
+
+
+def ops_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| scenario | conc | off CPU µs/req | on CPU µs/req | increase | target | off req/s | on req/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        increase = row["increase_percent"]
+        verdict = "ok" if increase is not None and increase <= OPS_TARGET_PERCENT else "MISSED"
+        lines.append(
+            f"| {row['scenario']} | {row['concurrency']} | {row['off_cpu_us']:,.0f} | {row['on_cpu_us']:,.0f} | "
+            f"{increase:+.1f}% | ≤{OPS_TARGET_PERCENT:g}% {verdict} | {row['off_rps']:,.0f} | {row['on_rps']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def supervised(log_dir: Path, keep_logs: bool, body: Callable[[list[Child]], int]) -> int:
+    """Run `body` with a list it appends the processes it starts to; stop them all however it ends, and remove the
+    scratch directory unless it failed or --keep-logs."""
+    children: list[Child] = []
+    ok = False
+    try:
+        code = body(children)
+        ok = True
+        return code
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted; stopping the proxy and the upstream", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"load.py: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if ok and not keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            print(f"process logs kept in {log_dir}", file=sys.stderr)
+
+
+def ops_compare_main(
+    args: argparse.Namespace,
+    chosen: list[Scenario],
+    log_dir: Path,
+    proxy_cpus: str | None,
+    client_cpu: int | None,
+    pinning: Pinning,
+) -> int:
+    """--ops-compare: both proxies on the proxy CPU (each idle while the other is measured), the same load."""
+
+    def body(children: list[Child]) -> int:
+        upstream, upstream_port = start_upstream(log_dir, client_cpu)
+        children.append(upstream)
+        sides: dict[str, tuple[Child, int]] = {}
+        for side in ("off", "on"):
+            env = ops_settings(log_dir, side == "on")
+            if side == "on":
+                env.update(setting.split("=", 1) for setting in args.ops_on_env)
+            if args.pure:
+                env["CCPROXY_ENABLE_CYTHON"] = "false"
+            child, port, _ = start_proxy(
+                log_dir, upstream_port, workers=args.workers, cpus=proxy_cpus, extra_env=env, name=f"proxy-ops-{side}"
+            )
+            children.append(child)
+            sides[side] = (child, port)
+        time.sleep(0.5)
+        print(f"ops comparison: {args.duration:g} s per run after {args.warmup:g} s warm-up, {args.ops_rounds} rounds")
+        rows = run_async(run_ops_compare(args, sides, upstream, upstream_port, pinning, chosen))
+        print()
+        print(ops_table(rows))
+        if args.profile:
+            on_child, on_port = sides["on"]
+            scenario = next(s for s in chosen if s.name == args.profile_scenario)
+            print(profile_under_load(args, scenario, on_child, on_port, upstream, pinning, client_cpu))
+        log_file = log_dir / "ops-on-log.jsonl"
+        records = log_file.read_text().count('"logger":"ccproxy.usage"') if log_file.exists() else 0
+        print(f"\nthe on proxy wrote {records:,} usage records to its log file")
+        if args.json:
+            report = {"machine": machine(), "git": git_state(), "workers": args.workers, "rows": rows}
+            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return 0
+
+    return supervised(log_dir, args.keep_logs, body)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -641,10 +849,10 @@ def main(argv: list[str] | None = None) -> int:
         client=frozenset({client_cpu}) if client_cpu is not None else frozenset(),
     )
     log_dir = scratch_dir()
-    setup: Setup | None = None
-    children: list[Child] = []
-    ok = False
-    try:
+    if args.ops_compare:
+        return ops_compare_main(args, [available[name] for name in names], log_dir, proxy_cpus, client_cpu, pinning)
+
+    def body(children: list[Child]) -> int:
         upstream, upstream_port = start_upstream(log_dir, client_cpu)
         children.append(upstream)
         extra_env = {"CCPROXY_ENABLE_CYTHON": "false"} if args.pure else None
@@ -700,47 +908,15 @@ def main(argv: list[str] | None = None) -> int:
             print(describe(results["loop_delay"]))
         if args.profile:
             profile_scenario = available[args.profile_scenario]
-            request = profile_scenario.proxy_request(proxy_port)
-            check = profile_scenario.proxy_check()
-
-            def load() -> None:
-                run_async(
-                    measure(
-                        scenario=profile_scenario.name,
-                        target="proxy",
-                        port=proxy_port,
-                        request=request,
-                        check=check,
-                        concurrency=args.profile_concurrency,
-                        warmup=0.1,
-                        duration=args.duration,
-                        server_pid=proxy.pid,
-                        upstream_pid=upstream.pid,
-                        pinning=pinning,
-                    )
-                )
-
-            summary = profile_proxy(proxy.pid, args.profile, args.duration, client_cpu, load)
+            summary = profile_under_load(args, profile_scenario, proxy, proxy_port, upstream, pinning, client_cpu)
             report["profile"] = {"scenario": profile_scenario.name, "path": str(args.profile), "summary": summary}
             print(f"\nprofile of the proxy under {profile_scenario.name}, c={args.profile_concurrency}:\n{summary}")
         if args.json:
             args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
             print(f"\nresults written to {args.json}")
-        ok = True
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("\ninterrupted; stopping the proxy and the upstream", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        print(f"load.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        for child in reversed(children):
-            child.stop()
-        if ok and not args.keep_logs:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"process logs kept in {log_dir}", file=sys.stderr)
-    return 0
+        return 0
+
+    return supervised(log_dir, args.keep_logs, body)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ from ccproxy.http.edge import EdgePolicy, add_cors_headers, check_request
 from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
 from ccproxy.http.plugin_routes import install_plugin_routes
+from ccproxy.keys import refuse_open_bind
+from ccproxy.logs import configure_logging, flush_logs
 from ccproxy.observers import attempt_reporter, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
 from ccproxy.plugins import build_plugin_manager, collect, plugin_callers, select_cache
-from ccproxy.redaction import RedactingFilter, Redactor
+from ccproxy.redaction import Redactor
 from ccproxy.routing import Router, parse_routes
 from ccproxy.settings import Settings, backend_plan, load_settings
 from ccproxy.shutdown import defer_shutdown_signals
@@ -46,11 +48,13 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     if not isinstance(settings, Settings):
         settings = load_settings()
     # Here, so every worker process logs too: first with the configured keys (plugins log while they load), then
-    # with every secret the backends' providers hold.
-    configure_logging(settings.log_level, Redactor(_configured_keys(settings)))
+    # with every secret the backends' providers hold (after Sanic configured its own loggers, which JSON lines take
+    # over).
+    configure_logging(settings, Redactor(configured_secrets(settings)))
     state = build_state(settings, plugins=plugins)
-    configure_logging(settings.log_level, state.redact)
+    refuse_open_bind(settings.host, settings, state.registry.authenticators)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
+    configure_logging(settings, state.redact)
     app.blueprint(api)
     app.register_middleware(check_request, "request")
     if settings.allowed_origins:  # otherwise every Origin is refused and no answer needs CORS headers
@@ -82,7 +86,8 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
         reasoning_choice=None if reasoning_choice is None else str(reasoning_choice),
     )
     router = Router(parse_routes(dict(settings.routes), backends), plan.default_routes, backends)
-    redact = Redactor([*(secret for backend in backends.values() for secret in backend.provider.secrets())])
+    provider_secrets = [secret for backend in backends.values() for secret in backend.provider.secrets()]
+    redact = Redactor([*provider_secrets, *configured_secrets(settings)])
     observers = observers_or_none(registry.observers)
     cache = select_cache(registry, settings.cache)(settings.options_for(settings.cache))
     # A shared cache (Redis) also holds the breakers' and limiters' state, so the limits hold for the whole fleet.
@@ -123,26 +128,26 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
     )
 
 
-def _configured_keys(settings: Settings) -> list[str | None]:
-    """The keys written in the settings, before any provider is built (for the log lines plugins write while
-    loading)."""
-    keys: list[str | None] = [settings.api_key, settings.options_for(settings.provider).get("api_key")]
-    keys += [table.api_key for table in settings.backend_tables.values()]
-    return keys
-
-
-def configure_logging(level: str, redact: Redactor) -> None:
-    """The `ccproxy` loggers write to stderr at LOG_LEVEL through one handler whose filter redacts every record."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(redact))
-    logger = logging.getLogger("ccproxy")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
+def configured_secrets(settings: Settings) -> list[str | None]:
+    """The keys written in the settings — upstream keys of every backend, client and admin keys — before any provider
+    is built: redacted from every log line (plugins log while they load) and error body."""
+    auth_keys = settings.auth_options.get("keys")
+    tables = auth_keys if isinstance(auth_keys, list) else []
+    client_keys = [entry.get("key") for entry in tables if isinstance(entry, dict)]
+    return [
+        settings.api_key,
+        settings.options_for(settings.provider).get("api_key"),
+        *(table.api_key for table in settings.backend_tables.values()),
+        *settings.api_keys,
+        settings.admin_key,
+        settings.auth_options.get("admin_key"),
+        *client_keys,
+    ]
 
 
 async def _open_resources(app: CCProxyApp) -> None:
+    # The bind address Sanic really uses (`sanic ... --host` never reaches Settings): refused like in create_app.
+    refuse_open_bind(app.state.host or app.ctx.settings.host, app.ctx.settings, app.ctx.registry.authenticators)
     await app.ctx.cache.open()  # on the server's loop; never raises for an unreachable store
     backends = app.ctx.backends
     for backend in backends.values():
@@ -163,6 +168,7 @@ async def _close_resources(app: CCProxyApp) -> None:
         if backend.upstream is not None:
             await backend.upstream.aclose()
     await app.ctx.cache.close()
+    flush_logs()
 
 
 async def run_lifecycle_hook(state: AppState, hook_name: str, *, keep_going: bool = False) -> None:

@@ -4,10 +4,14 @@ not a traceback."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
+import os
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from functools import partial
 
@@ -34,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
     serve.add_argument("--env-file", help="path to a .env file (default ./.env)")
     serve.add_argument("--log-level", help="LOG_LEVEL: DEBUG, INFO, WARNING, ERROR")
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="serve a non-loopback HOST without client keys (ALLOW_UNAUTHENTICATED)",
+    )
     plugins = commands.add_parser("plugins", help="list installed plugins, their versions and what they register")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
@@ -104,8 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=getattr(args, "port", None),
             workers=getattr(args, "workers", None),
             log_level=getattr(args, "log_level", None),
+            allow_unauthenticated=getattr(args, "allow_unauthenticated", None),
         )
         check_port_free(settings.host, settings.port)
+        settings, made_dir = metrics_dir_for_workers(settings)
         from ccproxy.app import create_app
 
         loader = AppLoader(factory=partial(create_app, settings))
@@ -116,5 +128,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompiledCoreError as exc:  # a stale or incomplete build, found when the app imports the core
         print(f"ccproxy: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    serve(settings, loader, app)
+    try:
+        serve(settings, loader, app)
+    finally:
+        if made_dir is not None:
+            shutil.rmtree(made_dir, ignore_errors=True)
     return 0
+
+
+def metrics_dir_for_workers(settings: Settings) -> tuple[Settings, str | None]:
+    """With several workers, the prometheus-client multiprocess directory every worker writes its metrics to:
+    PROMETHEUS_MULTIPROC_DIR emptied, or a fresh temporary one (returned, to be removed after serving)."""
+    if settings.workers == 1:
+        return settings, None
+    from ccproxy.metrics import clean_multiprocess_dir
+
+    if settings.metrics_dir:
+        try:
+            os.makedirs(settings.metrics_dir, exist_ok=True)
+            clean_multiprocess_dir(settings.metrics_dir)
+        except OSError as exc:
+            where = settings.metrics_dir
+            raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR: cannot use {where!r}: {exc.strerror}") from None
+        return settings, None
+    made = tempfile.mkdtemp(prefix="ccproxy-metrics-")
+    return dataclasses.replace(settings, metrics_dir=made), made

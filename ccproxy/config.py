@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -28,9 +28,12 @@ from ccproxy.core.plan import ModelCapabilities
 
 __all__ = [
     "BACKEND_NAME",
+    "AuthConfig",
     "BackendConfig",
+    "ClientKeyConfig",
     "CoreConfig",
     "FileConfig",
+    "PriceConfig",
     "SettingsError",
     "dotted",
     "format_validation_error",
@@ -46,6 +49,11 @@ _SECRET_KEY = re.compile(r"(?:^|[-_])(?:key|token|secret|password|authorization)
 _MAX_ECHO = 60
 ModelT = TypeVar("ModelT", bound=BaseModel)
 CAPABILITY_FIELDS: tuple[str, ...] = tuple(get_type_hints(ModelCapabilities))
+
+
+# Client and admin keys: at least this many printable characters (checked here for [auth], in settings.py for the
+# environment).
+MIN_CLIENT_KEY_CHARS = 16
 
 
 class SettingsError(ValueError):
@@ -156,6 +164,16 @@ class CoreConfig(BaseModel):
     provider: str | None = Field(default=None, validation_alias=AliasChoices("provider", "ccproxy_provider"))
     cache: str | None = Field(default=None, validation_alias=AliasChoices("cache", "ccproxy_cache"))
     disabled_plugins: Annotated[tuple[str, ...], _expect("a list of plugin names")] = ()
+    # Issue 11 (operations): the same names as the environment's, in lower case.
+    api_keys: tuple[str, ...] | None = Field(default=None, validation_alias="ccproxy_api_keys", repr=False)
+    admin_key: str | None = Field(default=None, validation_alias="ccproxy_admin_key", repr=False)
+    allow_unauthenticated: bool | None = None
+    log_format: Literal["json", "text"] | None = None
+    log_file_path: str | None = None
+    error_log_file_path: str | None = None
+    log_file_max_bytes: int | None = None
+    log_file_backups: int | None = None
+    metrics_dir: str | None = Field(default=None, validation_alias="prometheus_multiproc_dir")
 
     def settings_values(self) -> dict[str, Any]:
         """The keys the table set, by Settings field name (the environment may still override them)."""
@@ -218,6 +236,64 @@ class BackendConfig(BaseModel):
         return self.model_copy(update=changes)
 
 
+# ----------------------------------------------------------------------------------------------------- [auth], [prices]
+# Issue 11 (client keys, usage and cost). Self-contained: Settings keeps both tables as read (secrets resolved) and
+# ccproxy/keys.py and ccproxy/prices.py validate them with these models, so errors name `auth.keys[0].rpm`.
+
+Usd = Annotated[float, Field(ge=0, strict=True), _expect("a number of US dollars >= 0")]
+PerMillion = Annotated[float, Field(ge=0, strict=True), _expect("US dollars per million tokens, >= 0")]
+ModelGlobs = Annotated[tuple[Text, ...], _expect("a list of model names or globs")]
+
+
+def _client_key(value: str) -> str:
+    if len(value) < MIN_CLIENT_KEY_CHARS or any(c.isspace() or not c.isprintable() for c in value):
+        raise PydanticCustomError(
+            "expected",
+            f"expected a key of at least {MIN_CLIENT_KEY_CHARS} printable characters without spaces "
+            "(e.g. `openssl rand -hex 24`)",
+        )
+    return value
+
+
+ClientKeyText = Annotated[str, Field(strict=True), AfterValidator(_client_key)]
+
+
+class ClientKeyConfig(BaseModel):
+    """`[[auth.keys]]`: one client key and its limits (0 / absent = unlimited)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: ClientKeyText = Field(repr=False)
+    name: str = ""
+    models: ModelGlobs | None = None  # requested-model globs this key may use; None = every model
+    rpm: Count = 0
+    tpm: Count = 0
+    budget_usd: Usd | None = None
+    budget_period: Literal["day", "month"] = "day"
+
+
+class AuthConfig(BaseModel):
+    """`[auth]`: client keys (besides CCPROXY_API_KEYS), the admin key and the unauthenticated-bind switch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys: tuple[ClientKeyConfig, ...] = ()
+    admin_key: ClientKeyText | None = Field(default=None, repr=False)
+    allow_unauthenticated: Flag | None = None
+
+
+class PriceConfig(BaseModel):
+    """`[prices."<upstream model>"]`: US dollars per million tokens. Cache reads and writes default to the input
+    price (what a provider without prompt caching charges)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: PerMillion
+    output: PerMillion
+    cache_read: PerMillion | None = None
+    cache_write: PerMillion | None = None
+
+
 class FileConfig(BaseModel):
     """The whole plugins.toml. Unknown top-level tables are errors: plugins keep options in `[plugins.<name>]`."""
 
@@ -229,6 +305,8 @@ class FileConfig(BaseModel):
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     reasoning: dict[str, Any] = Field(default_factory=dict)
     guardrails: dict[str, Any] = Field(default_factory=dict)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    prices: dict[Annotated[str, Field(min_length=1)], PriceConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _locate_backends(self) -> FileConfig:

@@ -28,12 +28,17 @@ class RequestRecord:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
-    cost_usd: float | None = None  # upstream-reported cost (OpenRouter) when present
+    # US dollars: the upstream's own figure when it reported one, else from the price table (ccproxy.usage fills it
+    # in before other observers see the record; None when the model has no price).
+    cost_usd: float | None = None
     ttft_ms: float | None = None  # streams: time until the first content event was sent
     total_ms: float = 0.0
     retries: int = 0
     fallbacks: int = 0
     endpoint: Literal["messages", "count_tokens"] = "messages"
+    # The cost the upstream reported (OpenRouter's `usage.cost`); the pipeline fills it from the completion's or the
+    # final stream chunk's usage. It wins over the price table.
+    upstream_cost_usd: float | None = None
 
 
 @dataclass(slots=True)

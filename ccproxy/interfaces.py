@@ -266,6 +266,10 @@ class Observer:
     """Receives a record of what happened. Methods are plain, synchronous and must not block (no IO on the loop:
     queue the record and write it elsewhere). An observer that raises is logged and never fails a request."""
 
+    def request_started(self, record: RequestRecord) -> None:
+        """A /v1/messages or count_tokens request began; `record` holds little yet (its id, key id, endpoint) and is
+        the object `request_done` later receives, filled in."""
+
     def request_done(self, record: RequestRecord) -> None:
         """One /v1/messages or count_tokens request has finished (answered, failed, or the client went away)."""
 
@@ -286,7 +290,7 @@ class AuthRequest:
 
     method: str
     path: str
-    headers: Mapping[str, str]  # lower-case names
+    headers: Mapping[str, str]  # case-insensitive: look names up in lower case
     remote_addr: str
 
 

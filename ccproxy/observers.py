@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
 from ccproxy.interfaces import Observer
@@ -30,21 +30,43 @@ def notify(observers: Sequence[Observer], method: str, record: Record) -> None:
 
 
 class Observers:
-    """The registered observers as one. Only built when at least one is registered, so callers test for None."""
+    """The registered observers as one. Only built when at least one is registered, so callers test for None.
 
-    __slots__ = ("observers",)
+    Each method calls only the observers that override it (bound methods collected once), so an observer that only
+    counts finished requests costs nothing when a request starts.
+    """
+
+    __slots__ = ("_calls", "observers")
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
+        self._calls: dict[str, tuple[Callable[[Any], None], ...]] = {
+            method: tuple(
+                getattr(observer, method)
+                for observer in self.observers
+                if getattr(type(observer), method, None) is not getattr(Observer, method)
+            )
+            for method in ("request_started", "request_done", "upstream_attempt", "cache_event")
+        }
+
+    def request_started(self, record: RequestRecord) -> None:
+        self._notify("request_started", record)
 
     def request_done(self, record: RequestRecord) -> None:
-        notify(self.observers, "request_done", record)
+        self._notify("request_done", record)
 
     def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
-        notify(self.observers, "upstream_attempt", attempt)
+        self._notify("upstream_attempt", attempt)
 
     def cache_event(self, event: CacheEvent) -> None:
-        notify(self.observers, "cache_event", event)
+        self._notify("cache_event", event)
+
+    def _notify(self, method: str, record: RequestRecord | UpstreamAttempt | CacheEvent) -> None:
+        for call in self._calls[method]:
+            try:
+                call(record)
+            except Exception:
+                log.exception("observer %s failed in %s", type(call.__self__).__name__, method)  # type: ignore[attr-defined]  # bound methods
 
 
 def observers_or_none(observers: Sequence[Observer]) -> Observers | None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from ccproxy import hookspecs
-from ccproxy.default_plugins import DEFAULT_PLUGINS
+from ccproxy.default_plugins import DEFAULT_PLUGINS, plugin_object
 from ccproxy.hookspecs import ReasoningFactory, RouteHandler, StreamFilterFactory
 from ccproxy.interfaces import Authenticator, CacheBackend, Guardrail, Observer, Provider
 from ccproxy.observers import GuardrailAudit
@@ -39,7 +39,7 @@ def build_plugin_manager(
         pm.set_blocked(name)
     for name, module in DEFAULT_PLUGINS:
         if not pm.is_blocked(name):
-            pm.register(module, name=name)
+            pm.register(plugin_object(module, settings), name=name)
     if load_entry_points:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
     for name, plugin in plugins:

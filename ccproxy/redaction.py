@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from ccproxy.errors import ProxyError
@@ -31,6 +32,9 @@ MAX_CLIENT_MESSAGE = 2000
 _KEYLIKE = re.compile(r"\b(?:sk|rk|pk|or|key)-[A-Za-z0-9_\-*]{6,}|\b(?:[Bb]earer|BEARER)\s+[A-Za-z0-9._~+/=\-]{8,}")
 # Characters a key or its URL-encoded form is made of; runs of them are checked for partial echoes.
 _KEY_RUN = re.compile(r"[A-Za-z0-9_\-.+/=%~]{" + str(PARTIAL_ECHO_CHARS) + ",}")
+# Short texts seen again (log messages, model names, key ids in log fields) are redacted once and remembered.
+MEMO_MAX_CHARS = 256
+MEMO_ENTRIES = 4096
 # Runs are screened with half-length pieces at a stride of their length: an echo of PARTIAL_ECHO_CHARS characters
 # always contains one such piece, so a run without any costs a few set lookups (every log record is screened).
 _SCREEN_CHARS = PARTIAL_ECHO_CHARS // 2
@@ -72,6 +76,16 @@ class Redactor:
         self._exact = re.compile("|".join(map(re.escape, ordered))) if forms else None
         self._fragments = _pieces(forms, PARTIAL_ECHO_CHARS)
         self._screen = _pieces(forms, _SCREEN_CHARS)
+        self._memo: dict[str, str] = {}
+
+    def remembered(self, text: str) -> str:
+        """`self(text)`, remembered for short texts: log lines repeat the same messages and field values."""
+        found = self._memo.get(text)
+        if found is None:
+            found = self(text)
+            if len(text) <= MEMO_MAX_CHARS and len(self._memo) < MEMO_ENTRIES:
+                self._memo[text] = found
+        return found
 
     def __call__(self, text: str) -> str:
         if self._exact is not None:
@@ -128,18 +142,28 @@ class RedactingFilter(logging.Filter):
 
     The record is changed in place, so handlers added after this one (pytest's caplog, a JSON formatter) see the
     redacted record too; the exception is kept only as redacted text (`exc_text`), never as the exception object.
+    Text values of a record's `fields` (the usage record, ccproxy/logs.py) are redacted too. Every handler carries
+    the filter; a record already redacted by this same redactor passes at no cost.
     """
 
     def __init__(self, redact: Callable[[str], str]) -> None:
         super().__init__()
         self.redact = redact
+        # A Redactor remembers short texts it redacted before (the same messages and field values recur).
+        self.redact_text: Callable[[str], str] = redact.remembered if isinstance(redact, Redactor) else redact
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "redacted_by", None) is self.redact:
+            return True  # a record reaches each handler: the first one's filter did the work
+        record.redacted_by = self.redact
+        fields = getattr(record, "fields", None)
+        if fields:
+            record.fields = self.redacted_fields(fields)
         try:
             message = record.getMessage()
         except Exception:  # a filter that raises would fail the logging call itself, i.e. the request
             message = f"{record.msg} (arguments that do not fit the format: {record.args!r})"
-        record.msg = self.redact(message)
+        record.msg = self.redact_text(message)
         record.args = None
         if record.exc_info:
             if not record.exc_text:
@@ -150,3 +174,16 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+    def redacted_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A record's `fields` (ccproxy/logs.py) with every text value redacted (the same dict when none changes)."""
+        redact = self.redact_text
+        changed: dict[str, Any] | None = None
+        for key, value in fields.items():
+            if isinstance(value, str):
+                redacted = redact(value)
+                if redacted != value:
+                    if changed is None:
+                        changed = dict(fields)
+                    changed[key] = redacted
+        return fields if changed is None else changed

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccproxy.backends import display_url, split_credentials, upstream_auth
-from ccproxy.config import BackendConfig, CoreConfig, SettingsError, parse_config, resolve_secrets
+from ccproxy.config import MIN_CLIENT_KEY_CHARS, BackendConfig, CoreConfig, SettingsError, parse_config, resolve_secrets
 from ccproxy.legacy import BackendPlan, legacy_configured, legacy_values, makes_legacy_default, plan_backends
 from ccproxy.routing import parse_routes
 
@@ -53,10 +53,23 @@ ENV_FIELDS: dict[str, str] = {
     "CCPROXY_CACHE": "cache",
     "ALLOWED_HOSTS": "allowed_hosts",
     "ALLOWED_ORIGINS": "allowed_origins",
+    # --- issue 11: client keys, admin key, logs, metrics (fields in the block at the end of Settings)
+    "CCPROXY_API_KEYS": "api_keys",
+    "CCPROXY_ADMIN_KEY": "admin_key",
+    "ALLOW_UNAUTHENTICATED": "allow_unauthenticated",
+    "LOG_FORMAT": "log_format",
+    "LOG_FILE_PATH": "log_file_path",
+    "ERROR_LOG_FILE_PATH": "error_log_file_path",
+    "LOG_FILE_MAX_BYTES": "log_file_max_bytes",
+    "LOG_FILE_BACKUPS": "log_file_backups",
+    "PROMETHEUS_MULTIPROC_DIR": "metrics_dir",
 }
-INT_FIELDS = frozenset({"port", "workers"})
+INT_FIELDS = frozenset({"port", "workers", "log_file_max_bytes", "log_file_backups"})
 FLOAT_FIELDS = frozenset({"request_timeout", "connect_timeout"})
 LIST_FIELDS = frozenset({"allowed_hosts", "allowed_origins"})  # comma-separated in the environment
+KEY_LIST_FIELDS = frozenset({"api_keys"})  # comma-separated secrets: kept as written, never lower-cased or echoed
+BOOL_FIELDS = frozenset({"allow_unauthenticated"})
+LOG_FORMATS = ("json", "text")
 # What ccproxy/core/__init__.py understands for CCPROXY_ENABLE_CYTHON (it treats any other word as true).
 BOOLEAN_WORDS = frozenset({"1", "true", "yes", "on", "0", "false", "no", "off"})
 # Read from the process environment at import, before settings exist (see ccproxy/core/__init__.py).
@@ -76,8 +89,6 @@ _UPSTREAM_RATE = "use rpm, tpm and limit_wait in a [backends.<name>] table of pl
 _POOL = "not needed: the upstream connection pool has no limit and keeps idle connections 60 s"
 _CONVERTER_CACHE = "not needed: requests are converted without a cache"
 UNSUPPORTED_SETTINGS: dict[str, str] = {
-    "LOG_FILE_PATH": "not supported yet; ccproxy logs to stderr (redirect it to a file)",
-    "ERROR_LOG_FILE_PATH": "not supported yet; ccproxy logs to stderr (redirect it to a file)",
     "LOG_PRETTY_CONSOLE": _NOT_YET,
     "IS_LOCAL_DEPLOYMENT": "not needed: HOST, ALLOWED_HOSTS and ALLOWED_ORIGINS decide who may connect",
     "REFERER_URL": 'use [plugins.openai] headers = {"HTTP-Referer" = "..."} in plugins.toml instead',
@@ -185,6 +196,19 @@ class Settings:
     ignored_settings: tuple[tuple[str, str], ...] = ()
     # The environment and .env as loaded: a provider's `key_env_var` is only known once plugins are loaded.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Client keys, admin key, logs, metrics (docs/operations.md).
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # CCPROXY_API_KEYS
+    admin_key: str | None = field(default=None, repr=False)  # CCPROXY_ADMIN_KEY
+    allow_unauthenticated: bool | None = None  # None: [auth] allow_unauthenticated, else false
+    log_format: str | None = None  # "json" | "text"; None: json unless stderr is a terminal
+    log_file_path: str | None = None
+    error_log_file_path: str | None = None
+    log_file_max_bytes: int = 10 * 1024 * 1024
+    log_file_backups: int = 5
+    metrics_dir: str | None = None  # prometheus multiprocess directory; `ccproxy serve` makes one for N workers
+    # The [auth] and [prices] tables as read (secrets resolved); validated by ccproxy/config.py models where used.
+    auth_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    price_options: Mapping[str, Any] = field(default_factory=dict)
 
     def options_for(self, plugin: str) -> Mapping[str, Any]:
         """The `[plugins.<name>]` table, secrets already resolved."""
@@ -224,6 +248,17 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if number is None:
             raise SettingsError(f"{source}: expected a number of seconds, got {value!r}")
         return number
+    if name in KEY_LIST_FIELDS:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise SettingsError(f"{source}: expected comma-separated keys (or a list of strings in plugins.toml)")
+        return tuple(item.strip() for item in items if item.strip())
+    if name in BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        raise SettingsError(f"{source}: expected true or false, got {value!r}")
     if name in LIST_FIELDS:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
@@ -268,6 +303,9 @@ def _config_values(config: Mapping[str, Any], env: Mapping[str, str], path: Path
     values["plugin_options"] = file.plugins
     values["reasoning_options"] = file.reasoning
     values["guardrail_options"] = file.guardrails
+    # [auth] and [prices] as written (secrets resolved; parse_config validated them): keys.py and prices.py read them.
+    values["auth_options"] = resolve_secrets(config.get("auth", {}), env, "auth")
+    values["price_options"] = resolve_secrets(config.get("prices", {}), env, "prices")
     return values, file.ccproxy
 
 
@@ -372,6 +410,23 @@ def validate_settings(settings: Settings) -> None:
         if not seconds > 0:
             raise SettingsError(f"{name}: expected a positive number of seconds, got {seconds}")
     _validate_edge(settings)
+    _validate_operations(settings)
+
+
+def _validate_operations(settings: Settings) -> None:
+    """Issue 11's settings: log format and files, client keys (the [auth] table is checked by ccproxy/keys.py)."""
+    if settings.log_format is not None and settings.log_format.lower() not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT: expected json or text, got {settings.log_format!r}")
+    if settings.log_file_max_bytes < 0 or settings.log_file_backups < 0:
+        raise SettingsError("LOG_FILE_MAX_BYTES / LOG_FILE_BACKUPS: expected 0 or more (0 = no rotation)")
+    keys = [("CCPROXY_API_KEYS", key) for key in settings.api_keys]
+    keys += [("CCPROXY_ADMIN_KEY", settings.admin_key)] if settings.admin_key is not None else []
+    for name, key in keys:
+        if len(key) < MIN_CLIENT_KEY_CHARS or any(c.isspace() or not c.isprintable() for c in key):
+            raise SettingsError(
+                f"{name}: a key needs at least {MIN_CLIENT_KEY_CHARS} printable characters without spaces "
+                "(e.g. openssl rand -hex 24)"
+            )
 
 
 def backend_plan(settings: Settings) -> BackendPlan:

@@ -26,8 +26,9 @@ def test_ignored_settings_are_warned_about_once_each_at_start_up(tmp_path: Path)
             "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # a local upstream needs no key; it is never contacted
             "PORT": str(port),
             "CCPROXY_ENV_FILE": str(dotenv),
-            "LOG_FILE_PATH": "log.jsonl",
+            "LOG_PRETTY_CONSOLE": "true",
             "HTTP_CONNECT_TIMEOUT": "5",
+            "LOG_FORMAT": "text",
         }
     )
     process = spawn(
@@ -40,7 +41,7 @@ def test_ignored_settings_are_warned_about_once_each_at_start_up(tmp_path: Path)
         process.stop()
     log = process.log_text()
     warnings = re.findall(r"^.* WARNING ccproxy: (\S+) is set but not honoured: (.+)$", log, re.MULTILINE)
-    expected = ["LOG_FILE_PATH", "CACHE_WARMUP_ENABLED", "HTTP_CONNECT_TIMEOUT", "THREAD_POOL_AUTO_SCALE"]
+    expected = ["LOG_PRETTY_CONSOLE", "CACHE_WARMUP_ENABLED", "HTTP_CONNECT_TIMEOUT", "THREAD_POOL_AUTO_SCALE"]
     assert [name for name, _ in warnings] == [*expected, "CCPROXY_ENABLE_CYTHON"], log
     for name, hint in warnings[:-1]:
         assert hint == UNSUPPORTED_SETTINGS[name]

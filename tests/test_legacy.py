@@ -19,6 +19,7 @@ from ccproxy.legacy import LegacyValues, legacy_configured, legacy_values, plan_
 from ccproxy.plugins import build_plugin_manager, collect
 from ccproxy.routing import Route, Target
 from ccproxy.settings import Settings, load_settings, upstream_auth, validate_settings
+from ccproxy.upstream import ObservedUpstream, UpstreamWrapper
 
 KEY = "sk-test-key-123456"
 MODEL_NAMES = (
@@ -114,7 +115,13 @@ def test_legacy_only_matches_todays_app(tmp_path: Path, env: dict[str, str], tom
     )
     # One try, no breaker: today's behaviour on upstream failures.
     assert (default.config.retries, default.config.breaker_failures) == (0, 0)
-    assert default.upstream is default.transport
+    # No retry, breaker or limiter layer: at most the observers' tap (ObservedUpstream) around the transport.
+    layers, stack = [], default.upstream
+    while isinstance(stack, UpstreamWrapper):
+        layers.append(type(stack))
+        stack = stack.inner
+    assert stack is default.transport
+    assert set(layers) <= {ObservedUpstream}
     for name in MODEL_NAMES:
         upstream = todays_route(settings, name)
         assert state.router.resolve(name).targets == (Target("default", upstream),), name

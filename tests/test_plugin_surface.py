@@ -550,7 +550,7 @@ async def test_a_client_that_goes_away_is_recorded(make_app: Callable[..., CCPro
 async def test_without_observers_no_record_is_built(
     make_app: Callable[..., CCProxyApp], upstream: aioresponses, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = make_app()
+    app = make_app(disabled_plugins=("ccproxy.usage", "ccproxy.metrics"))  # the built-in observers
     assert app.ctx.observers is None
 
     def forbidden(*args: Any) -> None:
@@ -684,7 +684,7 @@ async def test_plugin_routes_are_served_outside_and_inside_v1(make_app: Callable
         raise ProxyError("cache is off", status=404)
 
     plugin = RoutePlugin(
-        ("/metrics", metrics),
+        ("/stats", metrics),
         ("/v1/whoami", whoami, ("GET", "post")),
         ("/v1/cache", failing),
         ("/whoami", whoami),  # the same handler again: Sanic's route names must still differ
@@ -694,7 +694,7 @@ async def test_plugin_routes_are_served_outside_and_inside_v1(make_app: Callable
     _, response = await app.asgi_client.get("/whoami")
     _, named = await app.asgi_client.get("/me")
     assert response.json == named.json == {"key_id": None}
-    _, response = await app.asgi_client.get("/metrics")
+    _, response = await app.asgi_client.get("/stats")
     assert response.json == {"requests": 0}
     _, response = await app.asgi_client.post("/v1/whoami")
     assert response.json == {"key_id": None}
@@ -712,8 +712,8 @@ def test_a_route_clashing_with_a_built_in_stops_start_up(make_app: Callable[...,
 
 @covers("ccproxy_register_routes")
 def test_the_same_route_from_two_plugins_names_both() -> None:
-    with pytest.raises(SettingsError, match=r"route 'GET /metrics' is registered by two plugins") as error:
-        registry_with(("one", RoutePlugin(("/metrics", whoami))), ("two", RoutePlugin(("/metrics", whoami))))
+    with pytest.raises(SettingsError, match=r"route 'GET /stats' is registered by two plugins") as error:
+        registry_with(("one", RoutePlugin(("/stats", whoami))), ("two", RoutePlugin(("/stats", whoami))))
     assert "'one'" in str(error.value) and "'two'" in str(error.value)
     with pytest.raises(SettingsError, match=r"route 'POST /x' is registered twice by plugin 'one'"):
         registry_with(("one", RoutePlugin(("/x", whoami, ("POST",)), ("/x", whoami, ("post",)))))
@@ -722,7 +722,7 @@ def test_the_same_route_from_two_plugins_names_both() -> None:
     with pytest.raises(SettingsError, match=r"must start with '/'"):
         registry_with(("bad", RoutePlugin(("metrics", whoami))))
     with pytest.raises(SettingsError, match=r"unknown HTTP method"):
-        registry_with(("bad", RoutePlugin(("/metrics", whoami, ("FETCH",)))))
+        registry_with(("bad", RoutePlugin(("/stats", whoami, ("FETCH",)))))
 
 
 # -- startup / shutdown -----------------------------------------------------------------------------------------

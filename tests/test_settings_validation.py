@@ -11,8 +11,8 @@ from ccproxy.settings import ENV_FIELDS, UNSUPPORTED_SETTINGS, Settings, Setting
 BASE_ENV = {"OPENAI_API_KEY": "sk-test-key-123456"}
 # Settings the original CCProxy's config.py and .env.example document, one per area; none is honoured yet.
 ORIGINAL_SETTINGS = (
-    "LOG_FILE_PATH",
-    "ERROR_LOG_FILE_PATH",
+    "LOG_PRETTY_CONSOLE",
+    "ERROR_TRACKING_FILE",
     "CACHE_WARMUP_ENABLED",
     "CACHE_WARMUP_FILE_PATH",
     "THREAD_POOL_MAX_WORKERS",
@@ -59,16 +59,16 @@ def test_each_unsupported_setting_in_the_environment_is_reported(tmp_path: Path,
 
 
 def test_unsupported_settings_in_dotenv_are_reported_in_table_order(tmp_path: Path) -> None:
-    dotenv = "THREAD_POOL_AUTO_SCALE=true\nLOG_FILE_PATH=log.jsonl\nCACHE_WARMUP_ENABLED=true\n"
+    dotenv = "THREAD_POOL_AUTO_SCALE=true\nLOG_PRETTY_CONSOLE=true\nCACHE_WARMUP_ENABLED=true\n"
     assert ignored_names(tmp_path, BASE_ENV, dotenv) == [
-        "LOG_FILE_PATH",
+        "LOG_PRETTY_CONSOLE",
         "CACHE_WARMUP_ENABLED",
         "THREAD_POOL_AUTO_SCALE",
     ]
 
 
 def test_empty_or_absent_settings_are_not_reported(tmp_path: Path) -> None:
-    assert ignored_names(tmp_path, {**BASE_ENV, "LOG_FILE_PATH": ""}) == []
+    assert ignored_names(tmp_path, {**BASE_ENV, "LOG_PRETTY_CONSOLE": ""}) == []
 
 
 def test_hints_name_the_equivalent_where_there_is_one() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sanic import Request, Sanic
 
+from ccproxy.context import PRINCIPAL
 from ccproxy.errors import ProxyError
 from ccproxy.interfaces import Authenticator, AuthRequest
 
@@ -14,9 +15,9 @@ UNAUTHENTICATED = "Authentication failed: the request carries no credentials thi
 
 
 def auth_request(request: Request) -> AuthRequest:
-    """What authenticators see: method, path, lower-case headers and the client address; never the body."""
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    return AuthRequest(method=request.method, path=request.path, headers=headers, remote_addr=request.client_ip)
+    """What authenticators see: method, path, headers and the client address; never the body. The headers are Sanic's
+    own case-insensitive mapping (copying them per request cost more than the key check)."""
+    return AuthRequest(method=request.method, path=request.path, headers=request.headers, remote_addr=request.client_ip)
 
 
 def authentication_middleware(
@@ -29,11 +30,13 @@ def authentication_middleware(
         path = request.path
         if not path.startswith("/v1/") and path != "/v1":
             return  # health (GET / and HEAD /) and plugin routes outside /v1 stay open
+        PRINCIPAL.set(None)  # not the previous request's on this keep-alive connection, whatever happens next
         seen = auth_request(request)
         for authenticator in chain:
             principal = await authenticator.authenticate(seen)
             if principal is not None:
                 request.ctx.principal = principal
+                PRINCIPAL.set(principal)  # for stages that only see the body (a per-key model allow-list)
                 return
         raise ProxyError(UNAUTHENTICATED, status=401)
 

@@ -84,6 +84,7 @@ def _is_ip_address(name: str) -> bool:
 
 def check_request(request: CCProxyRequest) -> None:
     """Request middleware: refuse a foreign Host or Origin and a non-JSON body before any handler runs."""
+    request_id_of(request)  # first thing, so every log line of this request carries its id
     if request.path == "/":
         return  # the health check: load balancers probe it with whatever Host they like, and it reveals nothing
     headers = request.headers

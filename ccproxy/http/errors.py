@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
+from sanic import Request
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 
+from ccproxy.context import REQUEST_ID
 from ccproxy.errors import ProxyError, error_body
 from ccproxy.state import CCProxyApp, CCProxyRequest
 from ccproxy.upstream import UpstreamFailure, to_proxy_error
@@ -15,11 +18,13 @@ from ccproxy.upstream import UpstreamFailure, to_proxy_error
 log = logging.getLogger("ccproxy.http")
 
 
-def request_id_of(request: CCProxyRequest) -> str:
-    """This request's `req_…` id, made on first use. Every response carries it as the `request-id` header."""
+def request_id_of(request: Request[Any, Any]) -> str:
+    """This request's `req_…` id, made on first use. Every response carries it as the `request-id` header (plugin
+    routes' requests included, hence any Sanic request)."""
     request_id: str | None = getattr(request.ctx, "request_id", None)
     if request_id is None:
         request_id = request.ctx.request_id = "req_" + secrets.token_hex(12)
+        REQUEST_ID.set(request_id)  # for log lines (ccproxy/logs.py); the edge middleware makes it first thing
     return request_id
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
-
 from sanic import Blueprint
 from sanic.response import HTTPResponse, empty, json, raw
 
@@ -13,10 +10,7 @@ from ccproxy.errors import ProxyError
 from ccproxy.http.edge import preflight
 from ccproxy.http.errors import request_id_of
 from ccproxy.http.observe import RequestWatch
-from ccproxy.routing import Target
 from ccproxy.state import CCProxyRequest
-
-log = logging.getLogger("ccproxy.http")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # Only these client headers are shown to guardrails: never credentials.
@@ -32,7 +26,6 @@ async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -
         with RequestWatch(app.ctx.observers, request, "messages") as watch:
             return await messages(request, watch)
     pipeline = app.ctx.pipeline
-    started = time.perf_counter()
     request_id = request_id_of(request)
     # Guardrails see a few client headers (never credentials); skip building them when there are none.
     headers = (
@@ -46,7 +39,6 @@ async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -
         answer = await pipeline.complete(prepared)
         if watch is not None:
             watch.message(answer.message)
-        _log_done(request, answer.target, started, stream=False)
         return raw(
             dumps(answer.message), content_type="application/json", headers={**answer.headers, "request-id": request_id}
         )
@@ -65,7 +57,6 @@ async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -
         await response.eof()
     finally:
         await upstream.aclose()  # a client gone mid-stream: the upstream connection is dropped now, not at GC
-    _log_done(request, upstream.target, started, stream=True)
     return None
 
 
@@ -105,15 +96,3 @@ api.add_route(preflight, "/v1/messages", methods=["OPTIONS"], name="preflight_me
 api.add_route(preflight, "/v1/messages/count_tokens", methods=["OPTIONS"], name="preflight_count_tokens")
 api.add_route(preflight, "/v1/models", methods=["OPTIONS"], name="preflight_models")
 api.add_route(unknown_endpoint, "/v1/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-
-
-def _log_done(request: CCProxyRequest, target: Target, started: float, *, stream: bool) -> None:
-    if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s -> %s stream=%s %.0f ms",
-            request_id_of(request),
-            request.path,
-            target,
-            stream,
-            (time.perf_counter() - started) * 1000,
-        )

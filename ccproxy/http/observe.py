@@ -43,6 +43,7 @@ class RequestWatch:
             key_id=principal.key_id if principal is not None else None,
             endpoint=endpoint,
         )
+        observers.request_started(self.record)
 
     def message(self, message: dict[str, Any]) -> None:
         """A non-stream answer: its usage."""

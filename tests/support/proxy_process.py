@@ -266,6 +266,8 @@ def start_proxy(
         "HOST": "127.0.0.1",
         "LOG_LEVEL": log_level,
         "WEB_CONCURRENCY": str(workers),
+        # Tests read these logs as text lines; a test of JSON lines asks for them (LOG_FORMAT=json).
+        "LOG_FORMAT": "text",
     }
     if config_path is not None:
         settings["CCPROXY_CONFIG"] = str(config_path)

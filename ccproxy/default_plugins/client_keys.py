@@ -1,0 +1,167 @@
+"""Built-in client keys: the authenticator, the per-key model allow-list, and rpm / tpm / budget limits.
+
+Off (nothing registered, no per-request cost) unless CCPROXY_API_KEYS or `[[auth.keys]]` configure keys.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ccproxy.context import PRINCIPAL
+from ccproxy.errors import ProxyError
+from ccproxy.events import RequestRecord
+from ccproxy.hookspecs import RegisterAuthenticator, RegisterGuardrail, RegisterObserver, hookimpl
+from ccproxy.interfaces import Authenticator, AuthRequest, Guardrail, GuardrailContext, Observer, Principal
+from ccproxy.keys import ADMIN_KEY_ID, ClientKey, KeyTable, presented_key
+from ccproxy.quota import WINDOW_SECONDS, LimitStore, MemoryLimitStore, period_bounds
+from ccproxy.settings import Settings
+
+ADMIN_PRINCIPAL = Principal(key_id=ADMIN_KEY_ID, name="admin", extra={"admin": True})
+_PERIOD_WORDS = {"day": "today (UTC)", "month": "this month (UTC)"}
+
+
+def principal_of(client: ClientKey) -> Principal:
+    extra: dict[str, Any] = {}
+    if client.budget_usd is not None:
+        extra = {"budget_usd": client.budget_usd, "budget_period": client.budget_period}
+    return Principal(
+        key_id=client.key_id,
+        name=client.name,
+        models=client.models,
+        rpm=client.rpm or None,
+        tpm=client.tpm or None,
+        extra=extra,
+    )
+
+
+def rate_limited(message: str, seconds: float) -> ProxyError:
+    return ProxyError(message, status=429, headers={"retry-after": str(max(1, math.ceil(seconds)))})
+
+
+class KeyLimits(Observer):
+    """Checks a key's rpm, tpm and budget before a request and counts its tokens and cost after it."""
+
+    def __init__(
+        self,
+        table: KeyTable,
+        store: LimitStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.table = table
+        self.store = store
+        self.clock = clock
+        self.wall = wall
+
+    async def check(self, client: ClientKey) -> None:
+        """Raise 429 rate_limit_error with retry-after when the key is over a limit; else count this request."""
+        now = self.clock()
+        if client.tpm:
+            wait = await self.store.over("tpm:" + client.key_id, client.tpm, now)
+            if wait is not None:
+                raise rate_limited(
+                    f"key {client.name!r} is over its limit of {client.tpm} tokens per minute; retry in {wait:.0f} s",
+                    wait,
+                )
+        if client.budget_usd is not None:
+            label, ends = period_bounds(client.budget_period, self.wall())
+            spent = await self.store.spent(f"budget:{client.key_id}:{label}")
+            if spent >= client.budget_usd:
+                raise rate_limited(
+                    f"key {client.name!r} has spent its budget of ${client.budget_usd:g} for "
+                    f"{_PERIOD_WORDS[client.budget_period]} (${spent:.4f}); it renews at the start of the next "
+                    f"{client.budget_period}",
+                    ends - self.wall(),
+                )
+        if client.rpm:
+            wait = await self.store.take("rpm:" + client.key_id, client.rpm, now)
+            if wait is not None:
+                raise rate_limited(
+                    f"key {client.name!r} is over its limit of {client.rpm} requests per minute; retry in {wait:.0f} s",
+                    wait,
+                )
+
+    def request_done(self, record: RequestRecord) -> None:
+        """Count the tokens and cost of a finished request against its key's tpm and budget."""
+        client = self.table.by_id.get(record.key_id or "")
+        if client is None:
+            return
+        if client.tpm:
+            tokens = record.input_tokens + record.output_tokens + record.cache_read_tokens + record.cache_write_tokens
+            if tokens:
+                self.store.add("tpm:" + client.key_id, tokens, self.clock(), WINDOW_SECONDS)
+        if client.budget_usd is not None and record.cost_usd:
+            label, ends = period_bounds(client.budget_period, self.wall())
+            self.store.spend(f"budget:{client.key_id}:{label}", record.cost_usd, ends)
+
+
+class ClientKeyAuthenticator(Authenticator):
+    """A Principal for a configured client key (or the admin key); None for anything else (the 401)."""
+
+    name = "client_keys"
+
+    def __init__(self, table: KeyTable, limits: KeyLimits | None) -> None:
+        self.table = table
+        self.limits = limits
+        self.principals = {client.key_id: principal_of(client) for client in table.by_id.values()}
+
+    async def authenticate(self, request: AuthRequest) -> Principal | None:
+        presented = presented_key(request.headers)
+        if presented is None:
+            return None
+        client = self.table.client(presented)
+        if client is None:
+            return ADMIN_PRINCIPAL if self.table.is_admin(presented) else None
+        if client.limited and self.limits is not None:
+            await self.limits.check(client)
+        return self.principals[client.key_id]
+
+
+class KeyModelAllowList(Guardrail):
+    """Refuse a requested model outside the key's `models` globs (case-insensitive) with 403 permission_error."""
+
+    name = "key_models"
+
+    async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
+        principal = PRINCIPAL.get()
+        if principal is None or principal.models is None:
+            return
+        model = str(body.get("model", ""))
+        lowered = model.lower()
+        if not any(fnmatchcase(lowered, pattern.lower()) for pattern in principal.models):
+            allowed = ", ".join(principal.models)
+            message = f"key {principal.name!r} may not use model {model[:100]!r}; allowed: {allowed}"
+            raise ProxyError(message, status=403)
+
+
+class ClientKeysPlugin:
+    """Registers what the configured keys need, and nothing when none are configured."""
+
+    def __init__(self, settings: Settings, store: LimitStore | None = None) -> None:
+        self.table = KeyTable.from_settings(settings)
+        limited = any(client.limited for client in self.table.by_id.values())
+        self.limits = KeyLimits(self.table, store or MemoryLimitStore()) if limited else None
+
+    @hookimpl
+    def ccproxy_register_authenticators(self, register: RegisterAuthenticator) -> None:
+        if self.table:
+            register(ClientKeyAuthenticator(self.table, self.limits))
+
+    @hookimpl
+    def ccproxy_register_guardrails(self, register: RegisterGuardrail) -> None:
+        if any(client.models is not None for client in self.table.by_id.values()):
+            register(KeyModelAllowList())
+
+    @hookimpl
+    def ccproxy_register_observers(self, register: RegisterObserver) -> None:
+        if self.limits is not None:
+            register(self.limits)
+
+
+def plugin_for(settings: Settings) -> ClientKeysPlugin:
+    return ClientKeysPlugin(settings)

@@ -1,0 +1,298 @@
+"""Built-in metrics: GET /metrics (Prometheus text, every worker) and GET /v1/metrics (the original CCProxy's JSON
+summary of this process: latency percentiles, error rates, health per backend)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from sanic import Request
+from sanic.response import HTTPResponse, json, raw
+
+from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.hookspecs import RegisterObserver, RegisterRoute, hookimpl
+from ccproxy.http.errors import request_id_of
+from ccproxy.interfaces import Observer
+from ccproxy.metrics import AnySeries, Counter, Gauge, Histogram, MultiprocessFiles, exposition
+from ccproxy.settings import Settings
+
+log = logging.getLogger("ccproxy.metrics")
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
+FLUSH_SECONDS = 1.0  # how often a worker writes its sums for the others' scrapes (multi-worker serving)
+RECENT = 1000  # requests per backend behind the JSON summary's percentiles and recent error rate
+# Recent error rate -> health in the JSON summary.
+DEGRADED_AT = 0.05
+FAILING_AT = 0.5
+NONE = "-"  # label value for what a record does not know (no backend yet, no upstream model)
+BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+
+class BackendSummary:
+    """What the JSON summary keeps per backend: totals and the last RECENT requests."""
+
+    __slots__ = ("errors", "latencies", "recent_errors", "requests", "ttfts")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.latencies: deque[float] = deque(maxlen=RECENT)
+        self.recent_errors: deque[bool] = deque(maxlen=RECENT)
+        self.ttfts: deque[float] = deque(maxlen=RECENT)
+
+
+class ProxyMetrics(Observer):
+    """Counts every record into Prometheus series and the JSON summary; plain dict work per request."""
+
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "ccproxy_requests",
+            "Requests answered, by backend, upstream model, HTTP status and endpoint",
+            ("backend", "model", "status", "endpoint"),
+        )
+        self.latency = Histogram(
+            "ccproxy_request_duration_seconds",
+            "Time from the request to the last byte of the answer",
+            ("backend", "model"),
+            LATENCY_BUCKETS,
+        )
+        self.ttft = Histogram(
+            "ccproxy_time_to_first_token_seconds",
+            "Streams: time until the first content event was sent",
+            ("backend", "model"),
+            TTFT_BUCKETS,
+        )
+        self.tokens = Counter(
+            "ccproxy_tokens", "Tokens by kind (input, output, cache_read, cache_write)", ("backend", "model", "kind")
+        )
+        self.cost = Counter("ccproxy_cost_usd", "Cost in US dollars", ("backend", "model", "key"))
+        self.attempts = Counter(
+            "ccproxy_upstream_attempts", "Calls to an upstream (retries included), by outcome", ("backend", "outcome")
+        )
+        self.retries = Counter("ccproxy_retries", "Retries on the same backend", ("backend",))
+        self.fallbacks = Counter("ccproxy_fallbacks", "Fallbacks to the next target of a route", ("backend",))
+        self.breaker = Gauge(
+            "ccproxy_breaker_state", "Circuit breaker: 0 closed, 0.5 half-open, 1 open", ("backend",), mode="livemax"
+        )
+        self.limiter_waits = Counter(
+            "ccproxy_limiter_waits", "Requests that waited for a backend's rate limiter", ("backend",)
+        )
+        self.limiter_wait_seconds = Counter(
+            "ccproxy_limiter_wait_seconds", "Seconds spent waiting for a backend's rate limiter", ("backend",)
+        )
+        self.cache = Counter("ccproxy_cache_events", "Cache lookups and writes, by cache and kind", ("cache", "kind"))
+        self.in_flight = Gauge("ccproxy_requests_in_flight", "Requests being answered now")
+        self.summaries: dict[str, BackendSummary] = {}
+        self.started = time.time()
+        self.dirty = False
+        self._statuses = {status: str(status) for status in range(100, 600)}
+
+    @property
+    def series(self) -> Sequence[AnySeries]:
+        return (
+            self.requests,
+            self.latency,
+            self.ttft,
+            self.tokens,
+            self.cost,
+            self.attempts,
+            self.retries,
+            self.fallbacks,
+            self.breaker,
+            self.limiter_waits,
+            self.limiter_wait_seconds,
+            self.cache,
+            self.in_flight,
+        )
+
+    # ------------------------------------------------------------------------------------------ observer methods
+
+    def request_started(self, record: RequestRecord) -> None:
+        self.in_flight.add((), 1.0)
+        self.dirty = True
+
+    def request_done(self, record: RequestRecord) -> None:
+        self.in_flight.add((), -1.0)
+        self.dirty = True
+        backend = record.backend or NONE
+        labels = (backend, record.upstream_model or NONE)
+        status = self._statuses.get(record.status) or str(record.status)
+        self.requests.inc((*labels, status, record.endpoint))
+        seconds = record.total_ms / 1000
+        self.latency.observe(labels, seconds)
+        if record.ttft_ms is not None:
+            self.ttft.observe(labels, record.ttft_ms / 1000)
+        tokens = self.tokens
+        if record.input_tokens:
+            tokens.inc((*labels, "input"), record.input_tokens)
+        if record.output_tokens:
+            tokens.inc((*labels, "output"), record.output_tokens)
+        if record.cache_read_tokens:
+            tokens.inc((*labels, "cache_read"), record.cache_read_tokens)
+        if record.cache_write_tokens:
+            tokens.inc((*labels, "cache_write"), record.cache_write_tokens)
+        if record.cost_usd:
+            self.cost.inc((*labels, record.key_id or NONE), record.cost_usd)
+        if record.retries:
+            self.retries.inc((backend,), record.retries)
+        if record.fallbacks:
+            self.fallbacks.inc((backend,), record.fallbacks)
+        self._summarise(backend, record)
+
+    def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
+        outcome = str(attempt.status) if attempt.status is not None else (attempt.error or "error")[:40]
+        self.attempts.inc((attempt.backend, outcome))
+        self.dirty = True
+
+    def cache_event(self, event: CacheEvent) -> None:
+        self.cache.inc((event.cache, event.kind))
+        self.dirty = True
+
+    # ------------------------------------------------ hooks for the upstream stack (not called by observers)
+
+    def breaker_state(self, backend: str, state: str) -> None:
+        """The upstream stack reports a breaker's state ("closed", "half_open", "open") when it changes."""
+        self.breaker.set((backend,), BREAKER_VALUES.get(state, 1.0))
+        self.dirty = True
+
+    def limiter_waited(self, backend: str, seconds: float) -> None:
+        """The upstream stack reports a request that waited for a backend's rate limiter."""
+        self.limiter_waits.inc((backend,))
+        self.limiter_wait_seconds.inc((backend,), seconds)
+        self.dirty = True
+
+    # ------------------------------------------------------------------------------------------ JSON summary
+
+    def _summarise(self, backend: str, record: RequestRecord) -> None:
+        summary = self.summaries.get(backend)
+        if summary is None:
+            summary = self.summaries[backend] = BackendSummary()
+        failed = record.status >= 500 or (record.error_type is not None and record.status < 400)
+        summary.requests += 1
+        summary.errors += failed
+        summary.latencies.append(record.total_ms)
+        summary.recent_errors.append(failed)
+        if record.ttft_ms is not None:
+            summary.ttfts.append(record.ttft_ms)
+
+    def summary(self) -> dict[str, Any]:
+        """GET /v1/metrics: this process's requests, latency percentiles, error rates and health per backend."""
+        backends = {name: _backend_summary(name, summary, self.breaker) for name, summary in self.summaries.items()}
+        requests = sum(summary.requests for summary in self.summaries.values())
+        errors = sum(summary.errors for summary in self.summaries.values())
+        latencies = [ms for summary in self.summaries.values() for ms in summary.latencies]
+        ttfts = [ms for summary in self.summaries.values() for ms in summary.ttfts]
+        return {
+            "object": "metrics",
+            "scope": "process",
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 1),
+            "requests": requests,
+            "errors": errors,
+            "error_rate": round(errors / requests, 4) if requests else 0.0,
+            "in_flight": int(self.in_flight.values.get((), 0.0)),
+            "latency_ms": percentiles(latencies),
+            "ttft_ms": percentiles(ttfts),
+            "tokens": {
+                kind: int(sum(v for key, v in self.tokens.values.items() if key[-1] == kind)) for kind in TOKEN_KINDS
+            },
+            "cost_usd": round(sum(self.cost.values.values()), 6),
+            "backends": backends,
+        }
+
+
+def _backend_summary(name: str, summary: BackendSummary, breaker: Gauge) -> dict[str, Any]:
+    recent = len(summary.recent_errors)
+    recent_rate = sum(summary.recent_errors) / recent if recent else 0.0
+    state = breaker.values.get((name,))
+    health = "healthy" if recent_rate < DEGRADED_AT else "degraded" if recent_rate < FAILING_AT else "failing"
+    if state is not None and state >= 1.0:
+        health = "failing"
+    return {
+        "requests": summary.requests,
+        "errors": summary.errors,
+        "error_rate": round(summary.errors / summary.requests, 4) if summary.requests else 0.0,
+        "recent_error_rate": round(recent_rate, 4),
+        "latency_ms": percentiles(list(summary.latencies)),
+        "ttft_ms": percentiles(list(summary.ttfts)),
+        "breaker": None if state is None else next(k for k, v in BREAKER_VALUES.items() if v == state),
+        "health": health,
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """p50/p90/p95/p99 (nearest rank) of `values`, in ms."""
+    if not values:
+        return {"p50": None, "p90": None, "p95": None, "p99": None, "samples": 0}
+    ordered = sorted(values)
+    last = len(ordered) - 1
+
+    def rank(q: float) -> float:
+        return round(ordered[min(last, int(q * len(ordered)))], 2)
+
+    return {"p50": rank(0.5), "p90": rank(0.9), "p95": rank(0.95), "p99": rank(0.99), "samples": len(ordered)}
+
+
+class MetricsPlugin:
+    """The observer, the two endpoints and, with several workers, the task writing this worker's sums."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.metrics = ProxyMetrics()
+        self.directory = settings.metrics_dir
+        self.files: MultiprocessFiles | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    @hookimpl
+    def ccproxy_register_observers(self, register: RegisterObserver) -> None:
+        register(self.metrics)
+
+    @hookimpl
+    def ccproxy_register_routes(self, register: RegisterRoute) -> None:
+        register("/metrics", self.prometheus, methods=("GET",), name="metrics")
+        register("/v1/metrics", self.json_summary, methods=("GET",), name="metrics_summary")
+
+    @hookimpl
+    async def ccproxy_startup(self) -> None:
+        if self.directory:
+            self.files = MultiprocessFiles(self.directory)  # here: in the worker, under the worker's pid
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
+
+    @hookimpl
+    async def ccproxy_shutdown(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self.files is not None:
+            self.files.write(self.metrics.series)
+            self.files.close(dead=True)
+
+    async def _flush_every_second(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            if self.metrics.dirty and self.files is not None:
+                self.metrics.dirty = False
+                try:
+                    self.files.write(self.metrics.series)
+                except OSError:
+                    log.exception("cannot write metrics to %s", self.directory)
+
+    async def prometheus(self, request: Request) -> HTTPResponse:
+        body = exposition(self.metrics.series, self.files)
+        return raw(body, content_type=PROMETHEUS_CONTENT_TYPE, headers={"request-id": request_id_of(request)})
+
+    async def json_summary(self, request: Request) -> HTTPResponse:
+        return json(self.metrics.summary(), headers={"request-id": request_id_of(request)})
+
+
+def plugin_for(settings: Settings) -> MetricsPlugin:
+    return MetricsPlugin(settings)

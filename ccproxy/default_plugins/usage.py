@@ -1,0 +1,124 @@
+"""Built-in usage and cost: prices every request record, sums usage by day, key and model (GET /v1/usage, admin),
+and writes one log record per request at INFO (the usage log)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from sanic import Request
+from sanic.response import HTTPResponse, json
+
+from ccproxy.events import RequestRecord
+from ccproxy.hookspecs import RegisterObserver, RegisterRoute, hookimpl
+from ccproxy.http.admin import require_admin
+from ccproxy.http.errors import request_id_of
+from ccproxy.interfaces import Observer
+from ccproxy.keys import KeyTable
+from ccproxy.logs import log_fields
+from ccproxy.prices import PriceTable
+from ccproxy.settings import Settings
+from ccproxy.usage import UsageTotals
+
+log = logging.getLogger("ccproxy.usage")
+USAGE_MESSAGE = "request"
+
+
+class UsageObserver(Observer):
+    """Fills in `record.cost_usd`, adds the record to the totals and logs it. Registered before other observers, so
+    they all see the cost."""
+
+    def __init__(self, prices: PriceTable, totals: UsageTotals) -> None:
+        self.prices = prices
+        self.totals = totals
+        self.unpriced: set[str] = set()
+        self._template: dict[str, Any] | None = None
+
+    def request_done(self, record: RequestRecord) -> None:
+        if record.cost_usd is None:
+            record.cost_usd = self.prices.cost(record)
+            if record.cost_usd is None and record.upstream_model and record.upstream_model not in self.unpriced:
+                self._unpriced(record.upstream_model)
+        self.totals.add(record)
+        if log.isEnabledFor(logging.INFO):
+            log_fields(log, USAGE_MESSAGE, usage_fields(record), self._log_record)
+
+    def _log_record(self, fields: dict[str, Any]) -> logging.LogRecord:
+        """The usage line's LogRecord, copied from one made the ordinary way: LogRecord.__init__ (thread, process
+        and source lookups) cost more than everything else of the line."""
+        template = self._template
+        if template is None:  # made in the serving process, on first use
+            made = log.makeRecord(log.name, logging.INFO, "", 0, USAGE_MESSAGE, (), None)
+            template = self._template = dict(made.__dict__)
+        entry = logging.LogRecord.__new__(logging.LogRecord)
+        values = entry.__dict__
+        values.update(template)
+        now = time.time()
+        values["created"] = now
+        values["msecs"] = (now - int(now)) * 1000
+        values["relativeCreated"] = template["relativeCreated"] + (now - template["created"]) * 1000
+        values["fields"] = fields
+        return entry
+
+    def _unpriced(self, model: str) -> None:
+        if len(self.unpriced) < 1000:
+            self.unpriced.add(model)
+            log.warning(
+                'no price for upstream model %r: its requests have no cost (add [prices."%s"] to plugins.toml)',
+                model,
+                model,
+            )
+
+
+def usage_fields(record: RequestRecord) -> dict[str, Any]:
+    """The record as the log line's fields (a literal, not dataclasses.asdict: this runs per request). The request
+    id is on every line already (ccproxy/logs.py)."""
+    return {
+        "endpoint": record.endpoint,
+        "key_id": record.key_id,
+        "client_model": record.client_model,
+        "backend": record.backend,
+        "upstream_model": record.upstream_model,
+        "status": record.status,
+        "error_type": record.error_type,
+        "stream": record.stream,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cache_read_tokens": record.cache_read_tokens,
+        "cache_write_tokens": record.cache_write_tokens,
+        "cost_usd": None if record.cost_usd is None else round(record.cost_usd, 8),
+        "ttft_ms": None if record.ttft_ms is None else round(record.ttft_ms, 2),
+        "total_ms": round(record.total_ms, 2),
+        "retries": record.retries,
+        "fallbacks": record.fallbacks,
+    }
+
+
+class UsagePlugin:
+    """The observer and the GET /v1/usage endpoint over one process's totals."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.prices = PriceTable.from_options(settings.price_options)
+        self.totals = UsageTotals()
+        self.key_names = {client.key_id: client.name for client in KeyTable.from_settings(settings).by_id.values()}
+
+    @hookimpl(tryfirst=True)
+    def ccproxy_register_observers(self, register: RegisterObserver) -> None:
+        register(UsageObserver(self.prices, self.totals))
+
+    @hookimpl
+    def ccproxy_register_routes(self, register: RegisterRoute) -> None:
+        register("/v1/usage", self.usage_endpoint, methods=("GET",), name="usage")
+
+    async def usage_endpoint(self, request: Request) -> HTTPResponse:
+        """GET /v1/usage[?day=YYYY-MM-DD][&key=key_…]: this process's sums (admin)."""
+        require_admin(request)
+        report = self.totals.report(self.key_names, day=request.args.get("day"), key=request.args.get("key"))
+        report["pid"] = os.getpid()
+        return json(report, headers={"request-id": request_id_of(request)})
+
+
+def plugin_for(settings: Settings) -> UsagePlugin:
+    return UsagePlugin(settings)

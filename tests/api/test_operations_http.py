@@ -1,0 +1,233 @@
+"""Client keys, the admin gate, usage, metrics and the usage log through the real app (sanic-testing, ASGI)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from aioresponses import aioresponses
+from prometheus_client.parser import text_string_to_metric_families
+from sanic import Sanic
+
+from ccproxy.app import CCProxyApp, create_app
+from ccproxy.keys import key_id
+from ccproxy.settings import Settings
+from tests.api.conftest import CHAT_URL, UPSTREAM, sdk_like
+
+KEY_A = "ck-team-a-0123456789abcdef"
+KEY_B = "ck-team-b-fedcba9876543210"
+ADMIN = "admin-0123456789abcdef0123"
+HELLO = {"model": "claude-opus-4-8", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+# gpt-5: $1.25 / M input, $10 / M output, $0.125 / M cache reads.
+COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "model": "gpt-5",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12_000, "completion_tokens": 3_000, "prompt_tokens_details": {"cached_tokens": 2_000}},
+}
+COST = (10_000 * 1.25 + 3_000 * 10 + 2_000 * 0.125) / 1e6
+
+
+def settings(**kwargs: Any) -> Settings:
+    values: dict[str, Any] = {"api_key": "sk-test-0123456789", "base_url": UPSTREAM, "big_model": "gpt-5"}
+    return Settings(**{**values, **kwargs})
+
+
+@pytest.fixture
+def make_app() -> Iterator[Callable[..., CCProxyApp]]:
+    Sanic.test_mode = True
+    made: list[CCProxyApp] = []
+
+    def build(**kwargs: Any) -> CCProxyApp:
+        app = sdk_like(create_app(settings(**kwargs)))
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        Sanic.unregister_app(app)
+
+
+async def call(app: CCProxyApp, path: str = "/v1/messages", body: Any = HELLO, **headers: str) -> Any:
+    if body is None:
+        _, response = await app.asgi_client.get(path, headers=headers)
+    else:
+        _, response = await app.asgi_client.post(path, content=json.dumps(body), headers=headers)
+    return response
+
+
+def assert_error(response: Any, status: int, error_type: str) -> dict[str, Any]:
+    assert response.status == status, response.text
+    assert response.json["type"] == "error" and response.json["error"]["type"] == error_type, response.text
+    error: dict[str, Any] = response.json["error"]
+    return error
+
+
+# ------------------------------------------------------------------------------------------------ client keys
+
+
+async def test_without_a_key_every_v1_request_is_refused_and_health_stays_open(
+    make_app: Callable[..., CCProxyApp],
+) -> None:
+    app = make_app(api_keys=(KEY_A,))
+    assert_error(await call(app), 401, "authentication_error")
+    assert_error(await call(app, "/v1/models", None), 401, "authentication_error")
+    assert_error(await call(app, "/v1/messages/count_tokens", HELLO), 401, "authentication_error")
+    assert_error(await call(app, **{"x-api-key": KEY_B}), 401, "authentication_error")
+    assert_error(await call(app, authorization=f"Basic {KEY_A}"), 401, "authentication_error")
+    _, health = await app.asgi_client.get("/")
+    assert health.status == 200 and health.json["status"] == "ok"
+
+
+@pytest.mark.parametrize("header", ["x-api-key", "authorization"])
+async def test_a_configured_key_passes_as_x_api_key_or_bearer(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses, header: str
+) -> None:
+    app = make_app(api_keys=(KEY_A,))
+    upstream.post(CHAT_URL, payload=COMPLETION)
+    value = KEY_A if header == "x-api-key" else f"Bearer {KEY_A}"
+    response = await call(app, **{header: value})
+    assert response.status == 200, response.text
+    models = await call(app, "/v1/models", None, **{header: value})
+    assert models.status == 200
+
+
+async def test_a_key_over_its_rpm_gets_429_with_retry_after(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(auth_options={"keys": [{"key": KEY_A, "name": "team-a", "rpm": 2}, {"key": KEY_B}]})
+    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    for _ in range(2):
+        assert (await call(app, **{"x-api-key": KEY_A})).status == 200
+    limited = await call(app, **{"x-api-key": KEY_A})
+    error = assert_error(limited, 429, "rate_limit_error")
+    assert "team-a" in error["message"] and "2 requests per minute" in error["message"]
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert (await call(app, **{"x-api-key": KEY_B})).status == 200  # other keys are not affected
+
+
+async def test_a_key_over_its_budget_gets_429_until_the_period_ends(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    budget = COST * 1.5  # the first request fits, the second takes the key over
+    app = make_app(auth_options={"keys": [{"key": KEY_A, "name": "team-a", "budget_usd": budget}]})
+    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    assert (await call(app, **{"x-api-key": KEY_A})).status == 200
+    assert (await call(app, **{"x-api-key": KEY_A})).status == 200
+    refused = await call(app, **{"x-api-key": KEY_A})
+    error = assert_error(refused, 429, "rate_limit_error")
+    assert "budget" in error["message"] and "today (UTC)" in error["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 86400
+
+
+async def test_a_key_over_its_tpm_gets_429(make_app: Callable[..., CCProxyApp], upstream: aioresponses) -> None:
+    app = make_app(auth_options={"keys": [{"key": KEY_A, "tpm": 15_000}]})
+    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    assert (await call(app, **{"x-api-key": KEY_A})).status == 200  # 15,000 tokens used
+    assert_error(await call(app, **{"x-api-key": KEY_A}), 429, "rate_limit_error")
+
+
+async def test_a_key_limited_to_some_models_is_refused_others(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(auth_options={"keys": [{"key": KEY_A, "name": "haiku-only", "models": ["claude-*HAIKU*"]}]})
+    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    error = assert_error(await call(app, **{"x-api-key": KEY_A}), 403, "permission_error")
+    assert "haiku-only" in error["message"] and "claude-opus-4-8" in error["message"]
+    haiku = {**HELLO, "model": "claude-haiku-4-5"}
+    assert (await call(app, body=haiku, **{"x-api-key": KEY_A})).status == 200
+
+
+# ---------------------------------------------------------------------------------------------- admin, usage
+
+
+async def test_usage_sums_by_key_model_and_day_for_the_admin(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(api_keys=(KEY_A,), auth_options={"keys": [{"key": KEY_B, "name": "team-b"}]}, admin_key=ADMIN)
+    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    for key in (KEY_A, KEY_A, KEY_B):
+        assert (await call(app, **{"x-api-key": key})).status == 200
+    assert_error(await call(app, "/v1/usage", None), 401, "authentication_error")
+    assert_error(await call(app, "/v1/usage", None, **{"x-api-key": KEY_A}), 403, "permission_error")
+    response = await call(app, "/v1/usage", None, authorization=f"Bearer {ADMIN}")
+    assert response.status == 200, response.text
+    usage = response.json
+    assert usage["scope"] == "process" and usage["totals"]["requests"] == 3
+    assert usage["totals"]["input_tokens"] == 30_000 and usage["totals"]["cache_read_tokens"] == 6_000
+    assert usage["totals"]["cost_usd"] == pytest.approx(3 * COST)
+    assert usage["by_key"][key_id(KEY_A)]["requests"] == 2 and usage["by_key"][key_id(KEY_B)]["name"] == "team-b"
+    assert list(usage["by_model"]) == ["gpt-5"] and len(usage["by_day"]) == 1
+    filtered = await call(app, f"/v1/usage?key={key_id(KEY_B)}", None, **{"x-api-key": ADMIN})
+    assert filtered.json["totals"]["requests"] == 1
+    assert KEY_A not in response.text and KEY_B not in response.text
+
+
+async def test_without_an_admin_key_admin_endpoints_refuse_clients_that_are_not_loopback(
+    make_app: Callable[..., CCProxyApp],
+) -> None:
+    app = make_app()
+    # The ASGI test client's address is 1.2.3.4; the loopback side is tested end to end (tests/e2e).
+    error = assert_error(await call(app, "/v1/usage", None), 403, "permission_error")
+    assert "CCPROXY_ADMIN_KEY" in error["message"]
+    spoofed = await call(app, "/v1/usage", None, **{"x-forwarded-for": "127.0.0.1", "forwarded": "for=127.0.0.1"})
+    assert spoofed.status == 403  # forwarded headers are not trusted unless Sanic is told to (REAL_IP_HEADER)
+    with_admin = make_app(admin_key=ADMIN)
+    assert (await call(with_admin, "/v1/usage", None, **{"x-api-key": ADMIN})).status == 200
+
+
+# --------------------------------------------------------------------------------------------------- metrics
+
+
+def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_count_requests_tokens_and_cost(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(api_keys=(KEY_A,))
+    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    for _ in range(3):
+        assert (await call(app, **{"x-api-key": KEY_A})).status == 200
+    await call(app)  # 401
+    _, response = await app.asgi_client.get("/metrics")  # outside /v1: no key needed, like a health check
+    assert response.status == 200 and response.headers["content-type"].startswith("text/plain")
+    found = scrape(response.text)
+    where = {("backend", "default"), ("model", "gpt-5")}
+    assert found[("ccproxy_requests_total", frozenset({*where, ("endpoint", "messages"), ("status", "200")}))] == 3
+    assert found[("ccproxy_tokens_total", frozenset({*where, ("kind", "output")}))] == 9000
+    cost = found[("ccproxy_cost_usd_total", frozenset({*where, ("key", key_id(KEY_A))}))]
+    assert cost == pytest.approx(3 * COST)
+    assert found[("ccproxy_requests_in_flight", frozenset())] == 0
+    summary = await call(app, "/v1/metrics", None, **{"x-api-key": KEY_A})
+    assert summary.status == 200 and summary.json["requests"] == 3
+    assert summary.json["backends"]["default"]["health"] == "healthy"
+    assert summary.json["latency_ms"]["samples"] == 3
+
+
+async def test_one_usage_log_record_per_request_with_tokens_and_cost(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(api_keys=(KEY_A,))
+    upstream.post(CHAT_URL, payload=COMPLETION)
+    logger = logging.getLogger("ccproxy")
+    logger.addHandler(caplog.handler)  # the app's logger does not propagate
+    try:
+        response = await call(app, **{"x-api-key": KEY_A})
+    finally:
+        logger.removeHandler(caplog.handler)
+    [record] = [record for record in caplog.records if record.name == "ccproxy.usage"]
+    fields = record.fields  # type: ignore[attr-defined]  # set by the usage observer
+    assert fields["key_id"] == key_id(KEY_A) and response.status == 200
+    assert (fields["input_tokens"], fields["output_tokens"], fields["cache_read_tokens"]) == (10_000, 3_000, 2_000)
+    assert fields["cost_usd"] == pytest.approx(COST) and fields["status"] == 200
+    assert KEY_A not in caplog.text

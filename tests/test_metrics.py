@@ -1,0 +1,162 @@
+"""Metrics sums and their Prometheus text, in one process and merged from several workers' files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ccproxy.default_plugins.metrics import ProxyMetrics, percentiles
+from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.metrics import MAX_SERIES, Counter, Histogram, MultiprocessFiles, clean_multiprocess_dir, exposition
+
+
+class Samples(dict[tuple[str, frozenset[tuple[str, str]]], float]):
+    """Sample values by (name, labels); looked up with labels in any order."""
+
+    def __getitem__(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> float:  # type: ignore[override]  # any order
+        return super().__getitem__((key[0], frozenset(key[1])))
+
+    def get(self, key: tuple[str, tuple[tuple[str, str], ...]], default: float = 0.0) -> float:  # type: ignore[override]  # any order
+        return super().get((key[0], frozenset(key[1])), default)
+
+
+def samples(text: bytes) -> Samples:
+    found = Samples()
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value  # type: ignore[index]  # stored raw
+    return found
+
+
+def done(metrics: ProxyMetrics, **kwargs: object) -> RequestRecord:
+    record = RequestRecord(request_id="req_1", backend="default", upstream_model="gpt-5", **kwargs)  # type: ignore[arg-type]  # test values
+    metrics.request_started(record)
+    metrics.request_done(record)
+    return record
+
+
+def test_requests_latency_tokens_cost_and_in_flight_in_one_process() -> None:
+    metrics = ProxyMetrics()
+    done(metrics, total_ms=120.0, input_tokens=10, output_tokens=5, cost_usd=0.01, key_id="key_1")
+    done(metrics, total_ms=30_000.0, stream=True, ttft_ms=300.0, status=200, cache_read_tokens=7, retries=2)
+    done(metrics, status=502, error_type="api_error", fallbacks=1)
+    metrics.request_started(RequestRecord(request_id="req_open"))
+    metrics.upstream_attempt(UpstreamAttempt("req_1", "default", "gpt-5", 1, 429, "rate limited", 5.0))
+    metrics.cache_event(CacheEvent("hit", "tokens", None, "req_1"))
+    found = samples(exposition(metrics.series, None))
+    labels = (("backend", "default"), ("model", "gpt-5"))
+    assert found[("ccproxy_requests_total", (*labels, ("endpoint", "messages"), ("status", "200")))] == 2
+    assert found[("ccproxy_requests_total", (*labels, ("endpoint", "messages"), ("status", "502")))] == 1
+    assert found[("ccproxy_request_duration_seconds_count", labels)] == 3
+    assert found[("ccproxy_request_duration_seconds_bucket", (*labels, ("le", "0.25")))] == 2  # 0.12 s and 0 s
+    assert found[("ccproxy_request_duration_seconds_sum", labels)] == 30.12
+    assert found[("ccproxy_time_to_first_token_seconds_bucket", (*labels, ("le", "0.5")))] == 1
+    assert found[("ccproxy_tokens_total", (*labels, ("kind", "input")))] == 10
+    assert found[("ccproxy_tokens_total", (*labels, ("kind", "cache_read")))] == 7
+    assert found[("ccproxy_cost_usd_total", (*labels, ("key", "key_1")))] == 0.01
+    assert found[("ccproxy_retries_total", (("backend", "default"),))] == 2
+    assert found[("ccproxy_fallbacks_total", (("backend", "default"),))] == 1
+    assert found[("ccproxy_upstream_attempts_total", (("backend", "default"), ("outcome", "429")))] == 1
+    assert found[("ccproxy_cache_events_total", (("cache", "tokens"), ("kind", "hit")))] == 1
+    assert found[("ccproxy_requests_in_flight", ())] == 1
+
+
+def test_the_upstream_stack_hooks_feed_breaker_and_limiter_series() -> None:
+    metrics = ProxyMetrics()
+    metrics.breaker_state("openrouter", "open")
+    metrics.limiter_waited("openrouter", 1.5)
+    found = samples(exposition(metrics.series, None))
+    assert found[("ccproxy_breaker_state", (("backend", "openrouter"),))] == 1.0
+    assert found[("ccproxy_limiter_wait_seconds_total", (("backend", "openrouter"),))] == 1.5
+    summary = metrics.summary()
+    assert summary["backends"] == {}
+    done(metrics)
+    metrics.breaker_state("default", "open")
+    assert metrics.summary()["backends"]["default"]["health"] == "failing"
+
+
+def test_label_sets_are_capped_so_clients_cannot_grow_them_without_bound() -> None:
+    counter = Counter("c", "doc", ("model",))
+    histogram = Histogram("h", "doc", ("model",), (1.0,))
+    for number in range(MAX_SERIES + 50):
+        counter.inc((f"model-{number}",))
+        histogram.observe((f"model-{number}",), 0.5)
+    assert len(counter.values) == MAX_SERIES + 1 and counter.values[("other",)] == 50
+    assert len(histogram.values) == MAX_SERIES + 1 and histogram.values[("other",)][0] == 50
+
+
+def test_json_summary_percentiles_error_rates_and_health() -> None:
+    metrics = ProxyMetrics()
+    for ms in range(1, 101):
+        done(metrics, total_ms=float(ms))
+    for _ in range(10):
+        done(metrics, status=502, error_type="api_error", total_ms=5.0)
+    summary = metrics.summary()
+    assert summary["requests"] == 110 and summary["errors"] == 10
+    backend = summary["backends"]["default"]
+    assert backend["health"] == "degraded" and backend["recent_error_rate"] == round(10 / 110, 4)
+    assert summary["latency_ms"]["samples"] == 110
+    assert percentiles([float(n) for n in range(1, 101)])["p99"] == 100.0
+    assert percentiles([])["p50"] is None
+
+
+def test_workers_files_merge_into_one_set_of_totals(tmp_path: Path) -> None:
+    first, second = ProxyMetrics(), ProxyMetrics()
+    for _ in range(3):
+        done(first, input_tokens=5)
+    done(second, input_tokens=5)
+    second.request_started(RequestRecord(request_id="req_open"))
+    other = MultiprocessFiles(str(tmp_path), pid=os.getpid())
+    other.write(second.series)
+    other.close()
+    # The scraping worker writes its own sums and merges: its own process id must differ from the other's.
+    scraper = MultiprocessFiles(str(tmp_path), pid=os.getpid() + 1_000_000)
+    found = samples(exposition(first.series, scraper))
+    scraper.close()
+    labels = (("backend", "default"), ("endpoint", "messages"), ("model", "gpt-5"), ("status", "200"))
+    assert found[("ccproxy_requests_total", labels)] == 4
+    assert found[("ccproxy_tokens_total", (("backend", "default"), ("kind", "input"), ("model", "gpt-5")))] == 20
+    assert found[("ccproxy_request_duration_seconds_count", (("backend", "default"), ("model", "gpt-5")))] == 4
+    # The scraper's pid does not exist: its live gauge was dropped, the other worker's in-flight request counts.
+    assert found[("ccproxy_requests_in_flight", ())] == 1
+
+
+def test_a_dead_workers_counters_stay_and_its_live_gauges_go(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    gone = ProxyMetrics()
+    done(gone)
+    gone.request_started(RequestRecord(request_id="req_open"))
+    files = MultiprocessFiles(str(tmp_path), pid=dead_pid)
+    files.write(gone.series)
+    files.close()
+    scraper = MultiprocessFiles(str(tmp_path))
+    found = samples(exposition(ProxyMetrics().series, scraper))
+    scraper.close()
+    assert (
+        found[
+            (
+                "ccproxy_requests_total",
+                (("backend", "default"), ("endpoint", "messages"), ("model", "gpt-5"), ("status", "200")),
+            )
+        ]
+        == 1
+    )
+    assert found.get(("ccproxy_requests_in_flight", ()), 0.0) == 0.0
+    clean_multiprocess_dir(str(tmp_path))
+    assert list(tmp_path.glob("*.db")) == []
+
+
+def test_bucket_bounds_are_written_as_prometheus_client_writes_them() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from ccproxy.default_plugins.metrics import LATENCY_BUCKETS, TTFT_BUCKETS
+    from ccproxy.metrics import go_float
+
+    assert [go_float(bound) for bound in (*LATENCY_BUCKETS, *TTFT_BUCKETS)] == [
+        floatToGoString(bound) for bound in (*LATENCY_BUCKETS, *TTFT_BUCKETS)
+    ]
