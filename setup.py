@@ -12,7 +12,7 @@ from setuptools import setup
 
 # Pure-Python core modules compiled into a twin `ccproxy.core._<name>_c` from the same source
 # (ccproxy/core/__init__.py selects them at import).
-CYTHON_MODULES: list[str] = ["nesting", "usage", "sse", "stream", "response", "relay", "validate", "request"]
+CYTHON_MODULES: list[str] = ["nesting", "usage", "sse", "stream", "response", "stages", "relay", "validate", "request"]
 
 
 def _extensions() -> list[object]:

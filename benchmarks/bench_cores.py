@@ -13,7 +13,7 @@ import ccproxy.core
 
 CORE_DIR = Path(ccproxy.core.__file__).resolve().parent
 # In dependency order, as ccproxy/core/__init__.py installs them.
-CORE_MODULES = ("nesting", "usage", "sse", "stream", "response", "relay", "validate", "request")
+CORE_MODULES = ("nesting", "usage", "sse", "stream", "response", "stages", "relay", "validate", "request")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Core:
     sse: ModuleType
     stream: ModuleType
     response: ModuleType
+    stages: ModuleType
     relay: ModuleType
     validate: ModuleType
     request: ModuleType

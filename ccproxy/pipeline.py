@@ -18,12 +18,11 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
 from ccproxy.errors import InvalidRequestError, ProxyError
 from ccproxy.events import RequestRecord
-from ccproxy.filters import EventSource, StreamFilters
+from ccproxy.filters import StreamFilters
 from ccproxy.interfaces import (
     CacheBackend,
     Guardrail,
@@ -32,6 +31,7 @@ from ccproxy.interfaces import (
     ReasoningConfigurator,
     ReasoningRequest,
     StreamContext,
+    StreamFilter,
 )
 from ccproxy.redaction import Redactor
 from ccproxy.routing import ModelRouter
@@ -210,7 +210,7 @@ class MessagesPipeline:
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
-        relay = StreamRelay(prepared.context, self._translator(prepared))
+        relay = StreamRelay(prepared.context, filters=self._stream_filters(prepared))
         if opened.response is None:
             yield relay.replay(opened.message)
             return
@@ -232,14 +232,12 @@ class MessagesPipeline:
         if encoded:
             yield encoded
 
-    def _translator(self, prepared: Prepared) -> EventSource | None:
-        """The stream's translator wrapped in the stream filters that want it; None (the relay's own translator, the
-        fused fast path) when no filter is registered."""
+    def _stream_filters(self, prepared: Prepared) -> list[StreamFilter]:
+        """The stream filters that want this stream; none (the fused fast path) when no factory is registered."""
         if self.stream_filters is None:
-            return None
-        translator = StreamTranslator(prepared.context)
+            return []
         context = StreamContext(prepared.guard.request_id, prepared.context.model, prepared.upstream_model)
-        return self.stream_filters.wrap(translator, context)
+        return self.stream_filters.select(context)
 
     async def token_counter(self) -> TokenCounter:
         """The tokenizer, loaded once per process in a worker thread on first use."""

@@ -15,7 +15,7 @@ import os
 import sys
 
 # In dependency order: a twin's own imports of core modules must already resolve to twins.
-COMPILED_MODULES = ("nesting", "usage", "sse", "stream", "response", "relay", "validate", "request")
+COMPILED_MODULES = ("nesting", "usage", "sse", "stream", "response", "stages", "relay", "validate", "request")
 ENABLE_ENV = "CCPROXY_ENABLE_CYTHON"
 
 log = logging.getLogger("ccproxy.core")

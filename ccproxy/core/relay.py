@@ -1,5 +1,7 @@
 """The upstream's answer to a stream request -> the Anthropic SSE bytes for the client, sans-IO (wire.md 4.10).
 
+StreamPipeline chains the stages of core/stages.py for one stream; this module also tells what kind of body came.
+
 Decisions a reader should know:
 - What kind of body the upstream sent is told before the client sees a byte wherever possible. A body labelled
   `text/event-stream` is streamed at once (wire.md 4.10: answer as soon as the status line is in); any other is
@@ -17,15 +19,28 @@ Decisions a reader should know:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orjson import loads as orjson_loads
 
-from ccproxy.core.jsoncodec import loads
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.response import convert_response, parse_completion
 from ccproxy.core.sse import SSEDecoder, encode_events
-from ccproxy.core.stream import StreamTranslator
+from ccproxy.core.stages import (
+    DONE,
+    SHAPE_ERRORS,
+    ChunkReader,
+    Event,
+    EventEncoder,
+    FilterStage,
+    Stage,
+    TranslateStage,
+    feed_all,
+    reread_chunk,
+    unreadable_chunk,
+)
+from ccproxy.core.stream import StreamTranslator, error_event
 from ccproxy.errors import ProxyError, UpstreamError
 
 # Body kinds.
@@ -38,11 +53,13 @@ EMPTY = "empty"
 # A body that has carried no event by then is not an event stream, whatever its content type says.
 MAX_BODY_WITHOUT_EVENTS = 8 * 1024 * 1024
 
+# The encode stage holds nothing: one serves every stream.
+_ENCODER = EventEncoder()
+
 # Leading whitespace beyond this is not the start of anything sniff could recognise.
 _SNIFF_LIMIT = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
 _SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
-_DONE = b"[DONE]"
 
 
 def is_event_stream(content_type: str) -> bool:
@@ -71,14 +88,6 @@ def sniff(head: bytes, at_eof: bool) -> str | None:
     return TEXT
 
 
-def _loads_or_raise(payload: bytes) -> Any:
-    """A chunk orjson refused: what jsoncodec.loads reads (lone surrogates), else an UpstreamError."""
-    try:
-        return loads(payload)
-    except ValueError:
-        raise UpstreamError("Upstream sent a malformed stream chunk", status=502) from None
-
-
 def not_a_stream(kind: str, content_type: str = "") -> UpstreamError:
     """The error for a stream request answered with a body of `kind` that is neither a stream nor JSON."""
     label = f" (content-type {content_type})" if content_type else ""
@@ -91,20 +100,65 @@ def not_a_stream(kind: str, content_type: str = "") -> UpstreamError:
     return UpstreamError(f"Upstream answered the stream request with {what}{label}", status=502)
 
 
-class StreamRelay:
-    """Decoder, JSON parse and translator for one upstream stream: `feed` each read, `end` at the end of the body.
+class StreamPipeline:
+    """The stream path for one upstream stream (core/stages.py): `feed` each read, `end` at the end of the body.
 
-    `feed` and `end` raise ProxyError for an upstream failure; `fail(error)` then gives the bytes that end the stream
-    (what was translated before the failure in the same read, then the error event).
+    Two ways through, the same bytes out. With no filter and no event tap, the fused path: SSEDecoder, orjson, then
+    StreamTranslator.feed_sse, which writes the common text and tool-argument deltas straight to bytes without
+    building their event dicts. Otherwise the staged path: SSEDecoder -> ChunkReader -> TranslateStage ->
+    FilterStage -> event tap -> EventEncoder, every event a dict.
+
+    `feed` and `end` raise ProxyError for an upstream failure or a filter's refusal; `fail(error)` then gives the
+    bytes that end the stream (what was sent through before the failure in the same read, then the error event, which
+    bypasses the filters). `start` and `replay` never raise ProxyError: a refusal is the error event in their bytes.
+
+    Taps, for observers of the stream (absent, they cost nothing on the fused path; they must not raise, and one that
+    does ends the stream like a failing filter):
+    - `payload_tap(payload)`: each SSE data payload of the reads fed, in order and `[DONE]` included, before it is
+      read (a response cache's tee). It keeps the fused path.
+    - `event_tap(event)`: every event the client is sent, after the filters, error events included (metrics). The
+      events must exist as dicts for it, so it takes the staged path.
     """
 
-    __slots__ = ("_ctx", "_decoder", "_head", "_head_size", "_out", "_translator")
+    __slots__ = (
+        "_ctx",
+        "_decoder",
+        "_event_tap",
+        "_filters",
+        "_head",
+        "_head_size",
+        "_lost",
+        "_out",
+        "_payload_tap",
+        "_plain",
+        "_reader",
+        "_staged",
+        "_translate",
+        "_translator",
+    )
 
-    def __init__(self, ctx: ResponseContext, translator: Any = None) -> None:
+    def __init__(
+        self,
+        ctx: ResponseContext,
+        translator: StreamTranslator | None = None,
+        *,
+        filters: Sequence[Stage[Event, Event]] = (),
+        payload_tap: Callable[[bytes], object] | None = None,
+        event_tap: Callable[[Event], object] | None = None,
+    ) -> None:
         self._ctx = ctx
-        # A StreamTranslator, or one wrapped in stream filters (ccproxy/filters.py) with the same surface.
         self._translator = StreamTranslator(ctx) if translator is None else translator
         self._decoder = SSEDecoder()
+        self._reader = ChunkReader()
+        self._translate = TranslateStage(self._translator, self._reader)
+        self._filters = FilterStage(filters) if filters else None
+        self._payload_tap = payload_tap
+        self._event_tap = event_tap
+        self._staged = bool(filters) or event_tap is not None
+        # The fused path and no payload tap: nearly every stream.
+        self._plain = not self._staged and payload_tap is None
+        # A filter or the event tap raised: if the translator had ended the answer, its end never got out.
+        self._lost = False
         # Encoded events of the read being translated.
         self._out: list[bytes] = []
         # The body while it has carried no event; None once one has.
@@ -116,13 +170,26 @@ class StreamRelay:
         """True once the answer has ended (message_stop or an error event); later reads are not needed."""
         return self._translator.done
 
+    @property
+    def fused(self) -> bool:
+        """Whether the fused fast path runs (no filter, no event tap)."""
+        return not self._staged
+
     def start(self) -> bytes:
         """message_start and a ping: sent as soon as the upstream has answered 200."""
-        return encode_events(self._translator.start())
+        try:
+            self._emit(self._translator.start())
+        except ProxyError as error:
+            return self.fail(error)
+        return self._take()
 
     def replay(self, message: dict[str, Any]) -> bytes:
         """The whole stream of an Anthropic message, for an upstream that answered with one completion."""
-        return encode_events(self._translator.replay(message))
+        try:
+            self._emit(self._translator.replay(message))
+        except ProxyError as error:
+            return self.fail(error)
+        return self._take()
 
     def feed(self, data: bytes) -> bytes:
         """The Anthropic SSE bytes for one upstream read."""
@@ -132,7 +199,11 @@ class StreamRelay:
         if not payloads:
             return b""
         out = self._out
-        self._translate(payloads, out)
+        # `_read`, inline: one test per read on the common path.
+        if self._plain:
+            self._read_fused(payloads, out)
+        else:
+            self._read_observed(payloads, out)
         encoded = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return encoded
@@ -142,18 +213,24 @@ class StreamRelay:
         payloads = self._decoder.flush()
         if payloads:
             self._head = None
-            self._translate(payloads, self._out)
-        translator = self._translator
-        if not translator.done:
+            self._read(payloads, self._out)
+        if not self._translator.done:
             if self._head is not None:
-                self._out.append(self._whole_body(b"".join(self._head)))
+                self._whole_body(b"".join(self._head))
             else:
-                self._out.append(encode_events(translator.end_of_body()))
+                self._emit(self._translate.flush())
         return self._take()
 
     def fail(self, error: ProxyError) -> bytes:
-        """What was translated before `error`, then the error event that ends the stream."""
-        self._out.append(encode_events(self._translator.error_events(error)))
+        """What was translated before `error`, then the error event that ends the stream (none once it has ended)."""
+        translator = self._translator
+        if not translator.done:
+            self._send(translator.error_events(error))
+        elif self._lost:
+            # The translator ended the answer, but a filter (or the tap) failed on its last events: the client has
+            # no end yet.
+            self._send([error_event(self._ctx, error)])
+        self._lost = False
         return self._take()
 
     def _take(self) -> bytes:
@@ -164,26 +241,68 @@ class StreamRelay:
         out.clear()
         return encoded
 
-    def _translate(self, payloads: list[bytes], out: list[bytes]) -> None:
+    def _read(self, payloads: list[bytes], out: list[bytes]) -> None:
         """Append the encoded events for `payloads` to `out` (kept there if a later payload fails)."""
+        if self._plain:
+            self._read_fused(payloads, out)
+        else:
+            self._read_observed(payloads, out)
+
+    def _read_observed(self, payloads: list[bytes], out: list[bytes]) -> None:
+        if self._payload_tap is not None:
+            for payload in payloads:
+                self._payload_tap(payload)
+        if self._staged:
+            self._read_staged(payloads)
+        else:
+            self._read_fused(payloads, out)
+
+    def _read_fused(self, payloads: list[bytes], out: list[bytes]) -> None:
         translator = self._translator
         try:
             for payload in payloads:
-                if payload == _DONE:
-                    out.append(encode_events(translator.finish()))
+                if payload == DONE:
+                    self._emit(translator.finish())
                     return
+                # ChunkReader.feed, inline: this loop runs for every chunk of nearly every stream.
                 try:
-                    # orjson itself, and jsoncodec.loads only for what it refuses: one call less per chunk.
                     chunk = orjson_loads(payload)
                 except ValueError:
-                    chunk = _loads_or_raise(payload)
+                    chunk = reread_chunk(payload)
                 if type(chunk) is dict:
                     out.append(translator.feed_sse(chunk))
-        except (AttributeError, IndexError, KeyError, TypeError) as exc:
-            # A shape no check in the translator foresaw: the upstream's fault, so an error event, not a traceback.
-            raise UpstreamError(
-                f"Upstream sent a stream chunk ccproxy cannot read ({type(exc).__name__})", status=502
-            ) from None
+        except SHAPE_ERRORS as exc:
+            raise unreadable_chunk(exc) from None
+
+    def _read_staged(self, payloads: list[bytes]) -> None:
+        reader, translate = self._reader, self._translate
+        for payload in payloads:
+            for chunk in reader.feed(payload):
+                self._emit(translate.feed(chunk))
+            if reader.ended:
+                self._emit(translate.flush())
+                return
+
+    def _emit(self, events: list[Event]) -> None:
+        """Queue translated events for the client: through the filters, then tapped and encoded."""
+        try:
+            if self._filters is not None:
+                events = self._filters.feed_many(events)
+            self._send(events)
+        except Exception:
+            self._lost = True
+            raise
+
+    def _send(self, events: list[Event]) -> None:
+        """Tap and encode events that are final (filtered, or an error event, which bypasses the filters)."""
+        if not self._staged:
+            self._out.append(encode_events(events))
+            return
+        tap = self._event_tap
+        if tap is not None:
+            for event in events:
+                tap(event)
+        self._out.extend(feed_all(_ENCODER, events))
 
     def _keep(self, data: bytes, payloads: list[bytes]) -> None:
         if payloads:
@@ -195,12 +314,17 @@ class StreamRelay:
         if self._head_size > MAX_BODY_WITHOUT_EVENTS:
             raise not_a_stream(TEXT)
 
-    def _whole_body(self, raw: bytes) -> bytes:
+    def _whole_body(self, raw: bytes) -> None:
         """The events for a body that carried no event: what it is instead, judged as a whole."""
         kind = sniff(raw, at_eof=True)
         if kind == JSON:
             message = convert_response(parse_completion(raw), self._ctx)
-            return encode_events(self._translator.replay(message))
-        if kind == SSE:  # only comments or empty events: nothing was answered
-            return encode_events(self._translator.end_of_body())
-        raise not_a_stream(kind or TEXT)
+            self._emit(self._translator.replay(message))
+        elif kind == SSE:  # only comments or empty events: nothing was answered
+            self._emit(self._translate.flush())
+        else:
+            raise not_a_stream(kind or TEXT)
+
+
+# The name the stream loop (ccproxy/pipeline.py) and earlier tests know it by.
+StreamRelay = StreamPipeline

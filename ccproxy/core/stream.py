@@ -69,6 +69,11 @@ def detail_text_field(detail: Any) -> str | None:
     return DETAIL_TEXT_FIELDS.get(kind) if isinstance(kind, str) else None
 
 
+def error_event(ctx: ResponseContext, error: ProxyError) -> dict[str, Any]:
+    """The `error` event that ends a failed stream; its message is what the client may see (ResponseContext)."""
+    return {"type": "error", "error": {"type": error.error_type, "message": ctx.public_message(error.message)}}
+
+
 def generated_tool_id(message_id: str, key: int) -> str:
     """A stable `toolu_` id for a tool call the upstream sent without one."""
     return "toolu_" + hashlib.sha256(f"{message_id}:{key}".encode()).hexdigest()[:24]
@@ -263,8 +268,7 @@ class StreamTranslator:
         if self._done:
             return []
         self._done = True
-        message = self._ctx.public_message(error.message)
-        return [{"type": "error", "error": {"type": error.error_type, "message": message}}]
+        return [error_event(self._ctx, error)]
 
     # -- encoded fast paths --------------------------------------------------------------------------------
 
