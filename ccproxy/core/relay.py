@@ -100,42 +100,39 @@ def not_a_stream(kind: str, content_type: str = "") -> UpstreamError:
     return UpstreamError(f"Upstream answered the stream request with {what}{label}", status=502)
 
 
+# Observers of a stream (StreamPipeline): what they return is ignored.
+PayloadTap = Callable[[bytes], object]
+EventTap = Callable[[Event], object]
+_ATTACHED = ("filters", "payload_tap", "event_tap")
+
+
 class StreamPipeline:
     """The stream path for one upstream stream (core/stages.py): `feed` each read, `end` at the end of the body.
 
     Two ways through, the same bytes out. With no filter and no event tap, the fused path: SSEDecoder, orjson, then
     StreamTranslator.feed_sse, which writes the common text and tool-argument deltas straight to bytes without
     building their event dicts. Otherwise the staged path: SSEDecoder -> ChunkReader -> TranslateStage ->
-    FilterStage -> event tap -> EventEncoder, every event a dict.
+    FilterStage -> event tap -> EventEncoder, every event a dict. Constructed with filters or taps, the object is a
+    StagedStreamPipeline, so the plain fused pipeline tests nothing for them per read.
 
     `feed` and `end` raise ProxyError for an upstream failure or a filter's refusal; `fail(error)` then gives the
     bytes that end the stream (what was sent through before the failure in the same read, then the error event, which
     bypasses the filters). `start` and `replay` never raise ProxyError: a refusal is the error event in their bytes.
 
-    Taps, for observers of the stream (absent, they cost nothing on the fused path; they must not raise, and one that
-    does ends the stream like a failing filter):
+    Taps, for observers of the stream (they must not raise; one that does ends the stream like a failing filter):
     - `payload_tap(payload)`: each SSE data payload of the reads fed, in order and `[DONE]` included, before it is
       read (a response cache's tee). It keeps the fused path.
     - `event_tap(event)`: every event the client is sent, after the filters, error events included (metrics). The
       events must exist as dicts for it, so it takes the staged path.
     """
 
-    __slots__ = (
-        "_ctx",
-        "_decoder",
-        "_event_tap",
-        "_filters",
-        "_head",
-        "_head_size",
-        "_lost",
-        "_out",
-        "_payload_tap",
-        "_plain",
-        "_reader",
-        "_staged",
-        "_translate",
-        "_translator",
-    )
+    __slots__ = ("_ctx", "_decoder", "_head", "_head_size", "_out", "_translator")
+
+    def __new__(cls, *args: Any, **attached: Any) -> StreamPipeline:
+        # The keywords of __init__: any filter or tap makes it a StagedStreamPipeline.
+        if cls is StreamPipeline and any(attached.get(name) for name in _ATTACHED):
+            cls = StagedStreamPipeline
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -143,22 +140,12 @@ class StreamPipeline:
         translator: StreamTranslator | None = None,
         *,
         filters: Sequence[Stage[Event, Event]] = (),
-        payload_tap: Callable[[bytes], object] | None = None,
-        event_tap: Callable[[Event], object] | None = None,
+        payload_tap: PayloadTap | None = None,
+        event_tap: EventTap | None = None,
     ) -> None:
         self._ctx = ctx
         self._translator = StreamTranslator(ctx) if translator is None else translator
         self._decoder = SSEDecoder()
-        self._reader = ChunkReader()
-        self._translate = TranslateStage(self._translator, self._reader)
-        self._filters = FilterStage(filters) if filters else None
-        self._payload_tap = payload_tap
-        self._event_tap = event_tap
-        self._staged = bool(filters) or event_tap is not None
-        # The fused path and no payload tap: nearly every stream.
-        self._plain = not self._staged and payload_tap is None
-        # A filter or the event tap raised: if the translator had ended the answer, its end never got out.
-        self._lost = False
         # Encoded events of the read being translated.
         self._out: list[bytes] = []
         # The body while it has carried no event; None once one has.
@@ -173,7 +160,7 @@ class StreamPipeline:
     @property
     def fused(self) -> bool:
         """Whether the fused fast path runs (no filter, no event tap)."""
-        return not self._staged
+        return True
 
     def start(self) -> bytes:
         """message_start and a ping: sent as soon as the upstream has answered 200."""
@@ -199,11 +186,7 @@ class StreamPipeline:
         if not payloads:
             return b""
         out = self._out
-        # `_read`, inline: one test per read on the common path.
-        if self._plain:
-            self._read_fused(payloads, out)
-        else:
-            self._read_observed(payloads, out)
+        self._read(payloads, out)
         encoded = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return encoded
@@ -218,19 +201,12 @@ class StreamPipeline:
             if self._head is not None:
                 self._whole_body(b"".join(self._head))
             else:
-                self._emit(self._translate.flush())
+                self._emit(self._end_of_body())
         return self._take()
 
     def fail(self, error: ProxyError) -> bytes:
         """What was translated before `error`, then the error event that ends the stream (none once it has ended)."""
-        translator = self._translator
-        if not translator.done:
-            self._send(translator.error_events(error))
-        elif self._lost:
-            # The translator ended the answer, but a filter (or the tap) failed on its last events: the client has
-            # no end yet.
-            self._send([error_event(self._ctx, error)])
-        self._lost = False
+        self._send(self._translator.error_events(error))
         return self._take()
 
     def _take(self) -> bytes:
@@ -242,22 +218,7 @@ class StreamPipeline:
         return encoded
 
     def _read(self, payloads: list[bytes], out: list[bytes]) -> None:
-        """Append the encoded events for `payloads` to `out` (kept there if a later payload fails)."""
-        if self._plain:
-            self._read_fused(payloads, out)
-        else:
-            self._read_observed(payloads, out)
-
-    def _read_observed(self, payloads: list[bytes], out: list[bytes]) -> None:
-        if self._payload_tap is not None:
-            for payload in payloads:
-                self._payload_tap(payload)
-        if self._staged:
-            self._read_staged(payloads)
-        else:
-            self._read_fused(payloads, out)
-
-    def _read_fused(self, payloads: list[bytes], out: list[bytes]) -> None:
+        """Append the encoded events for `payloads` to `out` (kept there if a later payload fails): the fused path."""
         translator = self._translator
         try:
             for payload in payloads:
@@ -274,7 +235,86 @@ class StreamPipeline:
         except SHAPE_ERRORS as exc:
             raise unreadable_chunk(exc) from None
 
-    def _read_staged(self, payloads: list[bytes]) -> None:
+    def _end_of_body(self) -> list[Event]:
+        """The translator's end of the answer when the body ends without `[DONE]`."""
+        return self._translator.end_of_body()
+
+    def _emit(self, events: list[Event]) -> None:
+        """Queue translated events for the client."""
+        self._out.append(encode_events(events))
+
+    def _send(self, events: list[Event]) -> None:
+        """Queue events that pass no filter (the error event) for the client."""
+        self._out.append(encode_events(events))
+
+    def _keep(self, data: bytes, payloads: list[bytes]) -> None:
+        if payloads:
+            self._head = None
+            return
+        if self._head is not None:
+            self._head.append(data)
+        self._head_size += len(data)
+        if self._head_size > MAX_BODY_WITHOUT_EVENTS:
+            raise not_a_stream(TEXT)
+
+    def _whole_body(self, raw: bytes) -> None:
+        """The events for a body that carried no event: what it is instead, judged as a whole."""
+        kind = sniff(raw, at_eof=True)
+        if kind == JSON:
+            message = convert_response(parse_completion(raw), self._ctx)
+            self._emit(self._translator.replay(message))
+        elif kind == SSE:  # only comments or empty events: nothing was answered
+            self._emit(self._end_of_body())
+        else:
+            raise not_a_stream(kind or TEXT)
+
+
+class StagedStreamPipeline(StreamPipeline):
+    """A StreamPipeline with filters or taps attached (StreamPipeline(...) builds one when given them): the staged
+    path, or the fused path with a payload tap alone."""
+
+    __slots__ = ("_event_tap", "_filters", "_lost", "_payload_tap", "_reader", "_staged", "_translate")
+
+    def __init__(
+        self,
+        ctx: ResponseContext,
+        translator: StreamTranslator | None = None,
+        *,
+        filters: Sequence[Stage[Event, Event]] = (),
+        payload_tap: PayloadTap | None = None,
+        event_tap: EventTap | None = None,
+    ) -> None:
+        super().__init__(ctx, translator)
+        self._reader = ChunkReader()
+        self._translate = TranslateStage(self._translator, self._reader)
+        self._filters = FilterStage(filters) if filters else None
+        self._payload_tap = payload_tap
+        self._event_tap = event_tap
+        self._staged = bool(filters) or event_tap is not None
+        # A filter or the event tap raised: if the translator had ended the answer, its end never got out.
+        self._lost = False
+
+    @property
+    def fused(self) -> bool:
+        return not self._staged
+
+    def fail(self, error: ProxyError) -> bytes:
+        if self._lost and self._translator.done:
+            # The translator ended the answer, but a filter (or the tap) failed on its last events: the client has
+            # no end yet.
+            self._send([error_event(self._ctx, error)])
+        else:
+            self._send(self._translator.error_events(error))
+        self._lost = False
+        return self._take()
+
+    def _read(self, payloads: list[bytes], out: list[bytes]) -> None:
+        if self._payload_tap is not None:
+            for payload in payloads:
+                self._payload_tap(payload)
+        if not self._staged:
+            StreamPipeline._read(self, payloads, out)
+            return
         reader, translate = self._reader, self._translate
         for payload in payloads:
             for chunk in reader.feed(payload):
@@ -282,6 +322,9 @@ class StreamPipeline:
             if reader.ended:
                 self._emit(translate.flush())
                 return
+
+    def _end_of_body(self) -> list[Event]:
+        return self._translate.flush()
 
     def _emit(self, events: list[Event]) -> None:
         """Queue translated events for the client: through the filters, then tapped and encoded."""
@@ -303,27 +346,6 @@ class StreamPipeline:
             for event in events:
                 tap(event)
         self._out.extend(feed_all(_ENCODER, events))
-
-    def _keep(self, data: bytes, payloads: list[bytes]) -> None:
-        if payloads:
-            self._head = None
-            return
-        if self._head is not None:
-            self._head.append(data)
-        self._head_size += len(data)
-        if self._head_size > MAX_BODY_WITHOUT_EVENTS:
-            raise not_a_stream(TEXT)
-
-    def _whole_body(self, raw: bytes) -> None:
-        """The events for a body that carried no event: what it is instead, judged as a whole."""
-        kind = sniff(raw, at_eof=True)
-        if kind == JSON:
-            message = convert_response(parse_completion(raw), self._ctx)
-            self._emit(self._translator.replay(message))
-        elif kind == SSE:  # only comments or empty events: nothing was answered
-            self._emit(self._translate.flush())
-        else:
-            raise not_a_stream(kind or TEXT)
 
 
 # The name the stream loop (ccproxy/pipeline.py) and earlier tests know it by.
