@@ -92,9 +92,19 @@ def convert_completion(core: Core, raw: bytes) -> bytes:
     return codec_dumps(core.response.convert_response(codec_loads(raw), response_context()))
 
 
-def proxy_stream(core: Core, reads: list[bytes]) -> list[bytes]:
+class PassEvents:
+    """A stream filter that passes every event on: the least any filter adds (the staged path)."""
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        return [event]
+
+    def flush(self) -> list[dict[str, Any]]:
+        return []
+
+
+def proxy_stream(core: Core, reads: list[bytes], filtered: bool = False) -> list[bytes]:
     """pipeline.stream_events for one upstream read per chunk: SSE decode, JSON parse, translate, SSE encode."""
-    relay = core.relay.StreamRelay(response_context())
+    relay = core.relay.StreamPipeline(response_context(), filters=[PassEvents()] if filtered else ())
     out = [relay.start()]
     for data in reads:
         encoded = relay.feed(data)
@@ -198,6 +208,13 @@ def test_stream(benchmark: Benchmark, core: Core, pure_core: Core) -> None:
     text = b"".join(result)
     assert text.count(b"event: content_block_start") == 2
     assert text.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+
+def test_stream_filtered(benchmark: Benchmark, core: Core) -> None:
+    """The same stream on the staged path: one filter that passes every event on, as dicts, then encoded."""
+    benchmark.group = "stream-100: SSE decode + parse + translate + encode"
+    result = benchmark(proxy_stream, core, STREAM_READS, True)
+    assert result == proxy_stream(core, STREAM_READS)
 
 
 @pytest.mark.parametrize("codec", BASELINES)

@@ -250,7 +250,7 @@ class StreamFilter(ABC):
     to pass on: unchanged, amended, dropped, split, or held back and released later. A filter that holds text back
     must release it before the `content_block_stop` of its block, which it sees in `feed`. Raise a
     `ccproxy.ProxyError` to end the stream with an `error` event. The `error` event of a failed stream bypasses
-    filters.
+    filters. Filters run in the core's filter stage (ccproxy/core/stages.py), after the translator.
     """
 
     @abstractmethod
@@ -258,7 +258,9 @@ class StreamFilter(ABC):
         """The events to pass on for `event` (often `[event]`)."""
 
     def flush(self) -> list[dict[str, Any]]:
-        """Whatever is still held back, called once after the last event. Default: nothing."""
+        """Whatever is still held back, sent inside the message. Called once, when its content is over: after the last
+        block's `content_block_stop` and before `message_delta` and `message_stop` (which `feed` then still gets);
+        never for a stream that ended in an error. Default: nothing."""
         return []
 
 

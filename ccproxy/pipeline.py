@@ -23,12 +23,11 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response, parse_completion
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
 from ccproxy.errors import InvalidRequestError, ProxyError
 from ccproxy.events import RequestRecord
-from ccproxy.filters import EventSource, StreamFilters
+from ccproxy.filters import StreamFilters
 from ccproxy.interfaces import (
     CacheBackend,
     Guardrail,
@@ -36,6 +35,7 @@ from ccproxy.interfaces import (
     Principal,
     ReasoningRequest,
     StreamContext,
+    StreamFilter,
 )
 from ccproxy.observers import AttemptTag
 from ccproxy.redaction import Redactor
@@ -336,7 +336,7 @@ class MessagesPipeline:
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
-        relay = StreamRelay(opened.sent.context, self._translator(prepared, opened.sent))
+        relay = StreamRelay(opened.sent.context, filters=self._stream_filters(prepared, opened.sent))
         if opened.chunks is None:
             yield relay.replay(opened.message)
             return
@@ -370,14 +370,12 @@ class MessagesPipeline:
         if encoded:
             yield encoded
 
-    def _translator(self, prepared: Prepared, sent: Sent) -> EventSource | None:
-        """The stream's translator wrapped in the stream filters that want it; None (the relay's own translator, the
-        fused fast path) when no filter is registered."""
+    def _stream_filters(self, prepared: Prepared, sent: Sent) -> list[StreamFilter]:
+        """The stream filters that want this stream; none (the fused fast path) when no factory is registered."""
         if self.stream_filters is None:
-            return None
-        translator = StreamTranslator(sent.context)
+            return []
         context = StreamContext(prepared.guard.request_id, sent.context.model, sent.target.model, sent.target.backend)
-        return self.stream_filters.wrap(translator, context)
+        return self.stream_filters.select(context)
 
     async def token_counter(self) -> TokenCounter:
         """The tokenizer, loaded once per process in a worker thread on first use."""

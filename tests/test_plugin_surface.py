@@ -37,9 +37,10 @@ from ccproxy import (
     hookimpl,
 )
 from ccproxy import hookspecs as hookspecs_module
+from ccproxy import pipeline as pipeline_module
 from ccproxy.app import AppState, CCProxyApp, build_state, create_app
+from ccproxy.core.relay import StreamPipeline
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
-from ccproxy.filters import FilteredTranslator
 from ccproxy.http.observe import RequestWatch
 from ccproxy.plugins import Registry, build_plugin_manager, collect, select_cache
 from ccproxy.settings import Settings, SettingsError
@@ -298,17 +299,26 @@ async def test_stream_filter_rewrites_streamed_text(
 
 
 @covers("ccproxy_register_stream_filters")
-async def test_filters_chain_in_order_and_flush_at_the_end(
+async def test_filters_chain_in_order_and_flush_inside_the_message(
     make_app: Callable[..., CCProxyApp], upstream: aioresponses
 ) -> None:
-    class HoldStop(StreamFilter):
-        """Holds message_stop back until flush: what flush returns must still reach the client."""
+    class Notice(StreamFilter):
+        """Adds a text block at flush: it must reach the client inside the message, before message_delta."""
+
+        def __init__(self) -> None:
+            self.blocks = 0
 
         def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-            return [] if event["type"] == "message_stop" else [event]
+            self.blocks += event["type"] == "content_block_start"
+            return [event]
 
         def flush(self) -> list[dict[str, Any]]:
-            return [{"type": "message_stop"}]
+            index = self.blocks
+            return [
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+                {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": "!"}},
+                {"type": "content_block_stop", "index": index},
+            ]
 
     class Suffix(StreamFilter):
         def __init__(self, suffix: str) -> None:
@@ -322,7 +332,7 @@ async def test_filters_chain_in_order_and_flush_at_the_end(
     class Plugin:
         @hookimpl
         def ccproxy_register_stream_filters(self, register: Any) -> None:
-            register(lambda context: HoldStop())
+            register(lambda context: Notice())
             register(lambda context: Suffix("1"))
             register(lambda context: Suffix("2"))
 
@@ -330,8 +340,9 @@ async def test_filters_chain_in_order_and_flush_at_the_end(
     upstream.post(CHAT_URL, body=sse_body("a", "b"), content_type="text/event-stream")
     events = parse_sse((await post(app, {**HELLO, "stream": True})).body)
     check_stream(events)
-    assert accumulate(events)["content"] == [{"type": "text", "text": "a12b12"}]  # registration order
-    assert events[-1] == {"type": "message_stop"}  # released by flush
+    # Registration order; what Notice releases at flush passes the filters registered after it.
+    assert accumulate(events)["content"] == [{"type": "text", "text": "a12b12"}, {"type": "text", "text": "!12"}]
+    assert [event["type"] for event in events[-3:]] == ["content_block_stop", "message_delta", "message_stop"]
 
 
 @covers("ccproxy_register_stream_filters")
@@ -360,27 +371,26 @@ async def test_factories_that_decline_keep_the_fused_fast_path(
 ) -> None:
     plugin = FilterPlugin(lambda context: None)
     app = make_app(("none", plugin))
-    wrapped: list[object] = []
-    original = FilteredTranslator.__init__
+    relays: list[StreamPipeline] = []
 
-    def spy(self: FilteredTranslator, *args: Any) -> None:
-        wrapped.append(self)
-        original(self, *args)
+    def spy(*args: Any, **kwargs: Any) -> StreamPipeline:
+        relays.append(StreamPipeline(*args, **kwargs))
+        return relays[-1]
 
-    monkeypatch.setattr(FilteredTranslator, "__init__", spy)
+    monkeypatch.setattr(pipeline_module, "StreamRelay", spy)
     upstream.post(CHAT_URL, body=sse_body("Hello"), content_type="text/event-stream")
     events = parse_sse((await post(app, {**HELLO, "stream": True})).body)
     assert accumulate(events)["content"] == [{"type": "text", "text": "Hello"}]
-    assert len(plugin.contexts) == 1 and wrapped == []
+    assert len(plugin.contexts) == 1 and [relay.fused for relay in relays] == [True]
 
 
 def test_without_filters_the_pipeline_uses_the_bare_translator(make_app: Callable[..., CCProxyApp]) -> None:
     app = make_app()
     assert app.ctx.pipeline.stream_filters is None
     prepared, sent = _prepared(app)
-    assert app.ctx.pipeline._translator(prepared, sent) is None  # the relay's own translator: the fused fast path
+    assert app.ctx.pipeline._stream_filters(prepared, sent) == []  # the fused fast path
     with_filter = make_app(("upper", FilterPlugin(lambda c: Upper())))
-    assert isinstance(with_filter.ctx.pipeline._translator(prepared, sent), FilteredTranslator)
+    assert [type(made) for made in with_filter.ctx.pipeline._stream_filters(prepared, sent)] == [Upper]
 
 
 def _prepared(app: CCProxyApp) -> tuple[Any, Any]:

@@ -42,7 +42,7 @@ from ccproxy.core.plan import ResponseContext
 from ccproxy.core.replay import message_events
 from ccproxy.errors import ProxyError, UpstreamError
 
-__all__ = ["StreamTranslator"]
+__all__ = ["StreamTranslator", "error_event"]
 
 # Kinds of the open block.
 _NONE = 0
@@ -69,6 +69,11 @@ def detail_text_field(detail: Any) -> str | None:
     """The field holding the text of a `reasoning_details` item; None for kinds that are not shown."""
     kind = detail.get("type") if isinstance(detail, dict) else None
     return DETAIL_TEXT_FIELDS.get(kind) if isinstance(kind, str) else None
+
+
+def error_event(ctx: ResponseContext, error: ProxyError) -> dict[str, Any]:
+    """The `error` event that ends a failed stream; its message is what the client may see (ResponseContext)."""
+    return {"type": "error", "error": {"type": error.error_type, "message": ctx.public_message(error.message)}}
 
 
 def generated_tool_id(message_id: str, key: int) -> str:
@@ -265,8 +270,7 @@ class StreamTranslator:
         if self._done:
             return []
         self._done = True
-        message = self._ctx.public_message(error.message)
-        return [{"type": "error", "error": {"type": error.error_type, "message": message}}]
+        return [error_event(self._ctx, error)]
 
     # -- encoded fast paths --------------------------------------------------------------------------------
 

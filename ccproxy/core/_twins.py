@@ -29,7 +29,17 @@ from types import ModuleType
 
 #: The core modules compiled into twins: setup.py, the facades, the tests and the benchmarks all read this list.
 #: Adding one: move `<name>.py` to `_<name>_py.py` (with an `__all__`), add a facade `<name>.py`, add the name here.
-COMPILED_MODULES: tuple[str, ...] = ("nesting", "usage", "sse", "stream", "response", "relay", "validate", "request")
+COMPILED_MODULES: tuple[str, ...] = (
+    "nesting",
+    "usage",
+    "sse",
+    "stream",
+    "response",
+    "stages",
+    "relay",
+    "validate",
+    "request",
+)
 
 ENABLE_ENV = "CCPROXY_ENABLE_CYTHON"
 #: The global each compiled twin carries: the sha256 of the `_<name>_py.py` bytes it was compiled from.
