@@ -9,7 +9,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import SimpleNamespace
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pluggy
 import pytest
@@ -39,13 +39,15 @@ from ccproxy import (
 from ccproxy import hookspecs as hookspecs_module
 from ccproxy import pipeline as pipeline_module
 from ccproxy.app import AppState, CCProxyApp, build_state, create_app
-from ccproxy.core.relay import StreamPipeline
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.http.observe import RequestWatch
 from ccproxy.plugins import Registry, build_plugin_manager, collect, select_cache
 from ccproxy.settings import Settings, SettingsError
 from tests.api.conftest import sdk_like
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+
+if TYPE_CHECKING:
+    from ccproxy.core._relay_py import StreamPipeline
 
 UPSTREAM = "http://upstream.test/v1"
 CHAT_URL = UPSTREAM + "/chat/completions"
@@ -372,9 +374,10 @@ async def test_factories_that_decline_keep_the_fused_fast_path(
     plugin = FilterPlugin(lambda context: None)
     app = make_app(("none", plugin))
     relays: list[StreamPipeline] = []
+    build = pipeline_module.StreamRelay  # the pipeline class of the core this app runs
 
     def spy(*args: Any, **kwargs: Any) -> StreamPipeline:
-        relays.append(StreamPipeline(*args, **kwargs))
+        relays.append(build(*args, **kwargs))
         return relays[-1]
 
     monkeypatch.setattr(pipeline_module, "StreamRelay", spy)

@@ -75,10 +75,18 @@ def sdk(proxy: ProxyServer, key: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=proxy.base_url, api_key=key, max_retries=0, timeout=30.0)
 
 
-def usage_records(ops_dir: Path) -> dict[str, dict[str, Any]]:
-    """The usage log records in log.jsonl, by request id (every line must be JSON)."""
-    lines = [json.loads(line) for line in (ops_dir / "log.jsonl").read_text().splitlines()]
-    return {line["request_id"]: line for line in lines if line["logger"] == "ccproxy.usage"}
+def usage_records(ops_dir: Path, expected: set[str]) -> dict[str, dict[str, Any]]:
+    """The usage log records in log.jsonl, by request id (every line must be JSON), once the expected ones are in.
+
+    The log handler writes its batch on the next turn of the server's loop, which may come after the client has its
+    answer: wait a little for the records, never for ever."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(line) for line in (ops_dir / "log.jsonl").read_text().splitlines()]
+        records = {line["request_id"]: line for line in lines if line["logger"] == "ccproxy.usage"}
+        if expected <= records.keys() or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
 
 
 def test_a_request_without_a_valid_key_is_refused(keyed: ProxyServer) -> None:
@@ -122,7 +130,7 @@ def test_every_kind_of_request_leaves_one_json_record_with_tokens_and_cost(keyed
     invalid = httpx.post(keyed.base_url + "/v1/messages", content=b"{not json", headers=headers, timeout=10)
     assert invalid.status_code == 400
     ids["invalid"] = invalid.headers["request-id"]
-    records = usage_records(ops_dir)
+    records = usage_records(ops_dir, set(ids.values()))
     for kind, request_id in ids.items():
         assert request_id in records, f"no usage record for the {kind} request"
     assert list(records).count(ids["plain"]) == 1
