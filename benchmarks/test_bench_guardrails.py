@@ -20,7 +20,6 @@ from bench_payloads import stream_chunks
 from ccproxy import StreamContext, StreamFilter
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.relay import StreamRelay
-from ccproxy.core.stream import StreamTranslator
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.filters import StreamFilters
 from ccproxy_guardrails.config import parse_rules
@@ -90,7 +89,7 @@ def relay_for(factories: list[Factory]) -> StreamRelay:
     )
     if not factories:
         return StreamRelay(context)
-    return StreamRelay(context, StreamFilters(factories).wrap(StreamTranslator(context), CONTEXT))
+    return StreamRelay(context, filters=StreamFilters(factories).select(CONTEXT))
 
 
 def whole_stream(factories: list[Factory], stream: list[bytes]) -> bytes:
