@@ -10,7 +10,6 @@ fixed (derandomize, bounded examples) so the suite stays fast and the same on ev
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from tests.support.anthropic_strategies import (
     messages_requests,
 )
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+from tests.support.log_watch import LogWatch, watching_logs
 from tests.support.openai_rules import OpenAIError, RequestValidator
 from tests.support.served_app import ServedApp, served
 
@@ -47,18 +47,6 @@ UPSTREAM_ERRORS = {400: "invalid_request_error", 429: "rate_limit_error", 500: "
 TRACEBACK_MARKS = ("Traceback (most recent call last)", 'File "/')
 
 
-class LogWatch(logging.Handler):
-    """Every record at ERROR or above, and every record carrying a traceback, of any logger while installed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.ERROR or record.exc_info or "Traceback" in record.getMessage():
-            self.records.append(record)
-
-
 @pytest.fixture
 async def proxy(app: CCProxyApp) -> AsyncIterator[ServedApp]:
     """The app started once for all of a test's examples."""
@@ -68,16 +56,10 @@ async def proxy(app: CCProxyApp) -> AsyncIterator[ServedApp]:
 
 @pytest.fixture
 def log_watch(proxy: ServedApp) -> Iterator[LogWatch]:
-    """Fails the test on an ERROR record or a logged traceback; installed after the app set up its loggers (some
-    do not propagate, so each gets the handler)."""
-    handler = LogWatch()
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in ("ccproxy", "sanic.error", "sanic.root"))]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
-    assert not handler.records, [handler.format(record) for record in handler.records]
+    """Fails the test on an ERROR record or a logged traceback (installed once the app is started)."""
+    with watching_logs() as watch:
+        yield watch
+    assert not watch.records, watch.problems()
 
 
 # -------------------------------------------------------------------------------------------- the fake upstream
