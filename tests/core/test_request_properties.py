@@ -21,7 +21,7 @@ from tests.support.openai_rules import OpenAIError, RequestValidator
 from .request_invariants import orphan_tool_messages, unanswered_tool_calls, unexpected_keys
 
 PROPERTY_SETTINGS = settings(
-    max_examples=200,
+    max_examples=120,
     derandomize=True,
     deadline=None,
     database=None,
@@ -31,7 +31,8 @@ PROPERTY_SETTINGS = settings(
 
 def convert(core: Core, body: dict[str, Any]) -> dict[str, Any]:
     plan = RequestPlan("gpt-4o", ModelCapabilities(), stream=bool(body.get("stream")))
-    return core.request.convert_request(json.loads(json.dumps(body)), plan)
+    converted: dict[str, Any] = core.request.convert_request(json.loads(json.dumps(body)), plan)
+    return converted
 
 
 @PROPERTY_SETTINGS

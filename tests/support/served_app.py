@@ -40,7 +40,7 @@ async def served(app: CCProxyApp) -> AsyncIterator[ServedApp]:
     await app._startup()  # the start-up sanic-testing runs; there is no public in-process one
     await app._server_event("init", "before")
     await app._server_event("init", "after")
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))  # type: ignore[arg-type]  # Sanic's ASGI
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     try:
         async with httpx.AsyncClient(transport=transport, base_url=ASGI_ROOT) as client:
             yield ServedApp(client)
