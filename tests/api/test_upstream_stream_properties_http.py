@@ -1,7 +1,7 @@
 """Hostile upstream streams through the whole HTTP path (issue 11 item 8): a real TCP upstream (RawUpstream) writes
-the bodies of tests/support/upstream_strategies.py in pieces — close-delimited, with a Content-Length, chunked, or a
-connection that drops before the promised length — under any status and content type, and the app reads them with
-its real aiohttp transport.
+the bodies of tests/support/upstream_strategies.py (SSE streams and JSON completions) in pieces — close-delimited,
+with a Content-Length, chunked, or a connection that drops before the promised length — under any status and
+content type, and the app reads them with its real aiohttp transport.
 
 tests/api/test_upstream_faults_http.py fuzzes the same bodies through aioresponses, which hands the proxy each body in
 one piece with status 200; this adds what only a socket shows: reads that end anywhere, broken HTTP framing, error
@@ -28,7 +28,7 @@ from tests.support.anthropic_stream import check_stream, parse_sse
 from tests.support.log_watch import LogWatch, watching_logs
 from tests.support.raw_upstream import RawUpstream
 from tests.support.served_app import ServedApp, served
-from tests.support.upstream_strategies import UpstreamStream, splits, upstream_streams
+from tests.support.upstream_strategies import UpstreamStream, completions, splits, upstream_streams
 
 HELLO = {
     "model": "claude-opus-4-8",
@@ -49,8 +49,10 @@ class Answer:
     status: int
     content_type: str
     framing: str
-    stream: UpstreamStream
     pieces: tuple[bytes, ...]
+    # Whether the body holds an end of the answer: a finish reason or `[DONE]` in the SSE sent, or a JSON body
+    # (whole by construction; the HTTP framing around it may still break).
+    ends: bool
 
     def parts(self) -> list[bytes]:
         """The bytes RawUpstream writes, one write per part."""
@@ -74,10 +76,15 @@ class Answer:
 
 @st.composite
 def answers(draw: st.DrawFn) -> Answer:
-    stream = draw(upstream_streams())
-    pieces = tuple(draw(splits(stream.body))) or (b"",)
+    """Mostly SSE bodies (any of upstream_streams), sometimes a JSON completion (any of completions)."""
+    if draw(st.integers(0, 3)):
+        stream: UpstreamStream = draw(upstream_streams())
+        body, ends, content_types = stream.body, stream.ends_the_answer(), CONTENT_TYPES
+    else:
+        body, ends, content_types = json.dumps(draw(completions)).encode(), True, ("application/json", "text/plain")
+    pieces = tuple(draw(splits(body))) or (b"",)
     status = draw(st.sampled_from(STATUSES))
-    return Answer(status, draw(st.sampled_from(CONTENT_TYPES)), draw(st.sampled_from(FRAMINGS)), stream, pieces)
+    return Answer(status, draw(st.sampled_from(content_types)), draw(st.sampled_from(FRAMINGS)), pieces, ends)
 
 
 @pytest.fixture
@@ -127,11 +134,11 @@ def check_stream_answer(response: httpx.Response, answer: Answer) -> None:
     if last["type"] == "error":
         assert last["error"]["message"] != "Internal proxy error", "an unexpected exception inside ccproxy"
     else:  # an answer that ends as complete had an end in what was sent (the HTTP framing may still be broken after)
-        assert answer.status == 200 and answer.stream.ends_the_answer(), answer
+        assert answer.status == 200 and answer.ends, answer
 
 
 @settings(
-    max_examples=80,
+    max_examples=100,
     derandomize=True,
     deadline=None,
     database=None,
