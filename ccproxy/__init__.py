@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
-from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.hookspecs import hookimpl
 from ccproxy.interfaces import (
     Authenticator,
@@ -35,12 +35,14 @@ __all__ = [
     "AuthRequest",
     "Authenticator",
     "BasicCredentials",
+    "BreakerChange",
     "CacheBackend",
     "CacheEvent",
     "Guardrail",
     "GuardrailContext",
     "GuardrailEvent",
     "InvalidRequestError",
+    "LimiterWait",
     "ModelCapabilities",
     "Observer",
     "Principal",

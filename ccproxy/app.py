@@ -21,7 +21,7 @@ from ccproxy.http.handlers import api
 from ccproxy.http.plugin_routes import install_plugin_routes
 from ccproxy.keys import refuse_open_bind
 from ccproxy.logs import configure_logging, flush_logs
-from ccproxy.observers import attempt_reporter, observers_or_none
+from ccproxy.observers import attempt_reporter, breaker_reporter, limiter_reporter, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
 from ccproxy.plugins import build_plugin_manager, collect, plugin_callers, select_cache
 from ccproxy.redaction import Redactor
@@ -93,8 +93,10 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
     # A shared cache (Redis) also holds the breakers' and limiters' state, so the limits hold for the whole fleet.
     states = cache.shared_states() or UpstreamStates()
     on_attempt = None if observers is None else attempt_reporter(observers, redact)
+    on_breaker = None if observers is None else breaker_reporter(observers)
+    on_limiter_wait = None if observers is None else limiter_reporter(observers)
     for backend in backends.values():
-        backend.connect(states, on_attempt)
+        backend.connect(states, on_attempt, on_breaker=on_breaker, on_limiter_wait=on_limiter_wait)
     pipeline = MessagesPipeline(
         backends=backends,
         router=router,

@@ -13,7 +13,15 @@ from ccproxy.config import BackendConfig, SettingsError, validate_table
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
-from ccproxy.upstream import AiohttpUpstream, AttemptObserver, Upstream, UpstreamStates, build_upstream
+from ccproxy.upstream import (
+    AiohttpUpstream,
+    AttemptObserver,
+    BreakerObserver,
+    LimiterObserver,
+    Upstream,
+    UpstreamStates,
+    build_upstream,
+)
 from ccproxy.upstream.errors import no_redaction
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
@@ -133,10 +141,17 @@ class Backend:
         base_url = public_url(self.config.base_url) if self.config.base_url else None
         return f"Backend({self.name!r}, provider={self.config.provider!r}, base_url={base_url!r})"
 
-    def connect(self, states: UpstreamStates, on_attempt: AttemptObserver | None = None) -> None:
+    def connect(
+        self,
+        states: UpstreamStates,
+        on_attempt: AttemptObserver | None = None,
+        *,
+        on_breaker: BreakerObserver | None = None,
+        on_limiter_wait: LimiterObserver | None = None,
+    ) -> None:
         """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
         headers and timeouts, and the resilient stack around it from the table's retries, breaker and limits
-        (`states`: the app's breaker and limiter stores; `on_attempt`: the observers' reporter, if any).
+        (`states`: the app's breaker and limiter stores; `on_*`: the observers' reporters, if any).
 
         Upstream text is not redacted here: it is redacted where it leaves the process (ccproxy/redaction.py).
         """
@@ -152,7 +167,15 @@ class Backend:
             redact=no_redaction,
             detect_overflow=prompt_too_long,
         )
-        self.upstream = build_upstream(self.name, self.config, self.transport, states, on_attempt=on_attempt)
+        self.upstream = build_upstream(
+            self.name,
+            self.config,
+            self.transport,
+            states,
+            on_attempt=on_attempt,
+            on_breaker=on_breaker,
+            on_limiter_wait=on_limiter_wait,
+        )
 
     def capabilities(self, model: str) -> ModelCapabilities:
         """What `model` accepts on this backend: asked of the provider once, table overrides laid over it."""

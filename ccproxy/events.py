@@ -1,4 +1,5 @@
-"""The records observers receive: one per request, per upstream attempt, per cache event, per guardrail action."""
+"""The records observers receive: one per request, per upstream attempt, per cache event, per guardrail action, per
+breaker state change and per rate-limiter wait."""
 
 from __future__ import annotations
 
@@ -52,6 +53,23 @@ class UpstreamAttempt:
     status: int | None
     error: str | None
     ms: float
+
+
+@dataclass(slots=True)
+class BreakerChange:
+    """A backend's circuit breaker was seen in another state than before, by this process: its requests admitted
+    (`closed`), one trial let through or running (`half_open`), or refused (`open`)."""
+
+    backend: str
+    state: Literal["closed", "half_open", "open"]
+
+
+@dataclass(slots=True)
+class LimiterWait:
+    """A request waited `seconds` for a backend's local rate limiter (whether it then went or was refused)."""
+
+    backend: str
+    seconds: float
 
 
 @dataclass(slots=True)

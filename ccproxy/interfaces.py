@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel
 
 from ccproxy.core.plan import ModelCapabilities
-from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWait, RequestRecord, UpstreamAttempt
 
 if TYPE_CHECKING:
     from ccproxy.upstream.stack import UpstreamStates
@@ -280,6 +280,12 @@ class Observer:
 
     def cache_event(self, event: CacheEvent) -> None:
         """A cache was consulted or written."""
+
+    def breaker_change(self, event: BreakerChange) -> None:
+        """A backend's circuit breaker was seen in a new state (reported on change, not per request)."""
+
+    def limiter_wait(self, event: LimiterWait) -> None:
+        """A request waited for a backend's local rate limiter."""
 
     def guardrail_event(self, event: GuardrailEvent) -> None:
         """A guardrail refused or changed a request or an answer (what a metrics plugin counts by rule and

@@ -8,16 +8,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ccproxy.events import CacheEvent, GuardrailEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.interfaces import Observer
 
 if TYPE_CHECKING:
-    from ccproxy.upstream import AttemptObserver, UpstreamFailure, UpstreamRequest
+    from ccproxy.upstream import (
+        AttemptObserver,
+        BreakerObserver,
+        CircuitState,
+        LimiterObserver,
+        UpstreamFailure,
+        UpstreamRequest,
+    )
 
 log = logging.getLogger("ccproxy.observers")
 audit_log = logging.getLogger("ccproxy.audit")
 
-Record = RequestRecord | UpstreamAttempt | CacheEvent | GuardrailEvent
+Record = RequestRecord | UpstreamAttempt | CacheEvent | GuardrailEvent | BreakerChange | LimiterWait
 
 
 def notify(observers: Sequence[Observer], method: str, record: Record) -> None:
@@ -46,7 +53,14 @@ class Observers:
                 for observer in self.observers
                 if getattr(type(observer), method, None) is not getattr(Observer, method)
             )
-            for method in ("request_started", "request_done", "upstream_attempt", "cache_event")
+            for method in (
+                "request_started",
+                "request_done",
+                "upstream_attempt",
+                "cache_event",
+                "breaker_change",
+                "limiter_wait",
+            )
         }
 
     def request_started(self, record: RequestRecord) -> None:
@@ -61,7 +75,13 @@ class Observers:
     def cache_event(self, event: CacheEvent) -> None:
         self._notify("cache_event", event)
 
-    def _notify(self, method: str, record: RequestRecord | UpstreamAttempt | CacheEvent) -> None:
+    def breaker_change(self, event: BreakerChange) -> None:
+        self._notify("breaker_change", event)
+
+    def limiter_wait(self, event: LimiterWait) -> None:
+        self._notify("limiter_wait", event)
+
+    def _notify(self, method: str, record: Record) -> None:
         for call in self._calls[method]:
             try:
                 call(record)
@@ -136,3 +156,21 @@ def attempt_reporter(observers: Observers, redact: Callable[[str], str]) -> Atte
         )
 
     return on_attempt
+
+
+def breaker_reporter(observers: Observers) -> BreakerObserver:
+    """The `on_state` of every backend's circuit breaker when observers are registered."""
+
+    def on_state(backend: str, state: CircuitState) -> None:
+        observers.breaker_change(BreakerChange(backend, state))
+
+    return on_state
+
+
+def limiter_reporter(observers: Observers) -> LimiterObserver:
+    """The `on_wait` of every backend's rate limiter when observers are registered."""
+
+    def on_wait(backend: str, seconds: float) -> None:
+        observers.limiter_wait(LimiterWait(backend, seconds))
+
+    return on_wait

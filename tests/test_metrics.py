@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from ccproxy.default_plugins.metrics import ProxyMetrics, percentiles
-from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import BreakerChange, CacheEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.metrics import MAX_SERIES, Counter, Histogram, MultiprocessFiles, clean_multiprocess_dir, exposition
 
 
@@ -65,17 +65,17 @@ def test_requests_latency_tokens_cost_and_in_flight_in_one_process() -> None:
     assert found[("ccproxy_requests_in_flight", ())] == 1
 
 
-def test_the_upstream_stack_hooks_feed_breaker_and_limiter_series() -> None:
+def test_breaker_changes_and_limiter_waits_feed_their_series() -> None:
     metrics = ProxyMetrics()
-    metrics.breaker_state("openrouter", "open")
-    metrics.limiter_waited("openrouter", 1.5)
+    metrics.breaker_change(BreakerChange("openrouter", "open"))
+    metrics.limiter_wait(LimiterWait("openrouter", 1.5))
     found = samples(exposition(metrics.series, None))
     assert found[("ccproxy_breaker_state", (("backend", "openrouter"),))] == 1.0
     assert found[("ccproxy_limiter_wait_seconds_total", (("backend", "openrouter"),))] == 1.5
     summary = metrics.summary()
     assert summary["backends"] == {}
     done(metrics)
-    metrics.breaker_state("default", "open")
+    metrics.breaker_change(BreakerChange("default", "open"))
     assert metrics.summary()["backends"]["default"]["health"] == "failing"
 
 

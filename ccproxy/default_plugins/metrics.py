@@ -15,7 +15,7 @@ from typing import Any
 from sanic import Request
 from sanic.response import HTTPResponse, json, raw
 
-from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.events import BreakerChange, CacheEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.hookspecs import RegisterObserver, RegisterRoute, hookimpl
 from ccproxy.http.errors import request_id_of
 from ccproxy.interfaces import Observer
@@ -157,17 +157,13 @@ class ProxyMetrics(Observer):
         self.cache.inc((event.cache, event.kind))
         self.dirty = True
 
-    # ------------------------------------------------ hooks for the upstream stack (not called by observers)
-
-    def breaker_state(self, backend: str, state: str) -> None:
-        """The upstream stack reports a breaker's state ("closed", "half_open", "open") when it changes."""
-        self.breaker.set((backend,), BREAKER_VALUES.get(state, 1.0))
+    def breaker_change(self, event: BreakerChange) -> None:
+        self.breaker.set((event.backend,), BREAKER_VALUES.get(event.state, 1.0))
         self.dirty = True
 
-    def limiter_waited(self, backend: str, seconds: float) -> None:
-        """The upstream stack reports a request that waited for a backend's rate limiter."""
-        self.limiter_waits.inc((backend,))
-        self.limiter_wait_seconds.inc((backend,), seconds)
+    def limiter_wait(self, event: LimiterWait) -> None:
+        self.limiter_waits.inc((event.backend,))
+        self.limiter_wait_seconds.inc((event.backend,), event.seconds)
         self.dirty = True
 
     # ------------------------------------------------------------------------------------------ JSON summary

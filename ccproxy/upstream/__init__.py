@@ -4,7 +4,14 @@ FakeUpstream (ccproxy.upstream.fake) is for tests and is not imported here.
 """
 
 from ccproxy.upstream.base import Clock, Sleep, Upstream, UpstreamRequest, UpstreamResponse, UpstreamWrapper
-from ccproxy.upstream.breaker import Admission, BreakerState, CircuitBreakerUpstream, InMemoryBreakerState
+from ccproxy.upstream.breaker import (
+    Admission,
+    BreakerObserver,
+    BreakerState,
+    CircuitBreakerUpstream,
+    CircuitState,
+    InMemoryBreakerState,
+)
 from ccproxy.upstream.errors import (
     BackendUnavailable,
     OverflowDetector,
@@ -23,7 +30,7 @@ from ccproxy.upstream.errors import (
     to_proxy_error,
 )
 from ccproxy.upstream.http import AiohttpUpstream
-from ccproxy.upstream.limiter import InMemoryLimiterState, LimiterState, Outcome, RateLimitedUpstream
+from ccproxy.upstream.limiter import InMemoryLimiterState, LimiterObserver, LimiterState, Outcome, RateLimitedUpstream
 from ccproxy.upstream.observed import AttemptObserver, ObservedUpstream
 from ccproxy.upstream.retry import RetryingUpstream
 from ccproxy.upstream.stack import Resilience, ResilienceSettings, UpstreamStates, build_upstream
@@ -33,11 +40,14 @@ __all__ = [
     "AiohttpUpstream",
     "AttemptObserver",
     "BackendUnavailable",
+    "BreakerObserver",
     "BreakerState",
     "CircuitBreakerUpstream",
+    "CircuitState",
     "Clock",
     "InMemoryBreakerState",
     "InMemoryLimiterState",
+    "LimiterObserver",
     "LimiterState",
     "ObservedUpstream",
     "Outcome",

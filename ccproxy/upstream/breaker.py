@@ -4,16 +4,24 @@ closed --(`failures` consecutive failures)--> open --(`cooldown` s)--> half-open
 the others are refused while it runs; its success closes the circuit, its failure opens it again. Failures are what
 `is_backend_failure` says (no answer, a broken answer, 5xx); a 4xx, 429 included, is a working server's answer.
 The state sits behind `BreakerState` so that several processes can share it (a store such as Redis).
+`on_state` hears of each state this process sees the circuit in, when it differs from the last one it heard of
+(per request that is one comparison; the metrics' breaker gauge is fed by it).
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from ccproxy.upstream.base import Clock, Upstream, UpstreamRequest, UpstreamResponse, UpstreamWrapper
 from ccproxy.upstream.errors import BackendUnavailable, RateLimitExceeded, UpstreamFailure, is_backend_failure
+
+CircuitState = Literal["closed", "half_open", "open"]
+# on_state(backend name, state): called on the request's task, must not block.
+BreakerObserver = Callable[[str, CircuitState], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +49,10 @@ class BreakerState(ABC):
         running: the claim is recorded), or refused."""
 
     @abstractmethod
-    async def record(self, key: str, *, failed: bool, trial: bool, now: float, threshold: int) -> None:
+    async def record(self, key: str, *, failed: bool, trial: bool, now: float, threshold: int) -> bool | None:
         """The outcome of an admitted request: a success closes the circuit and clears the count; a failure counts,
-        and opens the circuit at `threshold` consecutive failures — or at once when it was the trial."""
+        and opens the circuit at `threshold` consecutive failures — or at once when it was the trial. Returns whether
+        the circuit is open now, or None when the store cannot tell cheaply (the next admission tells then)."""
 
     @abstractmethod
     async def release(self, key: str) -> None:
@@ -84,17 +93,18 @@ class InMemoryBreakerState(BreakerState):
         circuit.trial_running = True
         return TRIAL
 
-    async def record(self, key: str, *, failed: bool, trial: bool, now: float, threshold: int) -> None:
+    async def record(self, key: str, *, failed: bool, trial: bool, now: float, threshold: int) -> bool:
         circuit = self._circuit(key)
         if trial:
             circuit.trial_running = False
         if not failed:
             circuit.failures = 0
             circuit.opened_at = None
-            return
+            return False
         circuit.failures += 1
         if trial or (circuit.opened_at is None and circuit.failures >= threshold):
             circuit.opened_at = now
+        return circuit.opened_at is not None
 
     async def release(self, key: str) -> None:
         self._circuit(key).trial_running = False
@@ -112,6 +122,7 @@ class CircuitBreakerUpstream(UpstreamWrapper):
         cooldown: float,
         state: BreakerState,
         clock: Clock = time.monotonic,
+        on_state: BreakerObserver | None = None,
     ) -> None:
         super().__init__(inner)
         self.name = name
@@ -119,12 +130,16 @@ class CircuitBreakerUpstream(UpstreamWrapper):
         self.cooldown = cooldown
         self.state = state
         self.clock = clock
+        self.on_state = on_state
+        self._seen: CircuitState | None = None  # the state on_state heard of last
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         admission = await self.state.admit(self.name, self.clock(), self.cooldown)
         if not admission.allowed:
+            self._see("half_open" if admission.retry_after is None else "open")
             raise self._unavailable(admission.retry_after)
         trial = admission.trial
+        self._see("half_open" if trial else "closed")
         try:
             response = await self.inner.send(request)
         except RateLimitExceeded:
@@ -133,14 +148,26 @@ class CircuitBreakerUpstream(UpstreamWrapper):
             raise
         except UpstreamFailure as exc:
             failed = is_backend_failure(exc)
-            await self.state.record(self.name, failed=failed, trial=trial, now=self.clock(), threshold=self.failures)
+            await self._record(failed=failed, trial=trial)
             raise
         except BaseException:
             if trial:
                 await self.state.release(self.name)
             raise
-        await self.state.record(self.name, failed=False, trial=trial, now=self.clock(), threshold=self.failures)
+        await self._record(failed=False, trial=trial)
         return response
+
+    async def _record(self, *, failed: bool, trial: bool) -> None:
+        opened = await self.state.record(
+            self.name, failed=failed, trial=trial, now=self.clock(), threshold=self.failures
+        )
+        if opened is not None:
+            self._see("open" if opened else "closed")
+
+    def _see(self, state: CircuitState) -> None:
+        if state != self._seen and self.on_state is not None:
+            self._seen = state
+            self.on_state(self.name, state)
 
     def _unavailable(self, retry_after: float | None) -> BackendUnavailable:
         if retry_after is None:

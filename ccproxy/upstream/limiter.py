@@ -4,6 +4,7 @@ A request is admitted when the requests (and their estimated tokens) of the last
 waits — up to `limit_wait` seconds and never past its deadline — and fails with RateLimitExceeded when no room would
 free up in that time. Adaptive: a 429 cuts the allowed rate to 20 % of the configured limits; each ten successes in
 a row raise it by another 10 % of them, back up to 100 %. The state sits behind `LimiterState` (shareable, e.g. Redis).
+`on_wait` hears of each request that waited, and for how long (the metrics' limiter series are fed by it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 
 from ccproxy.upstream.base import Clock, Sleep, Upstream, UpstreamRequest, UpstreamResponse, UpstreamWrapper
@@ -23,6 +25,10 @@ WINDOW = 60.0
 FULL_LEVEL = 10
 LEVEL_AFTER_429 = 2
 SUCCESSES_PER_LEVEL = 10
+
+
+# on_wait(backend name, seconds waited): called on the request's task, must not block.
+LimiterObserver = Callable[[str, float], None]
 
 
 class Outcome(Enum):
@@ -126,6 +132,7 @@ class RateLimitedUpstream(UpstreamWrapper):
         state: LimiterState,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        on_wait: LimiterObserver | None = None,
     ) -> None:
         super().__init__(inner)
         self.name = name
@@ -135,6 +142,7 @@ class RateLimitedUpstream(UpstreamWrapper):
         self.state = state
         self.clock = clock
         self.sleep = sleep
+        self.on_wait = on_wait
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         now = self.clock()
@@ -151,16 +159,21 @@ class RateLimitedUpstream(UpstreamWrapper):
 
     async def _wait(self, request: UpstreamRequest, now: float, wait: float) -> None:
         """Sleep until the windows have room, or raise RateLimitExceeded when that is too far off."""
+        started = now
         give_up_at = min(now + self.limit_wait, request.deadline)
-        while wait:
-            if now + wait > give_up_at:
-                raise RateLimitExceeded(
-                    f"Local rate limit of backend {self.name} reached ({self._limits()}); retry in {wait:.0f} s",
-                    retry_after=wait,
-                )
-            await self.sleep(wait)
-            now = self.clock()
-            wait = await self.state.acquire(self.name, now, request.tokens, self.rpm, self.tpm)
+        try:
+            while wait:
+                if now + wait > give_up_at:
+                    raise RateLimitExceeded(
+                        f"Local rate limit of backend {self.name} reached ({self._limits()}); retry in {wait:.0f} s",
+                        retry_after=wait,
+                    )
+                await self.sleep(wait)
+                now = self.clock()
+                wait = await self.state.acquire(self.name, now, request.tokens, self.rpm, self.tpm)
+        finally:
+            if self.on_wait is not None and now > started:
+                self.on_wait(self.name, now - started)
 
     def _limits(self) -> str:
         return ", ".join(f"{name} {limit}" for name, limit in (("rpm", self.rpm), ("tpm", self.tpm)) if limit)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ccproxy.upstream.base import Clock, Sleep, Upstream
-from ccproxy.upstream.breaker import BreakerState, CircuitBreakerUpstream, InMemoryBreakerState
-from ccproxy.upstream.limiter import InMemoryLimiterState, LimiterState, RateLimitedUpstream
+from ccproxy.upstream.breaker import BreakerObserver, BreakerState, CircuitBreakerUpstream, InMemoryBreakerState
+from ccproxy.upstream.limiter import InMemoryLimiterState, LimiterObserver, LimiterState, RateLimitedUpstream
 from ccproxy.upstream.observed import AttemptObserver, ObservedUpstream
 from ccproxy.upstream.retry import RetryingUpstream
 
@@ -64,11 +64,16 @@ def build_upstream(
     states: UpstreamStates,
     *,
     on_attempt: AttemptObserver | None = None,
+    on_breaker: BreakerObserver | None = None,
+    on_limiter_wait: LimiterObserver | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     random: Callable[[], float] = random.random,
 ) -> Upstream:
-    """The stack for backend `name` around `transport`; opening and closing it opens and closes the transport."""
+    """The stack for backend `name` around `transport`; opening and closing it opens and closes the transport.
+
+    `on_attempt`, `on_breaker`, `on_limiter_wait`: who hears of each attempt, breaker state change and limiter wait.
+    """
     upstream = transport
     if on_attempt is not None:
         upstream = ObservedUpstream(upstream, on_attempt, clock=clock)
@@ -82,6 +87,7 @@ def build_upstream(
             state=states.limiter,
             clock=clock,
             sleep=sleep,
+            on_wait=on_limiter_wait,
         )
     if settings.breaker_failures > 0:
         upstream = CircuitBreakerUpstream(
@@ -91,6 +97,7 @@ def build_upstream(
             cooldown=settings.breaker_cooldown,
             state=states.breaker,
             clock=clock,
+            on_state=on_breaker,
         )
     if settings.retries > 0:
         upstream = RetryingUpstream(upstream, settings.retries, clock=clock, sleep=sleep, random=random)

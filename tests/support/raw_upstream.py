@@ -31,7 +31,8 @@ def sse_answer(*events: Any) -> list[bytes]:
 class RawUpstream:
     """Listens on 127.0.0.1; `script` holds one answer (a list of byte parts) per expected request."""
 
-    def __init__(self) -> None:
+    def __init__(self, pause: float = PART_PAUSE_SECONDS) -> None:
+        self.pause = pause  # between the parts of one answer
         self.script: list[Sequence[bytes]] = []
         self.requests: list[bytes] = []
         self._server: asyncio.Server | None = None
@@ -62,7 +63,7 @@ class RawUpstream:
             parts = self.script.pop(0) if self.script else http_answer(500, {"error": {"message": "unscripted"}})
             for index, part in enumerate(parts):
                 if index:
-                    await asyncio.sleep(PART_PAUSE_SECONDS)
+                    await asyncio.sleep(self.pause)
                 writer.write(part)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
