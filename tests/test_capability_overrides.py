@@ -11,20 +11,19 @@ from ccproxy.backends import Backend, build_backends, capability_override
 from ccproxy.config import SettingsError, parse_config
 from ccproxy.default_plugins.reasoning import BudgetEffortConfigurator
 from ccproxy_openai import OpenAIProvider
+from tests.test_config_examples import uncommented_examples
 
 LOCAL = '[backends.local]\nprovider = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n'
 
 
+def build(toml: str) -> dict[str, Backend]:
+    file = parse_config(tomllib.loads(toml), {"OPENROUTER_KEY": "sk-or-example-0123456789"})
+    reasoning = {"budget-effort": BudgetEffortConfigurator}
+    return build_backends(file.backends, {"openai": OpenAIProvider}, reasoning, reasoning_options={}, env={})
+
+
 def backend(toml: str) -> Backend:
-    file = parse_config(tomllib.loads(LOCAL + toml), {})
-    built = build_backends(
-        file.backends,
-        {"openai": OpenAIProvider},
-        {"budget-effort": BudgetEffortConfigurator},
-        reasoning_options={},
-        env={},
-    )
-    return built["local"]
+    return build(LOCAL + toml)["local"]
 
 
 def config_error(toml: str) -> str:
@@ -83,3 +82,8 @@ def test_a_bad_reasoning_style_is_a_start_up_error_naming_the_key_and_the_choice
     message = config_error('[backends.local.models."deepseek-v4-*"]\nreasoning_style = "object"\n')
     assert message.startswith('backends.local.models."deepseek-v4-*".reasoning_style: expected ')
     assert "'thinking'" in message and "'chat_template_kwargs'" in message and message.endswith("got 'object'")
+
+
+def test_the_plugins_toml_example_switches_qwen3_thinking_the_vllm_way() -> None:
+    caps = build(uncommented_examples())["local"].capabilities("Qwen/Qwen3-32B")
+    assert (caps.supports_reasoning, caps.reasoning_style) == (True, "chat_template_kwargs")
