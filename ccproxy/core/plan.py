@@ -36,7 +36,8 @@ class ModelCapabilities:
     # budget or effort ("effort", OpenAI); `thinking: {"type": "enabled"|"disabled"}` ("thinking", DeepSeek V4,
     # GLM); a top-level `enable_thinking` flag ("enable_thinking", Qwen3 on DashScope);
     # `chat_template_kwargs: {"enable_thinking": ...}` ("chat_template_kwargs", Qwen3 on vLLM / SGLang); nothing
-    # ("none": the model always reasons, or never). Provider plugins with their own configurator add styles.
+    # ("none": the model always reasons, or never). A style for another shape (OpenRouter's `reasoning` object)
+    # comes with the configurator that sends it; the built-in one sends nothing for styles it does not know.
     reasoning_style: Literal["effort", "thinking", "enable_thinking", "chat_template_kwargs", "none"] = "effort"
     # Whether functions take `strict: true` (OpenAI's own API); elsewhere a tool's `strict` is dropped, since some
     # OpenAI-compatible servers refuse fields they do not know.
