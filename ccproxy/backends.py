@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -35,6 +36,7 @@ LOCAL_SUFFIXES = (".localhost", ".local", ".home.arpa", ".internal", ".lan")
 # `/`, `?` or `#` makes the userinfo look like a path, so the whole stretch is masked.
 _USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?.*@")
 LEGACY_KEY_NAMES = "OPENAI_API_KEY or OPENROUTER_API_KEY"
+GLOB_CHARACTERS = frozenset("*?[")
 
 
 def is_local_host(host: str) -> bool:
@@ -106,12 +108,31 @@ def upstream_auth(
     return clean, credentials
 
 
+def is_glob(key: str) -> bool:
+    """Whether a `models."<key>"` table names a glob rather than one model."""
+    return not GLOB_CHARACTERS.isdisjoint(key)
+
+
+def capability_override(models: Mapping[str, Mapping[str, Any]], model: str) -> Mapping[str, Any] | None:
+    """The `models."<key>"` table for upstream `model`: the one named exactly, else the first glob (in the file's
+    order, like [routes]) matching the whole name or its part after the last `/`, case-insensitively."""
+    exact = models.get(model)
+    if exact is not None:
+        return exact
+    name = model.lower()
+    bare = name.rsplit("/", 1)[-1]
+    for key, table in models.items():
+        if is_glob(key) and (fnmatchcase(name, key.lower()) or fnmatchcase(bare, key.lower())):
+            return table
+    return None
+
+
 class Backend:
     """One named backend: its provider instance, resolved config (base_url and api_key filled in), reasoning
-    configurator, capabilities per upstream model (provider answer + `models."<model>"` overrides, cached), and its
-    way to the network, set by the app wiring: `transport` (the one aiohttp session, for provider calls such as
-    listing models), `upstream` (the resilient stack around it, for requests) and `path` (appended to
-    `transport`'s base URL: the provider's chat completions URL)."""
+    configurator, capabilities per upstream model (provider answer + a `models."<model or glob>"` override,
+    cached), and its way to the network, set by the app wiring: `transport` (the one aiohttp session, for provider
+    calls such as listing models), `upstream` (the resilient stack around it, for requests) and `path` (appended
+    to `transport`'s base URL: the provider's chat completions URL)."""
 
     __slots__ = (
         "_capabilities",
@@ -178,11 +199,11 @@ class Backend:
         )
 
     def capabilities(self, model: str) -> ModelCapabilities:
-        """What `model` accepts on this backend: asked of the provider once, table overrides laid over it."""
+        """What `model` accepts on this backend: asked of the provider once, the table's override laid over it."""
         found = self._capabilities.get(model)
         if found is None:
             found = self.provider.capabilities(model)
-            override = self.config.models.get(model)
+            override = capability_override(self.config.models, model)
             if override:
                 found = dataclasses.replace(found, **override)
             if len(self._capabilities) < CAPABILITIES_LIMIT:

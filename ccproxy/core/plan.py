@@ -32,6 +32,13 @@ class ModelCapabilities:
     reasoning_replay: Literal["drop", "reasoning_content", "reasoning_details"] = "drop"
     # Whether the model can reason at all (reasoning parameters are only sent when true).
     supports_reasoning: bool = False
+    # How thinking is switched on and off (ccproxy/default_plugins/reasoning.py): `reasoning_effort` from the
+    # budget or effort ("effort", OpenAI); `thinking: {"type": "enabled"|"disabled"}` ("thinking", DeepSeek V4,
+    # GLM); a top-level `enable_thinking` flag ("enable_thinking", Qwen3 on DashScope);
+    # `chat_template_kwargs: {"enable_thinking": ...}` ("chat_template_kwargs", Qwen3 on vLLM / SGLang); nothing
+    # ("none": the model always reasons, or never). A style for another shape (OpenRouter's `reasoning` object)
+    # comes with the configurator that sends it; the built-in one sends nothing for styles it does not know.
+    reasoning_style: Literal["effort", "thinking", "enable_thinking", "chat_template_kwargs", "none"] = "effort"
     # Whether functions take `strict: true` (OpenAI's own API); elsewhere a tool's `strict` is dropped, since some
     # OpenAI-compatible servers refuse fields they do not know.
     supports_strict_tools: bool = False

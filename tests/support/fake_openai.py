@@ -39,6 +39,12 @@ prompt, `--fail-status N` answers every chat completion with that status and an 
 answer. `POST /_mode` with `{"fail_status": ..., "fail_times": ..., "retry_after": ..., "delay": ...}` replaces the
 mode at run time (and restarts the count of failures); `{}` is a healthy server again.
 
+Reasoning vendors (one block, tests/support/reasoning_vendors.py): a request for a DeepSeek V4 model
+(`deepseek-v4*`) or a Mistral model (`mistral*`, `magistral*`, ...) is validated by that vendor's rules instead of
+OpenAI's — DeepSeek's 400 when thinking mode is on and an assistant tool-call message lacks `reasoning_content`,
+Mistral's 422 for any reasoning field — and a DeepSeek V4 answer in thinking mode streams `reasoning_content` first;
+`TOOL_ROUNDS_<n>` (DeepSeek V4) makes a Bash tool loop of n rounds. See that module's docstring.
+
 Requests are validated like api.openai.com does (openai_rules.py), so bad conversions fail loudly.
 Control surface: `GET /_requests` (each request's headers, body, status, cancelled) and `POST /_reset`.
 """
@@ -60,6 +66,7 @@ from typing import Any
 from aiohttp import web
 
 from .openai_rules import OpenAIError, RequestValidator, invalid
+from .reasoning_vendors import vendor_rules
 from .vendor_errors import OVERFLOW_ERRORS, VLLM_PROMPT_TOKENS, VLLM_WINDOW, vllm_max_tokens_too_large
 
 PROMPT_TOKENS = 1234
@@ -540,9 +547,12 @@ class FakeOpenAI:
         if not request.content_type == "application/json":
             raise invalid("Invalid content type; expected application/json.")
         body = record["body"]
-        self.validator.validate(body)
+        vendor = vendor_rules(body)  # reasoning vendors: their rules instead of OpenAI's (reasoning_vendors.py)
+        (vendor or self.validator).validate(body)
         presented_key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         reply = self.script.reply(body, presented_key)
+        if vendor is not None:
+            vendor.shape(reply, body, ToolCall)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.faults.bad_http:

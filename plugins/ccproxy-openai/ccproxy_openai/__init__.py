@@ -12,64 +12,16 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from ccproxy import ModelCapabilities, Provider, ProviderConfig, Upstream, UpstreamRequest, hookimpl
+from ccproxy_openai.capabilities import family_capabilities
 
-# Reasoning families: `max_completion_tokens`, developer role, default temperature only (wire.md 4.7).
-_REASONING_FAMILY = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o\d)(?:[.\-_]|$)")
-# o3 / o4-mini (and gpt-5) reject `stop`.
-_NO_STOP_FAMILY = re.compile(r"^(?:[\w.-]+/)?(?:gpt-5|o3|o4)(?:[.\-_]|$)")
 # gpt-5.1 and later refuse `reasoning_effort` together with function tools on Chat Completions (400 "Function tools
 # with reasoning_effort are not supported ... use /v1/responses"); the model's default effort applies instead.
 _NO_EFFORT_WITH_TOOLS = re.compile(r"^(?:[\w.-]+/)?gpt-5\.[1-9]")
-_DEEPSEEK_REASONER = re.compile(r"deepseek-(?:reasoner|r1)|deepseek-v3\.[1-9]")
-# OpenAI models that take PDF `file` parts on Chat Completions.
-_DOCUMENT_FAMILY = re.compile(r"^(?:openai/)?(?:gpt-4o|gpt-4\.1|gpt-5|o\d)")
-
-# Output-token ceilings the client's max_tokens is clamped to (Claude Code asks for 32000-128000).
-# Longest prefix wins; models not listed get the client's value unchanged.
-MAX_OUTPUT_TOKENS: dict[str, int] = {
-    "gpt-5": 128_000,
-    "gpt-4.1": 32_768,
-    "gpt-4o": 16_384,
-    "gpt-4-turbo": 4_096,
-    "gpt-4": 8_192,
-    "gpt-3.5-turbo": 4_096,
-    "o1": 100_000,
-    "o3": 100_000,
-    "o4-mini": 100_000,
-    "deepseek-chat": 8_192,
-    "deepseek-reasoner": 65_536,
-}
 
 _CAPABILITY_FIELDS = {f.name for f in dataclasses.fields(ModelCapabilities)}
 # GET /models: how long the answer may take, and how much of it is read (OpenRouter lists ~300 models in ~400 KB).
 LIST_MODELS_SECONDS = 10.0
 LIST_MODELS_MAX_BYTES = 4 * 1024 * 1024
-
-
-def family_capabilities(model: str, *, official_openai: bool) -> ModelCapabilities:
-    """What a model accepts, judged from its name (and whether the upstream is OpenAI's own API)."""
-    name = model.lower()
-    reasoning = bool(_REASONING_FAMILY.match(name))
-    deepseek_reasoner = bool(_DEEPSEEK_REASONER.search(name))
-    return ModelCapabilities(
-        max_tokens_param="max_completion_tokens" if reasoning else "max_tokens",
-        system_role="developer" if reasoning else "system",
-        supports_temperature=not reasoning,
-        supports_top_p=not reasoning,
-        supports_stop=not _NO_STOP_FAMILY.match(name),
-        supports_top_k=not official_openai and not reasoning,
-        supports_documents=official_openai and bool(_DOCUMENT_FAMILY.match(name)),
-        max_output_tokens=_max_output_tokens(name),
-        reasoning_replay="reasoning_content" if deepseek_reasoner else "drop",
-        supports_reasoning=reasoning or deepseek_reasoner,
-        supports_strict_tools=official_openai,
-    )
-
-
-def _max_output_tokens(name: str) -> int | None:
-    bare = name.rsplit("/", 1)[-1]
-    best = max((prefix for prefix in MAX_OUTPUT_TOKENS if bare.startswith(prefix)), key=len, default=None)
-    return MAX_OUTPUT_TOKENS[best] if best else None
 
 
 class OpenAIOptions(BaseModel):

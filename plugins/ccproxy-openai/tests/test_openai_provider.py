@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from ccproxy import ProviderConfig
-from ccproxy_openai import OpenAIOptions, OpenAIProvider, family_capabilities
+from ccproxy_openai import OpenAIOptions, OpenAIProvider
+from ccproxy_openai.capabilities import family_capabilities
 
 OFFICIAL = "https://api.openai.com/v1"
 
