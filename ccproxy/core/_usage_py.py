@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccproxy.core.error_detail import error_message
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.errors import UpstreamError, upstream_error
 
@@ -103,5 +104,4 @@ def error_from_body(error: Any) -> UpstreamError:
     if isinstance(code, str) and code.isdigit():
         code = int(code)
     status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 502
-    message = error.get("message")
-    return upstream_error(status, message if isinstance(message, str) and message else "Upstream reported an error")
+    return upstream_error(status, error_message(error))

@@ -59,6 +59,11 @@ BYOK_COST_USD = 0.02
 REASONING_FORMAT = "anthropic-claude-v1"
 MANDATORY_REASONING = re.compile(r"^(?:openai/(?:gpt-5|o\d)|deepseek/deepseek-r1|minimax/)")
 CHUNK_PAUSE_SECONDS = 0.002
+# What OpenRouter adds to a provider's failure: who failed and its own answer.
+PROVIDER_METADATA = {
+    "provider_name": "Anthropic",
+    "raw": json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+}
 MAX_CACHE_MARKERS = 4
 
 
@@ -400,7 +405,7 @@ class FakeOpenRouter:
         record["status"] = 200
         self.rules.remember(reply)
         if reply.error_body is not None:
-            error = OpenRouterError(reply.error_body, "Provider returned error", {"provider_name": "Anthropic"})
+            error = OpenRouterError(reply.error_body, "Provider returned error", PROVIDER_METADATA)
             record["error"] = error.message
             if not body.get("stream"):
                 return web.json_response(error.body())
