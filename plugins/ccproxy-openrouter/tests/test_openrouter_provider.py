@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sanic import Sanic
 
-from ccproxy import ProviderConfig
-from ccproxy_openrouter import DEFAULT_BASE_URL, OpenRouterOptions, OpenRouterProvider, openrouter_capabilities
+from ccproxy import ProviderConfig, SettingsError
+from ccproxy.app import build_state
+from ccproxy.settings import load_settings
+from ccproxy_openrouter import (
+    DEFAULT_BASE_URL,
+    OpenRouterOptions,
+    OpenRouterProvider,
+    OpenRouterReasoning,
+    openrouter_capabilities,
+)
 
 KEY = "sk-or-v1-" + "a" * 40
 
@@ -138,3 +148,25 @@ def test_provider_preferences_become_the_provider_object_and_usage_is_asked_for(
 def test_no_preferences_send_no_provider_object() -> None:
     body = provider().adjust_request({"model": "m", "messages": []}, {})
     assert "provider" not in body
+
+
+def test_the_legacy_key_alone_serves_backend_default_through_this_provider_when_chosen(tmp_path: Path) -> None:
+    config = tmp_path / "plugins.toml"
+    config.write_text('[ccproxy]\nprovider = "openrouter"\n', encoding="utf-8")
+    settings = load_settings({"OPENROUTER_API_KEY": KEY}, config_path=config, env_file=tmp_path / "none.env")
+    Sanic.test_mode = True
+    backend = build_state(settings).backends["default"]
+    assert isinstance(backend.provider, OpenRouterProvider) and isinstance(backend.reasoning, OpenRouterReasoning)
+    assert backend.provider.config.base_url == DEFAULT_BASE_URL and backend.provider.config.api_key == KEY
+    assert backend.capabilities("anthropic/claude-sonnet-4.5").forward_cache_control
+
+
+def test_a_backend_table_is_checked_and_takes_the_key_from_its_variable(tmp_path: Path) -> None:
+    config = tmp_path / "plugins.toml"
+    config.write_text('[backends.or]\nprovider = "openrouter"\n[routes]\n"*" = "or:openai/gpt-5"\n', encoding="utf-8")
+    settings = load_settings({"OPENROUTER_API_KEY": KEY}, config_path=config, env_file=tmp_path / "none.env")
+    Sanic.test_mode = True
+    assert build_state(settings).backends["or"].provider.config.api_key == KEY
+    config.write_text('[backends.or]\nprovider = "openrouter"\nprovider_preferences = {sort = "cheap"}\n')
+    with pytest.raises(SettingsError, match=r"backends\.or\.provider_preferences\.sort"):
+        build_state(load_settings({"OPENROUTER_API_KEY": KEY}, config_path=config, env_file=tmp_path / "none.env"))
