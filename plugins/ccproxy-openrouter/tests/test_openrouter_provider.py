@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from sanic import Sanic
 
-from ccproxy import ProviderConfig, SettingsError
+from ccproxy import ProviderConfig, ReasoningRequest, SettingsError
 from ccproxy.app import build_state
 from ccproxy.settings import load_settings
 from ccproxy_openrouter import (
@@ -170,3 +170,20 @@ def test_a_backend_table_is_checked_and_takes_the_key_from_its_variable(tmp_path
     config.write_text('[backends.or]\nprovider = "openrouter"\nprovider_preferences = {sort = "cheap"}\n')
     with pytest.raises(SettingsError, match=r"backends\.or\.provider_preferences\.sort"):
         build_state(load_settings({"OPENROUTER_API_KEY": KEY}, config_path=config, env_file=tmp_path / "none.env"))
+
+
+def test_per_model_overrides_in_the_backend_table_still_apply(tmp_path: Path) -> None:
+    config = tmp_path / "plugins.toml"
+    config.write_text(
+        '[backends.or]\nprovider = "openrouter"\n'
+        '[backends.or.models."z-ai/glm-5"]\nreasoning_mandatory = true\nreasoning_replay = "reasoning_details"\n'
+        '[routes]\n"*" = "or:z-ai/glm-5"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings({"OPENROUTER_API_KEY": KEY}, config_path=config, env_file=tmp_path / "none.env")
+    Sanic.test_mode = True
+    backend = build_state(settings).backends["or"]
+    capabilities = backend.capabilities("z-ai/glm-5")
+    assert capabilities.reasoning_mandatory and capabilities.reasoning_replay == "reasoning_details"
+    request = ReasoningRequest({"type": "disabled"}, None, 1000, "z-ai/glm-5", capabilities)
+    assert backend.reasoning.configure(request) == {"reasoning": {"effort": "low", "exclude": True}}
