@@ -24,6 +24,7 @@ from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_st
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response, parse_completion
 from ccproxy.core.toolnames import ToolNameMap
+from ccproxy.core.usage import upstream_cost
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
 from ccproxy.errors import InvalidRequestError, ProxyError
 from ccproxy.events import RequestRecord
@@ -135,8 +136,9 @@ class OpenedStream:
     chunks: AsyncIterator[bytes] | None
     # What was already read of the stream to tell what it is.
     head: bytes = b""
-    # The Anthropic message of that JSON completion.
+    # The Anthropic message of that JSON completion, and the upstream's usage object in it.
     message: dict[str, Any] = field(default_factory=dict)
+    usage: Any = None
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -291,6 +293,7 @@ class MessagesPipeline:
             # `read` finishes the response whatever happens (the connection goes back to the pool or is dropped).
             completion = parse_completion(await sent.response.read())
             message = convert_response(completion, sent.context)
+            _note_cost(prepared.record, completion.get("usage"))
             for guardrail in self.guardrails:
                 await guardrail.check_response(message, prepared.guard)
         except UpstreamFailure as exc:
@@ -331,13 +334,15 @@ class MessagesPipeline:
         if kind == JSON:
             rest = [data async for data in chunks]
             completion = parse_completion(head + b"".join(rest))
-            return OpenedStream(sent, None, message=convert_response(completion, sent.context))
+            message = convert_response(completion, sent.context)
+            return OpenedStream(sent, None, message=message, usage=completion.get("usage"))
         raise not_a_stream(kind, content_type)
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
         relay = StreamRelay(opened.sent.context, filters=self._stream_filters(prepared, opened.sent))
         if opened.chunks is None:
+            _note_cost(prepared.record, opened.usage)
             yield relay.replay(opened.message)
             return
         yield relay.start()
@@ -367,6 +372,7 @@ class MessagesPipeline:
             # Closing an unfinished response drops the connection, so the upstream stops generating when our client
             # went away mid-stream (or the answer ended before the body did).
             await opened.aclose()
+            _note_cost(prepared.record, relay.upstream_usage)
         if encoded:
             yield encoded
 
@@ -432,6 +438,12 @@ def _informative(failure: UpstreamFailure) -> int:
     if isinstance(failure, (BackendUnavailable, RateLimitExceeded)):
         return 0
     return 1
+
+
+def _note_cost(record: RequestRecord | None, usage: Any) -> None:
+    """The upstream's own cost figure into the record (observers price requests with it)."""
+    if record is not None:
+        record.upstream_cost_usd = upstream_cost(usage)
 
 
 def _note_target(record: RequestRecord, target: Target, fallbacks: int) -> None:

@@ -52,4 +52,10 @@ def test_the_commented_backends_and_routes_build_an_app() -> None:
     openrouter = state.backends["openrouter"]
     assert openrouter.config.rpm == 0 and openrouter.config.retries == 2
     assert openrouter.capabilities("anthropic/claude-opus-4.5").max_output_tokens == 32000
-    assert openrouter.provider.headers()["openai-organization"] == "org-..."
+    assert openrouter.provider.headers()["X-Title"] == "ccproxy"
+    converted = openrouter.provider.adjust_request({}, {})
+    assert converted["provider"] == {
+        "order": ["Anthropic", "Amazon Bedrock"],
+        "allow_fallbacks": True,
+        "data_collection": "deny",
+    }

@@ -172,6 +172,11 @@ class StreamPipeline:
         return self._translator.done
 
     @property
+    def upstream_usage(self) -> dict[str, Any] | None:
+        """The last `usage` object the upstream stream carried (StreamTranslator.upstream_usage)."""
+        return self._translator.upstream_usage
+
+    @property
     def fused(self) -> bool:
         """Whether the fused fast path runs (no filter, no event tap)."""
         return True

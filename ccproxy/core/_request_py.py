@@ -43,6 +43,12 @@ Decisions (wire.md leaves these open):
   used only when neither is set. Any other string is forwarded truncated to 64 characters.
 - `max_tokens: 0` (cache warming) becomes 1: OpenAI-compatible servers reject 0.
 - `plan.reasoning` is merged last, so the reasoning hook has the final word on the fields it returns.
+- `cache_control` is forwarded only where the model says so (`forward_cache_control`, e.g. Anthropic models behind
+  OpenRouter), and then only on content parts: system text, message text/image/file parts, tool-result text; never
+  on tools (Anthropic routes reject it there) nor on assistant turns (sent as one string). A block's marker goes on
+  the last part made from it; the system prompt becomes a list of text parts and a lone text part stays a list, so
+  the marker has somewhere to be. A tool result's marker (on the block or its last marked text) goes on the tool
+  message's text; its images move to the next user message as usual. Without the capability nothing changes.
 """
 
 from __future__ import annotations
@@ -94,8 +100,9 @@ def _text_part(text: str) -> Part:
 
 
 def _user_content(parts: list[Part]) -> str | list[Part]:
-    """A lone text part becomes plain string content, which every backend accepts."""
-    if len(parts) == 1 and parts[0]["type"] == "text":
+    """A lone text part becomes plain string content, which every backend accepts (unless it carries a cache
+    marker)."""
+    if len(parts) == 1 and parts[0]["type"] == "text" and "cache_control" not in parts[0]:
         text: str = parts[0]["text"]
         return text
     return parts
@@ -188,6 +195,48 @@ class _PartConverter:
         return [_text_part(text)] if text else []
 
 
+class _CachingPartConverter(_PartConverter):
+    """_PartConverter for `forward_cache_control` models: a block's `cache_control` goes on its last part."""
+
+    def convert(self, blocks: list[dict[str, Any]]) -> list[Part]:
+        parts: list[Part] = []
+        for block in blocks:
+            handler = self._blocks.get(block["type"])
+            if handler is None:
+                continue
+            made = handler(block)
+            cache_control = block.get("cache_control")
+            if made and isinstance(cache_control, dict):
+                made[-1] = {**made[-1], "cache_control": cache_control}
+            parts.extend(made)
+        return parts
+
+
+def _cached_text_parts(blocks: Any) -> list[Part]:
+    """Non-empty text blocks as text parts, each with its `cache_control` (Anthropic rejects a marker on empty
+    text)."""
+    parts: list[Part] = []
+    for block in blocks:
+        if block["type"] == "text" and block["text"]:
+            part = _text_part(block["text"])
+            cache_control = block.get("cache_control")
+            if isinstance(cache_control, dict):
+                part["cache_control"] = cache_control
+            parts.append(part)
+    return parts
+
+
+def _tool_message_content(text: str, block: dict[str, Any], parts: list[Part]) -> str | list[Part]:
+    """A tool message's content with the tool result's cache marker: the block's own, else its last marked text."""
+    cache_control = block.get("cache_control")
+    if not isinstance(cache_control, dict):
+        marked = [part["cache_control"] for part in parts if part["type"] == "text" and "cache_control" in part]
+        cache_control = marked[-1] if marked else None
+    if not text or cache_control is None:
+        return text
+    return [{"type": "text", "text": text, "cache_control": cache_control}]
+
+
 # ------------------------------------------------------------------------------------------ assistant turns
 
 
@@ -278,7 +327,8 @@ class _MessageConverter:
         self._system_role = capabilities.system_role
         self._replay = REASONING_REPLAY[capabilities.reasoning_replay]
         self._tool_names = plan.tool_names
-        self._parts = _PartConverter(capabilities)
+        self._cache = capabilities.forward_cache_control
+        self._parts = (_CachingPartConverter if self._cache else _PartConverter)(capabilities)
         self.messages: list[Message] = []
         self._awaiting_results = False  # the last assistant message made tool calls not yet answered
         self._held: list[Message] = []  # system messages that arrived while tool results were awaited
@@ -290,7 +340,7 @@ class _MessageConverter:
         }
 
     def convert(self, system: Any, messages: list[dict[str, Any]]) -> list[Message]:
-        self._emit_system(_system_text(system))
+        self._emit_system(_system_parts(system) if self._cache else _system_text(system))
         for message in messages:
             self._roles[message["role"]](message["content"])
         self._release_held()
@@ -301,17 +351,21 @@ class _MessageConverter:
         self.messages.extend(self._held)
         self._held.clear()
 
-    def _emit_system(self, text: str) -> None:
-        if not text:
+    def _emit_system(self, content: str | list[Part]) -> None:
+        if not content:
             return
-        message = {"role": self._system_role, "content": text}
+        message = {"role": self._system_role, "content": content}
         (self._held if self._awaiting_results else self.messages).append(message)
 
     def _system(self, content: str | list[dict[str, Any]]) -> None:
         if isinstance(content, str):
             self._emit_system(content)
-            return
-        self._emit_system("\n\n".join(block["text"] for block in content if block["type"] == "text" and block["text"]))
+        elif self._cache:
+            self._emit_system(_cached_text_parts(content))
+        else:
+            self._emit_system(
+                "\n\n".join(block["text"] for block in content if block["type"] == "text" and block["text"])
+            )
 
     def _user(self, content: str | list[dict[str, Any]]) -> None:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
@@ -327,6 +381,7 @@ class _MessageConverter:
     def _tool_result(self, block: dict[str, Any]) -> list[Part]:
         """Emit the tool message; return its images/files, labelled, for the following user message."""
         content = block.get("content")
+        parts: list[Part] = []
         if isinstance(content, str):
             text, media = content, []
         else:
@@ -338,7 +393,8 @@ class _MessageConverter:
         elif media and not text:
             text = TOOL_RESULT_ATTACHED
         call_id = block["tool_use_id"]
-        self.messages.append({"role": "tool", "tool_call_id": _call_id(call_id), "content": text})
+        tool_content = _tool_message_content(text, block, parts) if self._cache else text
+        self.messages.append({"role": "tool", "tool_call_id": _call_id(call_id), "content": tool_content})
         return [_text_part(self._attachment_label(call_id)), *media] if media else []
 
     def _attachment_label(self, call_id: str) -> str:
@@ -368,18 +424,31 @@ class _MessageConverter:
         self.messages.append(message)
 
 
+def _system_blocks(system: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The top-level `system`'s non-empty text blocks, without Claude Code's billing-header block."""
+    return [
+        block
+        for block in system
+        if block["type"] == "text" and block["text"] and not block["text"].startswith(BILLING_HEADER_PREFIX)
+    ]
+
+
 def _system_text(system: Any) -> str:
-    """The top-level `system` as one string, without Claude Code's billing-header block."""
+    """The top-level `system` as one string."""
     if not system:
         return ""
     if isinstance(system, str):
         return system
-    texts = [
-        block["text"]
-        for block in system
-        if block["type"] == "text" and block["text"] and not block["text"].startswith(BILLING_HEADER_PREFIX)
-    ]
-    return "\n\n".join(texts)
+    return "\n\n".join(block["text"] for block in _system_blocks(system))
+
+
+def _system_parts(system: Any) -> str | list[Part]:
+    """The top-level `system` as text parts carrying their cache markers (a plain string stays one)."""
+    if not system:
+        return ""
+    if isinstance(system, str):
+        return system
+    return _cached_text_parts(_system_blocks(system))
 
 
 # ------------------------------------------------------------------------------------------ tools

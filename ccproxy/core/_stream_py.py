@@ -176,6 +176,11 @@ class StreamTranslator:
         """True once message_stop or an error event has been produced; later input is ignored."""
         return self._done
 
+    @property
+    def upstream_usage(self) -> dict[str, Any] | None:
+        """The last `usage` object the upstream sent, as it sent it (e.g. for its `cost`); None before one came."""
+        return self._usage
+
     def start(self) -> list[dict[str, Any]]:
         """message_start and a ping: sent as soon as the upstream has answered 200."""
         if self._started:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccproxy.core.error_detail import error_message
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.errors import UpstreamError, upstream_error
 
-__all__ = ["anthropic_usage", "error_from_body", "stop_reason"]
+__all__ = ["anthropic_usage", "error_from_body", "stop_reason", "upstream_cost"]
 
 # Anthropic has a value for each OpenAI reason; anything unknown (e.g. vendor-specific) is a normal end.
 _STOP_REASONS: dict[str, str] = {
@@ -65,6 +66,29 @@ def anthropic_usage(usage: Any, input_tokens_estimate: int) -> dict[str, int]:
     }
 
 
+def _dollars(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf"):
+        return float(value)
+    return None
+
+
+def upstream_cost(usage: Any) -> float | None:
+    """What the upstream says the request cost, in US dollars (OpenRouter's `usage.cost`, in credits = dollars);
+    None when it says nothing usable.
+
+    With a key of your own at the vendor (`is_byok`), `cost` is only OpenRouter's fee and the vendor bills
+    `cost_details.upstream_inference_cost` on top, so the two are added.
+    """
+    if not isinstance(usage, dict):
+        return None
+    cost = _dollars(usage.get("cost"))
+    if cost is None or usage.get("is_byok") is not True:
+        return cost
+    details = usage.get("cost_details")
+    inference = _dollars(details.get("upstream_inference_cost")) if isinstance(details, dict) else None
+    return cost + (inference or 0.0)
+
+
 def error_from_body(error: Any) -> UpstreamError:
     """The exception for an `error` object found in a 200 body or stream chunk (OpenRouter, CCR-style).
 
@@ -80,5 +104,4 @@ def error_from_body(error: Any) -> UpstreamError:
     if isinstance(code, str) and code.isdigit():
         code = int(code)
     status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 502
-    message = error.get("message")
-    return upstream_error(status, message if isinstance(message, str) and message else "Upstream reported an error")
+    return upstream_error(status, error_message(error))

@@ -42,6 +42,13 @@ class ModelCapabilities:
     # Whether functions take `strict: true` (OpenAI's own API); elsewhere a tool's `strict` is dropped, since some
     # OpenAI-compatible servers refuse fields they do not know.
     supports_strict_tools: bool = False
+    # Forward the client's `cache_control` markers on content parts (system, message and tool-result text, images)
+    # so a gateway in front of Anthropic models (OpenRouter) keeps prompt caching; never on tools. The system prompt
+    # is then sent as a list of text parts, which can carry them.
+    forward_cache_control: bool = False
+    # The model refuses a request that switches reasoning off ("Reasoning is mandatory for this endpoint"): a
+    # configurator must then leave reasoning on (or to the model's default), whatever the client asked.
+    reasoning_mandatory: bool = False
 
 
 @dataclass(frozen=True, slots=True)

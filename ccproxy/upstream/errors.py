@@ -14,6 +14,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
+from ccproxy.core.error_detail import error_message
 from ccproxy.core.jsoncodec import loads
 from ccproxy.errors import ProxyError, UpstreamError, upstream_error
 
@@ -141,7 +142,7 @@ def status_error(
     if isinstance(parsed, dict):
         error = parsed.get("error", parsed)
         if isinstance(error, dict):
-            detail = str(error.get("message") or error.get("detail") or text)
+            detail = error_message(error, text)
         elif isinstance(error, str):
             detail = error
     detail = redact(detail)[:MAX_ERROR_MESSAGE] or "no details"

@@ -595,7 +595,7 @@ def test_empty_stream_still_ends_properly(core: Core, ctx: ResponseContext) -> N
     ("error", "status", "error_type"),
     [
         ({"code": 429, "message": "Rate limited upstream"}, 429, "rate_limit_error"),
-        ({"code": 502, "message": "Provider returned error", "metadata": {"raw": "x"}}, 502, "api_error"),
+        ({"code": 502, "message": "Provider returned error", "metadata": {"provider_name": None}}, 502, "api_error"),
         ({"code": "server_error", "message": "Boom"}, 502, "api_error"),
         ({"code": "503", "message": "No provider"}, 503, "overloaded_error"),
         ({"message": "no code"}, 502, "api_error"),
