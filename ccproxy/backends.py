@@ -135,8 +135,9 @@ class Backend:
 
     def connect(self, states: UpstreamStates, on_attempt: AttemptObserver | None = None) -> None:
         """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
-        headers and timeouts, and the resilient stack around it from the table's retries, breaker and limits
-        (`states`: the app's breaker and limiter stores; `on_attempt`: the observers' reporter, if any).
+        headers and timeouts (or the provider's own in-process `transport()`), and the resilient stack around it
+        from the table's retries, breaker and limits (`states`: the app's breaker and limiter stores;
+        `on_attempt`: the observers' reporter, if any).
 
         Upstream text is not redacted here: it is redacted where it leaves the process (ccproxy/redaction.py).
         """
@@ -144,7 +145,7 @@ class Backend:
         base_url = provider.config.base_url.rstrip("/")
         chat_url = provider.chat_completions_url()
         self.path = chat_url[len(base_url) :] if chat_url.startswith(base_url + "/") else chat_url
-        self.transport = AiohttpUpstream(
+        self.transport = provider.transport() or AiohttpUpstream(
             base_url,
             provider.headers(),
             connect_timeout=provider.config.connect_timeout,
@@ -153,6 +154,10 @@ class Backend:
             detect_overflow=prompt_too_long,
         )
         self.upstream = build_upstream(self.name, self.config, self.transport, states, on_attempt=on_attempt)
+
+    def forget_capabilities(self) -> None:
+        """Ask the provider again on the next request: it learned something (a local server's context windows)."""
+        self._capabilities = {}
 
     def capabilities(self, model: str) -> ModelCapabilities:
         """What `model` accepts on this backend: asked of the provider once, table overrides laid over it."""
@@ -216,7 +221,7 @@ def select_provider(providers: Mapping[str, type[Provider]], config: BackendConf
     found = providers.get(config.provider)
     if found is None:
         installed = ", ".join(sorted(providers)) or "none"
-        hint = " (pip install ccproxy-openai)" if config.provider == "openai" else ""
+        hint = f" (pip install ccproxy-{config.provider})" if config.provider in ("openai", "local", "demo") else ""
         raise SettingsError(
             f"{config.where('provider')}: {config.provider!r} is not installed{hint}; installed providers: {installed}"
         )
