@@ -58,7 +58,7 @@ class LocalProvider(Provider):
 
     async def list_models(self, upstream: Upstream) -> Sequence[str] | None:
         """`GET <base_url>/models`: the ids it lists; the context windows it reports are kept as well."""
-        return (await self.discovery.read(upstream)).models
+        return list((await self.discovery.read(upstream)).models)
 
 
 @hookimpl
