@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ccproxy.config import BackendConfig, SettingsError, validate_table
+from ccproxy.config import BackendConfig, SettingsError, dotted, validate_table
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
@@ -251,6 +251,7 @@ def build_backend(
         raise SettingsError(
             f"{config.where('api_key')}: contains a space, line break or control character (a stray quote?)"
         )
+    _check_windows(config)
     resolved = config.replaced(base_url=clean_url, api_key=api_key)
     # Timeouts are filled in by legacy.plan_backends; left out here, ProviderConfig's defaults apply.
     timeouts = {key: getattr(config, key) for key in ("request_timeout", "connect_timeout") if getattr(config, key)}
@@ -279,6 +280,15 @@ def provider_options(provider_class: type[Provider], config: BackendConfig) -> d
         key = next(iter(options))
         raise SettingsError(f"{config.where(key)}: unknown setting; provider {config.provider!r} takes no options")
     return {}
+
+
+def _check_windows(config: BackendConfig) -> None:
+    """A `context_window` override is a positive number of tokens (0 or less would refuse every request)."""
+    for model, override in config.models.items():
+        window = override.get("context_window")
+        if window is not None and window <= 0:
+            where = f"{config.table}.{dotted(('models', model, 'context_window'))}"
+            raise SettingsError(f"{where}: expected a number of tokens > 0, got {window}")
 
 
 def _key_names(config: BackendConfig) -> str:

@@ -249,22 +249,22 @@ class MessagesPipeline:
         failures: list[tuple[Target, UpstreamFailure]] = []
         for index, target in enumerate(targets):
             backend = self.backends[target.backend]
-            window = backend.capabilities(target.model).context_window
-            room = None if window is None else await self.fit_window(prepared, window, target)
-            body, context = self.convert(prepared, target, room)
             upstream = backend.upstream
             if upstream is None:
                 raise RuntimeError(f"backend {backend.name!r} used before its upstream was built")
-            max_tokens = prepared.body.get("max_tokens")
-            request = UpstreamRequest(
-                path=backend.path,
-                body=body,
-                stream=prepared.stream,
-                deadline=self.clock() + backend.status_wait,
-                tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
-                tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
-            )
             try:
+                window = backend.capabilities(target.model).context_window
+                room = None if window is None else await self.fit_window(prepared, window)
+                body, context = self.convert(prepared, target, room)
+                max_tokens = prepared.body.get("max_tokens")
+                request = UpstreamRequest(
+                    path=backend.path,
+                    body=body,
+                    stream=prepared.stream,
+                    deadline=self.clock() + backend.status_wait,
+                    tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
+                    tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
+                )
                 response = await upstream.send(request)
             except UpstreamFailure as exc:
                 failures.append((target, exc))
@@ -278,10 +278,11 @@ class MessagesPipeline:
             return Sent(target, response, context, self._served_headers(target))
         raise AssertionError("a route has at least one target")  # pragma: no cover — the loop returns or raises
 
-    async def fit_window(self, prepared: Prepared, window: int, target: Target) -> int | None:
+    async def fit_window(self, prepared: Prepared, window: int) -> int | None:
         """What a context window of `window` tokens leaves for the output of this request (None: the client's
-        max_tokens fits anyway); raises Anthropic's "prompt is too long" when the prompt does not fit, so Claude Code
-        compacts instead of the server cutting the prompt or failing in its own words.
+        max_tokens fits anyway). A prompt that does not fit fails like the server's own context overflow, before
+        anything is sent: the next target of the route is tried, and the last answers Anthropic's "prompt is too
+        long", so Claude Code compacts instead of the server cutting the prompt or failing in its own words.
 
         The byte estimate settles most requests; a tight one is counted with the tokenizer (once per request). The
         server's tokenizer and chat template differ from ours, so WINDOW_MARGIN of the count is kept free.
@@ -297,9 +298,8 @@ class MessagesPipeline:
         if room < 1:
             room = window - prompt
         if room < 1:
-            error = InvalidRequestError(PROMPT_TOO_LONG.format(prompt=prompt, limit=window))
-            error.headers.update(self._served_headers(target))
-            raise error
+            overflow = PROMPT_TOO_LONG.format(prompt=prompt, limit=window)
+            raise UpstreamStatusError(overflow, status=400, context_overflow=overflow)
         return room if room < wanted else None
 
     async def _count_prompt(self, prepared: Prepared) -> int:

@@ -13,6 +13,7 @@ import pytest
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.errors import ProxyError
 from ccproxy.pipeline import BACKEND_HEADER
+from ccproxy.settings import SettingsError
 from ccproxy.upstream.fake import FakeResponse
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
 from tests.support.backends import Rig, answer, backends_toml, completion, make_rig, sse_chunks
@@ -119,3 +120,21 @@ async def test_other_models_keep_the_tags_as_text() -> None:
     assert (await complete(rig, request(words=3, max_tokens=100))).message["content"] == [
         {"type": "text", "text": TAGGED}
     ]
+
+
+def test_a_window_of_zero_or_less_stops_start_up_naming_the_key() -> None:
+    with pytest.raises(
+        SettingsError, match=r"backends\.local\.models\.m\.context_window: expected a number of tokens > 0, got 0"
+    ):
+        rig_with('models."m".context_window = 0')
+
+
+async def test_a_prompt_over_one_targets_window_falls_back_to_the_next() -> None:
+    toml = backends_toml(
+        {"small": f'retries = 0\nmodels."m".context_window = {WINDOW}', "big": "retries = 0"},
+        {"claude-*": ["small:m", "big:m"]},
+    )
+    rig = make_rig(toml, {})
+    result = await complete(rig, request(words=5000))
+    assert result.target.backend == "big"
+    assert (rig.calls("small"), rig.calls("big")) == (0, 1)
