@@ -7,10 +7,14 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pytest
+
 import ccproxy_demo
+from ccproxy.app import build_state
+from ccproxy.backends import select_provider
 from ccproxy.cli import demo_settings
 from ccproxy.plugins import build_plugin_manager, collect
-from ccproxy.settings import Settings, load_settings
+from ccproxy.settings import Settings, SettingsError, load_settings
 from ccproxy_demo import DemoProvider
 from tests.support.proxy_process import python_env
 
@@ -22,11 +26,14 @@ def test_entry_point_is_installed() -> None:
     assert found[0].dist is not None and found[0].dist.name == "ccproxy-demo"
 
 
-def test_the_provider_is_registered_but_serves_nothing_unless_chosen(tmp_path: Path) -> None:
+def test_installed_it_is_registered_but_never_chosen_silently(tmp_path: Path) -> None:
     settings = Settings(api_key="sk-test-0123456789")
     assert collect(build_plugin_manager(settings), settings).providers["demo"] is DemoProvider
-    # Installed, it changes nothing: the legacy default backend is the OpenAI provider, as always.
-    assert [table.provider for table in settings.backend_tables.values()] == []
+    # Nothing configured and no key: the OpenAI default still asks for its key; the demo does not step in.
+    empty = tmp_path / "plugins.toml"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(SettingsError, match="OPENAI_API_KEY"):
+        build_state(load_settings({}, config_path=empty))
 
 
 def test_demo_settings_route_every_model_to_the_demo_backend_with_no_key(tmp_path: Path) -> None:
@@ -48,3 +55,9 @@ def test_ccproxy_plugins_lists_it(tmp_path: Path) -> None:
         check=True,
     )
     assert '"demo"' in done.stdout and "ccproxy-demo" in done.stdout
+
+
+def test_without_the_plugin_the_demo_backend_says_what_to_install() -> None:
+    demo = demo_settings()["backend_tables"]["demo"]
+    with pytest.raises(SettingsError, match=r"'demo' is not installed \(pip install ccproxy-demo\); installed"):
+        select_provider({}, demo)
