@@ -55,10 +55,11 @@ class ThinkTagSplitter:
     Blanks at the start of each section are dropped, and so is the blank line models put before `</think>`.
     """
 
-    __slots__ = ("_held", "_lead", "_state")
+    __slots__ = ("_held", "_lead", "_searched", "_state")
 
     def __init__(self) -> None:
         self._held = ""
+        self._searched = 0  # where the search for `</think>` in held text starts again
         self._state = _START
         self._lead = True  # at the start of a section: blanks are dropped
 
@@ -83,13 +84,15 @@ class ThinkTagSplitter:
                 else:
                     self._state = _MAYBE
             elif state == _MAYBE:
-                end = self._held.find(CLOSE_TAG)
+                # Only the new text (and a tag begun before it) is searched: held text can run to thousands of chars.
+                end = self._held.find(CLOSE_TAG, self._searched)
                 if end >= 0:
                     self._section(out, THINKING, self._held[:end].rstrip())
                     self._enter(_TEXT, self._held[end + len(CLOSE_TAG) :])
                 elif final:
                     self._enter(_TEXT, self._held)  # no tag at all: it was text
                 else:
+                    self._searched = max(0, len(self._held) - len(CLOSE_TAG) + 1)
                     return out
             elif state == _THINK:
                 end = self._held.find(CLOSE_TAG)
