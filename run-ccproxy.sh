@@ -2,6 +2,7 @@
 # Create ./.venv if needed, install ccproxy-server and every plugin distribution under plugins/, then start the proxy.
 #   ./run-ccproxy.sh                 start the proxy (settings from the environment and ./.env)
 #   ./run-ccproxy.sh --port 8082     any `ccproxy serve` option
+#   ./run-ccproxy.sh --demo          the offline demo provider for every model: canned answers, no key needed
 #   ./run-ccproxy.sh --install-only  only set up .venv (used by run-tests.sh)
 set -euo pipefail
 cd "$(dirname "$0")"

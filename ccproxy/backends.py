@@ -10,7 +10,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ccproxy.config import BackendConfig, SettingsError, validate_table
+from ccproxy.config import BackendConfig, SettingsError, dotted, validate_table
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
@@ -171,8 +171,9 @@ class Backend:
         on_limiter_wait: LimiterObserver | None = None,
     ) -> None:
         """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
-        headers and timeouts, and the resilient stack around it from the table's retries, breaker and limits
-        (`states`: the app's breaker and limiter stores; `on_*`: the observers' reporters, if any).
+        headers and timeouts (or the provider's own in-process `transport()`), and the resilient stack around it
+        from the table's retries, breaker and limits (`states`: the app's breaker and limiter stores; `on_*`: the
+        observers' reporters, if any).
 
         Upstream text is not redacted here: it is redacted where it leaves the process (ccproxy/redaction.py).
         """
@@ -180,7 +181,7 @@ class Backend:
         base_url = provider.config.base_url.rstrip("/")
         chat_url = provider.chat_completions_url()
         self.path = chat_url[len(base_url) :] if chat_url.startswith(base_url + "/") else chat_url
-        self.transport = AiohttpUpstream(
+        self.transport = provider.transport() or AiohttpUpstream(
             base_url,
             provider.headers(),
             connect_timeout=provider.config.connect_timeout,
@@ -197,6 +198,10 @@ class Backend:
             on_breaker=on_breaker,
             on_limiter_wait=on_limiter_wait,
         )
+
+    def forget_capabilities(self) -> None:
+        """Ask the provider again on the next request: it learned something (a local server's context windows)."""
+        self._capabilities = {}
 
     def capabilities(self, model: str) -> ModelCapabilities:
         """What `model` accepts on this backend: asked of the provider once, the table's override laid over it."""
@@ -260,7 +265,7 @@ def select_provider(providers: Mapping[str, type[Provider]], config: BackendConf
     found = providers.get(config.provider)
     if found is None:
         installed = ", ".join(sorted(providers)) or "none"
-        hint = " (pip install ccproxy-openai)" if config.provider == "openai" else ""
+        hint = f" (pip install ccproxy-{config.provider})" if config.provider in ("openai", "local", "demo") else ""
         raise SettingsError(
             f"{config.where('provider')}: {config.provider!r} is not installed{hint}; installed providers: {installed}"
         )
@@ -290,6 +295,7 @@ def build_backend(
         raise SettingsError(
             f"{config.where('api_key')}: contains a space, line break or control character (a stray quote?)"
         )
+    _check_windows(config)
     resolved = config.replaced(base_url=clean_url, api_key=api_key)
     # Timeouts are filled in by legacy.plan_backends; left out here, ProviderConfig's defaults apply.
     timeouts = {key: getattr(config, key) for key in ("request_timeout", "connect_timeout") if getattr(config, key)}
@@ -318,6 +324,15 @@ def provider_options(provider_class: type[Provider], config: BackendConfig) -> d
         key = next(iter(options))
         raise SettingsError(f"{config.where(key)}: unknown setting; provider {config.provider!r} takes no options")
     return {}
+
+
+def _check_windows(config: BackendConfig) -> None:
+    """A `context_window` override is a positive number of tokens (0 or less would refuse every request)."""
+    for model, override in config.models.items():
+        window = override.get("context_window")
+        if window is not None and window <= 0:
+            where = f"{config.table}.{dotted(('models', model, 'context_window'))}"
+            raise SettingsError(f"{where}: expected a number of tokens > 0, got {window}")
 
 
 def _key_names(config: BackendConfig) -> str:

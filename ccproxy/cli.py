@@ -14,11 +14,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
 from ccproxy import __version__
+from ccproxy.config import BackendConfig
 from ccproxy.core import CompiledCoreError
 from ccproxy.settings import Settings, SettingsError, load_settings
 
@@ -43,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="serve a non-loopback HOST without client keys (ALLOW_UNAUTHENTICATED)",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve every model with the offline demo provider: canned answers, no key, no upstream (ccproxy-demo)",
     )
     plugins = commands.add_parser("plugins", help="list installed plugins, their versions and what they register")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -115,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=getattr(args, "workers", None),
             log_level=getattr(args, "log_level", None),
             allow_unauthenticated=getattr(args, "allow_unauthenticated", None),
+            **(demo_settings() if getattr(args, "demo", False) else {}),
         )
         check_port_free(settings.host, settings.port)
         settings, made_dir = metrics_dir_for_workers(settings)
@@ -134,6 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if made_dir is not None:
             shutil.rmtree(made_dir, ignore_errors=True)
     return 0
+
+
+def demo_settings() -> dict[str, Any]:
+    """`--demo`: one backend `demo` (the offline demo provider) instead of the configured ones, every model routed to
+    it; the rest of the configuration (guardrails, keys, logging) still applies."""
+    demo = BackendConfig(provider="demo").located("backends.demo")
+    return {"backend_tables": {"demo": demo}, "routes": (("*", "demo:demo"),)}
 
 
 def metrics_dir_for_workers(settings: Settings) -> tuple[Settings, str | None]:

@@ -137,6 +137,13 @@ class Provider(ABC):
         """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged."""
         return body
 
+    def transport(self) -> Upstream | None:
+        """An in-process Upstream that answers this backend's requests instead of the network (the demo provider's
+        canned answers); None (the default): ccproxy's aiohttp transport to `base_url` with `headers()`. Called once
+        per backend when the app is built; retries, breaker and limits are built around it all the same, and
+        `list_models` receives it."""
+        return None
+
     async def list_models(self, upstream: Upstream) -> Sequence[str] | None:
         """The upstream model names this backend serves, for GET /v1/models (listed there as `backend:model`);
         None when the provider cannot list them (the default).

@@ -7,6 +7,7 @@ its typed failures are mapped to client errors once, by `to_proxy_error`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -19,6 +20,7 @@ from urllib.parse import quote
 from ccproxy.backends import Backend
 from ccproxy.core.jsoncodec import NestingError, dumps, loads
 from ccproxy.core.nesting import NESTING_MESSAGE
+from ccproxy.core.overflow import PROMPT_TOO_LONG
 from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
@@ -41,6 +43,7 @@ from ccproxy.interfaces import (
 from ccproxy.observers import AttemptTag
 from ccproxy.redaction import Redactor
 from ccproxy.routing import MEMO_LIMIT, Route, Router, Target
+from ccproxy.thinktags import ThinkTagFilter, split_think_tags
 from ccproxy.tokens import TokenCounter
 from ccproxy.upstream import (
     BackendUnavailable,
@@ -61,6 +64,8 @@ OFF_LOOP_COUNT_BYTES = 64 * 1024
 COUNT_CACHE_TTL = 600.0
 # A cheap stand-in for message_start's input_tokens; the exact figure arrives in message_delta.usage.
 BYTES_PER_TOKEN_ESTIMATE = 4
+# The share of a counted prompt kept free in a known context window (our tokenizer is not the server's).
+WINDOW_MARGIN = 0.1
 # Who served an answer (or failed it): response headers on JSON, SSE and error answers alike.
 BACKEND_HEADER = "x-ccproxy-backend"
 MODEL_HEADER = "x-ccproxy-upstream-model"
@@ -106,6 +111,8 @@ class Prepared:
     message_id: str
     input_tokens_estimate: int
     record: RequestRecord | None = None
+    # The prompt counted with the tokenizer, once a target with a known context window needed it.
+    prompt_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -203,12 +210,19 @@ class MessagesPipeline:
         estimate = len(raw) // BYTES_PER_TOKEN_ESTIMATE
         return Prepared(body, stream, route, guard, new_message_id(), estimate, record)
 
-    def convert(self, prepared: Prepared, target: Target) -> tuple[bytes, ResponseContext]:
+    def convert(
+        self, prepared: Prepared, target: Target, output_room: int | None = None
+    ) -> tuple[bytes, ResponseContext]:
         """The upstream body for one target (its provider, capabilities and reasoning), and the context its answer
-        is translated with (the tool-name map of this conversion)."""
+        is translated with (the tool-name map of this conversion). `output_room`: what the context window leaves
+        for the output (`fit_window`); max_tokens is clamped to it."""
         backend = self.backends[target.backend]
         body = prepared.body
         capabilities = backend.capabilities(target.model)
+        if output_room is not None:
+            ceiling = capabilities.max_output_tokens
+            room = output_room if ceiling is None else min(ceiling, output_room)
+            capabilities = dataclasses.replace(capabilities, max_output_tokens=room)
         plan = RequestPlan(
             upstream_model=target.model,
             capabilities=capabilities,
@@ -236,21 +250,23 @@ class MessagesPipeline:
         targets = prepared.route.targets
         failures: list[tuple[Target, UpstreamFailure]] = []
         for index, target in enumerate(targets):
-            body, context = self.convert(prepared, target)
             backend = self.backends[target.backend]
             upstream = backend.upstream
             if upstream is None:
                 raise RuntimeError(f"backend {backend.name!r} used before its upstream was built")
-            max_tokens = prepared.body.get("max_tokens")
-            request = UpstreamRequest(
-                path=backend.path,
-                body=body,
-                stream=prepared.stream,
-                deadline=self.clock() + backend.status_wait,
-                tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
-                tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
-            )
             try:
+                window = backend.capabilities(target.model).context_window
+                room = None if window is None else await self.fit_window(prepared, window)
+                body, context = self.convert(prepared, target, room)
+                max_tokens = prepared.body.get("max_tokens")
+                request = UpstreamRequest(
+                    path=backend.path,
+                    body=body,
+                    stream=prepared.stream,
+                    deadline=self.clock() + backend.status_wait,
+                    tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
+                    tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
+                )
                 response = await upstream.send(request)
             except UpstreamFailure as exc:
                 failures.append((target, exc))
@@ -263,6 +279,36 @@ class MessagesPipeline:
                 _note_target(prepared.record, target, index)
             return Sent(target, response, context, self._served_headers(target))
         raise AssertionError("a route has at least one target")  # pragma: no cover — the loop returns or raises
+
+    async def fit_window(self, prepared: Prepared, window: int) -> int | None:
+        """What a context window of `window` tokens leaves for the output of this request (None: the client's
+        max_tokens fits anyway). A prompt that does not fit fails like the server's own context overflow, before
+        anything is sent: the next target of the route is tried, and the last answers Anthropic's "prompt is too
+        long", so Claude Code compacts instead of the server cutting the prompt or failing in its own words.
+
+        The byte estimate settles most requests; a tight one is counted with the tokenizer (once per request). The
+        server's tokenizer and chat template differ from ours, so WINDOW_MARGIN of the count is kept free.
+        """
+        max_tokens = prepared.body.get("max_tokens")
+        wanted = max_tokens if isinstance(max_tokens, int) else 0
+        if 2 * prepared.input_tokens_estimate + wanted <= window:
+            return None
+        if prepared.prompt_tokens is None:
+            prepared.prompt_tokens = await self._count_prompt(prepared)
+        prompt = prepared.prompt_tokens
+        room = window - prompt - int(prompt * WINDOW_MARGIN)
+        if room < 1:
+            room = window - prompt
+        if room < 1:
+            overflow = PROMPT_TOO_LONG.format(prompt=prompt, limit=window)
+            raise UpstreamStatusError(overflow, status=400, context_overflow=overflow)
+        return room if room < wanted else None
+
+    async def _count_prompt(self, prepared: Prepared) -> int:
+        tokens = await self.token_counter()
+        if prepared.input_tokens_estimate * BYTES_PER_TOKEN_ESTIMATE > OFF_LOOP_COUNT_BYTES:
+            return await asyncio.get_running_loop().run_in_executor(None, tokens.count_request, prepared.body)
+        return tokens.count_request(prepared.body)
 
     def _served_headers(self, target: Target) -> Mapping[str, str]:
         """served_headers(target), made once per target (routes hand out the same targets again and again)."""
@@ -294,6 +340,8 @@ class MessagesPipeline:
             completion = parse_completion(await sent.response.read())
             message = convert_response(completion, sent.context)
             _note_cost(prepared.record, completion.get("usage"))
+            if self._think_tags(sent.target):
+                message = split_think_tags(message)
             for guardrail in self.guardrails:
                 await guardrail.check_response(message, prepared.guard)
         except UpstreamFailure as exc:
@@ -377,11 +425,16 @@ class MessagesPipeline:
             yield encoded
 
     def _stream_filters(self, prepared: Prepared, sent: Sent) -> list[StreamFilter]:
-        """The stream filters that want this stream; none (the fused fast path) when no factory is registered."""
+        """The stream filters that want this stream; none (the fused fast path) when no factory is registered and
+        the model writes no think tags. Think tags are split first, so plugins' filters see the final blocks."""
+        own: list[StreamFilter] = [ThinkTagFilter()] if self._think_tags(sent.target) else []
         if self.stream_filters is None:
-            return []
+            return own
         context = StreamContext(prepared.guard.request_id, sent.context.model, sent.target.model, sent.target.backend)
-        return self.stream_filters.select(context)
+        return own + self.stream_filters.select(context)
+
+    def _think_tags(self, target: Target) -> bool:
+        return self.backends[target.backend].capabilities(target.model).think_tags
 
     async def token_counter(self) -> TokenCounter:
         """The tokenizer, loaded once per process in a worker thread on first use."""

@@ -10,7 +10,10 @@ import pytest
 from ccproxy.backends import Backend, build_backends, capability_override
 from ccproxy.config import SettingsError, parse_config
 from ccproxy.default_plugins.reasoning import BudgetEffortConfigurator
+from ccproxy_local import LocalProvider
 from ccproxy_openai import OpenAIProvider
+from ccproxy_openrouter import OpenRouterProvider
+from ccproxy_openrouter.reasoning import OpenRouterReasoning
 from tests.test_config_examples import uncommented_examples
 
 LOCAL = '[backends.local]\nprovider = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n'
@@ -18,8 +21,14 @@ LOCAL = '[backends.local]\nprovider = "openai"\nbase_url = "http://127.0.0.1:800
 
 def build(toml: str) -> dict[str, Backend]:
     file = parse_config(tomllib.loads(toml), {"OPENROUTER_KEY": "sk-or-example-0123456789"})
-    reasoning = {"budget-effort": BudgetEffortConfigurator}
-    return build_backends(file.backends, {"openai": OpenAIProvider}, reasoning, reasoning_options={}, env={})
+    reasoning = {"budget-effort": BudgetEffortConfigurator, "openrouter": OpenRouterReasoning}
+    return build_backends(
+        file.backends,
+        {"openai": OpenAIProvider, "local": LocalProvider, "openrouter": OpenRouterProvider},
+        reasoning,
+        reasoning_options={},
+        env={},
+    )
 
 
 def backend(toml: str) -> Backend:
@@ -84,6 +93,9 @@ def test_a_bad_reasoning_style_is_a_start_up_error_naming_the_key_and_the_choice
     assert "'thinking'" in message and "'chat_template_kwargs'" in message and message.endswith("got 'object'")
 
 
-def test_the_plugins_toml_example_switches_qwen3_thinking_the_vllm_way() -> None:
-    caps = build(uncommented_examples())["local"].capabilities("Qwen/Qwen3-32B")
-    assert (caps.supports_reasoning, caps.reasoning_style) == (True, "chat_template_kwargs")
+def test_the_plugins_toml_example_local_backend_knows_qwen3_and_its_context_windows() -> None:
+    local = build(uncommented_examples())["local"]
+    caps = local.capabilities("Qwen/Qwen3-32B")
+    # The family table's Qwen3 thinking switch, sent the way local servers (vLLM, SGLang) take it; the glob's window.
+    assert (caps.supports_reasoning, caps.reasoning_style, caps.context_window) == (True, "chat_template_kwargs", 40960)
+    assert local.capabilities("qwen3-coder").context_window == 32768  # the exact name beats the glob

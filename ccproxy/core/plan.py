@@ -49,6 +49,12 @@ class ModelCapabilities:
     # The model refuses a request that switches reasoning off ("Reasoning is mandatory for this endpoint"): a
     # configurator must then leave reasoning on (or to the model's default), whatever the client asked.
     reasoning_mandatory: bool = False
+    # Local models (Qwen3, DeepSeek-R1 distills) that write their reasoning into the content as `<think>...</think>`:
+    # the answer's leading think section becomes a thinking block (ccproxy/thinktags.py).
+    think_tags: bool = False
+    # The model's context window in tokens (prompt + output), when known: max_tokens is clamped to what is left
+    # after the prompt, and a prompt that cannot fit is answered as Anthropic's "prompt is too long" before sending.
+    context_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
