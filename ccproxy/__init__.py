@@ -1,6 +1,7 @@
 """ccproxy: the Anthropic Messages API in front of any OpenAI-compatible Chat Completions backend.
 
-The public face for plugins: base classes, observer records, the hook marker and errors.
+The public face for plugins: base classes, observer records, the hook marker and errors (`ccproxy.wire` adds what a
+provider needs for an upstream API other than Chat Completions).
 `SettingsError` is what a plugin raises for bad options at start-up: `ccproxy serve` prints it as one line.
 """
 
@@ -30,6 +31,7 @@ from ccproxy.interfaces import (
 )
 from ccproxy.settings import SettingsError
 from ccproxy.upstream import Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse
+from ccproxy.wire import Wire, WireStreamTranslator
 
 __all__ = [
     "AuthRequest",
@@ -59,6 +61,8 @@ __all__ = [
     "UpstreamFailure",
     "UpstreamRequest",
     "UpstreamResponse",
+    "Wire",
+    "WireStreamTranslator",
     "__version__",
     "hookimpl",
 ]

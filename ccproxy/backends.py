@@ -15,6 +15,7 @@ from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
 from ccproxy.upstream import AiohttpUpstream, AttemptObserver, Upstream, UpstreamStates, build_upstream
 from ccproxy.upstream.errors import no_redaction
+from ccproxy.wire import Wire
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
 DEFAULT_REASONING = "budget-effort"
@@ -107,6 +108,7 @@ class Backend:
 
     __slots__ = (
         "_capabilities",
+        "_wires",
         "config",
         "name",
         "path",
@@ -128,6 +130,7 @@ class Backend:
         # How long a request may wait for the status line: the connect and request timeouts together.
         self.status_wait = provider.config.connect_timeout + provider.config.request_timeout
         self._capabilities: dict[str, ModelCapabilities] = {}
+        self._wires: dict[str, Wire | None] = {}
 
     def __repr__(self) -> str:
         base_url = public_url(self.config.base_url) if self.config.base_url else None
@@ -165,6 +168,16 @@ class Backend:
             if len(self._capabilities) < CAPABILITIES_LIMIT:
                 self._capabilities[model] = found
         return found
+
+    def wire(self, model: str) -> Wire | None:
+        """The API `model` is spoken to in (None: Chat Completions): asked of the provider once per model."""
+        try:
+            return self._wires[model]
+        except KeyError:
+            found = self.provider.wire(model)
+            if len(self._wires) < CAPABILITIES_LIMIT:
+                self._wires[model] = found
+            return found
 
 
 def build_backends(

@@ -52,6 +52,7 @@ from ccproxy.upstream import (
     can_fall_back,
     to_proxy_error,
 )
+from ccproxy.wire import Wire
 
 log = logging.getLogger("ccproxy.pipeline")
 
@@ -115,6 +116,14 @@ class Sent:
     response: UpstreamResponse
     context: ResponseContext
     headers: Mapping[str, str]  # served_headers(target), shared: never changed
+    wire: Wire | None = None  # the API the answer is in (None: Chat Completions)
+
+    def message(self, raw: bytes) -> dict[str, Any]:
+        """The Anthropic message for a whole JSON answer."""
+        answer = parse_completion(raw)
+        if self.wire is None:
+            return convert_response(answer, self.context)
+        return self.wire.convert_response(answer, self.context)
 
 
 @dataclass(slots=True)
@@ -201,9 +210,9 @@ class MessagesPipeline:
         estimate = len(raw) // BYTES_PER_TOKEN_ESTIMATE
         return Prepared(body, stream, route, guard, new_message_id(), estimate, record)
 
-    def convert(self, prepared: Prepared, target: Target) -> tuple[bytes, ResponseContext]:
-        """The upstream body for one target (its provider, capabilities and reasoning), and the context its answer
-        is translated with (the tool-name map of this conversion)."""
+    def convert(self, prepared: Prepared, target: Target, wire: Wire | None = None) -> tuple[bytes, ResponseContext]:
+        """The upstream body for one target (its provider, capabilities and reasoning; in its `wire`'s API when it
+        has one), and the context its answer is translated with (the tool-name map of this conversion)."""
         backend = self.backends[target.backend]
         body = prepared.body
         capabilities = backend.capabilities(target.model)
@@ -214,7 +223,10 @@ class MessagesPipeline:
             tool_names=ToolNameMap(),
             reasoning=backend.reasoning.configure(_reasoning_request(body, target.model, capabilities)),
         )
-        converted = backend.provider.adjust_request(convert_request(body, plan), body)
+        if wire is None:
+            converted = backend.provider.adjust_request(convert_request(body, plan), body)
+        else:
+            converted = wire.convert_request(body, plan)
         context = ResponseContext(
             message_id=prepared.message_id,
             model=body["model"],
@@ -234,14 +246,15 @@ class MessagesPipeline:
         targets = prepared.route.targets
         failures: list[tuple[Target, UpstreamFailure]] = []
         for index, target in enumerate(targets):
-            body, context = self.convert(prepared, target)
             backend = self.backends[target.backend]
+            wire = backend.wire(target.model)
+            body, context = self.convert(prepared, target, wire)
             upstream = backend.upstream
             if upstream is None:
                 raise RuntimeError(f"backend {backend.name!r} used before its upstream was built")
             max_tokens = prepared.body.get("max_tokens")
             request = UpstreamRequest(
-                path=backend.path,
+                path=backend.path if wire is None else wire.path,
                 body=body,
                 stream=prepared.stream,
                 deadline=self.clock() + backend.status_wait,
@@ -259,7 +272,7 @@ class MessagesPipeline:
                 raise self._route_error(prepared, failures) from None
             if prepared.record is not None:
                 _note_target(prepared.record, target, index)
-            return Sent(target, response, context, self._served_headers(target))
+            return Sent(target, response, context, self._served_headers(target), wire)
         raise AssertionError("a route has at least one target")  # pragma: no cover — the loop returns or raises
 
     def _served_headers(self, target: Target) -> Mapping[str, str]:
@@ -289,8 +302,7 @@ class MessagesPipeline:
         sent = await self.send(prepared)
         try:
             # `read` finishes the response whatever happens (the connection goes back to the pool or is dropped).
-            completion = parse_completion(await sent.response.read())
-            message = convert_response(completion, sent.context)
+            message = sent.message(await sent.response.read())
             for guardrail in self.guardrails:
                 await guardrail.check_response(message, prepared.guard)
         except UpstreamFailure as exc:
@@ -330,13 +342,22 @@ class MessagesPipeline:
             return OpenedStream(sent, chunks, head)
         if kind == JSON:
             rest = [data async for data in chunks]
-            completion = parse_completion(head + b"".join(rest))
-            return OpenedStream(sent, None, message=convert_response(completion, sent.context))
+            return OpenedStream(sent, None, message=sent.message(head + b"".join(rest)))
         raise not_a_stream(kind, content_type)
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
-        relay = StreamRelay(opened.sent.context, filters=self._stream_filters(prepared, opened.sent))
+        sent = opened.sent
+        wire = sent.wire
+        if wire is None:
+            relay = StreamRelay(sent.context, filters=self._stream_filters(prepared, sent))
+        else:
+            relay = StreamRelay(
+                sent.context,
+                wire.stream_translator(sent.context),
+                filters=self._stream_filters(prepared, sent),
+                convert=wire.convert_response,
+            )
         if opened.chunks is None:
             yield relay.replay(opened.message)
             return
