@@ -1,7 +1,8 @@
 """ccproxy: the Anthropic Messages API in front of any OpenAI-compatible Chat Completions backend.
 
 The public face for plugins: base classes, observer records, the hook marker and errors (`ccproxy.wire` adds what a
-provider needs for an upstream API other than Chat Completions).
+provider needs for an upstream API other than Chat Completions; it imports the conversion core, which this module
+must not: a stale compiled core is reported by the CLI, after this package is imported).
 `SettingsError` is what a plugin raises for bad options at start-up: `ccproxy serve` prints it as one line.
 """
 
@@ -31,7 +32,6 @@ from ccproxy.interfaces import (
 )
 from ccproxy.settings import SettingsError
 from ccproxy.upstream import Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse
-from ccproxy.wire import Wire, WireStreamTranslator
 
 __all__ = [
     "AuthRequest",
@@ -61,8 +61,6 @@ __all__ = [
     "UpstreamFailure",
     "UpstreamRequest",
     "UpstreamResponse",
-    "Wire",
-    "WireStreamTranslator",
     "__version__",
     "hookimpl",
 ]

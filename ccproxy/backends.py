@@ -6,7 +6,7 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ccproxy.config import BackendConfig, SettingsError, validate_table
@@ -15,7 +15,9 @@ from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
 from ccproxy.upstream import AiohttpUpstream, AttemptObserver, Upstream, UpstreamStates, build_upstream
 from ccproxy.upstream.errors import no_redaction
-from ccproxy.wire import Wire
+
+if TYPE_CHECKING:
+    from ccproxy.wire import Wire
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
 DEFAULT_REASONING = "budget-effort"
