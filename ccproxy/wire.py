@@ -126,8 +126,6 @@ class Wire(ABC):
     asked once per upstream model name and the answer is kept by the backend.
     """
 
-    #: What the answers are called in logs and errors, e.g. "OpenAI Responses".
-    name: ClassVar[str]
     #: Where requests go, relative to the backend's base URL (e.g. "/responses").
     path: ClassVar[str]
 

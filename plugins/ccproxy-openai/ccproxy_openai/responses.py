@@ -15,13 +15,13 @@ class ResponsesWire(Wire):
     """Requests converted by the core to Chat Completions, with thinking blocks replayed as `reasoning_details`,
     then reshaped for the Responses API (responses_request.py); answers and streams translated back."""
 
-    name: ClassVar[str] = "OpenAI Responses"
     path: ClassVar[str] = "/responses"
 
     def convert_request(self, body: dict[str, Any], plan: RequestPlan) -> dict[str, Any]:
         capabilities = plan.capabilities
-        if capabilities.reasoning_replay != "reasoning_details":
-            # The thinking blocks, with their signatures, are what carries the encrypted reasoning back.
+        if capabilities.supports_reasoning and capabilities.reasoning_replay != "reasoning_details":
+            # The thinking blocks, with their signatures, are what carries the encrypted reasoning back (to a model
+            # that reasons: others would refuse reasoning items).
             capabilities = dataclasses.replace(capabilities, reasoning_replay="reasoning_details")
             plan = dataclasses.replace(plan, capabilities=capabilities)
         return responses_body(chat_completions_request(body, plan))

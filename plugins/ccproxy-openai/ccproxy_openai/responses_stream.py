@@ -218,7 +218,9 @@ class ResponsesStreamTranslator(WireStreamTranslator):
         raise failure(response.get("error") if isinstance(response, dict) else None)
 
     def _on_error(self, chunk: dict[str, Any], events: list[Event]) -> None:
-        raise failure(chunk)
+        # OpenAI puts code and message on the event itself; some gateways nest them in `error`.
+        nested = chunk.get("error")
+        raise failure(nested if isinstance(nested, dict) else chunk)
 
     # -- blocks ------------------------------------------------------------------------------------------------
 

@@ -159,6 +159,12 @@ def test_failures_end_the_stream_with_an_error_event(name: str, error_type: str,
     assert events[-1] == {"type": "error", "error": {"type": error_type, "message": message}}
 
 
+def test_an_error_event_nested_the_gateway_way() -> None:
+    nested = {"type": "error", "error": {"code": "rate_limit_exceeded", "message": "Slow down"}}
+    events = translate([nested])
+    assert events[-1] == {"type": "error", "error": {"type": "rate_limit_error", "message": "Slow down"}}
+
+
 def test_items_without_deltas_are_filled_from_their_done_copies() -> None:
     chunks = [
         chunk

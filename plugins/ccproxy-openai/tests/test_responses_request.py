@@ -161,6 +161,17 @@ def test_other_thinking_blocks_are_not_sent(signature: str) -> None:
     assert "reasoning" not in [item.get("type") for item in body["input"]]
 
 
+def test_a_model_that_does_not_reason_gets_no_reasoning_items() -> None:
+    messages = [{"role": "user", "content": "list"}, *tool_turn(SIGNATURE_PREFIX + "gAAAAAB-first")]
+    body = convert({"messages": messages, "tools": [BASH]}, model="gpt-4o")
+    assert [item.get("type", "input") for item in body["input"]] == [
+        "input",
+        "message",
+        "function_call",
+        "function_call_output",
+    ]
+
+
 def test_reasoning_the_server_did_not_issue_is_refused_by_the_fake() -> None:
     with pytest.raises(OpenAIError, match="could not be verified"):
         convert({"messages": [{"role": "user", "content": "x"}, *tool_turn(SIGNATURE_PREFIX + "forged")]})
