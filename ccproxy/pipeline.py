@@ -347,17 +347,13 @@ class MessagesPipeline:
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
-        sent = opened.sent
-        wire = sent.wire
+        sent, wire = opened.sent, opened.sent.wire
+        filters = self._stream_filters(prepared, sent)
         if wire is None:
-            relay = StreamRelay(sent.context, filters=self._stream_filters(prepared, sent))
+            relay = StreamRelay(sent.context, filters=filters)
         else:
-            relay = StreamRelay(
-                sent.context,
-                wire.stream_translator(sent.context),
-                filters=self._stream_filters(prepared, sent),
-                convert=wire.convert_response,
-            )
+            translator = wire.stream_translator(sent.context)
+            relay = StreamRelay(sent.context, translator, filters=filters, convert=wire.convert_response)
         if opened.chunks is None:
             yield relay.replay(opened.message)
             return

@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .fake_openai import CHUNK_PAUSE_SECONDS, scripted_error
+from .fake_openai import CHUNK_PAUSE_SECONDS, listen, scripted_error
 from .openai_rules import OpenAIError, invalid
 from .responses_rules import ResponsesValidator
 
@@ -332,19 +332,6 @@ class FakeResponses:
             raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
-async def serve(host: str, port: int, api_key: str | None) -> None:
-    """Listen until cancelled, printing `PORT=<n>` once the socket is bound."""
-    runner = web.AppRunner(FakeResponses(api_key).app(), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    print(f"PORT={runner.addresses[0][1]}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
@@ -352,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer <key>`")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.api_key))
+        asyncio.run(listen(FakeResponses(args.api_key).app(), args.host, args.port))
 
 
 if __name__ == "__main__":

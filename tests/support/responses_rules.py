@@ -169,8 +169,9 @@ class ResponsesValidator:
                     self._reasoning_item(where, item, body)
             else:
                 raise invalid(f"Invalid value: '{kind}'.", param=f"{where}.type")
-        for call_id in sorted(calls - answered):
-            raise invalid(f"No tool output found for function call {call_id}.", param="input")
+        unanswered = sorted(calls - answered)
+        if unanswered:
+            raise invalid(f"No tool output found for function call {unanswered[0]}.", param="input")
 
     def _message(self, where: str, item: dict[str, Any]) -> None:
         for name in item:
