@@ -54,7 +54,7 @@ ASK = {
 }
 
 
-class Upstream:
+class ResponsesUpstream:
     """Checks each body as api.openai.com would, then answers from a fixture (stream or JSON)."""
 
     def __init__(self, fixture: str, issued: set[str] | None = None) -> None:
@@ -106,7 +106,7 @@ async def post(app: CCProxyApp, body: dict[str, Any]) -> Any:
 
 async def test_a_stream_goes_to_responses_and_comes_back_in_anthropic_events(apps: list[CCProxyApp]) -> None:
     app = make_app(apps)
-    upstream = Upstream("parallel_tools.sse")
+    upstream = ResponsesUpstream("parallel_tools.sse")
     serve(app, upstream)
     response = await post(app, {**ASK, "stream": True})
     assert response.status == 200, response.text
@@ -124,7 +124,7 @@ async def test_a_stream_goes_to_responses_and_comes_back_in_anthropic_events(app
 
 async def test_a_json_answer(apps: list[CCProxyApp]) -> None:
     app = make_app(apps)
-    serve(app, Upstream("reasoning_tool.json"))
+    serve(app, ResponsesUpstream("reasoning_tool.json"))
     response = await post(app, ASK)
     assert response.status == 200, response.text
     assert [block["type"] for block in response.json["content"]] == ["thinking", "text", "tool_use"]
@@ -133,7 +133,7 @@ async def test_a_json_answer(apps: list[CCProxyApp]) -> None:
 
 async def test_a_stream_request_answered_with_json_is_replayed(apps: list[CCProxyApp]) -> None:
     app = make_app(apps)
-    serve(app, Upstream("reasoning_tool.json"))
+    serve(app, ResponsesUpstream("reasoning_tool.json"))
     response = await post(app, {**ASK, "stream": True})
     events = parse_sse(response.content)
     check_stream(events)
@@ -142,7 +142,7 @@ async def test_a_stream_request_answered_with_json_is_replayed(apps: list[CCProx
 
 async def test_the_encrypted_reasoning_of_one_turn_comes_back_in_the_next(apps: list[CCProxyApp]) -> None:
     app = make_app(apps)
-    first = Upstream("parallel_tools.sse")
+    first = ResponsesUpstream("parallel_tools.sse")
     serve(app, first)
     turn = accumulate(parse_sse((await post(app, {**ASK, "stream": True})).content))
     results = [
@@ -151,7 +151,7 @@ async def test_the_encrypted_reasoning_of_one_turn_comes_back_in_the_next(apps: 
         if block["type"] == "tool_use"
     ]
     sealed = turn["content"][0]["signature"].removeprefix(SIGNATURE_PREFIX)
-    second = Upstream("reasoning_text.sse", issued={sealed})
+    second = ResponsesUpstream("reasoning_text.sse", issued={sealed})
     serve(app, second)
     history = [
         *ASK["messages"],
@@ -174,7 +174,7 @@ async def test_the_encrypted_reasoning_of_one_turn_comes_back_in_the_next(apps: 
 
 async def test_reasoning_the_upstream_did_not_issue_is_its_400(apps: list[CCProxyApp]) -> None:
     app = make_app(apps)
-    serve(app, Upstream("reasoning_text.sse"))
+    serve(app, ResponsesUpstream("reasoning_text.sse"))
     forged = {"type": "thinking", "thinking": "x", "signature": SIGNATURE_PREFIX + "forged"}
     history = [*ASK["messages"], {"role": "assistant", "content": [forged, {"type": "text", "text": "Hi"}]}]
     response = await post(app, {**ASK, "messages": [*history, {"role": "user", "content": "more"}]})
@@ -188,7 +188,7 @@ async def test_reasoning_the_upstream_did_not_issue_is_its_400(apps: list[CCProx
 )
 async def test_a_failure_in_the_stream_is_an_error_event(apps: list[CCProxyApp], fixture: str, error_type: str) -> None:
     app = make_app(apps)
-    serve(app, Upstream(fixture))
+    serve(app, ResponsesUpstream(fixture))
     events = parse_sse((await post(app, {**ASK, "stream": True})).content)
     assert events[0]["type"] == "message_start" and events[-1]["type"] == "error"
     assert events[-1]["error"]["type"] == error_type
@@ -220,7 +220,7 @@ class Filters:
 
 async def test_stream_filters_see_the_translated_events(apps: list[CCProxyApp]) -> None:
     app = make_app(apps, plugins=[("filters", Filters())])
-    serve(app, Upstream("reasoning_text.sse"))
+    serve(app, ResponsesUpstream("reasoning_text.sse"))
     events = parse_sse((await post(app, {**ASK, "stream": True})).content)
     check_stream(events)
     assert accumulate(events)["content"][1]["text"] == "GRÜSSE AUS KÖLN — 你好，世界! 👋"

@@ -1,4 +1,4 @@
-"""The OpenAI provider: api.openai.com (Chat Completions or the Responses API) and any OpenAI-compatible server."""
+"""The OpenAI provider: api.openai.com and any OpenAI-compatible Chat Completions server (vLLM, llama.cpp, ...)."""
 
 from __future__ import annotations
 
