@@ -47,11 +47,13 @@ Event = dict[str, Any]
 class WireStreamTranslator(ABC):
     """Upstream stream chunks (the JSON object of each SSE data payload) -> Anthropic events; one per stream.
 
-    Subclasses implement `feed` (events for one chunk; raise a ProxyError for an error the upstream reports) and
-    `ended` (whether the upstream said the answer is complete). The rest is the contract StreamPipeline relies on:
-    `message_start` and `ping` first (`start`, once), a whole JSON answer replayed as events (`replay`), the error
-    event that ends a failed stream (`error_events`), and the end of the body: `end_of_body` closes a complete
-    answer and raises an UpstreamError (502, an `error` event for the client) for one that was cut off.
+    Subclasses implement `feed` (the events for one chunk, after `self.start()`'s, nothing once `done`; raise a
+    ProxyError for an error the upstream reports; call `finished()` after the message_stop of the upstream's last
+    word) and `complete` (the body ended before that last word: the closing events of an answer that is complete
+    all the same, or an UpstreamError for one that was cut off, which the client gets as an `error` event). The rest
+    is the contract StreamPipeline relies on: `message_start` and `ping` first (`start`, once), a whole JSON answer
+    replayed as events (`replay`), the error event that ends a failed stream (`error_events`), `end_of_body` and
+    `finish` (`data: [DONE]`, which not every API sends) at the end of the body.
     """
 
     def __init__(self, ctx: ResponseContext) -> None:
@@ -75,12 +77,12 @@ class WireStreamTranslator(ABC):
 
     @abstractmethod
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
-        """The events for one upstream chunk (call `finished()` when it ends the answer)."""
+        """The events for one upstream chunk."""
 
     @abstractmethod
     def complete(self) -> list[Event]:
-        """The closing events (message_delta, message_stop) when the body ends after the upstream's last word;
-        raise an UpstreamError when the answer is not complete."""
+        """The closing events (message_delta, message_stop) when the body ends before the upstream's last word,
+        for an answer that is complete all the same; raise an UpstreamError when it is not."""
 
     def feed_sse(self, chunk: dict[str, Any]) -> bytes:
         """`feed`, encoded (the fused path of StreamPipeline calls this)."""
