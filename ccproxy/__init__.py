@@ -1,6 +1,8 @@
 """ccproxy: the Anthropic Messages API in front of any OpenAI-compatible Chat Completions backend.
 
-The public face for plugins: base classes, observer records, the hook marker and errors.
+The public face for plugins: base classes, observer records, the hook marker and errors (`ccproxy.wire` adds what a
+provider needs for an upstream API other than Chat Completions; it imports the conversion core, which this module
+must not: a stale compiled core is reported by the CLI, after this package is imported).
 `SettingsError` is what a plugin raises for bad options at start-up: `ccproxy serve` prints it as one line.
 """
 

@@ -7,7 +7,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ccproxy.config import BackendConfig, SettingsError, dotted, validate_table
@@ -24,6 +24,9 @@ from ccproxy.upstream import (
     build_upstream,
 )
 from ccproxy.upstream.errors import no_redaction
+
+if TYPE_CHECKING:
+    from ccproxy.wire import Wire
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
 DEFAULT_REASONING = "budget-effort"
@@ -136,6 +139,7 @@ class Backend:
 
     __slots__ = (
         "_capabilities",
+        "_wires",
         "config",
         "name",
         "path",
@@ -157,6 +161,7 @@ class Backend:
         # How long a request may wait for the status line: the connect and request timeouts together.
         self.status_wait = provider.config.connect_timeout + provider.config.request_timeout
         self._capabilities: dict[str, ModelCapabilities] = {}
+        self._wires: dict[str, Wire | None] = {}
 
     def __repr__(self) -> str:
         base_url = public_url(self.config.base_url) if self.config.base_url else None
@@ -214,6 +219,16 @@ class Backend:
             if len(self._capabilities) < CAPABILITIES_LIMIT:
                 self._capabilities[model] = found
         return found
+
+    def wire(self, model: str) -> Wire | None:
+        """The API `model` is spoken to in (None: Chat Completions): asked of the provider once per model."""
+        try:
+            return self._wires[model]
+        except KeyError:
+            found = self.provider.wire(model)
+            if len(self._wires) < CAPABILITIES_LIMIT:
+                self._wires[model] = found
+            return found
 
 
 def build_backends(

@@ -17,6 +17,7 @@ from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWai
 
 if TYPE_CHECKING:
     from ccproxy.upstream.stack import UpstreamStates
+    from ccproxy.wire import Wire
 
 if TYPE_CHECKING:
     from ccproxy.upstream import Upstream
@@ -134,7 +135,8 @@ class Provider(ABC):
         return tuple(found)
 
     def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:
-        """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged."""
+        """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged. Not called
+        for a model served through a `wire` (which owns its body)."""
         return body
 
     def transport(self) -> Upstream | None:
@@ -142,6 +144,12 @@ class Provider(ABC):
         canned answers); None (the default): ccproxy's aiohttp transport to `base_url` with `headers()`. Called once
         per backend when the app is built; retries, breaker and limits are built around it all the same, and
         `list_models` receives it."""
+        return None
+
+    def wire(self, model: str) -> Wire | None:
+        """The API `model` is spoken to in, when it is not Chat Completions (ccproxy/wire.py); None (the default):
+        Chat Completions, through the core's conversion and fast path. Called once per upstream model name; the
+        answer is kept by the backend."""
         return None
 
     async def list_models(self, upstream: Upstream) -> Sequence[str] | None:

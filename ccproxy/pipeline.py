@@ -56,6 +56,7 @@ from ccproxy.upstream import (
     can_fall_back,
     to_proxy_error,
 )
+from ccproxy.wire import Wire
 
 log = logging.getLogger("ccproxy.pipeline")
 
@@ -123,6 +124,14 @@ class Sent:
     response: UpstreamResponse
     context: ResponseContext
     headers: Mapping[str, str]  # served_headers(target), shared: never changed
+    wire: Wire | None = None  # the API the answer is in (None: Chat Completions)
+
+    def answer(self, raw: bytes) -> tuple[dict[str, Any], Any]:
+        """The Anthropic message for a whole JSON answer, and the upstream's own usage object in it."""
+        answer = parse_completion(raw)
+        if self.wire is None:
+            return convert_response(answer, self.context), answer.get("usage")
+        return self.wire.convert_response(answer, self.context), answer.get("usage")
 
 
 @dataclass(slots=True)
@@ -211,11 +220,11 @@ class MessagesPipeline:
         return Prepared(body, stream, route, guard, new_message_id(), estimate, record)
 
     def convert(
-        self, prepared: Prepared, target: Target, output_room: int | None = None
+        self, prepared: Prepared, target: Target, wire: Wire | None = None, output_room: int | None = None
     ) -> tuple[bytes, ResponseContext]:
-        """The upstream body for one target (its provider, capabilities and reasoning), and the context its answer
-        is translated with (the tool-name map of this conversion). `output_room`: what the context window leaves
-        for the output (`fit_window`); max_tokens is clamped to it."""
+        """The upstream body for one target (its provider, capabilities and reasoning; in its `wire`'s API when it
+        has one), and the context its answer is translated with (the tool-name map of this conversion).
+        `output_room`: what the context window leaves for the output (`fit_window`); max_tokens is clamped to it."""
         backend = self.backends[target.backend]
         body = prepared.body
         capabilities = backend.capabilities(target.model)
@@ -230,7 +239,10 @@ class MessagesPipeline:
             tool_names=ToolNameMap(),
             reasoning=backend.reasoning.configure(_reasoning_request(body, target.model, capabilities)),
         )
-        converted = backend.provider.adjust_request(convert_request(body, plan), body)
+        if wire is None:
+            converted = backend.provider.adjust_request(convert_request(body, plan), body)
+        else:
+            converted = wire.convert_request(body, plan)
         context = ResponseContext(
             message_id=prepared.message_id,
             model=body["model"],
@@ -251,16 +263,17 @@ class MessagesPipeline:
         failures: list[tuple[Target, UpstreamFailure]] = []
         for index, target in enumerate(targets):
             backend = self.backends[target.backend]
+            wire = backend.wire(target.model)
             upstream = backend.upstream
             if upstream is None:
                 raise RuntimeError(f"backend {backend.name!r} used before its upstream was built")
             try:
                 window = backend.capabilities(target.model).context_window
                 room = None if window is None else await self.fit_window(prepared, window)
-                body, context = self.convert(prepared, target, room)
+                body, context = self.convert(prepared, target, wire, room)
                 max_tokens = prepared.body.get("max_tokens")
                 request = UpstreamRequest(
-                    path=backend.path,
+                    path=backend.path if wire is None else wire.path,
                     body=body,
                     stream=prepared.stream,
                     deadline=self.clock() + backend.status_wait,
@@ -277,7 +290,7 @@ class MessagesPipeline:
                 raise self._route_error(prepared, failures) from None
             if prepared.record is not None:
                 _note_target(prepared.record, target, index)
-            return Sent(target, response, context, self._served_headers(target))
+            return Sent(target, response, context, self._served_headers(target), wire)
         raise AssertionError("a route has at least one target")  # pragma: no cover — the loop returns or raises
 
     async def fit_window(self, prepared: Prepared, window: int) -> int | None:
@@ -337,9 +350,8 @@ class MessagesPipeline:
         sent = await self.send(prepared)
         try:
             # `read` finishes the response whatever happens (the connection goes back to the pool or is dropped).
-            completion = parse_completion(await sent.response.read())
-            message = convert_response(completion, sent.context)
-            _note_cost(prepared.record, completion.get("usage"))
+            message, usage = sent.answer(await sent.response.read())
+            _note_cost(prepared.record, usage)
             if self._think_tags(sent.target):
                 message = split_think_tags(message)
             for guardrail in self.guardrails:
@@ -381,14 +393,19 @@ class MessagesPipeline:
             return OpenedStream(sent, chunks, head)
         if kind == JSON:
             rest = [data async for data in chunks]
-            completion = parse_completion(head + b"".join(rest))
-            message = convert_response(completion, sent.context)
-            return OpenedStream(sent, None, message=message, usage=completion.get("usage"))
+            message, usage = sent.answer(head + b"".join(rest))
+            return OpenedStream(sent, None, message=message, usage=usage)
         raise not_a_stream(kind, content_type)
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
-        relay = StreamRelay(opened.sent.context, filters=self._stream_filters(prepared, opened.sent))
+        sent, wire = opened.sent, opened.sent.wire
+        filters = self._stream_filters(prepared, sent)
+        if wire is None:
+            relay = StreamRelay(sent.context, filters=filters)
+        else:
+            translator = wire.stream_translator(sent.context)
+            relay = StreamRelay(sent.context, translator, filters=filters, convert=wire.convert_response)
         if opened.chunks is None:
             _note_cost(prepared.record, opened.usage)
             yield relay.replay(opened.message)

@@ -35,6 +35,7 @@ from ccproxy.core._stages_py import (
     FilterStage,
     Stage,
     TranslateStage,
+    Translator,
     feed_all,
     reread_chunk,
     unreadable_chunk,
@@ -114,6 +115,9 @@ def not_a_stream(kind: str, content_type: str = "") -> UpstreamError:
     return UpstreamError(f"Upstream answered the stream request with {what}{label}", status=502)
 
 
+# A whole JSON answer -> the Anthropic message (core/response.py's convert_response for Chat Completions).
+ConvertAnswer = Callable[[dict[str, Any], ResponseContext], dict[str, Any]]
+
 # Observers of a stream (StreamPipeline): what they return is ignored.
 PayloadTap = Callable[[bytes], object]
 EventTap = Callable[[Event], object]
@@ -138,9 +142,12 @@ class StreamPipeline:
       read (a response cache's tee). It keeps the fused path.
     - `event_tap(event)`: every event the client is sent, after the filters, error events included (metrics). The
       events must exist as dicts for it, so it takes the staged path.
+
+    Another API than Chat Completions (ccproxy/wire.py) brings its own `translator` (fed each payload's JSON object,
+    by `feed_sse` on the fused path) and `convert` for a whole JSON answer that came instead of a stream.
     """
 
-    __slots__ = ("_ctx", "_decoder", "_head", "_head_size", "_out", "_translator")
+    __slots__ = ("_convert", "_ctx", "_decoder", "_head", "_head_size", "_out", "_translator")
 
     def __new__(cls, *args: Any, **attached: Any) -> StreamPipeline:
         # The keywords of __init__: any filter or tap makes it a StagedStreamPipeline.
@@ -151,14 +158,16 @@ class StreamPipeline:
     def __init__(
         self,
         ctx: ResponseContext,
-        translator: StreamTranslator | None = None,
+        translator: Translator | None = None,
         *,
         filters: Sequence[Stage[Event, Event]] = (),
         payload_tap: PayloadTap | None = None,
         event_tap: EventTap | None = None,
+        convert: ConvertAnswer | None = None,
     ) -> None:
         self._ctx = ctx
-        self._translator = StreamTranslator(ctx) if translator is None else translator
+        self._translator: Translator = StreamTranslator(ctx) if translator is None else translator
+        self._convert: ConvertAnswer = convert_response if convert is None else convert
         self._decoder = SSEDecoder()
         # Encoded events of the read being translated.
         self._out: list[bytes] = []
@@ -280,7 +289,7 @@ class StreamPipeline:
         """The events for a body that carried no event: what it is instead, judged as a whole."""
         kind = sniff(raw, at_eof=True)
         if kind == JSON:
-            message = convert_response(parse_completion(raw), self._ctx)
+            message = self._convert(parse_completion(raw), self._ctx)
             self._emit(self._translator.replay(message))
         elif kind == SSE:  # only comments or empty events: nothing was answered
             self._emit(self._end_of_body())
@@ -297,13 +306,14 @@ class StagedStreamPipeline(StreamPipeline):
     def __init__(
         self,
         ctx: ResponseContext,
-        translator: StreamTranslator | None = None,
+        translator: Translator | None = None,
         *,
         filters: Sequence[Stage[Event, Event]] = (),
         payload_tap: PayloadTap | None = None,
         event_tap: EventTap | None = None,
+        convert: ConvertAnswer | None = None,
     ) -> None:
-        super().__init__(ctx, translator)
+        super().__init__(ctx, translator, convert=convert)
         self._reader = ChunkReader()
         self._translate = TranslateStage(self._translator, self._reader)
         self._filters = FilterStage(filters) if filters else None

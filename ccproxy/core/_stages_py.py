@@ -21,9 +21,8 @@ from typing import Any, Protocol, TypeVar
 from orjson import loads as orjson_loads
 
 from ccproxy.core._sse_py import encode_event
-from ccproxy.core._stream_py import StreamTranslator
 from ccproxy.core.jsoncodec import loads
-from ccproxy.errors import UpstreamError
+from ccproxy.errors import ProxyError, UpstreamError
 
 __all__ = [
     "DONE",
@@ -33,6 +32,7 @@ __all__ = [
     "FilterStage",
     "Stage",
     "TranslateStage",
+    "Translator",
     "feed_all",
     "reread_chunk",
     "unreadable_chunk",
@@ -64,6 +64,39 @@ class Stage(Protocol[_In, _Out]):
     def flush(self) -> list[_Out]:
         """What is still held back, once the input has ended."""
         ...
+
+
+class Translator(Protocol):
+    """Upstream chunks -> Anthropic events for one stream: core/stream.py's StreamTranslator for Chat Completions,
+    or another API's (ccproxy/wire.py WireStreamTranslator)."""
+
+    @property
+    def done(self) -> bool:
+        """True once message_stop or an error event has been produced."""
+        ...
+
+    @property
+    def upstream_usage(self) -> dict[str, Any] | None:
+        """The upstream's own last `usage` object, when its API reports one worth keeping (OpenRouter's cost)."""
+        ...
+
+    def start(self) -> list[Event]: ...
+
+    def feed(self, chunk: Chunk) -> list[Event]: ...
+
+    def feed_sse(self, chunk: Chunk) -> bytes:
+        """`feed`, encoded: the fused path calls this."""
+        ...
+
+    def finish(self) -> list[Event]:
+        """`data: [DONE]`."""
+        ...
+
+    def end_of_body(self) -> list[Event]: ...
+
+    def replay(self, message: dict[str, Any]) -> list[Event]: ...
+
+    def error_events(self, error: ProxyError) -> list[Event]: ...
 
 
 def feed_all(stage: Stage[_T, _U], items: Iterable[_T]) -> list[_U]:
@@ -126,7 +159,7 @@ class TranslateStage:
 
     __slots__ = ("reader", "translator")
 
-    def __init__(self, translator: StreamTranslator, reader: ChunkReader) -> None:
+    def __init__(self, translator: Translator, reader: ChunkReader) -> None:
         self.translator = translator
         self.reader = reader
 

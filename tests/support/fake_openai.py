@@ -762,6 +762,11 @@ async def serve(
     app.middlewares.append(server_mode(fake, mode or ServerMode()))
     if basic_auth is not None:
         app.middlewares.append(require_basic_auth(basic_auth))
+    await listen(app, host, port)
+
+
+async def listen(app: web.Application, host: str, port: int) -> None:
+    """Serve `app` until cancelled, printing `PORT=<n>` once the socket is bound (the fakes' common start)."""
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -182,13 +182,15 @@ def start_fake_openai(
     basic_auth: str | None = None,
     name: str = "fake_openai",
     extra_args: Sequence[str] = (),
+    module: str = "tests.support.fake_openai",
 ) -> FakeUpstream:
     """Run `python -m tests.support.fake_openai --port 0` and wait for its `PORT=<n>` line.
 
     `basic_auth` ("user:password") makes it require HTTP basic auth instead of (or besides) the key; `extra_args`
-    are more of its options (a server mode: `--fail-status 503`, `--delay 5`, ...).
+    are more of its options (a server mode: `--fail-status 503`, `--delay 5`, ...); `module` another fake with the
+    same command line and control surface (`tests.support.fake_responses`, the Responses API).
     """
-    argv = [sys.executable, "-m", "tests.support.fake_openai", "--port", "0", *extra_args]
+    argv = [sys.executable, "-m", module, "--port", "0", *extra_args]
     if api_key:
         argv += ["--api-key", api_key]
     if basic_auth:

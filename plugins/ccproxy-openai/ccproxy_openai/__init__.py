@@ -7,12 +7,14 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from ccproxy import ModelCapabilities, Provider, ProviderConfig, Upstream, UpstreamRequest, hookimpl
+from ccproxy.wire import Wire
 from ccproxy_openai.capabilities import family_capabilities
+from ccproxy_openai.responses import ResponsesWire
 
 # gpt-5.1 and later refuse `reasoning_effort` together with function tools on Chat Completions (400 "Function tools
 # with reasoning_effort are not supported ... use /v1/responses"); the model's default effort applies instead.
@@ -31,10 +33,14 @@ class OpenAIOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     organization: str | None = None
+    # The API requests go to: Chat Completions, the Responses API (ccproxy_openai/responses.py), or the Responses
+    # API only for the models that refuse reasoning with tools on Chat Completions (`_NO_EFFORT_WITH_TOOLS`).
+    api: Literal["chat", "responses", "auto"] = "chat"
 
 
 class OpenAIProvider(Provider):
-    """OpenAI Chat Completions. Option: `organization` (the `openai-organization` header).
+    """OpenAI Chat Completions, or the Responses API. Options: `organization` (the `openai-organization` header),
+    `api` ("chat", "responses" or "auto": which API requests go to; see docs/providers.md).
 
     `models."<name>"` overrides and extra `headers` are applied by ccproxy for every backend; given in `options`
     directly (a ProviderConfig built by hand, the old `[plugins.openai]` shape), they still apply here too.
@@ -55,6 +61,8 @@ class OpenAIProvider(Provider):
             if unknown:
                 raise ValueError(f"plugins.openai.models.{model}: unknown fields {sorted(unknown)}")
         self.overrides: Mapping[str, Mapping[str, Any]] = overrides
+        self.api = str(config.options.get("api") or "chat")
+        self._responses = ResponsesWire()
 
     def capabilities(self, model: str) -> ModelCapabilities:
         found = family_capabilities(model, official_openai=self.official)
@@ -65,6 +73,13 @@ class OpenAIProvider(Provider):
         if body.get("tools") and "reasoning_effort" in body and _NO_EFFORT_WITH_TOOLS.match(str(body["model"])):
             del body["reasoning_effort"]
         return body
+
+    def wire(self, model: str) -> Wire | None:
+        """The Responses API for `api = "responses"`, and for `api = "auto"` where Chat Completions would drop the
+        reasoning effort beside tools; else Chat Completions (None)."""
+        if self.api == "responses" or (self.api == "auto" and _NO_EFFORT_WITH_TOOLS.match(model.lower())):
+            return self._responses
+        return None
 
     async def list_models(self, upstream: Upstream) -> Sequence[str] | None:
         """`GET <base_url>/models`: the `id` of each entry of its `data` list (OpenAI, OpenRouter, vLLM, llama.cpp,
