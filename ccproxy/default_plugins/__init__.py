@@ -5,7 +5,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from ccproxy.default_plugins import client_keys, guardrails, memory_cache, metrics, reasoning, usage
+from ccproxy.default_plugins import (
+    cache_admin,
+    client_keys,
+    guardrails,
+    memory_cache,
+    metrics,
+    null_cache,
+    reasoning,
+    usage,
+)
 
 if TYPE_CHECKING:
     from ccproxy.settings import Settings
@@ -13,11 +22,13 @@ if TYPE_CHECKING:
 # (name, module) in registration order; a name can be disabled in plugins.toml like any plugin.
 DEFAULT_PLUGINS: tuple[tuple[str, ModuleType], ...] = (
     ("ccproxy.memory_cache", memory_cache),
+    ("ccproxy.null_cache", null_cache),
     ("ccproxy.reasoning", reasoning),
     ("ccproxy.guardrails", guardrails),
     ("ccproxy.client_keys", client_keys),
     ("ccproxy.usage", usage),
     ("ccproxy.metrics", metrics),
+    ("ccproxy.cache_admin", cache_admin),
 )
 
 
