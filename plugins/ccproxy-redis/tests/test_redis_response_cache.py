@@ -81,12 +81,11 @@ def ask(proxy: ProxyServer, text: str, **headers: str) -> tuple[str, dict[str, A
 
 def stream(proxy: ProxyServer, text: str) -> tuple[str, dict[str, Any]]:
     """(x-ccproxy-cache, the final message) of one stream; the SDK refuses an incomplete or malformed stream."""
-    with anthropic.Anthropic(base_url=proxy.base_url, api_key="dummy", max_retries=0, timeout=60) as sdk:
-        with sdk.messages.stream(
-            model="claude-opus-4-8", max_tokens=100, messages=[{"role": "user", "content": text}]
-        ) as events:
-            message = events.get_final_message().model_dump()
-            return events.response.headers.get("x-ccproxy-cache", ""), message
+    sdk = anthropic.Anthropic(base_url=proxy.base_url, api_key="dummy", max_retries=0, timeout=60)
+    messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": text}]
+    with sdk, sdk.messages.stream(model="claude-opus-4-8", max_tokens=100, messages=messages) as events:
+        message = events.get_final_message().model_dump()
+        return events.response.headers.get("x-ccproxy-cache", ""), message
 
 
 def together(calls: list[Callable[[], Any]]) -> list[Any]:
