@@ -192,7 +192,7 @@ class SharedCall:
         # Resolved by the first verdict (confirm) or when the last reader leaves: until then a finished call stays
         # in flight, so an identical request arriving meanwhile reads it rather than calling upstream again.
         self._settled: asyncio.Future[None] = loop.create_future()
-        self._storing: asyncio.Task[None] | None = None
+        self._confirmed: tuple[str, bytes] | None = None  # what to store: (content type, body)
         self.task = owner.spawn(self._run(), "call")
 
     async def more(self) -> None:
@@ -205,8 +205,9 @@ class SharedCall:
         self.readers += 1
 
     def leave(self) -> None:
-        """A reader is done (answered, failed or gone). The last one out cancels a call still running, unless the
-        answer was already confirmed: then the rest of the body is not needed and the call ends on its own."""
+        """A reader is done (answered, failed or gone). The last one out cancels a call still running, unless its
+        answer was confirmed already (a stream read up to `[DONE]`): that call reads on to the end of the body, so
+        the connection goes back to the pool, and then stores the answer."""
         self.readers -= 1
         if self.readers > 0:
             return
@@ -215,8 +216,8 @@ class SharedCall:
                 self.owner.forget(self)
             self._settle()
             return
-        self.owner.forget(self)
-        if not self.stored:
+        if not self.stored:  # a confirmed call stays in flight until it is stored: newcomers read it meanwhile
+            self.owner.forget(self)
             self.task.cancel()
 
     def confirm(self) -> None:
@@ -224,9 +225,7 @@ class SharedCall:
         if self.stored or self.from_cache or not self.store:
             return
         self.stored = True
-        body = b"".join(self.chunks)
-        content_type = self.headers.get("content-type", "")
-        self._storing = self.owner.spawn(self.owner.store(self.key, content_type, body), "store")
+        self._confirmed = (self.headers.get("content-type", ""), b"".join(self.chunks))
         self._settle()
 
     def _settle(self) -> None:
@@ -265,8 +264,8 @@ class SharedCall:
             await response.aclose()
         if self.failure is None and self.opened.done() and not self.opened.exception() and self.readers > 0:
             await self._settled
-        if self._storing is not None:
-            await self._storing
+        if self._confirmed is not None:  # stored by this task: no task of its own, and before the lock is let go
+            await self.owner.store(self.key, *self._confirmed)
         if locked:
             await self.owner.unlock(self.key)
         self.owner.forget(self)
@@ -415,6 +414,11 @@ class ResponseCache:
         while True:
             try:
                 if await self.cache.add(LOCK_PREFIX + key, secrets.token_hex(8), self.dedupe_wait):
+                    # The holder before may have stored the answer and let go since this request looked.
+                    found = await self._lookup(key)
+                    if found is not None:
+                        await self.unlock(key)
+                        return False, found
                     return True, None
             except Exception as exc:
                 self._failed("lock", exc)

@@ -303,6 +303,7 @@ async def test_a_client_going_away_does_not_cancel_the_call_others_read(gone: in
     other = await tasks[1 - gone]
     check_stream(other)
     assert accumulate(other)["content"] == [{"type": "text", "text": "Hello there, shared!"}]
+    await idle(rig)
     assert rig.calls == 1 and not rig.fake.responses[0].dropped
     assert (await entries(rig)) == 1
 
