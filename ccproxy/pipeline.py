@@ -39,7 +39,7 @@ from ccproxy.interfaces import (
 )
 from ccproxy.observers import AttemptTag
 from ccproxy.redaction import Redactor
-from ccproxy.response_cache import CacheUse, ResponseCache, cache_headers, confirm
+from ccproxy.response_cache import CacheUse, ResponseCache, cache_headers, cache_use, confirm
 from ccproxy.routing import MEMO_LIMIT, Route, Router, Target
 from ccproxy.tokens import TokenCounter
 from ccproxy.upstream import (
@@ -204,7 +204,7 @@ class MessagesPipeline:
             await guardrail.check_request(body, guard)
         route = self.router.resolve(body["model"])
         estimate = len(raw) // BYTES_PER_TOKEN_ESTIMATE
-        cache = None if self.responses is None else self.responses.use(cache_control, request_id, record)
+        cache = None if self.responses is None else cache_use(cache_control, request_id, record)
         return Prepared(body, stream, route, guard, new_message_id(), estimate, record, cache)
 
     def convert(self, prepared: Prepared, target: Target) -> tuple[bytes, ResponseContext]:

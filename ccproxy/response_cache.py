@@ -169,14 +169,14 @@ class SharedCall:
         key: str,
         send: Callable[[], Awaitable[UpstreamResponse]],
         *,
-        shared: bool,
+        joinable: bool,
         store: bool,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.owner = owner
         self.key = key
         self._send = send
-        self.shared = shared  # registered for followers, and locked across processes
+        self.joinable = joinable  # registered for followers, and locked across processes
         self.store = store
         self.opened: asyncio.Future[None] = loop.create_future()
         self.opened.add_done_callback(_retrieved)  # a failure nobody is left to read is no "never retrieved" warning
@@ -236,7 +236,7 @@ class SharedCall:
         response: UpstreamResponse | None = None
         locked = False
         try:
-            if self.shared and self.owner.cache.shared:
+            if self.joinable and self.owner.cache.shared:
                 locked, found = await self.owner.claim_or_wait(self.key)
                 if found is not None:
                     self._answer_from_cache(*found)
@@ -331,9 +331,6 @@ class ResponseCache:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def use(self, cache_control: str | None, request_id: str, record: RequestRecord | None) -> CacheUse:
-        return cache_use(cache_control, request_id, record)
-
     async def send(
         self,
         upstream_send: Callable[[UpstreamRequest], Awaitable[UpstreamResponse]],
@@ -354,7 +351,7 @@ class ResponseCache:
                 call = self.inflight.get(key)  # one may have started while this request looked
             if call is not None:
                 return await self._read(call, use, follower=True)
-        call = SharedCall(self, key, lambda: upstream_send(request), shared=use.lookup, store=use.store)
+        call = SharedCall(self, key, lambda: upstream_send(request), joinable=use.lookup, store=use.store)
         if use.lookup:
             self.inflight[key] = call
         return await self._read(call, use, follower=False)

@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 # (name, module) in registration order; a name can be disabled in plugins.toml like any plugin.
 DEFAULT_PLUGINS: tuple[tuple[str, ModuleType], ...] = (
     ("ccproxy.memory_cache", memory_cache),
-    ("ccproxy.null_cache", null_cache),
     ("ccproxy.reasoning", reasoning),
     ("ccproxy.guardrails", guardrails),
     ("ccproxy.client_keys", client_keys),
     ("ccproxy.usage", usage),
     ("ccproxy.metrics", metrics),
+    ("ccproxy.null_cache", null_cache),
     ("ccproxy.cache_admin", cache_admin),
 )
 
