@@ -12,7 +12,7 @@ from sanic import Sanic
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.config import CacheConfig
 from ccproxy.response_cache import CACHE_HEADER
-from tests.api.test_operations_http import ADMIN, COMPLETION, HELLO, KEY_A, assert_error, call, settings
+from tests.api.test_operations_http import ADMIN, COMPLETION, COST, HELLO, KEY_A, assert_error, call, scrape, settings
 
 ON = CacheConfig(responses=True)
 
@@ -84,3 +84,21 @@ async def test_a_no_cache_request_is_a_miss(make_app: Callable[..., CCProxyApp],
     await call(app)
     assert (await call(app, **{"cache-control": "no-cache"})).headers[CACHE_HEADER] == "miss"
     assert (await call(app, "/v1/messages", HELLO)).headers[CACHE_HEADER] == "hit"
+
+
+async def test_metrics_count_the_response_cache_and_a_hit_costs_nothing(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(cache_options=ON)
+    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    for _ in range(3):
+        assert (await call(app)).status == 200
+    _, response = await app.asgi_client.get("/metrics")
+    found = scrape(response.text)
+    events = {
+        kind: found.get(("ccproxy_cache_events_total", frozenset({("cache", "responses"), ("kind", kind)})))
+        for kind in ("hit", "miss", "store")
+    }
+    assert events == {"hit": 2, "miss": 1, "store": 1}
+    costs = [value for (name, _), value in found.items() if name == "ccproxy_cost_usd_total"]
+    assert sum(costs) == pytest.approx(COST)  # only the miss was paid for
