@@ -23,8 +23,9 @@ from ccproxy.keys import refuse_open_bind
 from ccproxy.logs import configure_logging, flush_logs
 from ccproxy.observers import attempt_reporter, breaker_reporter, limiter_reporter, observers_or_none
 from ccproxy.pipeline import MessagesPipeline
-from ccproxy.plugins import build_plugin_manager, collect, plugin_callers, select_cache
+from ccproxy.plugins import build_cache, build_plugin_manager, collect, plugin_callers
 from ccproxy.redaction import Redactor
+from ccproxy.response_cache import response_cache_or_none
 from ccproxy.routing import Router, parse_routes
 from ccproxy.settings import Settings, backend_plan, load_settings
 from ccproxy.shutdown import defer_shutdown_signals
@@ -89,7 +90,7 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
     provider_secrets = [secret for backend in backends.values() for secret in backend.provider.secrets()]
     redact = Redactor([*provider_secrets, *configured_secrets(settings)])
     observers = observers_or_none(registry.observers)
-    cache = select_cache(registry, settings.cache)(settings.options_for(settings.cache))
+    cache = build_cache(registry, settings)
     # A shared cache (Redis) also holds the breakers' and limiters' state, so the limits hold for the whole fleet.
     states = cache.shared_states() or UpstreamStates()
     on_attempt = None if observers is None else attempt_reporter(observers, redact)
@@ -105,6 +106,7 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
         cache=cache,
         redact=redact,
         stream_filters=stream_filters_or_none(registry.stream_filters),
+        responses=response_cache_or_none(settings.cache_options, cache, observers),
     )
     first = next(iter(backends.values()))
     return AppState(
@@ -169,6 +171,8 @@ async def _close_resources(app: CCProxyApp) -> None:
     for backend in app.ctx.backends.values():
         if backend.upstream is not None:
             await backend.upstream.aclose()
+    if app.ctx.pipeline.responses is not None:
+        await app.ctx.pipeline.responses.close()
     await app.ctx.cache.close()
     flush_logs()
 

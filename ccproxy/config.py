@@ -30,11 +30,13 @@ __all__ = [
     "BACKEND_NAME",
     "AuthConfig",
     "BackendConfig",
+    "CacheConfig",
     "ClientKeyConfig",
     "CoreConfig",
     "FileConfig",
     "PriceConfig",
     "SettingsError",
+    "WarmupConfig",
     "dotted",
     "format_validation_error",
     "parse_config",
@@ -45,7 +47,8 @@ __all__ = [
 BACKEND_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # Values under a key named like a credential (or any header) are never echoed in an error message.
-_SECRET_KEY = re.compile(r"(?:^|[-_])(?:key|token|secret|password|authorization)$|^headers$", re.IGNORECASE)
+# `url` is [cache] url, whose password a typo would otherwise print.
+_SECRET_KEY = re.compile(r"(?:^|[-_])(?:key|token|secret|password|authorization)$|^headers$|^url$", re.IGNORECASE)
 _MAX_ECHO = 60
 ModelT = TypeVar("ModelT", bound=BaseModel)
 CAPABILITY_FIELDS: tuple[str, ...] = tuple(get_type_hints(ModelCapabilities))
@@ -294,6 +297,52 @@ class PriceConfig(BaseModel):
     cache_write: PerMillion | None = None
 
 
+# ------------------------------------------------------------------------------------------------------------ [cache]
+# Issue 10 (shared state): the cache backend's common options, the response cache and warm-up. The environment
+# (CACHE_BACKEND, REDIS_URL, RESPONSE_CACHE*, CACHE_WARMUP_*) overrides these keys (ccproxy/settings.py).
+
+
+def _store_url(value: str) -> str:
+    parts = urlsplit(value)
+    if not parts.scheme or not (parts.netloc or parts.path) or any(c.isspace() for c in value):
+        raise PydanticCustomError("expected", "expected a URL such as redis://host:6379/0")
+    return value
+
+
+StoreUrl = Annotated[str, Field(strict=True), AfterValidator(_store_url)]
+PositiveCount = Annotated[int, Field(ge=1, strict=True), _expect("an integer >= 1")]
+
+
+class WarmupConfig(BaseModel):
+    """`[cache.warmup]`: popular response-cache entries saved to a file and loaded at start (docs/cache.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: Flag = False
+    file_path: Text = "ccproxy-cache-warmup.jsonl"
+    max_items: PositiveCount = 1000
+    on_startup: Flag = True
+    auto_save_popular: Flag = True
+    popularity_threshold: PositiveCount = 3
+    save_interval_seconds: PositiveSeconds = 300.0
+
+
+class CacheConfig(BaseModel):
+    """`[cache]`: the cache backend and what the response cache does. `url`, `key_prefix` and `ttl` are handed to
+    the backend (a `[plugins.<backend>]` table's own keys win)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Text | None = None  # as `[ccproxy] cache`
+    url: StoreUrl | None = Field(default=None, repr=False)  # may hold a password
+    key_prefix: Text | None = None
+    ttl: PositiveSeconds | None = None  # the backend's default TTL
+    responses: Flag = False
+    response_ttl: PositiveSeconds = 300.0
+    dedupe_wait: PositiveSeconds = 60.0  # how long another process's identical call is waited for
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+
+
 class FileConfig(BaseModel):
     """The whole plugins.toml. Unknown top-level tables are errors: plugins keep options in `[plugins.<name>]`."""
 
@@ -307,6 +356,7 @@ class FileConfig(BaseModel):
     guardrails: dict[str, Any] = Field(default_factory=dict)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     prices: dict[Annotated[str, Field(min_length=1)], PriceConfig] = Field(default_factory=dict)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @model_validator(mode="after")
     def _locate_backends(self) -> FileConfig:

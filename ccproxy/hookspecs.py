@@ -77,10 +77,12 @@ def ccproxy_register_cache_backends(register: RegisterCacheBackend) -> None:
     """Register cache backend factories.
 
     Called once when the app is built. Call `register("name", factory)`; `factory(options)` receives the
-    `[plugins.<name>]` table (secrets resolved) and returns a `CacheBackend`. The backend named by
-    `cache = "<name>"` in plugins.toml is built once per server process; its `open()` runs at server start on the
-    server's loop, its `shared_states()` may give the stores for the upstream stack's breakers and limiters. Two
-    plugins registering the same name stop start-up. Returns nothing.
+    `[plugins.<name>]` table (secrets resolved) with the `[cache]` table's `url` (REDIS_URL), `key_prefix` and `ttl`
+    (as `default_ttl`) filled in where it does not set them, and returns a `CacheBackend` (a ValueError stops
+    start-up with its message). The backend named by CACHE_BACKEND (`cache = "<name>"`) is built once per server
+    process; its `open()` runs at server start on the server's loop, its `shared_states()` may give the stores for
+    the upstream stack's breakers and limiters. Two plugins registering the same name stop start-up. Returns
+    nothing.
     """
 
 

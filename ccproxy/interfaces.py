@@ -170,6 +170,9 @@ class CacheBackend(ABC):
     """
 
     name: ClassVar[str]
+    #: Whether other processes and instances see the same entries (Redis: yes). The response cache then takes a
+    #: lock with `add` so that one process calls upstream for identical concurrent requests.
+    shared: ClassVar[bool] = False
 
     @abstractmethod
     async def get(self, key: str) -> Any | None:
@@ -182,6 +185,15 @@ class CacheBackend(ABC):
     @abstractmethod
     async def delete(self, key: str) -> None:
         """Forget `key` (no error when absent)."""
+
+    async def add(self, key: str, value: Any, ttl: float) -> bool:
+        """Store `value` only if `key` holds nothing; whether it did. The response cache's cross-process lock: a
+        shared backend makes this atomic (Redis: SET NX PX) and answers True when it cannot tell (store down), so
+        the caller goes ahead on its own. Default: `get`, then `set` (atomic within one event loop only)."""
+        if await self.get(key) is not None:
+            return False
+        await self.set(key, value, ttl)
+        return True
 
     @abstractmethod
     async def clear(self) -> int:

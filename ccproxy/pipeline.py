@@ -42,6 +42,7 @@ from ccproxy.interfaces import (
 )
 from ccproxy.observers import AttemptTag
 from ccproxy.redaction import Redactor
+from ccproxy.response_cache import CacheUse, ResponseCache, cache_headers, cache_use, confirm
 from ccproxy.routing import MEMO_LIMIT, Route, Router, Target
 from ccproxy.thinktags import ThinkTagFilter, split_think_tags
 from ccproxy.tokens import TokenCounter
@@ -112,6 +113,7 @@ class Prepared:
     message_id: str
     input_tokens_estimate: int
     record: RequestRecord | None = None
+    cache: CacheUse | None = None  # None: the response cache is off
     # The prompt counted with the tokenizer, once a target with a known context window needed it.
     prompt_tokens: int | None = None
 
@@ -183,6 +185,7 @@ class MessagesPipeline:
         redact: Redactor,
         stream_filters: StreamFilters | None = None,
         clock: Clock = time.monotonic,
+        responses: ResponseCache | None = None,
     ) -> None:
         self.backends = backends
         self.clock = clock  # the upstream stack's clock: request deadlines are on it
@@ -195,6 +198,7 @@ class MessagesPipeline:
         self.cache = cache
         self.redact = redact
         self.stream_filters = stream_filters
+        self.responses = responses  # the response cache (ccproxy/response_cache.py); None when off
         self._served: dict[Target, Mapping[str, str]] = {}
 
     async def prepare(
@@ -204,6 +208,7 @@ class MessagesPipeline:
         request_id: str,
         record: RequestRecord | None = None,
         principal: Principal | None = None,
+        cache_control: str | None = None,
     ) -> Prepared:
         """Parse, validate, guard and route one /v1/messages body; fill in `record` (observers) as it goes."""
         body = parse_json_body(raw)
@@ -217,7 +222,8 @@ class MessagesPipeline:
             await guardrail.check_request(body, guard)
         route = self.router.resolve(body["model"])
         estimate = len(raw) // BYTES_PER_TOKEN_ESTIMATE
-        return Prepared(body, stream, route, guard, new_message_id(), estimate, record)
+        cache = None if self.responses is None else cache_use(cache_control, request_id, record)
+        return Prepared(body, stream, route, guard, new_message_id(), estimate, record, cache)
 
     def convert(
         self, prepared: Prepared, target: Target, wire: Wire | None = None, output_room: int | None = None
@@ -280,7 +286,13 @@ class MessagesPipeline:
                     tokens=prepared.input_tokens_estimate + (max_tokens if isinstance(max_tokens, int) else 0),
                     tag=None if prepared.record is None else AttemptTag(prepared.record, target.backend, target.model),
                 )
-                response = await upstream.send(request)
+                if prepared.cache is None:
+                    response = await upstream.send(request)
+                else:  # the response cache (a hit, an identical call in flight, or a new call it records)
+                    assert self.responses is not None
+                    response = await self.responses.send(
+                        upstream.send, request, target.backend, target.model, prepared.cache
+                    )
             except UpstreamFailure as exc:
                 failures.append((target, exc))
                 if can_fall_back(exc, has_next=index < len(targets) - 1):
@@ -290,7 +302,10 @@ class MessagesPipeline:
                 raise self._route_error(prepared, failures) from None
             if prepared.record is not None:
                 _note_target(prepared.record, target, index)
-            return Sent(target, response, context, self._served_headers(target), wire)
+            headers = self._served_headers(target)
+            if prepared.cache is not None:
+                headers = cache_headers(headers, response)
+            return Sent(target, response, context, headers, wire)
         raise AssertionError("a route has at least one target")  # pragma: no cover — the loop returns or raises
 
     async def fit_window(self, prepared: Prepared, window: int) -> int | None:
@@ -354,12 +369,17 @@ class MessagesPipeline:
             _note_cost(prepared.record, usage)
             if self._think_tags(sent.target):
                 message = split_think_tags(message)
+            if prepared.cache is not None:
+                confirm(sent.response)
             for guardrail in self.guardrails:
                 await guardrail.check_response(message, prepared.guard)
         except UpstreamFailure as exc:
             raise _with_headers(to_proxy_error(exc), sent) from None
         except ProxyError as exc:
             raise _with_headers(exc, sent) from None
+        finally:
+            if prepared.cache is not None:  # a shared call waits for this request's verdict until it is closed
+                await sent.response.aclose()
         return Answer(message, sent.headers, sent.target)
 
     async def open_stream(self, prepared: Prepared) -> OpenedStream:
@@ -394,7 +414,9 @@ class MessagesPipeline:
         if kind == JSON:
             rest = [data async for data in chunks]
             message, usage = sent.answer(head + b"".join(rest))
-            return OpenedStream(sent, None, message=message, usage=usage)
+            opened = OpenedStream(sent, None, message=message, usage=usage)
+            confirm(sent.response)  # a no-op but for the response cache's shared calls
+            return opened
         raise not_a_stream(kind, content_type)
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
@@ -424,6 +446,8 @@ class MessagesPipeline:
                     if relay.done:
                         break
             encoded = relay.end()
+            if prepared.cache is not None:
+                confirm(opened.sent.response)
         except UpstreamFailure as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
             encoded = relay.fail(to_proxy_error(exc))

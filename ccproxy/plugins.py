@@ -220,3 +220,21 @@ def _installed(found: Mapping[str, T], name: str, setting: str, what: str, hint:
 
 def select_cache(registry: Registry, name: str) -> CacheFactory:
     return _installed(registry.cache_backends, name, "cache", "backends")
+
+
+def build_cache(registry: Registry, settings: Settings) -> CacheBackend:
+    """The cache backend `settings.cache`, built from its `[plugins.<name>]` table with the [cache] table's `url`
+    (REDIS_URL), `key_prefix` and `ttl` (as `default_ttl`) filled in where that table does not set them. A backend
+    refusing its options (ValueError) stops start-up with its message."""
+    factory = select_cache(registry, settings.cache)
+    common = settings.cache_options
+    given = {"url": common.url, "key_prefix": common.key_prefix, "default_ttl": common.ttl}
+    options = {key: value for key, value in given.items() if value is not None} | dict(
+        settings.options_for(settings.cache)
+    )
+    try:
+        return factory(options)
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        raise SettingsError(f"cache {settings.cache!r}: {exc}") from None

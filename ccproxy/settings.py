@@ -13,8 +13,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from ccproxy.backends import display_url, split_credentials, upstream_auth
-from ccproxy.config import MIN_CLIENT_KEY_CHARS, BackendConfig, CoreConfig, SettingsError, parse_config, resolve_secrets
+from ccproxy.config import (
+    MIN_CLIENT_KEY_CHARS,
+    BackendConfig,
+    CacheConfig,
+    CoreConfig,
+    SettingsError,
+    dotted,
+    format_validation_error,
+    parse_config,
+    resolve_secrets,
+)
 from ccproxy.legacy import BackendPlan, legacy_configured, legacy_values, makes_legacy_default, plan_backends
 from ccproxy.routing import parse_routes
 
@@ -51,6 +63,7 @@ ENV_FIELDS: dict[str, str] = {
     "CONNECT_TIMEOUT": "connect_timeout",
     "CCPROXY_PROVIDER": "provider",
     "CCPROXY_CACHE": "cache",
+    "CACHE_BACKEND": "cache",  # the same setting; wins over CCPROXY_CACHE
     "ALLOWED_HOSTS": "allowed_hosts",
     "ALLOWED_ORIGINS": "allowed_origins",
     # --- issue 11: client keys, admin key, logs, metrics (fields in the block at the end of Settings)
@@ -118,18 +131,14 @@ UNSUPPORTED_SETTINGS: dict[str, str] = {
     "TOKENIZER_CACHE_SHARDS": _CONVERTER_CACHE,
     "CACHE_CONVERTERS_ENABLED": _CONVERTER_CACHE,
     "CACHE_CONVERTERS_MAX": _CONVERTER_CACHE,
-    "STREAM_DEDUPE_ENABLED": _NOT_YET,
+    "STREAM_DEDUPE_ENABLED": "use RESPONSE_CACHE=on: identical concurrent requests then share one upstream call",
     "METRICS_CACHE_ENABLED": _NOT_YET,
     "TRUNCATE_LONG_REQUESTS": "not supported yet; a prompt too long for the model gets the upstream's 400",
     "TRUNCATION_CONFIG": "not supported yet; a prompt too long for the model gets the upstream's 400",
-    "CACHE_WARMUP_ENABLED": _NOT_YET,
-    "CACHE_WARMUP_FILE_PATH": _NOT_YET,
-    "CACHE_WARMUP_MAX_ITEMS": _NOT_YET,
-    "CACHE_WARMUP_ON_STARTUP": _NOT_YET,
-    "CACHE_WARMUP_PRELOAD_COMMON": _NOT_YET,
-    "CACHE_WARMUP_AUTO_SAVE_POPULAR": _NOT_YET,
-    "CACHE_WARMUP_POPULARITY_THRESHOLD": _NOT_YET,
-    "CACHE_WARMUP_SAVE_INTERVAL_SECONDS": _NOT_YET,
+    "CACHE_WARMUP_PRELOAD_COMMON": (
+        "not supported: ccproxy ships no list of common prompts to preload; the warm-up file "
+        "(CACHE_WARMUP_FILE_PATH) holds what is loaded"
+    ),
     "PROVIDER_MAX_RETRIES": _RETRIES,
     "PROVIDER_RETRY_BASE_DELAY": _RETRIES,
     "PROVIDER_RETRY_JITTER": _RETRIES,
@@ -209,6 +218,8 @@ class Settings:
     # The [auth] and [prices] tables as read (secrets resolved); validated by ccproxy/config.py models where used.
     auth_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     price_options: Mapping[str, Any] = field(default_factory=dict)
+    # The [cache] table with the environment's REDIS_URL, RESPONSE_CACHE*, CACHE_WARMUP_* laid over it (issue 10).
+    cache_options: CacheConfig = field(default_factory=CacheConfig, repr=False)
 
     def options_for(self, plugin: str) -> Mapping[str, Any]:
         """The `[plugins.<name>]` table, secrets already resolved."""
@@ -306,6 +317,14 @@ def _config_values(config: Mapping[str, Any], env: Mapping[str, str], path: Path
     # [auth] and [prices] as written (secrets resolved; parse_config validated them): keys.py and prices.py read them.
     values["auth_options"] = resolve_secrets(config.get("auth", {}), env, "auth")
     values["price_options"] = resolve_secrets(config.get("prices", {}), env, "prices")
+    values["cache_options"] = file.cache
+    if file.cache.backend is not None:
+        if file.ccproxy.cache is not None and file.ccproxy.cache != file.cache.backend:
+            raise SettingsError(
+                f"cache.backend: {file.cache.backend!r} and [ccproxy] cache = {file.ccproxy.cache!r} disagree; "
+                "set one of them"
+            )
+        values["cache"] = file.cache.backend
     return values, file.ccproxy
 
 
@@ -363,6 +382,7 @@ def load_settings(
         file_values, core = _config_values(_load_toml(path), env, path)
         values.update(file_values)
     values.update(_env_values(env))
+    values["cache_options"] = cache_options(values.get("cache_options", CacheConfig()), env)
     values["ignored_settings"] = _ignored_settings(env, process_env)
     values.update({key: value for key, value in overrides.items() if value is not None})
     provider = values.get("provider", DEFAULT_PROVIDER)
@@ -411,6 +431,8 @@ def validate_settings(settings: Settings) -> None:
             raise SettingsError(f"{name}: expected a positive number of seconds, got {seconds}")
     _validate_edge(settings)
     _validate_operations(settings)
+    if settings.cache == NO_CACHE and settings.cache_options.responses:
+        raise SettingsError("RESPONSE_CACHE: the response cache needs a cache backend, and CACHE_BACKEND is none")
 
 
 def _validate_operations(settings: Settings) -> None:
@@ -480,3 +502,60 @@ def _validate_edge(settings: Settings) -> None:
                 f"ALLOWED_ORIGINS: {origin!r} is not an origin; list each as scheme://host[:port], "
                 "e.g. http://localhost:3000"
             )
+
+
+# --------------------------------------------------------------------------------------------- issue 10: [cache]
+NO_CACHE = "none"  # CACHE_BACKEND=none: nothing is cached (ccproxy/default_plugins/null_cache.py)
+# Environment name -> (key path in the [cache] table, kind of value). They override the table's keys.
+CACHE_ENV: dict[str, tuple[tuple[str, ...], str]] = {
+    "REDIS_URL": (("url",), "text"),
+    "RESPONSE_CACHE": (("responses",), "bool"),
+    "RESPONSE_CACHE_TTL": (("response_ttl",), "seconds"),
+    "RESPONSE_CACHE_WAIT": (("dedupe_wait",), "seconds"),
+    "CACHE_WARMUP_ENABLED": (("warmup", "enabled"), "bool"),
+    "CACHE_WARMUP_FILE_PATH": (("warmup", "file_path"), "text"),
+    "CACHE_WARMUP_MAX_ITEMS": (("warmup", "max_items"), "int"),
+    "CACHE_WARMUP_ON_STARTUP": (("warmup", "on_startup"), "bool"),
+    "CACHE_WARMUP_AUTO_SAVE_POPULAR": (("warmup", "auto_save_popular"), "bool"),
+    "CACHE_WARMUP_POPULARITY_THRESHOLD": (("warmup", "popularity_threshold"), "int"),
+    "CACHE_WARMUP_SAVE_INTERVAL_SECONDS": (("warmup", "save_interval_seconds"), "seconds"),
+}
+
+
+def cache_options(table: CacheConfig, env: Mapping[str, str]) -> CacheConfig:
+    """The [cache] table with the CACHE_ENV variables laid over it; an invalid value is named the way it was set."""
+    values: dict[str, Any] = table.model_dump(exclude_unset=True)
+    set_by: dict[str, str] = {}
+    for name, (path, kind) in CACHE_ENV.items():
+        text = env.get(name, "")
+        if text == "":
+            continue
+        target = values
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = _cache_env_value(name, text, kind)
+        set_by[dotted(("cache", *path))] = name
+    try:
+        return CacheConfig.model_validate(values)
+    except ValidationError as exc:
+        line = format_validation_error(exc, prefix="cache")
+        where = line.partition(":")[0]
+        raise SettingsError(set_by[where] + line[len(where) :] if where in set_by else line) from None
+
+
+def _cache_env_value(name: str, text: str, kind: str) -> Any:
+    value = text.strip()
+    if kind == "bool":
+        if value.lower() not in BOOLEAN_WORDS:
+            raise SettingsError(f"{name}: expected on or off, got {text!r}")
+        return value.lower() in ("1", "true", "yes", "on")
+    if kind == "seconds":
+        number = _as_float(value)
+        if number is None:
+            raise SettingsError(f"{name}: expected a number of seconds, got {text!r}")
+        return number
+    if kind == "int":
+        if not re.fullmatch(r"[+-]?\d+", value):
+            raise SettingsError(f"{name}: expected a whole number, got {text!r}")
+        return int(value)
+    return value

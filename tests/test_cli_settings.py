@@ -19,7 +19,7 @@ CREDENTIALS_URL = f"https://user:{quote(PASSWORD, safe='')}@upstream.example/v1"
 
 def test_ignored_settings_are_warned_about_once_each_at_start_up(tmp_path: Path) -> None:
     dotenv = tmp_path / "proxy.env"
-    dotenv.write_text("CACHE_WARMUP_ENABLED=true\nTHREAD_POOL_AUTO_SCALE=true\nCCPROXY_ENABLE_CYTHON=true\n")
+    dotenv.write_text("CACHE_WARMUP_PRELOAD_COMMON=true\nTHREAD_POOL_AUTO_SCALE=true\nCCPROXY_ENABLE_CYTHON=true\n")
     port = free_port()
     env = python_env(
         {
@@ -41,7 +41,7 @@ def test_ignored_settings_are_warned_about_once_each_at_start_up(tmp_path: Path)
         process.stop()
     log = process.log_text()
     warnings = re.findall(r"^.* WARNING ccproxy: (\S+) is set but not honoured: (.+)$", log, re.MULTILINE)
-    expected = ["LOG_PRETTY_CONSOLE", "CACHE_WARMUP_ENABLED", "HTTP_CONNECT_TIMEOUT", "THREAD_POOL_AUTO_SCALE"]
+    expected = ["LOG_PRETTY_CONSOLE", "CACHE_WARMUP_PRELOAD_COMMON", "HTTP_CONNECT_TIMEOUT", "THREAD_POOL_AUTO_SCALE"]
     assert [name for name, _ in warnings] == [*expected, "CCPROXY_ENABLE_CYTHON"], log
     for name, hint in warnings[:-1]:
         assert hint == UNSUPPORTED_SETTINGS[name]

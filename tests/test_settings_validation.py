@@ -13,8 +13,8 @@ BASE_ENV = {"OPENAI_API_KEY": "sk-test-key-123456"}
 ORIGINAL_SETTINGS = (
     "LOG_PRETTY_CONSOLE",
     "ERROR_TRACKING_FILE",
-    "CACHE_WARMUP_ENABLED",
-    "CACHE_WARMUP_FILE_PATH",
+    "CACHE_WARMUP_PRELOAD_COMMON",
+    "STREAM_DEDUPE_ENABLED",
     "THREAD_POOL_MAX_WORKERS",
     "THREAD_POOL_AUTO_SCALE",
     "RATE_LIMIT_PER_MINUTE",
@@ -59,10 +59,10 @@ def test_each_unsupported_setting_in_the_environment_is_reported(tmp_path: Path,
 
 
 def test_unsupported_settings_in_dotenv_are_reported_in_table_order(tmp_path: Path) -> None:
-    dotenv = "THREAD_POOL_AUTO_SCALE=true\nLOG_PRETTY_CONSOLE=true\nCACHE_WARMUP_ENABLED=true\n"
+    dotenv = "THREAD_POOL_AUTO_SCALE=true\nLOG_PRETTY_CONSOLE=true\nCACHE_WARMUP_PRELOAD_COMMON=true\n"
     assert ignored_names(tmp_path, BASE_ENV, dotenv) == [
         "LOG_PRETTY_CONSOLE",
-        "CACHE_WARMUP_ENABLED",
+        "CACHE_WARMUP_PRELOAD_COMMON",
         "THREAD_POOL_AUTO_SCALE",
     ]
 
@@ -74,7 +74,8 @@ def test_empty_or_absent_settings_are_not_reported(tmp_path: Path) -> None:
 def test_hints_name_the_equivalent_where_there_is_one() -> None:
     assert "CONNECT_TIMEOUT" in UNSUPPORTED_SETTINGS["HTTP_CONNECT_TIMEOUT"]
     assert "ALLOWED_ORIGINS" in UNSUPPORTED_SETTINGS["CORS_ALLOW_ORIGINS"]
-    assert "not supported yet" in UNSUPPORTED_SETTINGS["CACHE_WARMUP_ENABLED"]
+    assert "not supported yet" in UNSUPPORTED_SETTINGS["ERROR_TRACKING_FILE"]
+    assert "RESPONSE_CACHE=on" in UNSUPPORTED_SETTINGS["STREAM_DEDUPE_ENABLED"]
 
 
 def test_cython_switch_in_dotenv_is_reported_because_it_is_read_at_import(tmp_path: Path) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from ccproxy.default_plugins import client_keys, guardrails, memory_cache, metrics, reasoning, usage
+from ccproxy.default_plugins import (
+    cache_admin,
+    client_keys,
+    guardrails,
+    memory_cache,
+    metrics,
+    null_cache,
+    reasoning,
+    usage,
+)
 
 if TYPE_CHECKING:
     from ccproxy.settings import Settings
@@ -18,6 +27,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, ModuleType], ...] = (
     ("ccproxy.client_keys", client_keys),
     ("ccproxy.usage", usage),
     ("ccproxy.metrics", metrics),
+    ("ccproxy.null_cache", null_cache),
+    ("ccproxy.cache_admin", cache_admin),
 )
 
 

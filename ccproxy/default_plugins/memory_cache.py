@@ -95,6 +95,13 @@ class MemoryCacheBackend(CacheBackend):
     async def delete(self, key: str) -> None:
         self._remove(key)
 
+    async def add(self, key: str, value: Any, ttl: float) -> bool:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > self._clock():
+            return False
+        await self.set(key, value, ttl)  # no await point before this: atomic on the loop
+        return True
+
     async def clear(self) -> int:
         removed = len(self._entries)
         self._entries.clear()

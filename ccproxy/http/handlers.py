@@ -34,7 +34,11 @@ async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -
         else {}
     )
     principal = getattr(request.ctx, "principal", None)
-    prepared = await pipeline.prepare(request.body, headers, request_id, watch.record if watch else None, principal)
+    # `cache-control: no-cache` / `no-store` steer the response cache (docs/cache.md); not read while it is off.
+    cache_control = request.headers.get("cache-control") if pipeline.responses is not None else None
+    prepared = await pipeline.prepare(
+        request.body, headers, request_id, watch.record if watch else None, principal, cache_control
+    )
     if not prepared.stream:
         answer = await pipeline.complete(prepared)
         if watch is not None:

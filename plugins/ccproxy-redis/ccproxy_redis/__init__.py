@@ -8,7 +8,6 @@ names below is used, so an installed but unselected plugin costs start-up nothin
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +48,11 @@ def __getattr__(name: str) -> Any:
 
 
 def redis_cache_from_options(options: Mapping[str, Any]) -> RedisCacheBackend:
-    """`[plugins.redis]` -> the backend. Opens nothing: the pool is created on the server's loop by `open()`.
-    REDIS_URL is read here, once, when the app is built, as the default for `url`."""
+    """The backend's options (see `options_from`) -> the backend. Opens nothing: the pool is created on the server's
+    loop by `open()`. The URL comes from those options (ccproxy hands REDIS_URL in as `url`), never from os.environ."""
     from ccproxy_redis.cache import RedisCacheBackend
 
-    return RedisCacheBackend(options_from(options, os.environ))
+    return RedisCacheBackend(options_from(options))
 
 
 @hookimpl

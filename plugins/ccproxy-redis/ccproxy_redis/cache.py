@@ -59,6 +59,7 @@ class RedisCacheBackend(CacheBackend):
     """The cache backend "redis" (see the module docstring); `shared_states()` puts limits and breakers in Redis."""
 
     name = "redis"
+    shared = True
 
     def __init__(self, options: RedisOptions) -> None:
         self.options = options
@@ -100,6 +101,16 @@ class RedisCacheBackend(CacheBackend):
         milliseconds = max(1, round(ttl * 1000))
         with contextlib.suppress(Unavailable):  # not stored: a later get misses
             await self.link.run(lambda client: client.set(self.prefix + key, data, px=milliseconds))
+
+    async def add(self, key: str, value: Any, ttl: float) -> bool:
+        """SET NX PX: atomic for the whole fleet; True (go ahead alone) while Redis is unavailable."""
+        data = encode(value)
+        milliseconds = max(1, round(ttl * 1000))
+        try:
+            stored = await self.link.run(lambda client: client.set(self.prefix + key, data, px=milliseconds, nx=True))
+        except Unavailable:
+            return True
+        return bool(stored)
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(Unavailable):  # entries expire by their TTL anyway

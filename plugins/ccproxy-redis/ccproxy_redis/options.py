@@ -42,14 +42,19 @@ class RedisOptions(BaseModel):
         return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path or '/0'}"
 
 
-def options_from(table: Mapping[str, Any], environ: Mapping[str, str]) -> RedisOptions:
-    """Validate `[plugins.redis]`; `url` defaults to REDIS_URL, then to redis://localhost:6379/0. Raises ValueError
-    naming the key."""
-    values = dict(table)
-    if "url" not in values and environ.get("REDIS_URL"):
-        values["url"] = environ["REDIS_URL"]
+def options_from(table: Mapping[str, Any]) -> RedisOptions:
+    """Validate the backend's options: `[plugins.redis]` with ccproxy's `[cache]` `url` (REDIS_URL), `key_prefix` and
+    `ttl` filled in where it does not set them (ccproxy.plugins.build_cache); `url` defaults to
+    redis://localhost:6379/0. Raises ValueError naming the key."""
     try:
-        return RedisOptions.model_validate(values)
+        return RedisOptions.model_validate(dict(table))
     except ValidationError as exc:
-        problems = (f"plugins.redis.{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+        problems = (f"{_where(error['loc'])}: {error['msg']}" for error in exc.errors())
         raise ValueError("; ".join(problems)) from None
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    key = ".".join(map(str, loc))
+    if key == "url":  # it may have come from REDIS_URL or [cache] url as well
+        return "plugins.redis.url (or [cache] url, REDIS_URL)"
+    return f"plugins.redis.{key}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
 import ccproxy_redis
 from ccproxy import CacheBackend
-from ccproxy.plugins import build_plugin_manager, collect, select_cache
-from ccproxy.settings import Settings
+from ccproxy.plugins import build_cache, build_plugin_manager, collect, select_cache
+from ccproxy.settings import Settings, SettingsError, load_settings
 from ccproxy_redis import RedisBreakerState, RedisCacheBackend, RedisLimiterState, RedisOptions
 from ccproxy_redis.options import DEFAULT_URL, options_from
 from tests.support.redis_server import RedisServer
@@ -59,16 +60,32 @@ def test_the_in_memory_default_has_no_shared_states() -> None:
     assert select_cache(registry, "memory")({}).shared_states() is None
 
 
-def test_url_defaults_to_redis_url_then_to_localhost() -> None:
-    assert options_from({}, {}).url == DEFAULT_URL
-    assert options_from({}, {"REDIS_URL": "redis://cache.internal:6380/2"}).url == "redis://cache.internal:6380/2"
-    assert options_from({"url": "redis://other/1"}, {"REDIS_URL": "redis://ignored/0"}).url == "redis://other/1"
+def test_url_comes_from_the_settings_handed_in_never_from_os_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no plugins.toml or .env of the checkout
+    monkeypatch.setenv("REDIS_URL", "redis://from-process-env:6379/9")  # never read by the plugin itself
+    assert options_from({}).url == DEFAULT_URL
+    settings = load_settings({"OPENAI_API_KEY": "sk-test", "CACHE_BACKEND": "redis", "REDIS_URL": "redis://c:6380/2"})
+    backend = build_cache(collect(build_plugin_manager(settings), settings), settings)
+    assert isinstance(backend, RedisCacheBackend) and backend.options.url == "redis://c:6380/2"
+    table = Settings(api_key="sk-test", cache="redis", plugin_options={"redis": {"url": "redis://other/1"}})
+    assert build_cache(collect(build_plugin_manager(table), table), table).options.url == "redis://other/1"
+
+
+def test_a_bad_url_stops_start_up_with_one_line_naming_where_it_can_come_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"OPENAI_API_KEY": "sk-test", "CACHE_BACKEND": "redis", "REDIS_URL": "http://h:1/0"})
+    with pytest.raises(SettingsError, match=r"^cache 'redis': plugins.redis.url \(or \[cache\] url, REDIS_URL\): "):
+        build_cache(collect(build_plugin_manager(settings), settings), settings)
 
 
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"url": "http://localhost:6379"}, "plugins.redis.url: "),
+        ({"url": "http://localhost:6379"}, r"plugins.redis.url \(or \[cache\] url, REDIS_URL\): "),
         ({"default_ttl": 0}, "plugins.redis.default_ttl: "),
         ({"pool_size": 0}, "plugins.redis.pool_size: "),
         ({"socket_timeout": -1}, "plugins.redis.socket_timeout: "),
@@ -77,7 +94,7 @@ def test_url_defaults_to_redis_url_then_to_localhost() -> None:
 )
 def test_bad_options_name_the_key(table: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        options_from(table, {})
+        options_from(table)
 
 
 def test_the_password_never_shows() -> None:

@@ -1,5 +1,5 @@
 """The real proxy process with `cache = "redis"`: two instances share cached answers, and a dead Redis fails no
-request. (Until the response cache exists, the cached answers are count_tokens counts.)"""
+request. The cached answers here are count_tokens counts; the response cache has test_redis_response_cache.py."""
 
 from __future__ import annotations
 

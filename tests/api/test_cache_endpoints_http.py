@@ -1,0 +1,104 @@
+"""GET /v1/cache/stats and POST /v1/cache/clear behind the admin key, and x-ccproxy-cache, through the real app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from aioresponses import aioresponses
+from sanic import Sanic
+
+from ccproxy.app import CCProxyApp, create_app
+from ccproxy.config import CacheConfig
+from ccproxy.response_cache import CACHE_HEADER
+from tests.api.test_operations_http import ADMIN, COMPLETION, COST, HELLO, KEY_A, assert_error, call, scrape, settings
+
+ON = CacheConfig(responses=True)
+
+
+@pytest.fixture
+def make_app() -> Iterator[Callable[..., CCProxyApp]]:
+    Sanic.test_mode = True
+    made: list[CCProxyApp] = []
+
+    def build(**kwargs: Any) -> CCProxyApp:
+        app = create_app(settings(**kwargs))
+        app.asgi_client.headers["host"] = "127.0.0.1:11434"
+        app.asgi_client.headers["content-type"] = "application/json"
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        Sanic.unregister_app(app)
+
+
+async def test_stats_and_clear_need_the_admin_key(make_app: Callable[..., CCProxyApp]) -> None:
+    app = make_app(api_keys=(KEY_A,), admin_key=ADMIN, cache_options=ON)
+    assert_error(await call(app, "/v1/cache/stats", None), 401, "authentication_error")
+    assert_error(await call(app, "/v1/cache/stats", None, **{"x-api-key": KEY_A}), 403, "permission_error")
+    assert_error(await call(app, "/v1/cache/clear", {}, **{"x-api-key": KEY_A}), 403, "permission_error")
+    assert (await call(app, "/v1/cache/stats", None, **{"x-api-key": ADMIN})).status == 200
+
+
+async def test_stats_count_hits_and_misses_and_clear_empties_the_cache(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(admin_key=ADMIN, cache_options=ON)
+    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    admin = {"x-api-key": ADMIN}
+    first, second = await call(app), await call(app)
+    assert (first.headers[CACHE_HEADER], second.headers[CACHE_HEADER]) == ("miss", "hit")
+    assert first.json["id"] != second.json["id"]
+    stats = (await call(app, "/v1/cache/stats", None, **admin)).json
+    assert (stats["backend"], stats["healthy"], stats["entries"]) == ("memory", True, 1)
+    assert {key: stats["responses"][key] for key in ("enabled", "hits", "misses", "stores")} == {
+        "enabled": True,
+        "hits": 1,
+        "misses": 1,
+        "stores": 1,
+    }
+    assert stats["store"]["max_bytes"] > 0 and stats["evictions"] == 0
+    cleared = await call(app, "/v1/cache/clear", {}, **admin)
+    assert cleared.status == 200 and cleared.json == {"backend": "memory", "cleared": 1}
+    assert (await call(app)).headers[CACHE_HEADER] == "miss"
+    assert len([key for key in upstream.requests if key[0] == "POST"]) == 1
+    assert sum(len(calls) for calls in upstream.requests.values()) == 2
+
+
+async def test_with_the_response_cache_off_stats_say_so_and_answers_carry_no_cache_header(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(admin_key=ADMIN)
+    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    answer = await call(app)
+    assert answer.status == 200 and CACHE_HEADER not in answer.headers
+    stats = (await call(app, "/v1/cache/stats", None, **{"x-api-key": ADMIN})).json
+    assert stats["responses"] == {"enabled": False}
+
+
+async def test_a_no_cache_request_is_a_miss(make_app: Callable[..., CCProxyApp], upstream: aioresponses) -> None:
+    app = make_app(cache_options=ON)
+    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    await call(app)
+    assert (await call(app, **{"cache-control": "no-cache"})).headers[CACHE_HEADER] == "miss"
+    assert (await call(app, "/v1/messages", HELLO)).headers[CACHE_HEADER] == "hit"
+
+
+async def test_metrics_count_the_response_cache_and_a_hit_costs_nothing(
+    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+) -> None:
+    app = make_app(cache_options=ON)
+    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    for _ in range(3):
+        assert (await call(app)).status == 200
+    _, response = await app.asgi_client.get("/metrics")
+    found = scrape(response.text)
+    events = {
+        kind: found.get(("ccproxy_cache_events_total", frozenset({("cache", "responses"), ("kind", kind)})))
+        for kind in ("hit", "miss", "store")
+    }
+    assert events == {"hit": 2, "miss": 1, "store": 1}
+    costs = [value for (name, _), value in found.items() if name == "ccproxy_cost_usd_total"]
+    assert sum(costs) == pytest.approx(COST)  # only the miss was paid for
