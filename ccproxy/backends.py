@@ -15,6 +15,7 @@ from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
 from ccproxy.upstream import AiohttpUpstream, AttemptObserver, Upstream, UpstreamStates, build_upstream
 from ccproxy.upstream.errors import no_redaction
+from ccproxy.upstream.http import DEFAULT_MAX_BODY
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
 DEFAULT_REASONING = "budget-effort"
@@ -133,10 +134,18 @@ class Backend:
         base_url = public_url(self.config.base_url) if self.config.base_url else None
         return f"Backend({self.name!r}, provider={self.config.provider!r}, base_url={base_url!r})"
 
-    def connect(self, states: UpstreamStates, on_attempt: AttemptObserver | None = None) -> None:
+    def connect(
+        self,
+        states: UpstreamStates,
+        on_attempt: AttemptObserver | None = None,
+        *,
+        connection_wait: float = 1.0,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
         """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
-        headers and timeouts, and the resilient stack around it from the table's retries, breaker and limits
-        (`states`: the app's breaker and limiter stores; `on_attempt`: the observers' reporter, if any).
+        headers, timeouts and `max_connections`, and the resilient stack around it from the table's retries, breaker
+        and limits (`states`: the app's breaker and limiter stores; `on_attempt`: the observers' reporter, if any;
+        `connection_wait` and `max_body`: OVERLOAD_WAIT and MAX_UPSTREAM_BODY_BYTES).
 
         Upstream text is not redacted here: it is redacted where it leaves the process (ccproxy/redaction.py).
         """
@@ -150,6 +159,9 @@ class Backend:
             connect_timeout=provider.config.connect_timeout,
             read_timeout=provider.config.request_timeout,
             redact=no_redaction,
+            limit_connections=self.config.max_connections,
+            connection_wait=connection_wait,
+            max_body=max_body,
             detect_overflow=prompt_too_long,
         )
         self.upstream = build_upstream(self.name, self.config, self.transport, states, on_attempt=on_attempt)

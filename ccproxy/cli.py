@@ -1,5 +1,5 @@
-"""`ccproxy serve` (load settings, check the port, start Sanic) and `ccproxy plugins`; start-up problems are one line,
-not a traceback."""
+"""`ccproxy serve` (load settings, check the port, start Sanic), `ccproxy plugins`, and the launcher's `ccproxy code`
+and `ccproxy status` (ccproxy/launcher.py); start-up problems are one line, not a traceback."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serve a non-loopback HOST without client keys (ALLOW_UNAUTHENTICATED)",
     )
+    commands.add_parser(
+        "code",
+        help="start the proxy in the background if none answers on HOST:PORT, then run Claude Code against it "
+        "(every argument after `code` goes to claude)",
+    )
+    status = commands.add_parser("status", help="what answers on HOST:PORT: process, routes, backends' health")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
+    status.add_argument("--env-file", help="path to a .env file (default ./.env)")
     plugins = commands.add_parser("plugins", help="list installed plugins, their versions and what they register")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
@@ -102,10 +111,32 @@ def list_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def launcher_command(command: str, args: Sequence[str], status_args: argparse.Namespace | None = None) -> int:
+    """`ccproxy code ...` (every argument is Claude Code's) or `ccproxy status`."""
+    from ccproxy import launcher
+
+    config = getattr(status_args, "config", None)
+    env_file = getattr(status_args, "env_file", None)
+    # The launcher only reads settings (address, keys): an unset upstream key is the server's to report.
+    loaded = launcher.load_for(
+        command, partial(load_settings, config_path=config, env_file=env_file, api_key=LISTING_KEY)
+    )
+    if isinstance(loaded, int):
+        return loaded
+    if command == "status":
+        return launcher.status(loaded, as_json=bool(getattr(status_args, "json", False)))
+    return launcher.code(loaded, args, os.environ)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["code"]:  # before argparse: Claude Code's own options must pass through untouched
+        return launcher_command("code", arguments[1:])
+    args = build_parser().parse_args(arguments)
     if args.command == "plugins":
         return list_plugins(args)
+    if args.command == "status":
+        return launcher_command("status", (), args)
     try:
         settings = load_settings(
             config_path=getattr(args, "config", None),

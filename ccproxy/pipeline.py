@@ -23,9 +23,10 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response, parse_completion
+from ccproxy.core.sse import DEFAULT_MAX_LINE
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
-from ccproxy.errors import InvalidRequestError, ProxyError
+from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
 from ccproxy.events import RequestRecord
 from ccproxy.filters import StreamFilters
 from ccproxy.interfaces import (
@@ -52,6 +53,7 @@ from ccproxy.upstream import (
     can_fall_back,
     to_proxy_error,
 )
+from ccproxy.upstream.http import DEFAULT_MAX_BODY
 
 log = logging.getLogger("ccproxy.pipeline")
 
@@ -92,6 +94,17 @@ def served_headers(target: Target) -> dict[str, str]:
         BACKEND_HEADER: quote(target.backend, safe=_HEADER_SAFE),
         MODEL_HEADER: quote(target.model, safe=_HEADER_SAFE),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The pipeline's share of the resource bounds (MAX_UPSTREAM_BODY_BYTES, MAX_SSE_LINE_BYTES)."""
+
+    upstream_body: int = DEFAULT_MAX_BODY
+    sse_line: int = DEFAULT_MAX_LINE
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass costs ~2 µs more to build
@@ -137,6 +150,8 @@ class OpenedStream:
     head: bytes = b""
     # The Anthropic message of that JSON completion.
     message: dict[str, Any] = field(default_factory=dict)
+    # Why the stream was ended from outside (shutdown's grace ran out): the error event the client gets.
+    ended_by: ProxyError | None = None
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -149,6 +164,11 @@ class OpenedStream:
     async def aclose(self) -> None:
         """Finish the upstream response (drops the connection when the body is unfinished). Idempotent."""
         await self.sent.response.aclose()
+
+    async def interrupt(self, error: ProxyError) -> None:
+        """End the stream with `error`: the upstream connection is dropped, so the read in progress ends at once."""
+        self.ended_by = error
+        await self.aclose()
 
 
 class MessagesPipeline:
@@ -165,6 +185,7 @@ class MessagesPipeline:
         redact: Redactor,
         stream_filters: StreamFilters | None = None,
         clock: Clock = time.monotonic,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.backends = backends
         self.clock = clock  # the upstream stack's clock: request deadlines are on it
@@ -177,6 +198,7 @@ class MessagesPipeline:
         self.cache = cache
         self.redact = redact
         self.stream_filters = stream_filters
+        self.limits = limits
         self._served: dict[Target, Mapping[str, str]] = {}
 
     async def prepare(
@@ -329,14 +351,15 @@ class MessagesPipeline:
         if kind == SSE:
             return OpenedStream(sent, chunks, head)
         if kind == JSON:
-            rest = [data async for data in chunks]
-            completion = parse_completion(head + b"".join(rest))
+            completion = parse_completion(await _rest_bounded(head, chunks, self.limits.upstream_body))
             return OpenedStream(sent, None, message=convert_response(completion, sent.context))
         raise not_a_stream(kind, content_type)
 
     async def stream_events(self, prepared: Prepared, opened: OpenedStream) -> AsyncIterator[bytes]:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
-        relay = StreamRelay(opened.sent.context, filters=self._stream_filters(prepared, opened.sent))
+        relay = StreamRelay(
+            opened.sent.context, filters=self._stream_filters(prepared, opened.sent), max_line=self.limits.sse_line
+        )
         if opened.chunks is None:
             yield relay.replay(opened.message)
             return
@@ -353,10 +376,12 @@ class MessagesPipeline:
                         yield encoded
                     if relay.done:
                         break
+            if opened.ended_by is not None:  # the dropped connection may read like the end of the body
+                raise opened.ended_by
             encoded = relay.end()
         except UpstreamFailure as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
-            encoded = relay.fail(to_proxy_error(exc))
+            encoded = relay.fail(opened.ended_by or to_proxy_error(exc))
         except ProxyError as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
             encoded = relay.fail(exc)
@@ -402,6 +427,20 @@ class MessagesPipeline:
             count = tokens.count_request(body)
         await self.cache.set(key, count, COUNT_CACHE_TTL)
         return {"input_tokens": count}
+
+
+async def _rest_bounded(head: bytes, chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """`head` and the rest of a body read whole, refused (502) past `limit` bytes instead of held in memory."""
+    parts = [head]
+    size = len(head)
+    async for data in chunks:
+        size += len(data)
+        if size > limit:
+            raise UpstreamError(
+                f"Upstream answer is larger than {limit} bytes (MAX_UPSTREAM_BODY_BYTES); not read further", status=502
+            )
+        parts.append(data)
+    return b"".join(parts)
 
 
 def media_type(content_type: str) -> str:

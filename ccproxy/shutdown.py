@@ -1,14 +1,20 @@
-"""SIGTERM / SIGINT in the multi-worker main process, acted on by Sanic's monitor loop instead of inside the handler."""
+"""Shutting down: SIGTERM / SIGINT in the multi-worker main process (acted on by Sanic's monitor loop, the listening
+sockets shut at once), and in each worker the streams still running ended with an error event after SHUTDOWN_GRACE."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from sanic import Sanic
+
+from ccproxy.errors import ProxyError
 
 log = logging.getLogger("ccproxy")
 
@@ -28,6 +34,7 @@ def defer_shutdown_signals(app: Sanic[Any, Any], _loop: asyncio.AbstractEventLoo
     """
     manager = app.manager
     sanic_handler = manager.shutdown_signal
+    stop = stop_listening(listening_sockets(app))
     requested = False
 
     def request_shutdown(signum: int, frame: FrameType | None) -> None:
@@ -37,7 +44,80 @@ def defer_shutdown_signals(app: Sanic[Any, Any], _loop: asyncio.AbstractEventLoo
             return
         requested = True
         log.info("received %s: stopping the workers", signal.Signals(signum).name)
+        stop()  # new connections are refused from now on, whichever worker would have taken them
         manager.monitor_publisher.send(TERMINATE)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_shutdown)
+
+
+SHUTTING_DOWN = (
+    "ccproxy is shutting down and ended this stream after its grace period (SHUTDOWN_GRACE); retry the request"
+)
+OVERLOADED_STATUS = 529
+
+
+class Interruptible(Protocol):
+    """A running answer that can be ended from outside (pipeline.OpenedStream)."""
+
+    async def interrupt(self, error: ProxyError) -> None: ...
+
+
+class Drain:
+    """The streams this worker is answering; once shutdown's grace runs out, each is ended with an `error` event
+    (529 `overloaded_error`: the request is worth retrying, on another instance or after the restart) before Sanic
+    aborts the connections (GRACEFUL_SHUTDOWN_TIMEOUT is the grace plus a margin for those last events)."""
+
+    __slots__ = ("_closing", "_ended", "_timer", "streams")
+
+    def __init__(self) -> None:
+        self.streams: set[Interruptible] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._ended = False
+        # The interrupting tasks, referenced until done (the loop keeps only weak references to tasks).
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def add(self, stream: Interruptible) -> None:
+        self.streams.add(stream)
+        if self._ended:  # a keep-alive request that started after the grace ran out
+            self._interrupt(stream)
+
+    def begin(self, grace: float) -> None:
+        """Shutdown has begun (a `before_server_stop` listener, on the worker's loop): end the streams in `grace` s."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(grace, self.end_all)
+
+    def end_all(self) -> None:
+        self._ended = True
+        if self.streams:
+            log.info("shutdown grace over: ending %d running stream(s) with an error event", len(self.streams))
+        for stream in list(self.streams):
+            self._interrupt(stream)
+
+    def _interrupt(self, stream: Interruptible) -> None:
+        task = asyncio.get_running_loop().create_task(stream.interrupt(shutting_down()))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+
+def shutting_down() -> ProxyError:
+    return ProxyError(SHUTTING_DOWN, status=OVERLOADED_STATUS)
+
+
+def listening_sockets(app: Sanic[Any, Any]) -> list[socket.socket]:
+    """The sockets the multi-worker main process made and shares with its workers (Sanic keeps them in the
+    server settings it passes on)."""
+    found = (info.settings.get("sock") for info in app.state.server_info)
+    return [sock for sock in found if isinstance(sock, socket.socket)]
+
+
+def stop_listening(socks: list[socket.socket]) -> Callable[[], None]:
+    """A function that stops the shared listening sockets accepting: new connections are refused at once instead of
+    waiting in the backlog, which the main process keeps open until the last worker has stopped."""
+
+    def stop() -> None:
+        for sock in socks:
+            with contextlib.suppress(OSError):  # already shut, or never listening
+                sock.shutdown(socket.SHUT_RDWR)
+
+    return stop
