@@ -31,7 +31,7 @@ from ccproxy.plugins import build_plugin_manager, collect, plugin_callers, selec
 from ccproxy.redaction import Redactor
 from ccproxy.routing import Router, parse_routes
 from ccproxy.settings import Settings, SettingsError, backend_plan, load_settings
-from ccproxy.shutdown import defer_shutdown_signals
+from ccproxy.shutdown import defer_shutdown_signals, share_stop_flag, stop_if_requested
 from ccproxy.state import AppState, CCProxyApp
 from ccproxy.tokens import TokenCounter
 from ccproxy.upstream import UpstreamStates
@@ -76,7 +76,10 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     if state.registry.authenticators:
         install_authentication(app, state.registry.authenticators)
     install_error_handlers(app)
-    app.main_process_ready(defer_shutdown_signals)  # only ever fires in the multi-worker main process
+    # Only ever fire in the multi-worker main process.
+    app.main_process_start(share_stop_flag)
+    app.main_process_ready(defer_shutdown_signals)
+    app.after_server_start(stop_if_requested)
     app.before_server_start(_open_resources)
     app.before_server_stop(_begin_shutdown)
     app.after_server_stop(_close_resources)
@@ -183,9 +186,12 @@ async def _open_resources(app: CCProxyApp) -> None:
         if backend.upstream is not None:
             await backend.upstream.open()
     settings = app.ctx.settings
-    if settings.max_concurrent_requests > 0:  # a semaphore belongs to the loop it is used on
+    # Made here, on the server's loop (a semaphore belongs to the loop it waits on); once (ASGI servers may run
+    # start-up hooks more than once).
+    if settings.max_concurrent_requests > 0 and app.ctx.gate is None:
         app.ctx.gate = RequestGate(settings.max_concurrent_requests, settings.overload_wait)
-    app.ctx.started_at = time.monotonic()
+    app.ctx.started_at = app.ctx.started_at or time.monotonic()
+    app.ctx.drain.reset()
     await run_lifecycle_hook(app.ctx, "ccproxy_startup")
     log.info("ccproxy %s: %s core, %d backend(s)", __version__, app.ctx.health["core"], len(backends))
     for name, backend in backends.items():

@@ -139,7 +139,7 @@ class Answer:
     target: Target
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: the running streams are a set (ccproxy/shutdown.py)
 class OpenedStream:
     """The upstream's answer to a stream request, judged before the client has seen a byte."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import signal
 import socket
 from collections.abc import Callable
@@ -20,6 +21,27 @@ log = logging.getLogger("ccproxy")
 
 # The monitor message Sanic's own WorkerManager acts on by stopping every worker (WorkerManager._poll_monitor).
 TERMINATE = "__TERMINATE__"
+# `app.shared_ctx` attribute: a multiprocessing Event set when the main process was asked to stop.
+STOP_FLAG = "ccproxy_stopping"
+
+
+def share_stop_flag(app: Sanic[Any, Any], _loop: asyncio.AbstractEventLoop) -> None:
+    """`main_process_start` listener (multi-worker only): the flag workers read once they are up (see
+    `stop_if_requested`)."""
+    setattr(app.shared_ctx, STOP_FLAG, multiprocessing.get_context().Event())
+
+
+def stop_if_requested(app: Sanic[Any, Any]) -> None:
+    """`after_server_start` listener: stop at once when shutdown was requested while this worker was starting.
+
+    Sanic's manager stops workers with SIGINT, which a worker ignores until its own handler is installed, just
+    before this listener runs: a worker still starting when SIGTERM came missed it, and the main process waited
+    ~10 s for it. The flag is set before the signal is sent, so a worker that missed the signal sees the flag.
+    """
+    flag = getattr(app.shared_ctx, STOP_FLAG, None)
+    if flag is not None and flag.is_set():
+        log.info("shutdown was requested while this worker started: stopping")
+        app.stop(terminate=False)
 
 
 def defer_shutdown_signals(app: Sanic[Any, Any], _loop: asyncio.AbstractEventLoop) -> None:
@@ -44,6 +66,9 @@ def defer_shutdown_signals(app: Sanic[Any, Any], _loop: asyncio.AbstractEventLoo
             return
         requested = True
         log.info("received %s: stopping the workers", signal.Signals(signum).name)
+        flag = getattr(app.shared_ctx, STOP_FLAG, None)
+        if flag is not None:
+            flag.set()
         stop()  # new connections are refused from now on, whichever worker would have taken them
         manager.monitor_publisher.send(TERMINATE)
 
@@ -81,6 +106,13 @@ class Drain:
         self.streams.add(stream)
         if self._ended:  # a keep-alive request that started after the grace ran out
             self._interrupt(stream)
+
+    def reset(self) -> None:
+        """The server (re)starts: no shutdown in progress (ASGI test clients start and stop the app per request)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._ended = False
 
     def begin(self, grace: float) -> None:
         """Shutdown has begun (a `before_server_stop` listener, on the worker's loop): end the streams in `grace` s."""
