@@ -23,6 +23,7 @@ from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
 from ccproxy.http.plugin_routes import install_plugin_routes
 from ccproxy.http.probes import install_probes
+from ccproxy.http.protocol import use_deadline_protocol
 from ccproxy.keys import refuse_open_bind
 from ccproxy.logs import configure_logging, flush_logs
 from ccproxy.observers import attempt_reporter, observers_or_none
@@ -53,7 +54,7 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     """
     if not isinstance(settings, Settings):
         if settings is not None:  # `sanic ... --factory` passed its arguments: a bad setting must stop it
-            return _create_or_exit(plugins)
+            return _create_or_exit(settings, plugins)
         settings = load_settings()
     # Here, so every worker process logs too: first with the configured keys (plugins log while they load), then
     # with every secret the backends' providers hold (after Sanic configured its own loggers, which JSON lines take
@@ -78,6 +79,7 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     install_error_handlers(app)
     # Only ever fire in the multi-worker main process.
     app.main_process_start(share_stop_flag)
+    app.main_process_start(use_deadline_protocol)
     app.main_process_ready(defer_shutdown_signals)
     app.after_server_start(stop_if_requested)
     app.before_server_start(_open_resources)
@@ -86,11 +88,17 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     return app
 
 
-def _create_or_exit(plugins: Sequence[tuple[str, object]]) -> CCProxyApp:
+def _create_or_exit(cli_args: object, plugins: Sequence[tuple[str, object]]) -> CCProxyApp:
     """create_app under Sanic's CLI: a start-up problem is one line and exit code 2, like `ccproxy serve`. Sanic's
-    CLI logs a ValueError (SettingsError is one) with its traceback and then exits 0, which no supervisor notices."""
+    CLI logs a ValueError (SettingsError is one) with its traceback and then exits 0, which no supervisor notices.
+    Its `--host` is checked here too, in the main process, rather than in a worker that Sanic's manager kills."""
     try:
-        return create_app(load_settings(), plugins=plugins)
+        settings = load_settings()
+        app = create_app(settings, plugins=plugins)
+        host = getattr(cli_args, "host", None)
+        if isinstance(host, str) and host:
+            refuse_open_bind(host, settings, app.ctx.registry.authenticators)
+        return app
     except SettingsError as exc:
         print(f"ccproxy: configuration error: {exc}", file=sys.stderr, flush=True)
     except CompiledCoreError as exc:
@@ -179,7 +187,7 @@ def configured_secrets(settings: Settings) -> list[str | None]:
 
 async def _open_resources(app: CCProxyApp) -> None:
     # The bind address Sanic really uses (`sanic ... --host` never reaches Settings): refused like in create_app.
-    refuse_open_bind(app.state.host or app.ctx.settings.host, app.ctx.settings, app.ctx.registry.authenticators)
+    refuse_open_bind(bound_host(app) or app.ctx.settings.host, app.ctx.settings, app.ctx.registry.authenticators)
     await app.ctx.cache.open()  # on the server's loop; never raises for an unreachable store
     backends = app.ctx.backends
     for backend in backends.values():
@@ -199,6 +207,18 @@ async def _open_resources(app: CCProxyApp) -> None:
         log.info("backend %s: provider %s, upstream %s", name, backend.config.provider, url)
     for name, hint in app.ctx.settings.ignored_settings:
         log.warning("%s is set but not honoured: %s", name, hint)
+
+
+def bound_host(app: CCProxyApp) -> str | None:
+    """The address this worker serves: Sanic's own, or (workers of a multi-process server, whose listening socket the
+    main process made and passed on without a host) the address that socket is bound to."""
+    if app.state.host:
+        return app.state.host
+    for info in app.state.server_info:
+        sock = info.settings.get("sock")
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            return str(sock.getsockname()[0])
+    return None
 
 
 async def _begin_shutdown(app: CCProxyApp) -> None:

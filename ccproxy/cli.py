@@ -20,6 +20,7 @@ from sanic.worker.loader import AppLoader
 
 from ccproxy import __version__
 from ccproxy.core import CompiledCoreError
+from ccproxy.http.protocol import DeadlineHttpProtocol
 from ccproxy.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG_ERROR = 2
@@ -84,6 +85,7 @@ def serve(settings: Settings, loader: AppLoader, app: Sanic) -> None:  # type: i
         single_process=settings.workers == 1,
         access_log=False,
         motd=False,
+        protocol=DeadlineHttpProtocol,
     )
     if settings.workers == 1:
         Sanic.serve_single(primary=app)
