@@ -48,7 +48,7 @@ class DeadlineHttpProtocol(HttpProtocol):
         super().check_timeouts()  # type: ignore[no-untyped-call]  # Sanic does not annotate it
 
     def _receiving_request(self) -> bool:
-        """Whether the bytes coming in belong to a request still arriving (its head, or its body once the head is in)."""
+        """Whether incoming bytes belong to a request still arriving (its head, or its body once the head is in)."""
         http = getattr(self, "_http", None)  # unset until the connection's task has started
         if http is None:
             return False
