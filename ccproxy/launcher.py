@@ -191,7 +191,8 @@ def status(settings: Settings, *, as_json: bool = False) -> int:
     if found is None:
         print(f"ccproxy: nothing answers on {address.url}", file=sys.stderr)
         return EXIT_NOT_RUNNING
-    key = admin_key(settings)
+    # The admin key opens /v1/status; without one it answers on loopback, to any client key the /v1 paths need.
+    key = admin_key(settings) or client_key(settings)
     headers = {"x-api-key": key} if key else {}
     detail = get_json(address.url + "/v1/status", headers, timeout=5.0)
     if not isinstance(detail, dict) or detail.get("type") == "error":
