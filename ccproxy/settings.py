@@ -95,7 +95,10 @@ _RETRIES = (
 _CIRCUIT = "use breaker_failures and breaker_cooldown in a [backends.<name>] table of plugins.toml"
 _RATE = "not supported yet; ccproxy does not limit its clients' requests"
 _UPSTREAM_RATE = "use rpm, tpm and limit_wait in a [backends.<name>] table of plugins.toml (adaptive to 429s)"
-_POOL = "not needed: the upstream connection pool has no limit and keeps idle connections 60 s"
+_POOL = (
+    "use max_connections in a [backends.<name>] table of plugins.toml (100 per process by default) and OVERLOAD_WAIT;"
+    " idle connections are kept 60 s"
+)
 _CONVERTER_CACHE = "not needed: requests are converted without a cache"
 UNSUPPORTED_SETTINGS: dict[str, str] = {
     "LOG_PRETTY_CONSOLE": _NOT_YET,
@@ -149,7 +152,7 @@ UNSUPPORTED_SETTINGS: dict[str, str] = {
     "POOL_MAX_CONNECTIONS": _POOL,
     "POOL_KEEPALIVE_EXPIRY": _POOL,
     "HTTP_CONNECT_TIMEOUT": "use CONNECT_TIMEOUT instead",
-    "HTTP_WRITE_TIMEOUT": "not supported yet; REQUEST_TIMEOUT limits the seconds without upstream data",
+    "HTTP_WRITE_TIMEOUT": "not supported yet; REQUEST_TIMEOUT bounds each upstream read and the whole answer",
     "HTTP_POOL_TIMEOUT": _POOL,
     "TRACING_ENABLED": _NOT_YET,
     "TRACING_EXPORTER": _NOT_YET,
