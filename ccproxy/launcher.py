@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,7 +225,7 @@ def render_status(address: Address, detail: Mapping[str, Any]) -> str:
     ]
     lines.append("routes:")
     for route in detail["routes"]:
-        lines.append(f"  {route['pattern']:<24} -> {', '.join(route['targets'])}")
+        lines.append(f"  {route['pattern'] or '(direct)':<24} -> {', '.join(route['targets'])}")
     lines.append("backends:")
     for name, backend in detail["backends"].items():
         breaker = backend["breaker"] or "unknown"
@@ -236,10 +236,10 @@ def render_status(address: Address, detail: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_for(command: str, load: Any) -> Settings | int:
+def load_for(command: str, load: Callable[[], Settings]) -> Settings | int:
     """Settings for `command`, or the exit code after printing a configuration error."""
     try:
-        settings: Settings = load()
+        settings = load()
     except SettingsError as exc:
         print(f"ccproxy {command}: configuration error: {exc}", file=sys.stderr)
         return 2
