@@ -26,6 +26,7 @@ from ccproxy.http.probes import install_probes
 from ccproxy.http.protocol import use_deadline_protocol
 from ccproxy.keys import refuse_open_bind
 from ccproxy.logs import configure_logging, flush_logs
+from ccproxy.memory import return_big_buffers
 from ccproxy.observers import attempt_reporter, observers_or_none
 from ccproxy.pipeline import Limits, MessagesPipeline
 from ccproxy.plugins import build_plugin_manager, collect, plugin_callers, select_cache
@@ -199,6 +200,7 @@ async def _open_resources(app: CCProxyApp) -> None:
     if settings.max_concurrent_requests > 0 and app.ctx.gate is None:
         app.ctx.gate = RequestGate(settings.max_concurrent_requests, settings.overload_wait)
     app.ctx.started_at = app.ctx.started_at or time.monotonic()
+    return_big_buffers()
     app.ctx.drain.reset()
     await run_lifecycle_hook(app.ctx, "ccproxy_startup")
     log.info("ccproxy %s: %s core, %d backend(s)", __version__, app.ctx.health["core"], len(backends))
