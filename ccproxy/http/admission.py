@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from ccproxy.errors import ProxyError
+from ccproxy.http.observe import RequestWatch
 from ccproxy.state import CCProxyRequest
 
 P = ParamSpec("P")
@@ -56,15 +57,24 @@ def overloaded(limit: int) -> ProxyError:
 
 def gated(
     handler: Callable[Concatenate[CCProxyRequest, P], Coroutine[Any, Any, R]],
+    endpoint: Literal["messages", "count_tokens"],
 ) -> Callable[Concatenate[CCProxyRequest, P], Coroutine[Any, Any, R]]:
-    """`handler` behind the app's RequestGate (none configured: called as it is)."""
+    """`handler` behind the app's RequestGate (none configured: called as it is). A refused request is reported to
+    the observers like any other (a 529 in the usage log and in /metrics), so shedding shows."""
 
     @wraps(handler)
     async def run(request: CCProxyRequest, /, *args: P.args, **kwargs: P.kwargs) -> R:
         gate = request.app.ctx.gate
         if gate is None:
             return await handler(request, *args, **kwargs)
-        await gate.enter()
+        try:
+            await gate.enter()
+        except ProxyError as refused:
+            observers = request.app.ctx.observers
+            if observers is None:
+                raise
+            with RequestWatch(observers, request, endpoint):
+                raise refused from None
         try:
             return await handler(request, *args, **kwargs)
         finally:

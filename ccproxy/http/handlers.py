@@ -92,8 +92,8 @@ async def unknown_endpoint(request: CCProxyRequest, path: str) -> HTTPResponse:
 # Added here rather than by decorator: these handlers call themselves (undecorated) when observed.
 # `ctx_json_body`: the edge (http/edge.py) refuses bodies that are not application/json on these routes.
 # `gated`: at most MAX_CONCURRENT_REQUESTS of these at once per process (http/admission.py).
-api.add_route(gated(messages), "/v1/messages", methods=["POST"], ctx_json_body=True)
-api.add_route(gated(count_tokens), "/v1/messages/count_tokens", methods=["POST"], ctx_json_body=True)
+api.add_route(gated(messages, "messages"), "/v1/messages", methods=["POST"], ctx_json_body=True)
+api.add_route(gated(count_tokens, "count_tokens"), "/v1/messages/count_tokens", methods=["POST"], ctx_json_body=True)
 # Claude Code probes `HEAD /` at start; unknown /v1 paths get an Anthropic-shaped 404.
 api.add_route(health, "/", methods=["GET", "HEAD"])
 # CORS preflights for the origins in ALLOWED_ORIGINS (the edge refuses all others).

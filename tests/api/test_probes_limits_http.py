@@ -131,3 +131,6 @@ async def test_over_the_request_cap_a_request_waits_then_gets_529(make_app: Call
         _, again = await app.asgi_client.post("/v1/messages", content=json.dumps(HELLO))  # the slot is free again
         assert again.status == 200, again.text
         assert app.ctx.gate is not None and app.ctx.gate.in_flight == 0
+    _, metrics = await app.asgi_client.get("/metrics")
+    shed = [line for line in metrics.text.splitlines() if line.startswith("ccproxy_requests_total{") and "529" in line]
+    assert shed and shed[0].endswith(" 1.0"), metrics.text  # the refused request is counted, as a 529
