@@ -29,6 +29,8 @@ KEEPALIVE_SECONDS = 60.0
 MAX_CACHED_URLS = 32
 # What a non-stream answer may weigh unless the backend says otherwise (MAX_UPSTREAM_BODY_BYTES).
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+# How often the bodies being read are checked against their deadlines (see Deadlines).
+SWEEP_SECONDS = 0.25
 # A deadline less than this before the end of what the connect and read timeouts allow is left to them: a first
 # attempt's deadline (now + connect + read timeout) then costs no timer of its own.
 DEADLINE_SLACK = 1.0
@@ -73,6 +75,7 @@ class AiohttpUpstream(Upstream):
         self.max_body = max_body
         # Made with the session (on the server's loop): one slot per connection, held until the response is done.
         self._slots: asyncio.Semaphore | None = None
+        self._deadlines = Deadlines()
         self.detect_overflow = detect_overflow
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
@@ -89,6 +92,7 @@ class AiohttpUpstream(Upstream):
         self._slots = asyncio.Semaphore(self.limit_connections) if self.limit_connections > 0 else None
 
     async def aclose(self) -> None:
+        self._deadlines.close()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -144,7 +148,7 @@ class AiohttpUpstream(Upstream):
             raise UpstreamConnectError(self.redact(f"Upstream request failed: {exc}")) from None
         if response.status >= 400:
             raise await self._status_error(response, request.deadline)
-        return AiohttpResponse(response, self.redact, slot, self.max_body, request.deadline)
+        return AiohttpResponse(response, self.redact, slot, self.max_body, request.deadline, self._deadlines)
 
     def _url(self, path: str) -> URL:
         url = self._urls.get(path)
@@ -168,15 +172,48 @@ class AiohttpUpstream(Upstream):
         )
 
 
+class Deadlines:
+    """The bodies of one transport being read, by deadline, swept every SWEEP_SECONDS by one timer that runs only while
+    there are any: a dict entry per request instead of a timer of its own (a uvloop timer armed and cancelled per
+    request costs ~3.8 µs; this ~0.4 µs). A body is cut at most SWEEP_SECONDS after its deadline."""
+
+    __slots__ = ("_due", "_timer")
+
+    def __init__(self) -> None:
+        self._due: dict[AiohttpResponse, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, response: AiohttpResponse, deadline: float) -> None:
+        self._due[response] = deadline
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
+
+    def forget(self, response: AiohttpResponse) -> None:
+        self._due.pop(response, None)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for response in [response for response, deadline in self._due.items() if deadline <= now]:
+            del self._due[response]
+            response.expire()
+        self._timer = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep) if self._due else None
+
+
 class AiohttpResponse(UpstreamResponse):
     """An aiohttp response behind the UpstreamResponse interface; errors mapped, connection dropped if unfinished.
 
-    The whole body must be in by `deadline` (the request's, on time.monotonic; None: no deadline): reading arms one
-    timer that drops the connection then, so an upstream trickling a byte at a time cannot hold the request longer —
-    the read timeout alone restarts with every byte. The read in progress then fails with UpstreamTimeout.
+    The whole body must be in by `deadline` (the request's, on time.monotonic; None: no deadline): while it is read,
+    `deadlines` (its transport's) drops the connection once that has passed, so an upstream trickling a byte at a
+    time cannot hold the request longer — the read timeout alone restarts with every byte. The read in progress then
+    fails with UpstreamTimeout.
     """
 
-    __slots__ = ("_deadline", "_expired", "_max_body", "_redact", "_response", "_slot", "_timer")
+    __slots__ = ("_deadline", "_deadlines", "_expired", "_max_body", "_redact", "_response", "_slot")
 
     def __init__(
         self,
@@ -185,6 +222,7 @@ class AiohttpResponse(UpstreamResponse):
         slot: asyncio.Semaphore | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         deadline: float | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
         super().__init__(response.status, response.headers)
         self._response = response
@@ -192,18 +230,17 @@ class AiohttpResponse(UpstreamResponse):
         self._slot = slot  # the connection slot this response holds, released once when it is finished
         self._max_body = max_body
         self._deadline = deadline
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines = deadlines
         self._expired = False
 
     def _arm(self) -> None:
-        """One timer for the whole body (not one per read: streams have thousands of reads)."""
-        if self._deadline is not None and self._timer is None:
-            delay = max(0.0, self._deadline - time.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
+        if self._deadline is not None and self._deadlines is not None:
+            self._deadlines.watch(self, self._deadline)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline has passed: drop the connection, so the pending read fails (or ends) at once."""
         self._expired = True
-        self._response.close()  # the pending read fails (or ends) at once
+        self._response.close()
 
     async def read(self, limit: int | None = None) -> bytes:
         response = self._response
@@ -243,9 +280,8 @@ class AiohttpResponse(UpstreamResponse):
         self._finish()
 
     def _finish(self) -> None:
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
+        if self._deadlines is not None:
+            self._deadlines.forget(self)
         _finish(self._response)
         slot, self._slot = self._slot, None
         if slot is not None:
