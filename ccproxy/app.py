@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import socket
+import sys
+import time
 from collections.abc import Sequence
 
 from sanic import Sanic
@@ -12,23 +14,27 @@ from sanic import Sanic
 from ccproxy import __version__
 from ccproxy.backends import build_backends, public_url
 from ccproxy.catalog import ModelCatalog
-from ccproxy.core import implementation_name
+from ccproxy.core import CompiledCoreError, implementation_name
 from ccproxy.filters import stream_filters_or_none
+from ccproxy.http.admission import RequestGate
 from ccproxy.http.auth import install_authentication
 from ccproxy.http.edge import EdgePolicy, add_cors_headers, check_request
 from ccproxy.http.errors import install_error_handlers
 from ccproxy.http.handlers import api
 from ccproxy.http.plugin_routes import install_plugin_routes
+from ccproxy.http.probes import install_probes
+from ccproxy.http.protocol import use_deadline_protocol
 from ccproxy.keys import refuse_open_bind
 from ccproxy.logs import configure_logging, flush_logs
+from ccproxy.memory import return_big_buffers
 from ccproxy.observers import attempt_reporter, breaker_reporter, limiter_reporter, observers_or_none
-from ccproxy.pipeline import MessagesPipeline
+from ccproxy.pipeline import Limits, MessagesPipeline
 from ccproxy.plugins import build_cache, build_plugin_manager, collect, plugin_callers
 from ccproxy.redaction import Redactor
 from ccproxy.response_cache import response_cache_or_none
 from ccproxy.routing import Router, parse_routes
-from ccproxy.settings import Settings, backend_plan, load_settings
-from ccproxy.shutdown import defer_shutdown_signals
+from ccproxy.settings import Settings, SettingsError, backend_plan, load_settings
+from ccproxy.shutdown import defer_shutdown_signals, share_stop_flag, stop_if_requested
 from ccproxy.state import AppState, CCProxyApp
 from ccproxy.tokens import TokenCounter
 from ccproxy.upstream import UpstreamStates
@@ -37,6 +43,8 @@ from sanic_config import server_config
 __all__ = ["AppState", "CCProxyApp", "build_state", "configure_logging", "create_app", "run_lifecycle_hook"]
 
 log = logging.getLogger("ccproxy")
+EXIT_CONFIG_ERROR = 2  # what `ccproxy serve` exits with for a bad setting (ccproxy/cli.py)
+SHUTDOWN_MARGIN = 2.0  # seconds after SHUTDOWN_GRACE for the streams' error events to go out
 
 
 def create_app(settings: Settings | object | None = None, *, plugins: Sequence[tuple[str, object]] = ()) -> CCProxyApp:
@@ -47,6 +55,8 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     entry points (for embedding apps and tests).
     """
     if not isinstance(settings, Settings):
+        if settings is not None:  # `sanic ... --factory` passed its arguments: a bad setting must stop it
+            return _create_or_exit(settings, plugins)
         settings = load_settings()
     # Here, so every worker process logs too: first with the configured keys (plugins log while they load), then
     # with every secret the backends' providers hold (after Sanic configured its own loggers, which JSON lines take
@@ -55,8 +65,13 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     state = build_state(settings, plugins=plugins)
     refuse_open_bind(settings.host, settings, state.registry.authenticators)
     app: CCProxyApp = Sanic("ccproxy", config=server_config(), ctx=state)
+    app.config.REQUEST_MAX_SIZE = settings.max_request_body_bytes
+    # Sanic aborts the connections still open this long after shutdown began: the grace, then time for the streams'
+    # last error events (ccproxy/shutdown.py).
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_grace + SHUTDOWN_MARGIN
     configure_logging(settings, state.redact)
     app.blueprint(api)
+    install_probes(app)
     app.register_middleware(check_request, "request")
     if settings.allowed_origins:  # otherwise every Origin is refused and no answer needs CORS headers
         app.register_middleware(add_cors_headers, "response")
@@ -64,10 +79,33 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     if state.registry.authenticators:
         install_authentication(app, state.registry.authenticators)
     install_error_handlers(app)
-    app.main_process_ready(defer_shutdown_signals)  # only ever fires in the multi-worker main process
+    # Only ever fire in the multi-worker main process.
+    app.main_process_start(share_stop_flag)
+    app.main_process_start(use_deadline_protocol)
+    app.main_process_ready(defer_shutdown_signals)
+    app.after_server_start(stop_if_requested)
     app.before_server_start(_open_resources)
+    app.before_server_stop(_begin_shutdown)
     app.after_server_stop(_close_resources)
     return app
+
+
+def _create_or_exit(cli_args: object, plugins: Sequence[tuple[str, object]]) -> CCProxyApp:
+    """create_app under Sanic's CLI: a start-up problem is one line and exit code 2, like `ccproxy serve`. Sanic's
+    CLI logs a ValueError (SettingsError is one) with its traceback and then exits 0, which no supervisor notices.
+    Its `--host` is checked here too, in the main process, rather than in a worker that Sanic's manager kills."""
+    try:
+        settings = load_settings()
+        app = create_app(settings, plugins=plugins)
+        host = getattr(cli_args, "host", None)
+        if isinstance(host, str) and host:
+            refuse_open_bind(host, settings, app.ctx.registry.authenticators)
+        return app
+    except SettingsError as exc:
+        print(f"ccproxy: configuration error: {exc}", file=sys.stderr, flush=True)
+    except CompiledCoreError as exc:
+        print(f"ccproxy: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_CONFIG_ERROR)
 
 
 def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = ()) -> AppState:
@@ -97,7 +135,14 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
     on_breaker = None if observers is None else breaker_reporter(observers)
     on_limiter_wait = None if observers is None else limiter_reporter(observers)
     for backend in backends.values():
-        backend.connect(states, on_attempt, on_breaker=on_breaker, on_limiter_wait=on_limiter_wait)
+        backend.connect(
+            states,
+            on_attempt,
+            on_breaker=on_breaker,
+            on_limiter_wait=on_limiter_wait,
+            connection_wait=settings.overload_wait,
+            max_body=settings.max_upstream_body_bytes,
+        )
     pipeline = MessagesPipeline(
         backends=backends,
         router=router,
@@ -107,6 +152,7 @@ def build_state(settings: Settings, *, plugins: Sequence[tuple[str, object]] = (
         redact=redact,
         stream_filters=stream_filters_or_none(registry.stream_filters),
         responses=response_cache_or_none(settings.cache_options, cache, observers),
+        limits=Limits(upstream_body=settings.max_upstream_body_bytes, sse_line=settings.max_sse_line_bytes),
     )
     first = next(iter(backends.values()))
     return AppState(
@@ -151,12 +197,20 @@ def configured_secrets(settings: Settings) -> list[str | None]:
 
 async def _open_resources(app: CCProxyApp) -> None:
     # The bind address Sanic really uses (`sanic ... --host` never reaches Settings): refused like in create_app.
-    refuse_open_bind(app.state.host or app.ctx.settings.host, app.ctx.settings, app.ctx.registry.authenticators)
+    refuse_open_bind(bound_host(app) or app.ctx.settings.host, app.ctx.settings, app.ctx.registry.authenticators)
     await app.ctx.cache.open()  # on the server's loop; never raises for an unreachable store
     backends = app.ctx.backends
     for backend in backends.values():
         if backend.upstream is not None:
             await backend.upstream.open()
+    settings = app.ctx.settings
+    # Made here, on the server's loop (a semaphore belongs to the loop it waits on); once (ASGI servers may run
+    # start-up hooks more than once).
+    if settings.max_concurrent_requests > 0 and app.ctx.gate is None:
+        app.ctx.gate = RequestGate(settings.max_concurrent_requests, settings.overload_wait)
+    app.ctx.started_at = app.ctx.started_at or time.monotonic()
+    return_big_buffers()
+    app.ctx.drain.reset()
     await run_lifecycle_hook(app.ctx, "ccproxy_startup")
     log.info("ccproxy %s: %s core, %d backend(s)", __version__, app.ctx.health["core"], len(backends))
     for name, backend in backends.items():
@@ -164,6 +218,22 @@ async def _open_resources(app: CCProxyApp) -> None:
         log.info("backend %s: provider %s, upstream %s", name, backend.config.provider, url)
     for name, hint in app.ctx.settings.ignored_settings:
         log.warning("%s is set but not honoured: %s", name, hint)
+
+
+def bound_host(app: CCProxyApp) -> str | None:
+    """The address this worker serves: Sanic's own, or (workers of a multi-process server, whose listening socket the
+    main process made and passed on without a host) the address that socket is bound to."""
+    if app.state.host:
+        return app.state.host
+    for info in app.state.server_info:
+        sock = info.settings.get("sock")
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            return str(sock.getsockname()[0])
+    return None
+
+
+async def _begin_shutdown(app: CCProxyApp) -> None:
+    app.ctx.drain.begin(app.ctx.settings.shutdown_grace)
 
 
 async def _close_resources(app: CCProxyApp) -> None:

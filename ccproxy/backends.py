@@ -24,6 +24,7 @@ from ccproxy.upstream import (
     build_upstream,
 )
 from ccproxy.upstream.errors import no_redaction
+from ccproxy.upstream.http import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
     from ccproxy.wire import Wire
@@ -174,11 +175,14 @@ class Backend:
         *,
         on_breaker: BreakerObserver | None = None,
         on_limiter_wait: LimiterObserver | None = None,
+        connection_wait: float = 1.0,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
-        headers and timeouts (or the provider's own in-process `transport()`), and the resilient stack around it
-        from the table's retries, breaker and limits (`states`: the app's breaker and limiter stores; `on_*`: the
-        observers' reporters, if any).
+        headers, timeouts and `max_connections` (or the provider's own in-process `transport()`), and the resilient
+        stack around it from the table's retries, breaker and limits (`states`: the app's breaker and limiter
+        stores; `on_*`: the observers' reporters, if any; `connection_wait` and `max_body`: OVERLOAD_WAIT and
+        MAX_UPSTREAM_BODY_BYTES).
 
         Upstream text is not redacted here: it is redacted where it leaves the process (ccproxy/redaction.py).
         """
@@ -192,6 +196,9 @@ class Backend:
             connect_timeout=provider.config.connect_timeout,
             read_timeout=provider.config.request_timeout,
             redact=no_redaction,
+            limit_connections=self.config.max_connections,
+            connection_wait=connection_wait,
+            max_body=max_body,
             detect_overflow=prompt_too_long,
         )
         self.upstream = build_upstream(

@@ -1,5 +1,5 @@
-"""`ccproxy serve` (load settings, check the port, start Sanic) and `ccproxy plugins`; start-up problems are one line,
-not a traceback."""
+"""`ccproxy serve` (load settings, check the port, start Sanic), `ccproxy plugins`, and the launcher's `ccproxy code`
+and `ccproxy status` (ccproxy/launcher.py); start-up problems are one line, not a traceback."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from sanic.worker.loader import AppLoader
 from ccproxy import __version__
 from ccproxy.config import BackendConfig
 from ccproxy.core import CompiledCoreError
+from ccproxy.http.protocol import DeadlineHttpProtocol
 from ccproxy.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG_ERROR = 2
@@ -51,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve every model with the offline demo provider: canned answers, no key, no upstream (ccproxy-demo)",
     )
+    commands.add_parser(
+        "code",
+        help="start the proxy in the background if none answers on HOST:PORT, then run Claude Code against it "
+        "(every argument after `code` goes to claude)",
+    )
+    status = commands.add_parser("status", help="what answers on HOST:PORT: process, routes, backends' health")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
+    status.add_argument("--env-file", help="path to a .env file (default ./.env)")
     plugins = commands.add_parser("plugins", help="list installed plugins, their versions and what they register")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     plugins.add_argument("--config", help="path to plugins.toml (CCPROXY_CONFIG)")
@@ -82,6 +92,7 @@ def serve(settings: Settings, loader: AppLoader, app: Sanic) -> None:  # type: i
         single_process=settings.workers == 1,
         access_log=False,
         motd=False,
+        protocol=DeadlineHttpProtocol,
     )
     if settings.workers == 1:
         Sanic.serve_single(primary=app)
@@ -109,10 +120,32 @@ def list_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def launcher_command(command: str, args: Sequence[str], status_args: argparse.Namespace | None = None) -> int:
+    """`ccproxy code ...` (every argument is Claude Code's) or `ccproxy status`."""
+    from ccproxy import launcher
+
+    config = getattr(status_args, "config", None)
+    env_file = getattr(status_args, "env_file", None)
+    # The launcher only reads settings (address, keys): an unset upstream key is the server's to report.
+    loaded = launcher.load_for(
+        command, partial(load_settings, config_path=config, env_file=env_file, api_key=LISTING_KEY)
+    )
+    if isinstance(loaded, int):
+        return loaded
+    if command == "status":
+        return launcher.status(loaded, as_json=bool(getattr(status_args, "json", False)))
+    return launcher.code(loaded, args, os.environ)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["code"]:  # before argparse: Claude Code's own options must pass through untouched
+        return launcher_command("code", arguments[1:])
+    args = build_parser().parse_args(arguments)
     if args.command == "plugins":
         return list_plugins(args)
+    if args.command == "status":
+        return launcher_command("status", (), args)
     try:
         settings = load_settings(
             config_path=getattr(args, "config", None),

@@ -177,6 +177,13 @@ class CoreConfig(BaseModel):
     log_file_max_bytes: int | None = None
     log_file_backups: int | None = None
     metrics_dir: str | None = Field(default=None, validation_alias="prometheus_multiproc_dir")
+    # Issue 11 item 7 (resource bounds): the same names as the environment's, in lower case.
+    max_concurrent_requests: Whole | None = None
+    overload_wait: Number | None = None
+    max_request_body_bytes: Whole | None = None
+    max_upstream_body_bytes: Whole | None = None
+    max_sse_line_bytes: Whole | None = None
+    shutdown_grace: Number | None = None
 
     def settings_values(self) -> dict[str, Any]:
         """The keys the table set, by Settings field name (the environment may still override them)."""
@@ -201,6 +208,7 @@ class BackendConfig(BaseModel):
     rpm: Count = 0  # 0 = unlimited
     tpm: Count = 0
     limit_wait: Seconds = 10.0
+    max_connections: Count = 100  # upstream connections per server process (aiohttp's own default); 0 = no limit
     reasoning: Text | None = None  # None: the provider's default_reasoning, else the global default
     models: dict[str, CapabilityOverrides] = Field(default_factory=dict)
 

@@ -211,6 +211,11 @@ class CacheBackend(ABC):
     async def close(self) -> None:  # noqa: B027 — optional hook, a no-op for in-process backends
         """Release connections when the server stops."""
 
+    async def ready(self) -> str | None:
+        """For `GET /ready`: None when the store can be used now, else what is wrong (e.g. "Redis unreachable").
+        In-process backends are always ready (the default)."""
+        return None
+
     def shared_states(self) -> UpstreamStates | None:
         """The stores the upstream stack's circuit breakers and rate limiters should keep their state in, when this
         backend can share it between processes and instances (e.g. Redis); None (the default): every process keeps

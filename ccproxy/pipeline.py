@@ -25,10 +25,11 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan, ResponseContext
 from ccproxy.core.relay import JSON, SSE, StreamRelay, is_event_stream, not_a_stream, sniff
 from ccproxy.core.request import convert_request
 from ccproxy.core.response import convert_response, parse_completion
+from ccproxy.core.sse import DEFAULT_MAX_LINE
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.core.usage import upstream_cost
 from ccproxy.core.validate import validate_count_tokens_request, validate_messages_request
-from ccproxy.errors import InvalidRequestError, ProxyError
+from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
 from ccproxy.events import RequestRecord
 from ccproxy.filters import StreamFilters
 from ccproxy.interfaces import (
@@ -57,6 +58,7 @@ from ccproxy.upstream import (
     can_fall_back,
     to_proxy_error,
 )
+from ccproxy.upstream.http import DEFAULT_MAX_BODY
 from ccproxy.wire import Wire
 
 log = logging.getLogger("ccproxy.pipeline")
@@ -102,6 +104,17 @@ def served_headers(target: Target) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The pipeline's share of the resource bounds (MAX_UPSTREAM_BODY_BYTES, MAX_SSE_LINE_BYTES)."""
+
+    upstream_body: int = DEFAULT_MAX_BODY
+    sse_line: int = DEFAULT_MAX_LINE
+
+
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass costs ~2 µs more to build
 class Prepared:
     """A validated, guarded request and its route; each target converts it afresh when it is tried."""
@@ -145,7 +158,7 @@ class Answer:
     target: Target
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: the running streams are a set (ccproxy/shutdown.py)
 class OpenedStream:
     """The upstream's answer to a stream request, judged before the client has seen a byte."""
 
@@ -157,6 +170,8 @@ class OpenedStream:
     # The Anthropic message of that JSON completion, and the upstream's usage object in it.
     message: dict[str, Any] = field(default_factory=dict)
     usage: Any = None
+    # Why the stream was ended from outside (shutdown's grace ran out): the error event the client gets.
+    ended_by: ProxyError | None = None
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -169,6 +184,11 @@ class OpenedStream:
     async def aclose(self) -> None:
         """Finish the upstream response (drops the connection when the body is unfinished). Idempotent."""
         await self.sent.response.aclose()
+
+    async def interrupt(self, error: ProxyError) -> None:
+        """End the stream with `error`: the upstream connection is dropped, so the read in progress ends at once."""
+        self.ended_by = error
+        await self.aclose()
 
 
 class MessagesPipeline:
@@ -186,6 +206,7 @@ class MessagesPipeline:
         stream_filters: StreamFilters | None = None,
         clock: Clock = time.monotonic,
         responses: ResponseCache | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.backends = backends
         self.clock = clock  # the upstream stack's clock: request deadlines are on it
@@ -199,6 +220,7 @@ class MessagesPipeline:
         self.redact = redact
         self.stream_filters = stream_filters
         self.responses = responses  # the response cache (ccproxy/response_cache.py); None when off
+        self.limits = limits
         self._served: dict[Target, Mapping[str, str]] = {}
 
     async def prepare(
@@ -412,8 +434,7 @@ class MessagesPipeline:
         if kind == SSE:
             return OpenedStream(sent, chunks, head)
         if kind == JSON:
-            rest = [data async for data in chunks]
-            message, usage = sent.answer(head + b"".join(rest))
+            message, usage = sent.answer(await _rest_bounded(head, chunks, self.limits.upstream_body))
             opened = OpenedStream(sent, None, message=message, usage=usage)
             confirm(sent.response)  # a no-op but for the response cache's shared calls
             return opened
@@ -423,11 +444,14 @@ class MessagesPipeline:
         """Anthropic SSE bytes for an opened upstream stream; failures after the first byte become an error event."""
         sent, wire = opened.sent, opened.sent.wire
         filters = self._stream_filters(prepared, sent)
+        max_line = self.limits.sse_line
         if wire is None:
-            relay = StreamRelay(sent.context, filters=filters)
+            relay = StreamRelay(sent.context, filters=filters, max_line=max_line)
         else:
             translator = wire.stream_translator(sent.context)
-            relay = StreamRelay(sent.context, translator, filters=filters, convert=wire.convert_response)
+            relay = StreamRelay(
+                sent.context, translator, filters=filters, convert=wire.convert_response, max_line=max_line
+            )
         if opened.chunks is None:
             _note_cost(prepared.record, opened.usage)
             yield relay.replay(opened.message)
@@ -445,12 +469,14 @@ class MessagesPipeline:
                         yield encoded
                     if relay.done:
                         break
+            if opened.ended_by is not None:  # the dropped connection may read like the end of the body
+                raise opened.ended_by
             encoded = relay.end()
             if prepared.cache is not None:
                 confirm(opened.sent.response)
         except UpstreamFailure as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
-            encoded = relay.fail(to_proxy_error(exc))
+            encoded = relay.fail(opened.ended_by or to_proxy_error(exc))
         except ProxyError as exc:
             log.warning("stream %s failed after start: %s", prepared.guard.request_id, exc.message)
             encoded = relay.fail(exc)
@@ -502,6 +528,20 @@ class MessagesPipeline:
             count = tokens.count_request(body)
         await self.cache.set(key, count, COUNT_CACHE_TTL)
         return {"input_tokens": count}
+
+
+async def _rest_bounded(head: bytes, chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """`head` and the rest of a body read whole, refused (502) past `limit` bytes instead of held in memory."""
+    parts = [head]
+    size = len(head)
+    async for data in chunks:
+        size += len(data)
+        if size > limit:
+            raise UpstreamError(
+                f"Upstream answer is larger than {limit} bytes (MAX_UPSTREAM_BODY_BYTES); not read further", status=502
+            )
+        parts.append(data)
+    return b"".join(parts)
 
 
 def media_type(content_type: str) -> str:

@@ -76,9 +76,18 @@ ENV_FIELDS: dict[str, str] = {
     "LOG_FILE_MAX_BYTES": "log_file_max_bytes",
     "LOG_FILE_BACKUPS": "log_file_backups",
     "PROMETHEUS_MULTIPROC_DIR": "metrics_dir",
+    # --- issue 11 item 7: resource bounds (docs/operations.md, "Limits")
+    "MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
+    "OVERLOAD_WAIT": "overload_wait",
+    "MAX_REQUEST_BODY_BYTES": "max_request_body_bytes",
+    "MAX_UPSTREAM_BODY_BYTES": "max_upstream_body_bytes",
+    "MAX_SSE_LINE_BYTES": "max_sse_line_bytes",
+    "SHUTDOWN_GRACE": "shutdown_grace",
 }
-INT_FIELDS = frozenset({"port", "workers", "log_file_max_bytes", "log_file_backups"})
-FLOAT_FIELDS = frozenset({"request_timeout", "connect_timeout"})
+INT_FIELDS = frozenset({"port", "workers", "log_file_max_bytes", "log_file_backups"}) | frozenset(
+    {"max_concurrent_requests", "max_request_body_bytes", "max_upstream_body_bytes", "max_sse_line_bytes"}
+)
+FLOAT_FIELDS = frozenset({"request_timeout", "connect_timeout", "overload_wait", "shutdown_grace"})
 LIST_FIELDS = frozenset({"allowed_hosts", "allowed_origins"})  # comma-separated in the environment
 KEY_LIST_FIELDS = frozenset({"api_keys"})  # comma-separated secrets: kept as written, never lower-cased or echoed
 BOOL_FIELDS = frozenset({"allow_unauthenticated"})
@@ -99,7 +108,10 @@ _RETRIES = (
 _CIRCUIT = "use breaker_failures and breaker_cooldown in a [backends.<name>] table of plugins.toml"
 _RATE = "not supported yet; ccproxy does not limit its clients' requests"
 _UPSTREAM_RATE = "use rpm, tpm and limit_wait in a [backends.<name>] table of plugins.toml (adaptive to 429s)"
-_POOL = "not needed: the upstream connection pool has no limit and keeps idle connections 60 s"
+_POOL = (
+    "use max_connections in a [backends.<name>] table of plugins.toml (100 per process by default) and OVERLOAD_WAIT;"
+    " idle connections are kept 60 s"
+)
 _CONVERTER_CACHE = "not needed: requests are converted without a cache"
 UNSUPPORTED_SETTINGS: dict[str, str] = {
     "LOG_PRETTY_CONSOLE": _NOT_YET,
@@ -124,7 +136,7 @@ UNSUPPORTED_SETTINGS: dict[str, str] = {
     "ERROR_TRACKING_CAPTURE_REQUEST": _NOT_YET,
     "ERROR_TRACKING_CAPTURE_RESPONSE": _NOT_YET,
     "ERROR_TRACKING_MAX_BODY_SIZE": _NOT_YET,
-    "MAX_STREAM_SECONDS": "not supported yet; REQUEST_TIMEOUT limits the seconds without upstream data",
+    "MAX_STREAM_SECONDS": "use REQUEST_TIMEOUT: it bounds each upstream read and the whole answer",
     "CACHE_TOKEN_COUNTS_ENABLED": "not supported yet; count_tokens answers are always cached (600 s)",
     "CACHE_TOKEN_COUNTS_TTL_S": "not supported yet; count_tokens answers are cached for 600 s",
     "CACHE_TOKEN_COUNTS_MAX": "use max_entries in the [plugins.memory] table of plugins.toml instead",
@@ -149,7 +161,7 @@ UNSUPPORTED_SETTINGS: dict[str, str] = {
     "POOL_MAX_CONNECTIONS": _POOL,
     "POOL_KEEPALIVE_EXPIRY": _POOL,
     "HTTP_CONNECT_TIMEOUT": "use CONNECT_TIMEOUT instead",
-    "HTTP_WRITE_TIMEOUT": "not supported yet; REQUEST_TIMEOUT limits the seconds without upstream data",
+    "HTTP_WRITE_TIMEOUT": "not supported yet; REQUEST_TIMEOUT bounds each upstream read and the whole answer",
     "HTTP_POOL_TIMEOUT": _POOL,
     "TRACING_ENABLED": _NOT_YET,
     "TRACING_EXPORTER": _NOT_YET,
@@ -220,6 +232,13 @@ class Settings:
     price_options: Mapping[str, Any] = field(default_factory=dict)
     # The [cache] table with the environment's REDIS_URL, RESPONSE_CACHE*, CACHE_WARMUP_* laid over it (issue 10).
     cache_options: CacheConfig = field(default_factory=CacheConfig, repr=False)
+    # Resource bounds per server process (docs/operations.md, "Limits"); 0 = no bound where the docs say so.
+    max_concurrent_requests: int = 256  # /v1/messages and count_tokens handled at once; more wait, then get 529
+    overload_wait: float = 1.0  # seconds a request over the cap waits for a slot before its 529
+    max_request_body_bytes: int = 32 * 1024 * 1024  # Anthropic's own limit; larger bodies get 413
+    max_upstream_body_bytes: int = 32 * 1024 * 1024  # a non-stream upstream answer; larger -> 502
+    max_sse_line_bytes: int = 16 * 1024 * 1024  # one line of an upstream event stream; longer -> error event
+    shutdown_grace: float = 20.0  # seconds running streams may go on after SIGTERM; then an error event ends them
 
     def options_for(self, plugin: str) -> Mapping[str, Any]:
         """The `[plugins.<name>]` table, secrets already resolved."""
@@ -441,6 +460,7 @@ def _validate_operations(settings: Settings) -> None:
         raise SettingsError(f"LOG_FORMAT: expected json or text, got {settings.log_format!r}")
     if settings.log_file_max_bytes < 0 or settings.log_file_backups < 0:
         raise SettingsError("LOG_FILE_MAX_BYTES / LOG_FILE_BACKUPS: expected 0 or more (0 = no rotation)")
+    _validate_limits(settings)
     keys = [("CCPROXY_API_KEYS", key) for key in settings.api_keys]
     keys += [("CCPROXY_ADMIN_KEY", settings.admin_key)] if settings.admin_key is not None else []
     for name, key in keys:
@@ -449,6 +469,24 @@ def _validate_operations(settings: Settings) -> None:
                 f"{name}: a key needs at least {MIN_CLIENT_KEY_CHARS} printable characters without spaces "
                 "(e.g. openssl rand -hex 24)"
             )
+
+
+MIN_BODY_LIMIT = 1024  # below this not even a small Claude Code request fits
+
+
+def _validate_limits(settings: Settings) -> None:
+    if settings.max_concurrent_requests < 0:
+        raise SettingsError("MAX_CONCURRENT_REQUESTS: expected 0 (no cap) or more")
+    for name, seconds in (("OVERLOAD_WAIT", settings.overload_wait), ("SHUTDOWN_GRACE", settings.shutdown_grace)):
+        if seconds < 0:
+            raise SettingsError(f"{name}: expected 0 or more seconds, got {seconds}")
+    for name, value in (
+        ("MAX_REQUEST_BODY_BYTES", settings.max_request_body_bytes),
+        ("MAX_UPSTREAM_BODY_BYTES", settings.max_upstream_body_bytes),
+        ("MAX_SSE_LINE_BYTES", settings.max_sse_line_bytes),
+    ):
+        if value < MIN_BODY_LIMIT:
+            raise SettingsError(f"{name}: expected at least {MIN_BODY_LIMIT} bytes, got {value}")
 
 
 def backend_plan(settings: Settings) -> BackendPlan:

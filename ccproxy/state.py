@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sanic import Request, Sanic
 from sanic.config import Config
 
+from ccproxy.shutdown import Drain
+
 if TYPE_CHECKING:  # only names for annotations: importing them here would bring the cycle back
     import pluggy
 
     from ccproxy.backends import Backend
     from ccproxy.catalog import ModelCatalog
+    from ccproxy.http.admission import RequestGate
     from ccproxy.http.edge import EdgePolicy
     from ccproxy.interfaces import CacheBackend
     from ccproxy.observers import Observers
@@ -44,6 +47,9 @@ class AppState:
     plugins: pluggy.PluginManager
     registry: Registry
     observers: Observers | None  # None when no observer is registered: handlers then build no records
+    gate: RequestGate | None = None  # MAX_CONCURRENT_REQUESTS (None: no cap); made on the server's loop
+    started_at: float = 0.0  # time.monotonic() when this process started serving (GET /v1/status)
+    drain: Drain = field(default_factory=Drain)  # the running streams, ended when shutdown's grace runs out
 
 
 CCProxyApp = Sanic[Config, AppState]

@@ -25,7 +25,7 @@ from typing import Any
 from orjson import loads as orjson_loads
 
 from ccproxy.core._response_py import convert_response, parse_completion
-from ccproxy.core._sse_py import SSEDecoder, encode_events
+from ccproxy.core._sse_py import DEFAULT_MAX_LINE, SSEDecoder, encode_events
 from ccproxy.core._stages_py import (
     DONE,
     SHAPE_ERRORS,
@@ -164,11 +164,12 @@ class StreamPipeline:
         payload_tap: PayloadTap | None = None,
         event_tap: EventTap | None = None,
         convert: ConvertAnswer | None = None,
+        max_line: int = DEFAULT_MAX_LINE,
     ) -> None:
         self._ctx = ctx
         self._translator: Translator = StreamTranslator(ctx) if translator is None else translator
         self._convert: ConvertAnswer = convert_response if convert is None else convert
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_line)
         # Encoded events of the read being translated.
         self._out: list[bytes] = []
         # The body while it has carried no event; None once one has.
@@ -312,8 +313,9 @@ class StagedStreamPipeline(StreamPipeline):
         payload_tap: PayloadTap | None = None,
         event_tap: EventTap | None = None,
         convert: ConvertAnswer | None = None,
+        max_line: int = DEFAULT_MAX_LINE,
     ) -> None:
-        super().__init__(ctx, translator, convert=convert)
+        super().__init__(ctx, translator, convert=convert, max_line=max_line)
         self._reader = ChunkReader()
         self._translate = TranslateStage(self._translator, self._reader)
         self._filters = FilterStage(filters) if filters else None

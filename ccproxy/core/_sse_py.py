@@ -6,8 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from ccproxy.core.jsoncodec import dumps
+from ccproxy.errors import UpstreamError
 
-__all__ = ["SSEDecoder", "encode_event", "encode_events"]
+__all__ = ["DEFAULT_MAX_LINE", "SSEDecoder", "encode_event", "encode_events"]
+
+# Bytes one line (or the data lines of one event) may take before the stream is refused (MAX_SSE_LINE_BYTES).
+DEFAULT_MAX_LINE = 16 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _LF = 0x0A
@@ -29,15 +33,22 @@ class SSEDecoder:
 
     Nearly every upstream read is whole one-line events (`data: {...}\\n\\n`) with LF line ends: `feed` reads
     those with one split instead of line by line, and leaves everything else to the line reader.
+
+    Memory is bounded: a line whose end has not come within `max_line` bytes, or an event whose data lines add up
+    to more, raises UpstreamError (502; an error event for the client) instead of being buffered further. Only the
+    paths that buffer count bytes; whole one-line events in one read cost nothing more.
     """
 
-    __slots__ = ("_data", "_partial", "_skip_lf", "_started")
+    __slots__ = ("_data", "_data_size", "_max_line", "_partial", "_partial_size", "_skip_lf", "_started")
 
-    def __init__(self) -> None:
-        # `data` field values of the event being read.
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._max_line = max_line
+        # `data` field values of the event being read, and their bytes.
         self._data: list[bytes] = []
-        # Pieces of a line whose end has not arrived yet.
+        self._data_size = 0
+        # Pieces of a line whose end has not arrived yet, and their bytes.
         self._partial: list[bytes] = []
+        self._partial_size = 0
         # The last read ended in CR: an LF at the start of the next read belongs to that line end.
         self._skip_lf = False
         # Whether the first line (which may start with a byte-order mark) has been read.
@@ -58,6 +69,7 @@ class SSEDecoder:
             self._partial.append(data)
             data = b"".join(self._partial)
             self._partial = []
+            self._partial_size = 0
         payloads = self._whole_events(data)
         return self._feed_lines(data) if payloads is None else payloads
 
@@ -67,6 +79,7 @@ class SSEDecoder:
         line are common enough that keeping it is the safer choice). The decoder is then empty again."""
         lines = [b"".join(self._partial)] if self._partial else []
         self._partial = []
+        self._partial_size = 0
         self._skip_lf = False
         payloads = self._read_lines(lines)
         self._dispatch(payloads)
@@ -80,6 +93,9 @@ class SSEDecoder:
         if b"\n" not in data and b"\r" not in data:
             if data:
                 self._partial.append(data)
+                self._partial_size += len(data)
+                if self._partial_size > self._max_line:
+                    raise _too_long("line", self._max_line)
             return []
         if self._partial:
             self._partial.append(data)
@@ -87,10 +103,13 @@ class SSEDecoder:
             self._partial = []
         lines = data.splitlines(keepends=True)
         last = lines[-1][-1]
+        self._partial_size = 0
         if last == _CR:
             self._skip_lf = True
         elif last != _LF:
-            self._partial.append(lines.pop())
+            rest = lines.pop()
+            self._partial.append(rest)
+            self._partial_size = len(rest)
         return self._read_lines(lines)
 
     def _read_lines(self, lines: list[bytes]) -> list[bytes]:
@@ -107,6 +126,9 @@ class SSEDecoder:
             elif line.startswith(b"data:"):
                 value = line[5:]
                 self._data.append(value[1:] if value[:1] == b" " else value)
+                self._data_size += len(line)
+                if self._data_size > self._max_line:
+                    raise _too_long("event", self._max_line)
             elif line == b"data":
                 self._data.append(b"")
         return payloads
@@ -116,6 +138,7 @@ class SSEDecoder:
             return
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
         self._data = []
+        self._data_size = 0
         if data:
             payloads.append(data if data.isascii() else _valid_utf8(data))
 
@@ -144,9 +167,17 @@ class SSEDecoder:
             end = data.find(b"\n", start)
         if start < size:
             self._partial.append(data[start:] if start else data)
+            self._partial_size = size - start
         if not data.isascii():
             payloads = [payload if payload.isascii() else _valid_utf8(payload) for payload in payloads]
         return payloads
+
+
+def _too_long(what: str, limit: int) -> UpstreamError:
+    return UpstreamError(
+        f"Upstream sent an event-stream {what} longer than {limit} bytes (MAX_SSE_LINE_BYTES); stream ended",
+        status=502,
+    )
 
 
 def _valid_utf8(data: bytes) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sanic import Request
 
@@ -17,7 +17,7 @@ NEEDS_ADMIN_KEY = "This endpoint needs the admin key (CCPROXY_ADMIN_KEY) as x-ap
 LOOPBACK_ONLY = "Admin endpoints answer only on loopback while no admin key is set: set CCPROXY_ADMIN_KEY"
 
 
-def require_admin(request: Request) -> None:
+def require_admin(request: Request[Any, Any]) -> None:
     """Raise unless the request may use an admin endpoint: 401 without a key, 403 with another key (a client key
     does not open admin endpoints) or, with no admin key configured, from an address that is not loopback."""
     settings = cast("CCProxyApp", request.app).ctx.settings

@@ -38,6 +38,10 @@ PREFLIGHT_MAX_AGE = "600"
 # What a browser page allowed by ALLOWED_ORIGINS may read from an answer besides the body.
 EXPOSED_HEADERS = "request-id, retry-after, x-ccproxy-backend, x-ccproxy-upstream-model"
 MAX_ECHO = 100  # characters of a refused header value quoted back in the error
+# The method of the empty request Sanic makes to answer an error before a request's head was read (Http1).
+UNREAD_METHOD = "NONE"
+# Health and readiness probes: load balancers and orchestrators probe them with whatever Host they like.
+PROBE_PATHS = frozenset({"/", "/health", "/ready"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +89,10 @@ def _is_ip_address(name: str) -> bool:
 def check_request(request: CCProxyRequest) -> None:
     """Request middleware: refuse a foreign Host or Origin and a non-JSON body before any handler runs."""
     request_id_of(request)  # first thing, so every log line of this request carries its id
-    if request.path == "/":
-        return  # the health check: load balancers probe it with whatever Host they like, and it reveals nothing
+    if request.path in PROBE_PATHS:
+        return  # the health checks: load balancers probe them with whatever Host they like; they reveal nothing
+    if request.method == UNREAD_METHOD:
+        return  # Sanic's stand-in for a request whose head never arrived (a timeout): its error must be answered
     headers = request.headers
     policy = request.app.ctx.edge
     host = headers.get("host", "")

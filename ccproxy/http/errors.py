@@ -61,6 +61,9 @@ def sanic_error_response(request: CCProxyRequest, exc: SanicException) -> HTTPRe
     message = str(exc) or "Request failed"
     if status == 404:
         message = f"Not found: {request.method} {request.path}"
+    elif status == 413:
+        limit = request.app.ctx.settings.max_request_body_bytes
+        message = f"Request body is larger than this proxy's limit of {limit} bytes (MAX_REQUEST_BODY_BYTES)"
     request_id = request_id_of(request)
     public = public_error(request, ProxyError(message, status=status))
     headers = {**(getattr(exc, "headers", None) or {}), "request-id": request_id}

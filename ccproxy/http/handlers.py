@@ -7,6 +7,7 @@ from sanic.response import HTTPResponse, empty, json, raw
 
 from ccproxy.core.jsoncodec import dumps
 from ccproxy.errors import ProxyError
+from ccproxy.http.admission import gated
 from ccproxy.http.edge import preflight
 from ccproxy.http.errors import request_id_of
 from ccproxy.http.observe import RequestWatch
@@ -47,6 +48,8 @@ async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -
             dumps(answer.message), content_type="application/json", headers={**answer.headers, "request-id": request_id}
         )
     upstream = await pipeline.open_stream(prepared)
+    drain = app.ctx.drain
+    drain.add(upstream)  # ended with an error event if shutdown's grace runs out first
     try:
         response = await request.respond(
             content_type="text/event-stream", headers={**SSE_HEADERS, **upstream.headers, "request-id": request_id}
@@ -60,6 +63,7 @@ async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -
             await watch.relay(pipeline.stream_events(prepared, upstream), response)
         await response.eof()
     finally:
+        drain.streams.discard(upstream)
         await upstream.aclose()  # a client gone mid-stream: the upstream connection is dropped now, not at GC
     return None
 
@@ -91,8 +95,9 @@ async def unknown_endpoint(request: CCProxyRequest, path: str) -> HTTPResponse:
 
 # Added here rather than by decorator: these handlers call themselves (undecorated) when observed.
 # `ctx_json_body`: the edge (http/edge.py) refuses bodies that are not application/json on these routes.
-api.add_route(messages, "/v1/messages", methods=["POST"], ctx_json_body=True)
-api.add_route(count_tokens, "/v1/messages/count_tokens", methods=["POST"], ctx_json_body=True)
+# `gated`: at most MAX_CONCURRENT_REQUESTS of these at once per process (http/admission.py).
+api.add_route(gated(messages, "messages"), "/v1/messages", methods=["POST"], ctx_json_body=True)
+api.add_route(gated(count_tokens, "count_tokens"), "/v1/messages/count_tokens", methods=["POST"], ctx_json_body=True)
 # Claude Code probes `HEAD /` at start; unknown /v1 paths get an Anthropic-shaped 404.
 api.add_route(health, "/", methods=["GET", "HEAD"])
 # CORS preflights for the origins in ALLOWED_ORIGINS (the edge refuses all others).

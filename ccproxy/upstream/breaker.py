@@ -59,6 +59,11 @@ class BreakerState(ABC):
         """A trial ended without saying anything about the backend (cancelled, refused locally): the next request
         becomes the trial."""
 
+    async def describe(self, key: str, now: float, cooldown: float) -> str | None:
+        """ "closed", "open" or "half_open" for status pages, without changing anything; None (the default) when
+        the store cannot tell cheaply."""
+        return None
+
 
 class _Circuit:
     __slots__ = ("failures", "opened_at", "trial_running")
@@ -108,6 +113,12 @@ class InMemoryBreakerState(BreakerState):
 
     async def release(self, key: str) -> None:
         self._circuit(key).trial_running = False
+
+    async def describe(self, key: str, now: float, cooldown: float) -> str | None:
+        circuit = self._circuits.get(key)
+        if circuit is None or circuit.opened_at is None:
+            return "closed"
+        return "open" if circuit.opened_at + cooldown > now else "half_open"
 
 
 class CircuitBreakerUpstream(UpstreamWrapper):

@@ -93,6 +93,11 @@ class RateLimitExceeded(UpstreamFailure):
     """The backend's local rpm/tpm limit stays reached past the wait allowed; `retry_after` until a slot frees."""
 
 
+class ConnectionsExhausted(RateLimitExceeded):
+    """Every one of the backend's `max_connections` stayed in use past the wait allowed: refused here, like a local
+    rate limit (falls back, not retried, says nothing to the breaker), but the client sees 529 overloaded_error."""
+
+
 def parse_retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
     """Seconds to wait from `retry-after-ms` (OpenAI) or `retry-after` (seconds or an HTTP date); None if absent."""
     millis = _seconds(headers.get("retry-after-ms"))
@@ -195,6 +200,8 @@ def to_proxy_error(exc: UpstreamFailure) -> ProxyError:
         return UpstreamError(exc.message, status=504)
     if isinstance(exc, BackendUnavailable):
         return _with_retry_after(UpstreamError(exc.message, status=503), exc.retry_after)
+    if isinstance(exc, ConnectionsExhausted):
+        return _with_retry_after(UpstreamError(exc.message, status=529), exc.retry_after)
     if isinstance(exc, RateLimitExceeded):
         return _with_retry_after(UpstreamError(exc.message, status=429), exc.retry_after)
     return UpstreamError(exc.message, status=502)

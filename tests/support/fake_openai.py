@@ -29,6 +29,9 @@ Upstream faults for context overflow and key redaction (one block, `ScriptedFaul
   an `{"error": ...}` body); `TRUNCATE_STREAM` -> the stream ends after the first text pieces, without finish_reason
   or `[DONE]`; `HTML_BODY` -> HTTP 200 with an HTML page; `EMPTY_BODY` -> HTTP 200 `text/event-stream` with an empty
   body; `BAD_TOOL_JSON` -> a Bash tool call whose arguments are cut-off JSON, finish_reason `tool_calls`.
+- Paced streams (see the block "paced streams" below): `TRICKLE` -> after the first pieces, one byte of an SSE
+  comment line every 0.1 s until the client goes away (each byte well within any read timeout);
+  `LONG_STREAM_<seconds>` -> a text piece every 0.2 s for that long, then the normal end of the answer.
 - Echo in pieces (see the block "echo in pieces" below): `ECHO_PIECES <base64>` -> the answer text is the decoded
   text, streamed in pieces of 3 characters (base64 so a guardrail that redacts prompts never sees it; small pieces
   so a secret in it is split across many deltas).
@@ -135,6 +138,7 @@ class Reply:
     error: OpenAIError | None = None
     faults: ScriptedFaults = field(default_factory=lambda: ScriptedFaults())
     piece_chars: int = 0  # stream the text in pieces of this many characters (0: three pieces)
+    pace: StreamPace | None = None  # TRICKLE / LONG_STREAM_<s> (the block "paced streams" below)
 
     @property
     def finish_reason(self) -> str:
@@ -192,6 +196,7 @@ class Script:
         reply.faults = ScriptedFaults.from_prompt(text, body, presented_key)
         reply.error = reply.faults.overflow or reply.error
         reply.hang = _marker(text, "HANG_STREAM") is not None
+        reply.pace = StreamPace.from_prompt(text)
         reply.midstream_error = _marker(text, "MIDSTREAM_ERROR") is not None
         reply.stream_faults = frozenset(name for name in FAULT_MARKERS if _marker(text, name))
         if _marker(text, "THINK"):
@@ -590,6 +595,8 @@ class FakeOpenAI:
         if reply.hang:
             await self._hang(request, record)
             return response
+        if reply.pace is not None and not await reply.pace.run(request, response, writer, record):
+            return response
         if "TRUNCATE_STREAM" in reply.stream_faults:
             await response.write_eof()
             return response
@@ -776,6 +783,49 @@ async def listen(app: web.Application, host: str, port: int) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+
+
+# --- paced streams: TRICKLE and LONG_STREAM_<seconds> (resource bounds and graceful shutdown, issue 11) ------------
+
+TRICKLE_PAUSE_SECONDS = 0.1
+LONG_STREAM_PAUSE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class StreamPace:
+    """How a stream's middle is paced: `trickle` (a byte at a time, never ending) or `seconds` of text pieces."""
+
+    trickle: bool = False
+    seconds: float = 0.0
+
+    @classmethod
+    def from_prompt(cls, text: str) -> StreamPace | None:
+        if _marker(text, "TRICKLE"):
+            return cls(trickle=True)
+        match = re.search(r"(?<![A-Za-z0-9])LONG_STREAM_(\d+(?:\.\d+)?)(?![A-Za-z0-9.])", text)
+        return cls(seconds=float(match.group(1))) if match else None
+
+    async def run(
+        self, request: web.Request, response: web.StreamResponse, writer: ChunkWriter, record: dict[str, Any]
+    ) -> bool:
+        """Write the paced middle; False when the stream must end here (the client went away)."""
+        deadline = time.monotonic() + (MAX_HANG_SECONDS if self.trickle else self.seconds)
+        try:
+            while time.monotonic() < deadline:
+                if self.trickle:
+                    for byte in b": tick\n":
+                        await response.write(bytes([byte]))
+                        await asyncio.sleep(TRICKLE_PAUSE_SECONDS)
+                else:
+                    await response.write(sse(writer.chunk({"content": "."})))
+                    await asyncio.sleep(LONG_STREAM_PAUSE_SECONDS)
+        except ConnectionError:
+            record["cancelled"] = True
+            return False
+        return not self.trickle
+
+
+# --- End of paced streams -----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:

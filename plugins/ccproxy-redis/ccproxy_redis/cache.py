@@ -80,6 +80,15 @@ class RedisCacheBackend(CacheBackend):
     def shared_states(self) -> UpstreamStates:
         return self._states
 
+    async def ready(self) -> str | None:
+        """GET /ready: a PING now (or at once "unreachable" while the link knows Redis is down)."""
+        try:
+            await self.link.run(lambda client: client.ping())
+        except Unavailable:
+            detail = f" ({self.link.last_error})" if self.link.last_error else ""
+            return f"Redis at {self.link.where} is unreachable{detail}"
+        return None
+
     async def get(self, key: str) -> Any | None:
         try:
             data = await self.link.run(lambda client: self._get(client, self.prefix + key))

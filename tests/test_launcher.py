@@ -1,0 +1,60 @@
+"""The launcher's pure parts (ccproxy/launcher.py): where it connects, the error line it quotes, the environment it
+gives Claude Code, the status it prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccproxy.launcher import PLACEHOLDER_KEY, Address, claude_env, client_key, first_error_line, render_status
+from ccproxy.settings import Settings
+
+STATUS: dict[str, Any] = {
+    "version": "0.1.0",
+    "pid": 42,
+    "workers": 2,
+    "core": "cython",
+    "uptime_seconds": 61.2,
+    "in_flight": 3,
+    "routes": [{"pattern": "*haiku*", "targets": ["default:gpt-5-mini"]}, {"pattern": None, "targets": ["a:b"]}],
+    "backends": {
+        "default": {
+            "provider": "openai",
+            "base_url": "http://u/v1/chat/completions",
+            "breaker": None,
+            "max_connections": 0,
+        },
+    },
+}
+
+
+def test_a_wildcard_bind_is_reached_on_loopback() -> None:
+    assert Address.of(Settings(host="0.0.0.0", port=9000)).url == "http://127.0.0.1:9000"
+    assert Address.of(Settings(host="::", port=9000)).url == "http://[::1]:9000"
+    assert Address.of(Settings(host="10.0.0.5", port=80)).url == "http://10.0.0.5:80"
+
+
+def test_the_quoted_line_is_the_first_error_or_a_tracebacks_last_line() -> None:
+    assert first_error_line("starting\nccproxy: configuration error: PORT: in use\nbye\n") == (
+        "ccproxy: configuration error: PORT: in use"
+    )
+    crash = "Traceback (most recent call last):\n  File x\nRuntimeError: boom\n"
+    assert first_error_line(crash) == "RuntimeError: boom"
+    assert first_error_line("") == "(no output)"
+    assert first_error_line("one\ntwo\n") == "two"
+
+
+def test_claude_gets_the_proxy_and_a_key_and_no_auth_token() -> None:
+    env = claude_env({"PATH": "/bin", "ANTHROPIC_AUTH_TOKEN": "t"}, Address("127.0.0.1", 11434), None)
+    assert env == {"PATH": "/bin", "ANTHROPIC_BASE_URL": "http://127.0.0.1:11434", "ANTHROPIC_API_KEY": PLACEHOLDER_KEY}
+    keyed = Settings(api_keys=("ck-first-0123456789abcdef", "ck-second-0123456789abcd"))
+    assert client_key(keyed) == "ck-first-0123456789abcdef"
+    assert client_key(Settings(auth_options={"keys": [{"key": "ck-table-0123456789abcdef"}]})) == (
+        "ck-table-0123456789abcdef"
+    )
+
+
+def test_the_status_text_names_routes_and_backends() -> None:
+    text = render_status(Address("127.0.0.1", 11434), STATUS)
+    assert "ccproxy 0.1.0 on http://127.0.0.1:11434: pid 42, 2 worker(s)" in text
+    assert "*haiku*" in text and "(direct)" in text
+    assert "breaker unknown, connections unlimited" in text
