@@ -13,7 +13,14 @@ from ccproxy.config import BackendConfig, SettingsError, validate_table
 from ccproxy.core.overflow import prompt_too_long
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
-from ccproxy.upstream import AiohttpUpstream, AttemptObserver, Upstream, UpstreamStates, build_upstream
+from ccproxy.upstream import (
+    AiohttpUpstream,
+    AttemptObserver,
+    LeanUpstream,
+    Upstream,
+    UpstreamStates,
+    build_upstream,
+)
 from ccproxy.upstream.errors import no_redaction
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
@@ -134,9 +141,10 @@ class Backend:
         return f"Backend({self.name!r}, provider={self.config.provider!r}, base_url={base_url!r})"
 
     def connect(self, states: UpstreamStates, on_attempt: AttemptObserver | None = None) -> None:
-        """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
-        headers and timeouts, and the resilient stack around it from the table's retries, breaker and limits
-        (`states`: the app's breaker and limiter stores; `on_attempt`: the observers' reporter, if any).
+        """Build this backend's way to the network: one transport (the table's `transport`: aiohttp or the lean
+        client) at the provider's base URL with its headers and timeouts, and the resilient stack around it from the
+        table's retries, breaker and limits (`states`: the app's breaker and limiter stores; `on_attempt`: the
+        observers' reporter, if any).
 
         Upstream text is not redacted here: it is redacted where it leaves the process (ccproxy/redaction.py).
         """
@@ -144,7 +152,8 @@ class Backend:
         base_url = provider.config.base_url.rstrip("/")
         chat_url = provider.chat_completions_url()
         self.path = chat_url[len(base_url) :] if chat_url.startswith(base_url + "/") else chat_url
-        self.transport = AiohttpUpstream(
+        transport = LeanUpstream if self.config.transport == "lean" else AiohttpUpstream
+        self.transport = transport(
             base_url,
             provider.headers(),
             connect_timeout=provider.config.connect_timeout,

@@ -116,6 +116,7 @@ Flag = Annotated[bool, Field(strict=True), _expect("true or false")]
 HttpUrl = Annotated[str, Field(strict=True), AfterValidator(_http_url), _expect("an http(s) URL")]
 Headers = Annotated[dict[str, str], Field(strict=True), _expect("a table of header names to strings")]
 BackendName = Annotated[str, AfterValidator(_backend_name)]
+TransportName = Annotated[Literal["aiohttp", "lean"], _expect('"aiohttp" or "lean"')]
 
 
 def _not_a_bool(what: str) -> BeforeValidator:
@@ -198,6 +199,7 @@ class BackendConfig(BaseModel):
     rpm: Count = 0  # 0 = unlimited
     tpm: Count = 0
     limit_wait: Seconds = 10.0
+    transport: TransportName = "aiohttp"  # the HTTP client: aiohttp, or the lean one (ccproxy/upstream/lean.py)
     reasoning: Text | None = None  # None: the provider's default_reasoning, else the global default
     models: dict[str, CapabilityOverrides] = Field(default_factory=dict)
 

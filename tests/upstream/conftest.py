@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ccproxy.upstream import UpstreamRequest
+from ccproxy.upstream import AiohttpUpstream, LeanUpstream, UpstreamRequest
 from ccproxy.upstream.fake import FakeResponse
 from tests.support.fake_clock import FakeClock
 
@@ -46,3 +46,13 @@ def scripted(*answers: FakeResponse) -> Callable[[UpstreamRequest], FakeResponse
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
     return handler
+
+
+Transport = type[AiohttpUpstream] | type[LeanUpstream]
+
+
+@pytest.fixture(params=[AiohttpUpstream, LeanUpstream], ids=["aiohttp", "lean"])
+def transport(request: pytest.FixtureRequest) -> Transport:
+    """Each HTTP transport in turn: the tests of what a transport does run on both while both exist."""
+    transport: Transport = request.param
+    return transport
