@@ -111,6 +111,11 @@ class _Connection(asyncio.Protocol):
             self._fail_parse(exc, data)
         except zlib.error as exc:
             self._fail(UpstreamConnectError(self.redact(f"Upstream connection lost: bad compressed body: {exc}")))
+        # Once per read, not per parsed piece: a read holding many chunks wakes the reader once, with all of them.
+        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles the response
@@ -158,7 +163,6 @@ class _Connection(asyncio.Protocol):
         if encoding in _DECODED:
             # As aiohttp's auto_decompress: gzip and zlib-wrapped deflate (the header says which; 32 accepts both).
             self.decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)
-        self._wake()
 
     def on_body(self, body: bytes) -> None:
         if self.decoder is not None:
@@ -167,10 +171,6 @@ class _Connection(asyncio.Protocol):
                 return
         self.body.append(body)
         self.buffered += len(body)
-        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
 
     def on_message_complete(self) -> None:
         if self.decoder is not None:
@@ -475,32 +475,46 @@ class LeanUpstream(Upstream):
 
 
 class LeanResponse(UpstreamResponse):
-    """The answer on one connection of a LeanUpstream; its failures are already typed and redacted."""
+    """The answer on one connection of a LeanUpstream; its failures are already typed and redacted.
 
-    __slots__ = ("_connection", "_upstream")
+    Finished once: a connection given back to the pool may carry the next answer before this one's body generator
+    is closed, and finishing this response again must not touch it."""
+
+    __slots__ = ("_connection", "_finished", "_upstream")
 
     def __init__(self, connection: _Connection, upstream: LeanUpstream) -> None:
         assert connection.headers is not None
         super().__init__(connection.status, connection.headers)
         self._connection = connection
         self._upstream = upstream
+        self._finished = False
 
     async def read(self, limit: int | None = None) -> bytes:
+        if self._finished:  # its connection may carry another answer by now
+            raise RuntimeError("the response was read or closed already")
         connection = self._connection
+        parts: list[bytes] = []
+        size = 0
         try:
-            while not connection.complete and (limit is None or connection.buffered < limit):
+            while True:
+                if connection.body:  # taken as it comes, so a big body never pauses reading
+                    data = connection.take()
+                    parts.append(data)
+                    size += len(data)
+                if connection.complete or (limit is not None and size >= limit):
+                    break
                 if connection.failure is not None:
                     raise connection.failure
                 await connection.wait()
-            data = connection.take()
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
             return data if limit is None else data[:limit]
         finally:
-            self._upstream.release(connection)
+            self._finish()
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         connection = self._connection
         try:
-            while True:
+            while not self._finished:
                 if connection.body:
                     yield connection.take()
                 elif connection.complete:
@@ -510,10 +524,15 @@ class LeanResponse(UpstreamResponse):
                 else:
                     await connection.wait()
         finally:
-            self._upstream.release(connection)
+            self._finish()
 
     async def aclose(self) -> None:
-        self._upstream.release(self._connection)
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._upstream.release(self._connection)
 
 
 def _parse_target(url: str, headers: bytes) -> _Target:

@@ -152,6 +152,20 @@ async def test_per_request_headers_replace_the_backends(transport: Transport, se
     assert headers["content-length"] == str(len(b'{"q": 1}'))
 
 
+async def test_finishing_a_response_again_leaves_the_next_one_on_its_connection_alone(
+    transport: Transport, server: Server
+) -> None:
+    async with opened(transport, server.url) as upstream:
+        first = await upstream.send(request("/echo"))
+        pieces = first.iter_bytes()
+        assert json.loads(await anext(pieces))["length"] == 8
+        await first.aclose()  # the connection goes back to the pool; the body's generator is still suspended
+        second = await upstream.send(request("/big"))  # on that same pooled connection
+        await pieces.aclose()  # finishing the first response late (a generator closed after its response)
+        await first.aclose()
+        assert len(await second.read()) == BIG
+
+
 async def test_many_requests_at_once_share_the_pool(transport: Transport, server: Server) -> None:
     async with opened(transport, server.url) as upstream:
 
