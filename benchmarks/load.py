@@ -60,6 +60,7 @@ from ccproxy.core.request import convert_request
 
 CONCURRENCY = (1, 8, 64)
 PACED_GAP_MS = 1.0
+STREAM_EVENTS = 101  # 100 chunks and [DONE], one every gap_ms when paced
 IDLE_RSS_TARGET_MB = 60.0
 CONNECT_TIMEOUT = 5.0
 PROFILE_TOP = 25
@@ -194,9 +195,15 @@ class Run:
 
 
 async def _worker(
-    port: int, request: bytes, check: Callable[[bytes], bool], state: LoadState, marker: bytes | None = None
+    port: int,
+    request: bytes,
+    check: Callable[[bytes], bool],
+    state: LoadState,
+    marker: bytes | None = None,
+    delay: float = 0.0,
 ) -> None:
     connection: Connection | None = None
+    await asyncio.sleep(delay)
     try:
         while not state.stop:
             try:
@@ -240,12 +247,18 @@ async def measure(
     pinning: Pinning,
     marker: bytes | None = None,
     lag_probe: bool = False,
+    stagger: float = 0.0,
 ) -> Run:
     """Closed-loop load from `concurrency` keep-alive connections; counts what completes inside the window (and,
     with a `marker`, the time to the first read holding it; with `lag_probe`, a `GET /` every 5 ms on a connection
-    of its own measures the server's event-loop delay meanwhile)."""
+    of its own measures the server's event-loop delay meanwhile). `stagger`: the connections start spread over that
+    many seconds instead of all at once (closed-loop clients started together stay in step: their requests arrive
+    in bursts of `concurrency`)."""
     state = LoadState()
-    workers = [asyncio.ensure_future(_worker(port, request, check, state, marker)) for _ in range(concurrency)]
+    workers = [
+        asyncio.ensure_future(_worker(port, request, check, state, marker, stagger * index / concurrency))
+        for index in range(concurrency)
+    ]
     try:
         await asyncio.sleep(warmup)
         if server_pid is not None:
@@ -280,6 +293,11 @@ async def measure(
         run.lag_p50_ms = round(percentile(lags, 0.50) * 1000, 3)
         run.lag_p99_ms = round(percentile(lags, 0.99) * 1000, 3)
     return run
+
+
+def _stagger(args: argparse.Namespace, scenario: Scenario) -> float:
+    """--stagger: the connections' first requests spread over one paced stream's length (0: all at once)."""
+    return scenario.gap_ms * STREAM_EVENTS / 1000 if args.stagger else 0.0
 
 
 def _cpu_reading(server_pid: int | None, upstream_pid: int) -> dict[str, Any]:
@@ -640,6 +658,7 @@ async def run_all(args: argparse.Namespace, setup: Setup, chosen: list[Scenario]
                     pinning=setup.pinning,
                     marker=marker,
                     lag_probe=args.lag_probe,
+                    stagger=_stagger(args, scenario),
                 )
                 runs.append(run)
                 cpu = f"{run.server_cpu_us:,.0f} µs {target} CPU/req, " if run.server_cpu_us is not None else ""
@@ -699,6 +718,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="instead of the usual runs: the proxy on aiohttp against the proxy on the lean transport (backend "
         "default's `transport`), measured alternately like --ops-compare (--ops-rounds each)",
+    )
+    parser.add_argument(
+        "--stagger",
+        action="store_true",
+        help="start each run's connections spread over one paced stream's length instead of all at once",
     )
     parser.add_argument(
         "--lag-probe",
@@ -782,6 +806,7 @@ async def run_ops_compare(
                         upstream_pid=upstream.pid,
                         pinning=pinning,
                         marker=scenario.direct_marker(),
+                        stagger=_stagger(args, scenario),
                     )
                     if direct.ttft_p50_ms is not None:
                         ttft["direct"].append(direct.ttft_p50_ms)
@@ -800,6 +825,7 @@ async def run_ops_compare(
                         pinning=pinning,
                         marker=scenario.proxy_marker(),
                         lag_probe=args.lag_probe,
+                        stagger=_stagger(args, scenario),
                     )
                     if run.errors:
                         raise RuntimeError(f"{side}: {run.errors} errors {run.error_kinds}; logs: {child.log_tail()}")

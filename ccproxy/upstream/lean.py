@@ -354,28 +354,37 @@ class LeanUpstream(Upstream):
         return LeanResponse(connection, self)
 
     async def _exchange(self, target: _Target, head: bytes, body: bytes) -> _Connection:
-        """A connection whose answer's status line and headers are in. A reused connection the upstream closed
-        before answering a byte (its keep-alive ran out as we sent) is replaced by a new one, once."""
-        if self._limit is not None:
-            await self._limit.acquire()
-        connection: _Connection | None = None
-        try:
-            for _ in range(2):
-                connection = await self._connection(target.origin)
+        """A connection whose answer's status line and headers are in.
+
+        A reused connection lost before a byte of the answer came (the upstream closed it as its keep-alive ran out,
+        while we sent) is replaced by a new one, once: that upstream never read the request. A timeout is never
+        sent again here (the request may be running); the retry layer judges those."""
+        for attempt in range(2):
+            connection = await self._checkout(target.origin)
+            try:
                 connection.start(head, body)
                 while connection.headers is None and connection.failure is None:
                     await connection.wait()
-                if connection.failure is None:
-                    return connection
+            except BaseException:  # cancelled while waiting: the connection goes, never to the pool
                 self._drop(connection)
-                if not (connection.reused and connection.received == 0):
-                    raise connection.failure
-            assert connection is not None and connection.failure is not None
-            raise connection.failure
+                raise
+            failure = connection.failure
+            if failure is None:
+                return connection
+            self._drop(connection)
+            stale = connection.reused and connection.received == 0 and isinstance(failure, UpstreamConnectError)
+            if attempt or not stale:
+                raise failure
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _checkout(self, origin: Origin) -> _Connection:
+        """A connection of the pool or a new one, counted busy (and holding a slot of `limit_connections`)."""
+        if self._limit is not None:
+            await self._limit.acquire()
+        try:
+            return await self._connection(origin)
         except BaseException:
-            if connection is not None:  # cancelled or failed while waiting: the connection goes, never to the pool
-                self._drop(connection)
-            elif self._limit is not None:
+            if self._limit is not None:
                 self._limit.release()
             raise
 

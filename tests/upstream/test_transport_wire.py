@@ -50,6 +50,7 @@ class Server:
         answer = {"length": len(body), "ok": body == bytes(range(256)) * (len(body) // 256), "headers": {}}
         answer["headers"] = {name.lower(): value for name, value in request.headers.items()}
         answer["host"] = request.host
+        answer["port"] = request.transport.get_extra_info("peername")[1] if request.transport else 0
         return web.json_response(answer)
 
     async def gzipped(self, request: web.Request) -> web.Response:
@@ -176,6 +177,21 @@ async def test_many_requests_at_once_share_the_pool(transport: Transport, server
 
         for _ in range(2):  # the second round runs on the pooled connections
             assert await asyncio.gather(*(one(i) for i in range(32))) == [256 * (i + 1) for i in range(32)]
+
+
+async def test_limit_connections_caps_the_connections_in_use(transport: Transport, server: Server) -> None:
+    upstream = transport(server.url, {}, connect_timeout=2, read_timeout=2, redact=redact, limit_connections=2)
+    await upstream.open()
+    try:
+
+        async def port() -> int:
+            async with await upstream.send(request("/echo")) as response:
+                return int(json.loads(await response.read())["port"])
+
+        ports = await asyncio.gather(*(port() for _ in range(12)))
+    finally:
+        await upstream.aclose()
+    assert len(set(ports)) <= 2
 
 
 async def test_cancelled_while_waiting_for_the_status_line_drops_the_connection(transport: Transport) -> None:
