@@ -16,6 +16,7 @@ from ccproxy.app import create_app
 from ccproxy.upstream import LeanUpstream, UpstreamRequest
 from ccproxy.upstream.errors import no_redaction
 from tests.api.conftest import make_settings
+from tests.upstream.conftest import tcp_server
 
 
 def nodelay(sock: socket.socket) -> int:
@@ -48,21 +49,17 @@ async def test_lean_upstream_connections_have_nodelay() -> None:
         await reader.readexactly(2)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
-        await reader.read()
-        writer.close()
+        await reader.read()  # until the client closes its pooled connection
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    upstream = LeanUpstream(url, {}, connect_timeout=2, read_timeout=2, redact=no_redaction)
-    await upstream.open()
-    try:
-        response = await upstream.send(UpstreamRequest("/x", b"{}", False, time.monotonic() + 5))
-        assert await response.read() == b"ok"
-        pooled = [connection for pool in (upstream._pools or {}).values() for connection in pool]
-        assert pooled and pooled[0].transport is not None
-        seen.append(nodelay(pooled[0].transport.get_extra_info("socket")))
-    finally:
-        await upstream.aclose()
-        server.close()
-        await server.wait_closed()
+    async with tcp_server(handle) as url:
+        upstream = LeanUpstream(url, {}, connect_timeout=2, read_timeout=2, redact=no_redaction)
+        await upstream.open()
+        try:
+            response = await upstream.send(UpstreamRequest("/x", b"{}", False, time.monotonic() + 5))
+            assert await response.read() == b"ok"
+            pooled = [connection for pool in (upstream._pools or {}).values() for connection in pool]
+            assert pooled and pooled[0].transport is not None
+            seen.append(nodelay(pooled[0].transport.get_extra_info("socket")))
+        finally:
+            await upstream.aclose()
     assert seen == [1]

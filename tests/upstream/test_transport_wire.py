@@ -18,7 +18,7 @@ import trustme
 from aiohttp import web
 
 from ccproxy.upstream import LeanUpstream, Upstream, UpstreamConnectError, UpstreamRequest
-from tests.upstream.conftest import KEY, Transport, redact
+from tests.upstream.conftest import KEY, Transport, redact, tcp_server
 
 BIG = 1024 * 1024
 
@@ -203,20 +203,14 @@ async def test_cancelled_while_waiting_for_the_status_line_drops_the_connection(
         waiting.set()
         if not await reader.read(1):  # no answer is coming: the next thing is the client hanging up
             client_gone.set()
-        writer.close()
 
-    tcp = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        async with opened(transport, f"http://127.0.0.1:{tcp.sockets[0].getsockname()[1]}") as upstream:
-            sending = asyncio.create_task(upstream.send(request("/hold")))
-            await asyncio.wait_for(waiting.wait(), 2)
-            sending.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await sending
-            await asyncio.wait_for(client_gone.wait(), 2)
-    finally:
-        tcp.close()
-        await tcp.wait_closed()
+    async with tcp_server(handle) as url, opened(transport, url) as upstream:
+        sending = asyncio.create_task(upstream.send(request("/hold")))
+        await asyncio.wait_for(waiting.wait(), 2)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        await asyncio.wait_for(client_gone.wait(), 2)
 
 
 @contextlib.asynccontextmanager
@@ -228,25 +222,16 @@ async def scripted_server(*answers: bytes | None) -> AsyncIterator[tuple[str, li
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections[0] += 1
-        try:
-            while await reader.readuntil(b"\r\n\r\n"):
-                await reader.readexactly(8)  # the body of request(): {"q": 1}
-                answer = script.pop(0)
-                if answer is None:
-                    break
-                writer.write(answer)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client closed its pooled connection
-        finally:
-            writer.close()
+        while await reader.readuntil(b"\r\n\r\n"):  # until the client closes its pooled connection
+            await reader.readexactly(8)  # the body of request(): {"q": 1}
+            answer = script.pop(0)
+            if answer is None:
+                return
+            writer.write(answer)
+            await writer.drain()
 
-    tcp = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{tcp.sockets[0].getsockname()[1]}", connections
-    finally:
-        tcp.close()
-        await tcp.wait_closed()
+    async with tcp_server(handle) as url:
+        yield url, connections
 
 
 async def test_a_close_delimited_body_ends_with_the_connection(transport: Transport) -> None:
@@ -254,17 +239,11 @@ async def test_a_close_delimited_body_ends_with_the_connection(transport: Transp
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nall of it")
         await writer.drain()
-        writer.close()
 
-    tcp = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        async with opened(transport, f"http://127.0.0.1:{tcp.sockets[0].getsockname()[1]}") as upstream:
-            assert await (await upstream.send(request("/x"))).read() == b"all of it"
-            pieces = [piece async for piece in (await upstream.send(request("/x"))).iter_bytes()]
-            assert b"".join(pieces) == b"all of it"
-    finally:
-        tcp.close()
-        await tcp.wait_closed()
+    async with tcp_server(handle) as url, opened(transport, url) as upstream:
+        assert await (await upstream.send(request("/x"))).read() == b"all of it"
+        pieces = [piece async for piece in (await upstream.send(request("/x"))).iter_bytes()]
+        assert b"".join(pieces) == b"all of it"
 
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
