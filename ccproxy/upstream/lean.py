@@ -104,7 +104,11 @@ class _Connection(asyncio.Protocol):
             self.first_bytes = data[:QUOTED_ANSWER]
         self.received += len(data)
         if self.failure is not None or self.complete:
-            return  # bytes after the message (or after a failure) end the connection's usefulness, not the answer
+            # Bytes after the answer (or after a failure) end the connection's usefulness, not the answer's.
+            self.keep_alive = False
+            if self.idle_in is not None:
+                self.close()
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -149,9 +153,13 @@ class _Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._after_answer():
+            return
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._after_answer():
+            return
         self.status = self.parser.get_status_code()
         headers: dict[str, str] = {}
         for raw_name, raw_value in self.raw_headers:
@@ -165,6 +173,8 @@ class _Connection(asyncio.Protocol):
             self.decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)
 
     def on_body(self, body: bytes) -> None:
+        if self._after_answer():
+            return
         if self.decoder is not None:
             body = self.decoder.decompress(body)
             if not body:
@@ -173,6 +183,8 @@ class _Connection(asyncio.Protocol):
         self.buffered += len(body)
 
     def on_message_complete(self) -> None:
+        if self._after_answer():
+            return
         if self.decoder is not None:
             rest = self.decoder.flush()
             if rest:
@@ -182,6 +194,14 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()  # only valid now: llhttp resets for the next message
         self._cancel_timer()
         self._wake()
+
+    def _after_answer(self) -> bool:
+        """Whether the parser is past the one answer asked for (a second message in the same read): ignored, and
+        the connection is not used again."""
+        if self.complete:
+            self.keep_alive = False
+            return True
+        return False
 
     # ------------------------------------------------------------------ the consumer's side
 

@@ -257,6 +257,15 @@ async def test_lean_replaces_a_pooled_connection_closed_before_answering_once() 
     assert connections == [2]
 
 
+async def test_lean_drops_a_connection_that_sent_more_than_its_answer() -> None:
+    extra = OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"  # an answer nobody asked for
+    async with scripted_server(extra, OK) as (url, connections), opened(LeanUpstream, url) as upstream:
+        assert await (await upstream.send(request("/x"))).read() == b"ok"
+        await asyncio.sleep(0.05)  # the unasked-for answer arrives while the connection is idle
+        assert await (await upstream.send(request("/x"))).read() == b"ok"
+    assert connections == [2]
+
+
 async def test_lean_does_not_resend_on_a_new_connection_that_hangs_up() -> None:
     async with scripted_server(None) as (url, connections), opened(LeanUpstream, url) as upstream:
         with pytest.raises(UpstreamConnectError, match="Server disconnected"):
