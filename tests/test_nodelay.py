@@ -7,7 +7,6 @@ import asyncio
 import socket
 import time
 
-import pytest
 from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, text
@@ -23,8 +22,6 @@ def nodelay(sock: socket.socket) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
-# sanic-testing's own listener takes the deprecated loop argument; not ours to fix.
-@pytest.mark.filterwarnings("ignore:.*Passing the loop argument to listeners:DeprecationWarning")
 def test_the_servers_client_connections_have_nodelay() -> None:
     Sanic.test_mode = True
     app = create_app(make_settings())
