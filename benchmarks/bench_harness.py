@@ -319,10 +319,13 @@ class Connection(asyncio.Protocol):
     Hand-rolled so that the load generator costs a fraction of what the server under test does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, marker: bytes | None = None) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        # When the first read holding `marker` came (time.perf_counter(); 0.0: not yet): the time to first token.
+        self.marker = marker
+        self.first_at = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -332,11 +335,12 @@ class Connection(asyncio.Protocol):
         self.chunked = False
         self.position = 0
         self.status = 0
+        self.first_at = 0.0
 
     @classmethod
-    async def open(cls, port: int, host: str = "127.0.0.1") -> Connection:
+    async def open(cls, port: int, host: str = "127.0.0.1", marker: bytes | None = None) -> Connection:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(cls, host, port)
+        _, protocol = await loop.create_connection(lambda: cls(marker), host, port)
         return protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -362,6 +366,8 @@ class Connection(asyncio.Protocol):
         return await self.waiter
 
     def data_received(self, data: bytes) -> None:
+        if self.marker is not None and not self.first_at and self.marker in data:
+            self.first_at = time.perf_counter()
         self.buffer += data
         try:
             complete = self._parse()

@@ -19,6 +19,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -53,12 +54,13 @@ from bench_harness import (
     tree_rss_kb,
 )
 from bench_payloads import claude_code_request, dumps, request_plan, small_request
-from loop_delay import describe, measure_loop_delay
+from loop_delay import describe, measure_loop_delay, probe
 
 from ccproxy.core.request import convert_request
 
 CONCURRENCY = (1, 8, 64)
 PACED_GAP_MS = 1.0
+STREAM_EVENTS = 101  # 100 chunks and [DONE], one every gap_ms when paced
 IDLE_RSS_TARGET_MB = 60.0
 CONNECT_TIMEOUT = 5.0
 PROFILE_TOP = 25
@@ -68,6 +70,8 @@ NOISE_LIMIT = 0.05
 OPS_CLIENT_KEY = "ck-bench-client-key-0123456789"
 OPS_BUILTINS = ("ccproxy.client_keys", "ccproxy.usage", "ccproxy.metrics")
 OPS_TARGET_PERCENT = 10.0
+# --transport-compare: the transport of each side.
+TRANSPORT_SIDES = {"off": "aiohttp", "on": "lean"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,14 @@ class Scenario:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
         return http_request("POST", "/v1/chat/completions", port, dumps(body).encode(), headers)
 
+    def proxy_marker(self) -> bytes | None:
+        """What marks the first text delta in the proxy's answer (its arrival is the time to first token)."""
+        return b'"text_delta"' if self.stream else None
+
+    def direct_marker(self) -> bytes | None:
+        """The same in the upstream's own stream: its first chunk with text (the one before is the role chunk)."""
+        return b'"delta":{"content":"' if self.stream else None
+
     def proxy_check(self) -> Callable[[bytes], bool]:
         if self.stream:
             return lambda body: b"event: message_stop" in body[-120:]
@@ -106,7 +118,7 @@ class Scenario:
         return lambda body: b'"finish_reason":"tool_calls"' in body
 
 
-def scenarios() -> dict[str, Scenario]:
+def scenarios(paced_gap_ms: float = PACED_GAP_MS) -> dict[str, Scenario]:
     return {
         "small-json": Scenario("small-json", "tiny request, non-stream", small_request(), False, 150.0),
         "claude-code-json": Scenario(
@@ -121,11 +133,11 @@ def scenarios() -> dict[str, Scenario]:
         ),
         "stream-100-paced": Scenario(
             "stream-100-paced",
-            f"tiny request, 100-chunk stream, one chunk every {PACED_GAP_MS:g} ms",
+            f"tiny request, 100-chunk stream, one chunk every {paced_gap_ms:g} ms",
             small_request(stream=True),
             True,
             600.0,
-            gap_ms=PACED_GAP_MS,
+            gap_ms=paced_gap_ms,
         ),
     }
 
@@ -146,6 +158,7 @@ class LoadState:
     stop: bool = False
     measuring: bool = False
     latencies: list[float] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)  # seconds from sending to the first text delta (streams)
     errors: int = 0
     error_kinds: Counter[str] = field(default_factory=Counter)
 
@@ -175,15 +188,27 @@ class Run:
     client_cpu_foreign: float | None = None
     peak_rss_mb: float | None = None
     error_kinds: dict[str, int] = field(default_factory=dict)
+    ttft_p50_ms: float | None = None  # time to the first text delta (stream scenarios)
+    ttft_p99_ms: float | None = None
+    lag_p50_ms: float | None = None  # `GET /` latency meanwhile (--lag-probe): the event loop's delay
+    lag_p99_ms: float | None = None
 
 
-async def _worker(port: int, request: bytes, check: Callable[[bytes], bool], state: LoadState) -> None:
+async def _worker(
+    port: int,
+    request: bytes,
+    check: Callable[[bytes], bool],
+    state: LoadState,
+    marker: bytes | None = None,
+    delay: float = 0.0,
+) -> None:
     connection: Connection | None = None
+    await asyncio.sleep(delay)
     try:
         while not state.stop:
             try:
                 if connection is None or connection.transport is None:
-                    connection = await asyncio.wait_for(Connection.open(port), CONNECT_TIMEOUT)
+                    connection = await asyncio.wait_for(Connection.open(port, marker=marker), CONNECT_TIMEOUT)
                 started = time.perf_counter()
                 status, body = await connection.send(request)
                 elapsed = time.perf_counter() - started
@@ -197,6 +222,8 @@ async def _worker(port: int, request: bytes, check: Callable[[bytes], bool], sta
             if state.measuring:
                 if ok:
                     state.latencies.append(elapsed)
+                    if connection is not None and connection.first_at:
+                        state.ttfts.append(connection.first_at - started)
                 else:
                     state.errors += 1
                     state.error_kinds[kind] += 1
@@ -218,18 +245,36 @@ async def measure(
     server_pid: int | None,
     upstream_pid: int,
     pinning: Pinning,
+    marker: bytes | None = None,
+    lag_probe: bool = False,
+    stagger: float = 0.0,
 ) -> Run:
-    """Closed-loop load from `concurrency` keep-alive connections; counts what completes inside the window."""
+    """Closed-loop load from `concurrency` keep-alive connections; counts what completes inside the window (and,
+    with a `marker`, the time to the first read holding it; with `lag_probe`, a `GET /` every 5 ms on a connection
+    of its own measures the server's event-loop delay meanwhile). `stagger`: the connections start spread over that
+    many seconds instead of all at once (closed-loop clients started together stay in step: their requests arrive
+    in bursts of `concurrency`)."""
     state = LoadState()
-    workers = [asyncio.ensure_future(_worker(port, request, check, state)) for _ in range(concurrency)]
+    workers = [
+        asyncio.ensure_future(_worker(port, request, check, state, marker, stagger * index / concurrency))
+        for index in range(concurrency)
+    ]
     try:
         await asyncio.sleep(warmup)
         if server_pid is not None:
             reset_peak_rss(server_pid)
         before = _cpu_reading(server_pid, upstream_pid)
         state.measuring = True
+        lags: list[float] = []
+        probing = (
+            asyncio.ensure_future(probe(port, time.perf_counter() + duration, lags))
+            if lag_probe and server_pid is not None
+            else None
+        )
         await asyncio.sleep(duration)
         state.measuring = False
+        if probing is not None:
+            await probing
         after = _cpu_reading(server_pid, upstream_pid)
         state.stop = True
         _, pending = await asyncio.wait(workers, timeout=REQUEST_TIMEOUT)
@@ -242,7 +287,17 @@ async def measure(
         print(
             f"  warning: {len(pending)} requests still open {REQUEST_TIMEOUT:.0f} s after the window", file=sys.stderr
         )
-    return _summarise(scenario, target, concurrency, state, before, after, server_pid, pinning)
+    run = _summarise(scenario, target, concurrency, state, before, after, server_pid, pinning)
+    if probing is not None and lags:
+        lags.sort()
+        run.lag_p50_ms = round(percentile(lags, 0.50) * 1000, 3)
+        run.lag_p99_ms = round(percentile(lags, 0.99) * 1000, 3)
+    return run
+
+
+def _stagger(args: argparse.Namespace, scenario: Scenario) -> float:
+    """--stagger: the connections' first requests spread over one paced stream's length (0: all at once)."""
+    return scenario.gap_ms * STREAM_EVENTS / 1000 if args.stagger else 0.0
 
 
 def _cpu_reading(server_pid: int | None, upstream_pid: int) -> dict[str, Any]:
@@ -267,6 +322,7 @@ def _summarise(
 ) -> Run:
     seconds = after["time"] - before["time"]
     latencies = sorted(state.latencies)
+    ttfts = sorted(state.ttfts)
     done = max(len(latencies), 1)
     server_cpu = cpu_delta(before["server"], after["server"]) if server_pid is not None else None
     upstream_cpu = cpu_delta(before["upstream"], after["upstream"])
@@ -294,6 +350,8 @@ def _summarise(
         client_cpu_foreign=round(max(0.0, client_foreign) / seconds, 3) if pinning.client else None,
         peak_rss_mb=None if server_pid is None else round(tree_rss_kb(server_pid, "VmHWM") / 1024, 1),
         error_kinds=dict(state.error_kinds),
+        ttft_p50_ms=round(percentile(ttfts, 0.50) * 1000, 3) if ttfts else None,
+        ttft_p99_ms=round(percentile(ttfts, 0.99) * 1000, 3) if ttfts else None,
     )
 
 
@@ -349,6 +407,12 @@ def pair_rows(runs: list[Run], scenario_map: dict[str, Scenario]) -> list[dict[s
                 p50_ratio=_ratio(run.p50_ms, base.p50_ms),
                 p99_ratio=_ratio(run.p99_ms, base.p99_ms),
             )
+            if run.ttft_p50_ms is not None and base.ttft_p50_ms is not None:
+                row.update(
+                    ttft_p50_ms=run.ttft_p50_ms,
+                    direct_ttft_p50_ms=base.ttft_p50_ms,
+                    ttft_added_ms=round(run.ttft_p50_ms - base.ttft_p50_ms, 3),
+                )
         if floor is not None and floor.server_cpu_us is not None and run.server_cpu_us is not None:
             row.update(
                 floor_rps=floor.rps,
@@ -381,6 +445,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         ("direct req/s", lambda r: _num(r.get("direct_rps"))),
         ("direct p50 ms", lambda r: _num(r.get("direct_p50_ms"), ".2f")),
         ("p50 ratio", lambda r: _num(r.get("p50_ratio"), ".1f") + "x"),
+        ("TTFT added ms (p50)", lambda r: _num(r.get("ttft_added_ms"), ".2f")),
         ("peak RSS MB", lambda r: _num(r["peak_rss_mb"], ".1f")),
         ("errors", lambda r: str(r["errors"])),
     ]
@@ -567,15 +632,18 @@ async def run_all(args: argparse.Namespace, setup: Setup, chosen: list[Scenario]
         set_upstream_gap(setup.upstream_port, scenario.gap_ms)
         for concurrency in args.concurrency:
             direct_request = scenario.direct_request(setup.upstream_port)
-            targets: list[tuple[str, Child | None, int, bytes, Callable[[bytes], bool]]] = [
-                ("direct", None, setup.upstream_port, direct_request, scenario.direct_check())
+            Target = tuple[str, Child | None, int, bytes, Callable[[bytes], bool], bytes | None]
+            targets: list[Target] = [
+                ("direct", None, setup.upstream_port, direct_request, scenario.direct_check(), scenario.direct_marker())
             ]
             if setup.floor is not None:
                 floor_request = scenario.proxy_request(setup.floor_port)
-                targets.append(("floor", setup.floor, setup.floor_port, floor_request, scenario.direct_check()))
+                floor = ("floor", setup.floor, setup.floor_port, floor_request, scenario.direct_check())
+                targets.append((*floor, scenario.direct_marker()))
             proxy_request = scenario.proxy_request(setup.proxy_port)
-            targets.append(("proxy", setup.proxy, setup.proxy_port, proxy_request, scenario.proxy_check()))
-            for target, server, port, request, check in targets:
+            proxy = ("proxy", setup.proxy, setup.proxy_port, proxy_request, scenario.proxy_check())
+            targets.append((*proxy, scenario.proxy_marker()))
+            for target, server, port, request, check, marker in targets:
                 run = await measure(
                     scenario=scenario.name,
                     target=target,
@@ -588,6 +656,9 @@ async def run_all(args: argparse.Namespace, setup: Setup, chosen: list[Scenario]
                     server_pid=server.pid if server is not None else None,
                     upstream_pid=setup.upstream.pid,
                     pinning=setup.pinning,
+                    marker=marker,
+                    lag_probe=args.lag_probe,
+                    stagger=_stagger(args, scenario),
                 )
                 runs.append(run)
                 cpu = f"{run.server_cpu_us:,.0f} µs {target} CPU/req, " if run.server_cpu_us is not None else ""
@@ -595,6 +666,8 @@ async def run_all(args: argparse.Namespace, setup: Setup, chosen: list[Scenario]
                     f"  {scenario.name:18s} c={concurrency:<3d} {target:6s} {run.rps:8,.0f} req/s  "
                     f"p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  {cpu}"
                     f"{run.upstream_cpu_us:,.0f} µs upstream CPU/req  CPU1 {run.cpu1_busy:.0%}"
+                    + (f"  TTFT p50 {run.ttft_p50_ms:.2f} ms" if run.ttft_p50_ms is not None else "")
+                    + (f"  loop lag p50 {run.lag_p50_ms:.2f} p99 {run.lag_p99_ms:.2f} ms" if run.lag_p50_ms else "")
                     + (f"  ERRORS {run.errors} {run.error_kinds}" if run.errors else "")
                     + _noise_warning(run),
                     flush=True,
@@ -641,6 +714,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ops-rounds", type=int, default=2, help="alternating measured runs per side (default 2)")
     parser.add_argument(
+        "--transport-compare",
+        action="store_true",
+        help="instead of the usual runs: the proxy on aiohttp against the proxy on the lean transport (backend "
+        "default's `transport`), measured alternately like --ops-compare (--ops-rounds each)",
+    )
+    parser.add_argument(
+        "--stagger",
+        action="store_true",
+        help="start each run's connections spread over one paced stream's length instead of all at once",
+    )
+    parser.add_argument(
+        "--lag-probe",
+        action="store_true",
+        help="while each proxy run is measured, probe its event-loop delay with GET / every 5 ms",
+    )
+    parser.add_argument(
+        "--paced-gap-ms",
+        type=float,
+        default=PACED_GAP_MS,
+        help=f"pause between the events of stream-100-paced (default {PACED_GAP_MS:g}; the issue's realistic pace: 5)",
+    )
+    parser.add_argument(
         "--ops-on-env",
         action="append",
         default=[],
@@ -672,6 +767,14 @@ def ops_settings(log_dir: Path, on: bool) -> dict[str, str]:
     return {"CCPROXY_CONFIG": str(config)}
 
 
+def transport_settings(log_dir: Path, on: bool) -> dict[str, str]:
+    """--transport-compare: backend `default` on aiohttp ("off") or on the lean transport ("on"), nothing else."""
+    transport = TRANSPORT_SIDES["on" if on else "off"]
+    config = log_dir / f"transport-{transport}.toml"
+    config.write_text(f'[plugins.openai]\ntransport = "{transport}"\n')
+    return {"CCPROXY_CONFIG": str(config)}
+
+
 async def run_ops_compare(
     args: argparse.Namespace,
     sides: dict[str, tuple[Child, int]],
@@ -680,13 +783,33 @@ async def run_ops_compare(
     pinning: Pinning,
     chosen: list[Scenario],
 ) -> list[dict[str, Any]]:
+    labels = TRANSPORT_SIDES if args.transport_compare else {"off": "ops off", "on": "ops on"}
     rows = []
     for scenario in chosen:
         set_upstream_gap(upstream_port, scenario.gap_ms)
         for concurrency in args.concurrency:
             cpu: dict[str, list[float]] = {"off": [], "on": []}
             rps: dict[str, list[float]] = {"off": [], "on": []}
+            ttft: dict[str, list[float]] = {"off": [], "on": [], "direct": []}
             for _ in range(args.ops_rounds):
+                if scenario.stream:  # the upstream alone, for the time to first token it adds nothing to
+                    direct = await measure(
+                        scenario=scenario.name,
+                        target="direct",
+                        port=upstream_port,
+                        request=scenario.direct_request(upstream_port),
+                        check=scenario.direct_check(),
+                        concurrency=concurrency,
+                        warmup=args.warmup,
+                        duration=args.duration,
+                        server_pid=None,
+                        upstream_pid=upstream.pid,
+                        pinning=pinning,
+                        marker=scenario.direct_marker(),
+                        stagger=_stagger(args, scenario),
+                    )
+                    if direct.ttft_p50_ms is not None:
+                        ttft["direct"].append(direct.ttft_p50_ms)
                 for side, (child, port) in sides.items():
                     run = await measure(
                         scenario=scenario.name,
@@ -700,19 +823,37 @@ async def run_ops_compare(
                         server_pid=child.pid,
                         upstream_pid=upstream.pid,
                         pinning=pinning,
+                        marker=scenario.proxy_marker(),
+                        lag_probe=args.lag_probe,
+                        stagger=_stagger(args, scenario),
                     )
                     if run.errors:
                         raise RuntimeError(f"{side}: {run.errors} errors {run.error_kinds}; logs: {child.log_tail()}")
                     cpu[side].append(run.server_cpu_us or 0.0)
                     rps[side].append(run.rps)
+                    if run.ttft_p50_ms is not None:
+                        ttft[side].append(run.ttft_p50_ms)
                     print(
-                        f"  {scenario.name:18s} c={concurrency:<3d} ops {side:3s} {run.rps:8,.0f} req/s  "
-                        f"{run.server_cpu_us:,.0f} µs CPU/req" + _noise_warning(run),
+                        f"  {scenario.name:18s} c={concurrency:<3d} {labels[side]:7s} {run.rps:8,.0f} req/s  "
+                        f"{run.server_cpu_us:,.0f} µs CPU/req"
+                        + (f"  TTFT p50 {run.ttft_p50_ms:.2f} ms" if run.ttft_p50_ms is not None else "")
+                        + (f"  loop lag p50 {run.lag_p50_ms:.2f} p99 {run.lag_p99_ms:.2f} ms" if run.lag_p50_ms else "")
+                        + f"  proxy CPU {run.server_cpu_busy or 0:.0%} CPU1 {run.cpu1_busy:.0%}"
+                        + _noise_warning(run),
                         flush=True,
                     )
             off, on = sum(cpu["off"]) / len(cpu["off"]), sum(cpu["on"]) / len(cpu["on"])
+            added = {
+                side: round(statistics.median(ttft[side]) - statistics.median(ttft["direct"]), 3)
+                for side in ("off", "on")
+                if ttft[side] and ttft["direct"]
+            }
             rows.append(
                 {
+                    "labels": labels,
+                    "off_ttft_added_ms": added.get("off"),
+                    "on_ttft_added_ms": added.get("on"),
+                    "direct_ttft_p50_ms": statistics.median(ttft["direct"]) if ttft["direct"] else None,
                     "scenario": scenario.name,
                     "concurrency": concurrency,
                     "off_cpu_us": round(off, 1),
@@ -726,6 +867,24 @@ async def run_ops_compare(
             )
     set_upstream_gap(upstream_port, 0.0)
     return rows
+
+
+def transport_table(rows: list[dict[str, Any]]) -> str:
+    """--transport-compare: both transports' CPU per request, their ratio and the time to first token they add."""
+    off, on = TRANSPORT_SIDES["off"], TRANSPORT_SIDES["on"]
+    lines = [
+        f"| scenario | conc | {off} CPU µs/req | {on} CPU µs/req | {on}/{off} | {off} req/s | {on} req/s "
+        f"| TTFT added {off} ms | TTFT added {on} ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        ratio = row["on_cpu_us"] / row["off_cpu_us"] if row["off_cpu_us"] else float("nan")
+        lines.append(
+            f"| {row['scenario']} | {row['concurrency']} | {row['off_cpu_us']:,.0f} | {row['on_cpu_us']:,.0f} | "
+            f"{ratio:.2f} | {row['off_rps']:,.0f} | {row['on_rps']:,.0f} | "
+            f"{_num(row['off_ttft_added_ms'], '.2f')} | {_num(row['on_ttft_added_ms'], '.2f')} |"
+        )
+    return "\n".join(lines)
 
 
 def ops_table(rows: list[dict[str, Any]]) -> str:
@@ -782,7 +941,7 @@ def ops_compare_main(
         children.append(upstream)
         sides: dict[str, tuple[Child, int]] = {}
         for side in ("off", "on"):
-            env = ops_settings(log_dir, side == "on")
+            env = (transport_settings if args.transport_compare else ops_settings)(log_dir, side == "on")
             if side == "on":
                 env.update(setting.split("=", 1) for setting in args.ops_on_env)
             if args.pure:
@@ -796,14 +955,15 @@ def ops_compare_main(
         print(f"ops comparison: {args.duration:g} s per run after {args.warmup:g} s warm-up, {args.ops_rounds} rounds")
         rows = run_async(run_ops_compare(args, sides, upstream, upstream_port, pinning, chosen))
         print()
-        print(ops_table(rows))
+        print(transport_table(rows) if args.transport_compare else ops_table(rows))
         if args.profile:
             on_child, on_port = sides["on"]
             scenario = next(s for s in chosen if s.name == args.profile_scenario)
             print(profile_under_load(args, scenario, on_child, on_port, upstream, pinning, client_cpu))
         log_file = log_dir / "ops-on-log.jsonl"
-        records = log_file.read_text().count('"logger":"ccproxy.usage"') if log_file.exists() else 0
-        print(f"\nthe on proxy wrote {records:,} usage records to its log file")
+        if not args.transport_compare:
+            records = log_file.read_text().count('"logger":"ccproxy.usage"') if log_file.exists() else 0
+            print(f"\nthe on proxy wrote {records:,} usage records to its log file")
         if args.json:
             report = {"machine": machine(), "git": git_state(), "workers": args.workers, "rows": rows}
             args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -828,7 +988,7 @@ def chain_config(length: int, upstream_port: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    available = scenarios()
+    available = scenarios(args.paced_gap_ms)
     names = args.scenarios or list(available)
     unknown = [name for name in names if name not in available]
     if unknown:
@@ -849,7 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
         client=frozenset({client_cpu}) if client_cpu is not None else frozenset(),
     )
     log_dir = scratch_dir()
-    if args.ops_compare:
+    if args.ops_compare or args.transport_compare:
         return ops_compare_main(args, [available[name] for name in names], log_dir, proxy_cpus, client_cpu, pinning)
 
     def body(children: list[Child]) -> int:

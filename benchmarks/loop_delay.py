@@ -69,7 +69,9 @@ def count_tokens_body(target_tokens: int = TARGET_TOKENS) -> dict[str, Any]:
     return body
 
 
-async def _probe(port: int, until: asyncio.Future[Any] | float, latencies: list[float]) -> None:
+async def probe(port: int, until: asyncio.Future[Any] | float, latencies: list[float]) -> None:
+    """`GET /` every PROBE_INTERVAL on one keep-alive connection until `until` (a future done, or a perf_counter
+    time); each latency is the proxy's event-loop delay plus the few tens of µs of answering."""
     connection = await Connection.open(port)
     request = http_request("GET", "/", port)
     try:
@@ -112,13 +114,13 @@ async def _measure_once(port: int, target_tokens: int, salt: str) -> dict[str, A
     request = http_request("POST", "/v1/messages/count_tokens?beta=true", port, body, headers)
 
     idle: list[float] = []
-    await _probe(port, time.perf_counter() + IDLE_PROBE_SECONDS, idle)
+    await probe(port, time.perf_counter() + IDLE_PROBE_SECONDS, idle)
 
     counter = await Connection.open(port)
     busy: list[float] = []
     started = time.perf_counter()
     count_task = asyncio.ensure_future(counter.send(request))
-    probe_task = asyncio.ensure_future(_probe(port, count_task, busy))
+    probe_task = asyncio.ensure_future(probe(port, count_task, busy))
     try:
         status, answer = await asyncio.wait_for(asyncio.shield(count_task), COUNT_TIMEOUT)
         count_seconds = time.perf_counter() - started

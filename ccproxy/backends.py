@@ -18,6 +18,7 @@ from ccproxy.upstream import (
     AiohttpUpstream,
     AttemptObserver,
     BreakerObserver,
+    LeanUpstream,
     LimiterObserver,
     Upstream,
     UpstreamStates,
@@ -178,8 +179,9 @@ class Backend:
         connection_wait: float = 1.0,
         max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
-        """Build this backend's way to the network: one aiohttp transport at the provider's base URL with its
-        headers, timeouts and `max_connections` (or the provider's own in-process `transport()`), and the resilient
+        """Build this backend's way to the network: one transport (the table's `transport`: aiohttp or the lean
+        client) at the provider's base URL with its headers, timeouts and `max_connections` (or the provider's own
+        in-process `transport()`), and the resilient
         stack around it from the table's retries, breaker and limits (`states`: the app's breaker and limiter
         stores; `on_*`: the observers' reporters, if any; `connection_wait` and `max_body`: OVERLOAD_WAIT and
         MAX_UPSTREAM_BODY_BYTES).
@@ -190,17 +192,7 @@ class Backend:
         base_url = provider.config.base_url.rstrip("/")
         chat_url = provider.chat_completions_url()
         self.path = chat_url[len(base_url) :] if chat_url.startswith(base_url + "/") else chat_url
-        self.transport = provider.transport() or AiohttpUpstream(
-            base_url,
-            provider.headers(),
-            connect_timeout=provider.config.connect_timeout,
-            read_timeout=provider.config.request_timeout,
-            redact=no_redaction,
-            limit_connections=self.config.max_connections,
-            connection_wait=connection_wait,
-            max_body=max_body,
-            detect_overflow=prompt_too_long,
-        )
+        self.transport = provider.transport() or self._network_transport(base_url, connection_wait, max_body)
         self.upstream = build_upstream(
             self.name,
             self.config,
@@ -209,6 +201,22 @@ class Backend:
             on_attempt=on_attempt,
             on_breaker=on_breaker,
             on_limiter_wait=on_limiter_wait,
+        )
+
+    def _network_transport(self, base_url: str, connection_wait: float, max_body: int) -> Upstream:
+        """The table's HTTP client to `base_url`, with the provider's headers and timeouts."""
+        provider = self.provider
+        common: dict[str, Any] = {
+            "connect_timeout": provider.config.connect_timeout,
+            "read_timeout": provider.config.request_timeout,
+            "redact": no_redaction,
+            "limit_connections": self.config.max_connections,
+            "detect_overflow": prompt_too_long,
+        }
+        if self.config.transport == "lean":
+            return LeanUpstream(base_url, provider.headers(), **common)
+        return AiohttpUpstream(
+            base_url, provider.headers(), connection_wait=connection_wait, max_body=max_body, **common
         )
 
     def forget_capabilities(self) -> None:

@@ -119,6 +119,7 @@ Flag = Annotated[bool, Field(strict=True), _expect("true or false")]
 HttpUrl = Annotated[str, Field(strict=True), AfterValidator(_http_url), _expect("an http(s) URL")]
 Headers = Annotated[dict[str, str], Field(strict=True), _expect("a table of header names to strings")]
 BackendName = Annotated[str, AfterValidator(_backend_name)]
+TransportName = Annotated[Literal["aiohttp", "lean"], _expect('"aiohttp" or "lean"')]
 
 
 def _not_a_bool(what: str) -> BeforeValidator:
@@ -209,6 +210,7 @@ class BackendConfig(BaseModel):
     tpm: Count = 0
     limit_wait: Seconds = 10.0
     max_connections: Count = 100  # upstream connections per server process (aiohttp's own default); 0 = no limit
+    transport: TransportName = "aiohttp"  # the HTTP client: aiohttp, or the lean one (ccproxy/upstream/lean.py)
     reasoning: Text | None = None  # None: the provider's default_reasoning, else the global default
     models: dict[str, CapabilityOverrides] = Field(default_factory=dict)
 

@@ -1,4 +1,4 @@
-"""One backend's upstream as a stack: the aiohttp transport, wrapped by retries, a circuit breaker and a rate limiter.
+"""One backend's upstream as a stack: a transport (aiohttp or the lean client) wrapped by retries, a breaker, a limiter.
 
 FakeUpstream (ccproxy.upstream.fake) is for tests and is not imported here.
 """
@@ -30,6 +30,7 @@ from ccproxy.upstream.errors import (
     to_proxy_error,
 )
 from ccproxy.upstream.http import AiohttpUpstream
+from ccproxy.upstream.lean import LeanUpstream
 from ccproxy.upstream.limiter import InMemoryLimiterState, LimiterObserver, LimiterState, Outcome, RateLimitedUpstream
 from ccproxy.upstream.observed import AttemptObserver, ObservedUpstream
 from ccproxy.upstream.retry import RetryingUpstream
@@ -47,6 +48,7 @@ __all__ = [
     "Clock",
     "InMemoryBreakerState",
     "InMemoryLimiterState",
+    "LeanUpstream",
     "LimiterObserver",
     "LimiterState",
     "ObservedUpstream",

@@ -4,6 +4,7 @@ into the typed tree where they are caught, so none escapes."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -63,6 +64,7 @@ class AiohttpUpstream(Upstream):
         connection_wait: float = 1.0,
         max_body: int = DEFAULT_MAX_BODY,
         detect_overflow: OverflowDetector = never_overflow,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers)
@@ -77,6 +79,7 @@ class AiohttpUpstream(Upstream):
         self._slots: asyncio.Semaphore | None = None
         self._deadlines = Deadlines()
         self.detect_overflow = detect_overflow
+        self.ssl_context = ssl_context  # None: aiohttp's default verification
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
 
@@ -84,7 +87,10 @@ class AiohttpUpstream(Upstream):
         if self._session is not None and not self._session.closed:
             return  # already open (ASGI servers may run start-up hooks more than once)
         connector = aiohttp.TCPConnector(
-            limit=self.limit_connections, keepalive_timeout=KEEPALIVE_SECONDS, enable_cleanup_closed=True
+            limit=self.limit_connections,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            enable_cleanup_closed=True,
+            ssl=self.ssl_context if self.ssl_context is not None else True,
         )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self.timeout, headers=self.headers, auto_decompress=True

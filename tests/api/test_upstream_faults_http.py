@@ -1,24 +1,27 @@
 """Upstream answers that are not what was asked for, through the real app with the upstream mocked (issue 6 items
 3, 9 and 10): a JSON completion or error for a stream request, HTML, text, empty and cut bodies, broken tool
 arguments and malformed completions. The client always gets a well-formed answer or an Anthropic error, never a
-500, and never a cut answer that looks complete."""
+500, and never a cut answer that looks complete — on both transports: aiohttp (its client mocked by aioresponses)
+and the lean client (answered by a real local server, tests/support/raw_upstream.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from aioresponses import aioresponses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sanic import Sanic
 
-from ccproxy.app import CCProxyApp
-from tests.api.conftest import API_KEY, CHAT_URL
+from ccproxy.app import CCProxyApp, create_app
+from tests.api.conftest import API_KEY, CHAT_URL, make_settings, sdk_like
 from tests.support.anthropic_message import check_message
 from tests.support.anthropic_stream import StreamGrammarError, accumulate, check_stream, parse_sse
+from tests.support.raw_upstream import RawUpstream, http_answer
 from tests.support.upstream_strategies import completions, upstream_streams
 
 HELLO = {"model": "claude-opus-4-8", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
@@ -45,6 +48,56 @@ COMPLETION = {
     ],
     "usage": {"prompt_tokens": 12, "completion_tokens": 3},
 }
+
+
+class ScriptedPosts:
+    """aioresponses' `post(url, status=, body= | payload=, content_type=)` for the lean transport: each call scripts
+    the next answer of a real local server (a whole HTTP answer, then the connection closes)."""
+
+    def __init__(self, server: RawUpstream, base_url: str) -> None:
+        self.server = server
+        self.base_url = base_url
+
+    def post(
+        self,
+        url: str,
+        *,
+        status: int = 200,
+        body: str = "",
+        payload: Any = None,
+        content_type: str = "application/json",
+    ) -> None:
+        assert url == CHAT_URL
+        data = json.dumps(payload).encode() if payload is not None else body.encode()
+        self.server.script.append(http_answer(status, data, content_type))
+
+
+Posts = aioresponses | ScriptedPosts
+
+
+@pytest.fixture(params=["aiohttp", "lean"])
+async def upstream(request: pytest.FixtureRequest) -> AsyncIterator[Posts]:
+    """The upstream, per transport: aioresponses mocking aiohttp's client, or a real server for the lean one."""
+    if request.param == "aiohttp":
+        with aioresponses(passthrough=["http://127.0.0.1", "http://mockserver"]) as mocked:
+            yield mocked
+        return
+    server = RawUpstream()
+    yield ScriptedPosts(server, await server.start())
+    await server.close()
+
+
+@pytest.fixture
+def app(upstream: Posts) -> Iterator[CCProxyApp]:
+    Sanic.test_mode = True
+    if isinstance(upstream, ScriptedPosts):
+        lean = {"openai": {"transport": "lean"}}
+        settings = make_settings(base_url=upstream.base_url, plugin_options=lean)
+    else:
+        settings = make_settings()
+    application = sdk_like(create_app(settings))
+    yield application
+    Sanic.unregister_app(application)
 
 
 def sse(*payloads: dict[str, Any] | str) -> str:
@@ -120,7 +173,7 @@ def error_records(app: CCProxyApp) -> Iterator[ErrorRecords]:
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/octet-stream"])
 async def test_a_json_completion_for_a_stream_request_is_streamed(
-    app: CCProxyApp, upstream: aioresponses, error_records: ErrorRecords, content_type: str
+    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, content_type: str
 ) -> None:
     upstream.post(CHAT_URL, status=200, body=json.dumps(COMPLETION), content_type=content_type)
     message = accumulate(stream_events(await post(app, {**STREAM, "tools": TOOLS})))
@@ -132,14 +185,14 @@ async def test_a_json_completion_for_a_stream_request_is_streamed(
 
 
 async def test_a_json_error_for_a_stream_request_is_that_error_before_the_first_byte(
-    app: CCProxyApp, upstream: aioresponses
+    app: CCProxyApp, upstream: Posts
 ) -> None:
     upstream.post(CHAT_URL, status=200, payload={"error": {"code": 429, "message": "Rate limited upstream"}})
     assert "Rate limited upstream" in error_body(await post(app, STREAM), 429, "rate_limit_error")
 
 
 async def test_a_json_body_that_is_no_completion_is_a_502_before_the_first_byte(
-    app: CCProxyApp, upstream: aioresponses
+    app: CCProxyApp, upstream: Posts
 ) -> None:
     upstream.post(CHAT_URL, status=200, payload={"object": "list", "data": []})
     assert "without choices" in error_body(await post(app, STREAM), 502, "api_error")
@@ -159,14 +212,14 @@ async def test_a_json_body_that_is_no_completion_is_a_502_before_the_first_byte(
     ],
 )
 async def test_a_body_that_is_no_stream_is_a_502_before_the_first_byte(
-    app: CCProxyApp, upstream: aioresponses, body: str, content_type: str, fragment: str
+    app: CCProxyApp, upstream: Posts, body: str, content_type: str, fragment: str
 ) -> None:
     upstream.post(CHAT_URL, status=200, body=body, content_type=content_type)
     assert fragment in error_body(await post(app, STREAM), 502, "api_error")
 
 
 async def test_an_event_stream_without_finish_reason_or_done_ends_in_an_error_event(
-    app: CCProxyApp, upstream: aioresponses, error_records: ErrorRecords
+    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords
 ) -> None:
     body = sse(chunk({"role": "assistant", "content": ""}), chunk({"content": "The capital of France is Par"}))
     upstream.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
@@ -177,14 +230,14 @@ async def test_an_event_stream_without_finish_reason_or_done_ends_in_an_error_ev
         accumulate(parse_sse(response.content))
 
 
-async def test_an_empty_event_stream_ends_in_an_error_event(app: CCProxyApp, upstream: aioresponses) -> None:
+async def test_an_empty_event_stream_ends_in_an_error_event(app: CCProxyApp, upstream: Posts) -> None:
     upstream.post(CHAT_URL, status=200, body="", content_type="text/event-stream")
     assert "an empty body" in stream_error(await post(app, STREAM))["message"]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/json", "application/octet-stream"])
 async def test_an_event_stream_with_another_label_is_streamed(
-    app: CCProxyApp, upstream: aioresponses, content_type: str
+    app: CCProxyApp, upstream: Posts, content_type: str
 ) -> None:
     body = sse(chunk({"content": "Paris."}), chunk({}, "stop"), "[DONE]")
     upstream.post(CHAT_URL, status=200, body=body, content_type=content_type)
@@ -192,7 +245,7 @@ async def test_an_event_stream_with_another_label_is_streamed(
 
 
 async def test_tool_arguments_that_are_not_json_end_the_stream_in_an_error_event(
-    app: CCProxyApp, upstream: aioresponses
+    app: CCProxyApp, upstream: Posts
 ) -> None:
     head = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": '{"command": "l'}}
     body = sse(chunk({"tool_calls": [head]}), chunk({}, "tool_calls"), "[DONE]")
@@ -201,7 +254,7 @@ async def test_tool_arguments_that_are_not_json_end_the_stream_in_an_error_event
     assert "'Bash'" in error["message"] and "not valid JSON" in error["message"]
 
 
-async def test_non_stream_tool_arguments_that_are_not_json_are_a_502(app: CCProxyApp, upstream: aioresponses) -> None:
+async def test_non_stream_tool_arguments_that_are_not_json_are_a_502(app: CCProxyApp, upstream: Posts) -> None:
     broken = json.loads(json.dumps(COMPLETION))
     broken["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"command": "l'
     upstream.post(CHAT_URL, status=200, payload=broken)
@@ -227,7 +280,7 @@ def malformed(**changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("changes", [{"usage": []}, {"usage": [1]}, {"finish_reason": 3}, {"finish_reason": ["x"]}])
 async def test_malformed_completions_with_a_sensible_reading_are_answered(
-    app: CCProxyApp, upstream: aioresponses, error_records: ErrorRecords, changes: dict[str, Any], stream: bool
+    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, changes: dict[str, Any], stream: bool
 ) -> None:
     upstream.post(CHAT_URL, status=200, payload=malformed(**changes))
     response = await post(app, {**HELLO, "stream": stream})
@@ -240,7 +293,7 @@ async def test_malformed_completions_with_a_sensible_reading_are_answered(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_message_that_is_a_list_is_a_502_naming_it(
-    app: CCProxyApp, upstream: aioresponses, error_records: ErrorRecords, stream: bool
+    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, stream: bool
 ) -> None:
     upstream.post(CHAT_URL, status=200, payload=malformed(message=["a"]))
     message = error_body(await post(app, {**HELLO, "stream": stream}), 502, "api_error")
@@ -269,7 +322,7 @@ upstream_answers = st.one_of(
 )
 @given(answer=upstream_answers, stream=st.booleans())
 async def test_any_upstream_answer_is_a_valid_answer_or_an_anthropic_error(
-    app: CCProxyApp, upstream: aioresponses, error_records: ErrorRecords, answer: tuple[str, str], stream: bool
+    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, answer: tuple[str, str], stream: bool
 ) -> None:
     body, content_type = answer
     upstream.post(CHAT_URL, status=200, body=body, content_type=content_type)

@@ -1,9 +1,10 @@
 """No trace of the upstream key reaches a client or a log line, whichever path the upstream's text takes.
 
 Keys of several shapes x every path that carries upstream text: HTTP error bodies (JSON and plain text), in-band
-`{"error": ...}` bodies answering 200, error chunks and `finish_reason: "error"` inside a 200 stream, and aiohttp's
-own exception text (a malformed status line, a malformed chunked body). The app runs with LOG_LEVEL=DEBUG; what its
-log handler writes and what pytest's caplog receives after it are both searched.
+`{"error": ...}` bodies answering 200, error chunks and `finish_reason: "error"` inside a 200 stream, and the HTTP
+client's own exception text (a malformed status line, a malformed chunked body) — on both transports (aiohttp and
+the lean client). The app runs with LOG_LEVEL=DEBUG; what its log handler writes and what pytest's caplog receives
+after it are both searched.
 """
 
 from __future__ import annotations
@@ -108,9 +109,17 @@ async def raw_upstream() -> AsyncIterator[RawUpstream]:
     await upstream.close()
 
 
-async def start_app(upstream: RawUpstream, key: str, caplog: pytest.LogCaptureFixture) -> tuple[CCProxyApp, Captured]:
+async def start_app(
+    upstream: RawUpstream, key: str, caplog: pytest.LogCaptureFixture, transport: str
+) -> tuple[CCProxyApp, Captured]:
     Sanic.test_mode = True
-    app = sdk_like(create_app(make_settings(api_key=key, base_url=await upstream.start(), log_level="DEBUG")))
+    settings = make_settings(
+        api_key=key,
+        base_url=await upstream.start(),
+        log_level="DEBUG",
+        plugin_options={"openai": {"transport": transport}},
+    )
+    app = sdk_like(create_app(settings))
     logger = logging.getLogger("ccproxy")
     (handler,) = logger.handlers
     output = io.StringIO()
@@ -121,13 +130,14 @@ async def start_app(upstream: RawUpstream, key: str, caplog: pytest.LogCaptureFi
     return app, Captured(output, caplog)
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "lean"])
 @pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("shape", list(KEYS))
 async def test_the_key_reaches_neither_client_nor_log(
-    raw_upstream: RawUpstream, caplog: pytest.LogCaptureFixture, shape: str, path: str
+    raw_upstream: RawUpstream, caplog: pytest.LogCaptureFixture, shape: str, path: str, transport: str
 ) -> None:
     key, scenario = KEYS[shape], PATHS[path]
-    app, captured = await start_app(raw_upstream, key, caplog)
+    app, captured = await start_app(raw_upstream, key, caplog, transport)
     try:
         raw_upstream.script.append(scenario.answer(key))
         _, response = await app.asgi_client.post(

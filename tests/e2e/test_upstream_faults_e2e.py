@@ -1,20 +1,23 @@
 """The real proxy against a fake upstream that misbehaves (issue 6 items 3 and 9), driven by the `anthropic` SDK:
 a cut or broken answer raises an SDK error instead of arriving as a complete message, and an upstream that ignores
-`stream: true` still streams its answer."""
+`stream: true` still streams its answer — on both transports (`[plugins.openai] transport`, one proxy for each)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import pytest
 from anthropic.types import TextBlock, ToolParam, ToolUseBlock
 
+from tests.e2e.conftest import BIG_MODEL, SMALL_MODEL
 from tests.support.anthropic_stream import check_stream, parse_sse
 from tests.support.fake_openai import BASH_ARGUMENTS
-from tests.support.proxy_process import FakeUpstream, ProxyServer
+from tests.support.proxy_process import FakeUpstream, ProxyServer, start_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +28,25 @@ BASH_TOOL: ToolParam = {
     "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
 }
 CUT_MESSAGE = "Upstream stream ended before the answer was complete"
+
+
+@pytest.fixture(scope="module", params=["aiohttp", "lean"])
+def proxy(e2e_logs: Path, fake_upstream: FakeUpstream, request: pytest.FixtureRequest) -> Iterator[ProxyServer]:
+    """The real proxy process, once per transport; it must exit 0 when stopped."""
+    config = e2e_logs / f"faults-{request.param}.toml"
+    config.write_text(f'[plugins.openai]\ntransport = "{request.param}"\n')
+    server = start_proxy(
+        e2e_logs,
+        upstream=fake_upstream,
+        api_key=str(fake_upstream.api_key),
+        big_model=BIG_MODEL,
+        small_model=SMALL_MODEL,
+        log_level="DEBUG",
+        config_path=config,
+        name=f"proxy-faults-{request.param}",
+    )
+    yield server
+    server.stop_and_check()
 
 
 def user(text: str) -> list[Any]:

@@ -1,5 +1,6 @@
-"""AiohttpUpstream against real local servers: answers, error statuses, timeouts, broken connections, cancellation,
-connection reuse and redaction — and never an aiohttp exception."""
+"""Both transports (AiohttpUpstream and LeanUpstream, the `transport` fixture) against real local servers: answers,
+error statuses, timeouts, broken connections, cancellation, connection reuse and redaction — and never a library's
+exception."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from ccproxy.upstream import (
-    AiohttpUpstream,
+    Upstream,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamRequest,
@@ -23,7 +24,7 @@ from ccproxy.upstream import (
     UpstreamTimeout,
 )
 from ccproxy.upstream.errors import MAX_ERROR_BODY
-from tests.upstream.conftest import KEY, redact
+from tests.upstream.conftest import KEY, Transport, redact
 
 
 def request(
@@ -114,9 +115,9 @@ async def server() -> AsyncIterator[Server]:
 
 @contextlib.asynccontextmanager
 async def make_upstream(
-    url: str, *, connect_timeout: float = 2.0, read_timeout: float = 2.0
-) -> AsyncIterator[AiohttpUpstream]:
-    upstream = AiohttpUpstream(
+    transport: Transport, url: str, *, connect_timeout: float = 2.0, read_timeout: float = 2.0
+) -> AsyncIterator[Upstream]:
+    upstream = transport(
         url,
         {"Authorization": f"Bearer {KEY}"},
         connect_timeout=connect_timeout,
@@ -131,8 +132,8 @@ async def make_upstream(
 
 
 @pytest.fixture
-async def upstream(server: Server) -> AsyncIterator[AiohttpUpstream]:
-    async with make_upstream(server.url + "/v1/") as opened:
+async def upstream(transport: Transport, server: Server) -> AsyncIterator[Upstream]:
+    async with make_upstream(transport, server.url + "/v1/") as opened:
         yield opened
 
 
@@ -180,7 +181,7 @@ def unaccepting_port() -> Iterator[int]:
         listener.close()
 
 
-async def test_sends_body_and_headers_and_reads_the_answer(upstream: AiohttpUpstream) -> None:
+async def test_sends_body_and_headers_and_reads_the_answer(upstream: Upstream) -> None:
     response = await upstream.send(request("/echo", headers={"X-Extra": "yes"}))
     assert response.status == 200
     assert response.headers["content-type"].startswith("application/json")
@@ -190,7 +191,7 @@ async def test_sends_body_and_headers_and_reads_the_answer(upstream: AiohttpUpst
     assert answer["extra"] == "yes"
 
 
-async def test_pooled_connection_is_reused_after_a_finished_body(upstream: AiohttpUpstream) -> None:
+async def test_pooled_connection_is_reused_after_a_finished_body(upstream: Upstream) -> None:
     ports = []
     for _ in range(3):
         async with await upstream.send(request("/echo")) as response:
@@ -198,16 +199,14 @@ async def test_pooled_connection_is_reused_after_a_finished_body(upstream: Aioht
     assert len(set(ports)) == 1
 
 
-async def test_bounded_read_of_an_unfinished_body_drops_the_connection(
-    server: Server, upstream: AiohttpUpstream
-) -> None:
+async def test_bounded_read_of_an_unfinished_body_drops_the_connection(server: Server, upstream: Upstream) -> None:
     response = await upstream.send(request("/endless", stream=True))
     assert await response.read(limit=5) == b"data:"
     await asyncio.wait_for(server.client_gone.wait(), 2)
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 422, 500, 503])
-async def test_error_status_raises_with_the_upstream_status_and_body(upstream: AiohttpUpstream, status: int) -> None:
+async def test_error_status_raises_with_the_upstream_status_and_body(upstream: Upstream, status: int) -> None:
     with pytest.raises(UpstreamStatusError) as caught:
         await upstream.send(request(f"/status/{status}"))
     error = caught.value
@@ -217,7 +216,7 @@ async def test_error_status_raises_with_the_upstream_status_and_body(upstream: A
     assert KEY not in str(error) and KEY.encode() not in error.body
 
 
-async def test_retry_after_seconds_and_date(upstream: AiohttpUpstream) -> None:
+async def test_retry_after_seconds_and_date(upstream: Upstream) -> None:
     with pytest.raises(UpstreamStatusError) as caught:
         await upstream.send(request("/status/429?retry_after=7"))
     assert caught.value.retry_after == 7.0
@@ -227,7 +226,7 @@ async def test_retry_after_seconds_and_date(upstream: AiohttpUpstream) -> None:
     assert caught.value.retry_after == pytest.approx(90, abs=2)
 
 
-async def test_error_bodies_are_read_bounded(upstream: AiohttpUpstream) -> None:
+async def test_error_bodies_are_read_bounded(upstream: Upstream) -> None:
     with pytest.raises(UpstreamStatusError) as caught:
         await upstream.send(request("/big-error"))
     assert len(caught.value.body) == MAX_ERROR_BODY
@@ -236,19 +235,19 @@ async def test_error_bodies_are_read_bounded(upstream: AiohttpUpstream) -> None:
     await response.aclose()
 
 
-async def test_connection_refused() -> None:
+async def test_connection_refused(transport: Transport) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with make_upstream(f"http://127.0.0.1:{port}/v1") as upstream:
+    async with make_upstream(transport, f"http://127.0.0.1:{port}/v1") as upstream:
         with pytest.raises(UpstreamConnectError) as caught:
             await upstream.send(request("/echo"))
     assert f"Upstream unreachable (127.0.0.1:{port})" in caught.value.message
 
 
-async def test_connect_timeout() -> None:
+async def test_connect_timeout(transport: Transport) -> None:
     with unaccepting_port() as port:
-        async with make_upstream(f"http://127.0.0.1:{port}", connect_timeout=0.2) as upstream:
+        async with make_upstream(transport, f"http://127.0.0.1:{port}", connect_timeout=0.2) as upstream:
             started = time.monotonic()
             with pytest.raises(UpstreamTimeout) as caught:
                 await upstream.send(request("/echo"))
@@ -256,8 +255,8 @@ async def test_connect_timeout() -> None:
     assert time.monotonic() - started < 1.5
 
 
-async def test_timeout_before_the_status_line(server: Server) -> None:
-    async with make_upstream(server.url + "/v1", read_timeout=0.2) as upstream:
+async def test_timeout_before_the_status_line(transport: Transport, server: Server) -> None:
+    async with make_upstream(transport, server.url + "/v1", read_timeout=0.2) as upstream:
         started = time.monotonic()
         with pytest.raises(UpstreamTimeout) as caught:
             await upstream.send(request("/slow"))
@@ -265,7 +264,7 @@ async def test_timeout_before_the_status_line(server: Server) -> None:
     assert time.monotonic() - started < 1.5
 
 
-async def test_the_deadline_bounds_the_wait_for_the_status_line(upstream: AiohttpUpstream) -> None:
+async def test_the_deadline_bounds_the_wait_for_the_status_line(upstream: Upstream) -> None:
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout) as caught:
         await upstream.send(request("/slow", timeout=0.2))  # read_timeout is 2 s
@@ -275,8 +274,8 @@ async def test_the_deadline_bounds_the_wait_for_the_status_line(upstream: Aiohtt
         await upstream.send(request("/echo", timeout=-1.0))
 
 
-async def test_read_timeout_mid_body(server: Server) -> None:
-    async with make_upstream(server.url + "/v1", read_timeout=0.2) as upstream:
+async def test_read_timeout_mid_body(transport: Transport, server: Server) -> None:
+    async with make_upstream(transport, server.url + "/v1", read_timeout=0.2) as upstream:
         response = await upstream.send(request("/stall"))
         received = []
         with pytest.raises(UpstreamTimeout) as caught:
@@ -286,14 +285,14 @@ async def test_read_timeout_mid_body(server: Server) -> None:
     assert b"".join(received) == b"first"
 
 
-async def test_read_timeout_in_read(server: Server) -> None:
-    async with make_upstream(server.url + "/v1", read_timeout=0.2) as upstream:
+async def test_read_timeout_in_read(transport: Transport, server: Server) -> None:
+    async with make_upstream(transport, server.url + "/v1", read_timeout=0.2) as upstream:
         response = await upstream.send(request("/stall"))
         with pytest.raises(UpstreamTimeout):
             await response.read()
 
 
-async def test_cancelling_the_reader_closes_the_connection(server: Server, upstream: AiohttpUpstream) -> None:
+async def test_cancelling_the_reader_closes_the_connection(server: Server, upstream: Upstream) -> None:
     response = await upstream.send(request("/endless", stream=True))
     first = asyncio.Event()
 
@@ -309,7 +308,7 @@ async def test_cancelling_the_reader_closes_the_connection(server: Server, upstr
     await asyncio.wait_for(server.client_gone.wait(), 2)
 
 
-async def test_closing_an_unfinished_response_closes_the_connection(server: Server, upstream: AiohttpUpstream) -> None:
+async def test_closing_an_unfinished_response_closes_the_connection(server: Server, upstream: Upstream) -> None:
     response = await upstream.send(request("/endless", stream=True))
     async for _ in response.iter_bytes():
         break
@@ -317,15 +316,15 @@ async def test_closing_an_unfinished_response_closes_the_connection(server: Serv
     await asyncio.wait_for(server.client_gone.wait(), 2)
 
 
-async def test_server_hanging_up_before_answering() -> None:
-    async with raw_server(None) as url, make_upstream(url) as upstream:
+async def test_server_hanging_up_before_answering(transport: Transport) -> None:
+    async with raw_server(None) as url, make_upstream(transport, url) as upstream:
         with pytest.raises(UpstreamConnectError):
             await upstream.send(request("/x"))
 
 
-async def test_connection_lost_mid_body() -> None:
+async def test_connection_lost_mid_body(transport: Transport) -> None:
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"
-    async with raw_server(answer) as url, make_upstream(url) as upstream:
+    async with raw_server(answer) as url, make_upstream(transport, url) as upstream:
         response = await upstream.send(request("/x"))
         with pytest.raises(UpstreamConnectError) as caught:
             await response.read()
@@ -336,16 +335,16 @@ async def test_connection_lost_mid_body() -> None:
                 pass
 
 
-async def test_malformed_answer_is_a_protocol_error_with_the_key_redacted() -> None:
-    async with raw_server(f"HTTP/1.1 2x0 {KEY}\r\n\r\n".encode()) as url, make_upstream(url) as upstream:
+async def test_malformed_answer_is_a_protocol_error_with_the_key_redacted(transport: Transport) -> None:
+    async with raw_server(f"HTTP/1.1 2x0 {KEY}\r\n\r\n".encode()) as url, make_upstream(transport, url) as upstream:
         with pytest.raises(UpstreamProtocolError) as caught:
             await upstream.send(request("/x"))
     assert "[redacted]" in caught.value.message  # aiohttp quotes the offending line
     assert KEY not in caught.value.message
 
 
-async def test_used_before_open_is_a_wiring_error() -> None:
-    upstream = AiohttpUpstream("http://127.0.0.1:1", {}, connect_timeout=1, read_timeout=1, redact=redact)
+async def test_used_before_open_is_a_wiring_error(transport: Transport) -> None:
+    upstream = transport("http://127.0.0.1:1", {}, connect_timeout=1, read_timeout=1, redact=redact)
     with pytest.raises(RuntimeError, match="before open"):
         await upstream.send(request("/x"))
     await upstream.open()
