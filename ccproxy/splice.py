@@ -6,14 +6,19 @@ README.md, "Less work on big requests"). `SplicedPieces` keeps what they became 
 `Fragment`s, written into the upstream body byte for byte) in a bounded LRU owned by the pipeline.
 
 Keys, and why the output is byte-identical to converting afresh:
-- tools: the top-level `tools` value as the client sent it (found from the end of the raw body, checked with
-  `startswith`, so nothing is hashed or re-encoded), plus `supports_strict_tools`, the only capability their
-  conversion reads. Equal raw bytes parse to equal values of equal types (`1`, `1.0` and `true` stay apart); the
-  parsed `tools` of the body must also equal the entry's (so a guardrail that amended them, or a nested `"tools"`
-  value found instead of the top-level one, is a miss). A hit replays the names into the request's tool-name map
-  in the order conversion would have added them, so long names still map back on the response side.
-- system: the parsed blocks' types and texts (after the guardrails, which may redact them), plus `system_role`
-  and `forward_cache_control` (and the blocks' `cache_control` when it is forwarded) — all their conversion reads.
+- tools: looked up by their names and `supports_strict_tools` (the only capability their conversion reads), then
+  found in the raw body — where they ended last time, else the last `"tools"` key — and compared byte for byte with
+  the JSON they were first seen as (`startswith`: nothing is hashed or re-encoded). Equal bytes parse to equal values
+  of equal types (`1`, `1.0` and `true` stay apart). That these bytes are the top-level member, and its last
+  occurrence (the one the parser kept), is proved by parsing the few hundred bytes after them as the rest of an
+  object: a nested value would be followed by a closing bracket too early. When a guardrail may have amended the
+  parsed tools (`Guardrail.amends_tools`), they must also equal the cached parsed ones. A hit replays the names into
+  the request's tool-name map in the order conversion adds them, so long names still map back on the response side.
+  Tools not found in the client's JSON (not orjson's escapes or blanks) are remembered as such, converted afresh
+  without the search for RETRY_AFTER requests, then looked for again.
+- system: looked up by the blocks' types and text lengths and compared text by text (after the guardrails, which
+  may redact them), with `system_role` and `forward_cache_control` (and the blocks' `cache_control` when it is
+  forwarded) in the key — all its conversion reads.
 Anything orjson cannot write (a lone surrogate) is not cached; the pipeline then serialises as before.
 """
 
@@ -35,6 +40,9 @@ Adjust = Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]]
 # A pipeline keeps this many converted pieces, and at most this many bytes of them (raw input plus output).
 MAX_ENTRIES = 64
 MAX_BYTES = 16 * 1024 * 1024
+# Tools not found in a client's JSON (not orjson's escapes or blanks, or not last in the body) are looked for again
+# after this many requests: one odd first request does not keep a client from the cache for good.
+RETRY_AFTER = 32
 _KEY = b'"tools"'
 _BLANKS = b" \t\r\n"
 _COLON = ord(":")
@@ -42,12 +50,13 @@ _REST_LIMIT = 8 * 1024  # at most this much of the body may follow the tools (Cl
 _KEY_WINDOW = 64  # bytes before the tools in which `,"tools":` is looked for (JSON may put blanks around it)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Tools:
-    raw: bytes | None  # the client's JSON of the tools; None: it is not orjson's, so raw lookups cannot succeed
+    raw: bytes | None  # the client's JSON of the tools; None: they could not be found in it (see `skips`)
     parsed: list[dict[str, Any]]  # as parsed, for guardrails that may amend tools
     made: Any  # the converted list as a Fragment (None with `raw`)
     tail: int  # how many bytes followed the tools in the body they were first seen in (where to look next time)
+    skips: int = 0  # requests converted afresh since they could not be found; looked for again after RETRY_AFTER
 
 
 class BoundedLRU:
@@ -161,8 +170,9 @@ class SplicedPieces:
         made_bytes = dumps_strict(made)
         if made_bytes is None:
             return made
-        if entry is not None and entry.raw is None:
-            return Fragment(made_bytes)  # this client does not write orjson's JSON: no use dumping its tools again
+        if entry is not None and entry.raw is None and entry.skips < RETRY_AFTER:
+            entry.skips += 1  # not found in this client's JSON last time: no use dumping its tools again yet
+            return Fragment(made_bytes)
         source = dumps_strict(tools)
         start = _tools_start(raw)
         if source is not None and start >= 0 and raw.startswith(source, start):
@@ -172,7 +182,7 @@ class SplicedPieces:
                 entry = _Tools(source, tools, Fragment(made_bytes), len(raw) - end)
                 self.lru.put(key, entry, len(made_bytes) + 3 * len(source))
                 return entry.made
-        if entry is None:  # remembered, so the next request of this client skips the dump above
+        if entry is None or entry.raw is None:  # remembered: the next requests of this client skip the dump above
             self.lru.put(key, _Tools(None, [], None, 0), len(made_bytes))
         return Fragment(made_bytes)
 

@@ -16,7 +16,7 @@ from ccproxy.core._twins import Core
 from ccproxy.core.jsoncodec import dumps, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import ToolNameMap
-from ccproxy.splice import BoundedLRU, SplicedPieces
+from ccproxy.splice import RETRY_AFTER, BoundedLRU, SplicedPieces
 from tests.support.fixtures import claude_code_posts
 
 CAPTURES = [(capture.id, capture.body) for capture in claude_code_posts("/v1/messages")]
@@ -193,6 +193,18 @@ def test_bodies_not_written_like_orjson_convert_exactly_every_time(core: Core, e
     expected = fresh(core, raw, "openrouter")[0]
     pieces = SplicedPieces(core_request=core.request)
     assert [spliced(pieces, raw, "openrouter")[0] for _ in range(3)] == [expected] * 3
+
+
+def test_tools_not_found_once_are_looked_for_again_later(core: Core) -> None:
+    body = WITH_TOOLS[0][1]
+    indented, compact = json.dumps(body, indent=2).encode(), claude_code_bytes(body)
+    module, calls = counting(core)
+    pieces = SplicedPieces(core_request=module)
+    spliced(pieces, indented, "gpt-4o")  # not orjson's JSON: remembered as not findable
+    for _ in range(RETRY_AFTER + 3):
+        assert spliced(pieces, compact, "gpt-4o")[0] == fresh(core, compact, "gpt-4o")[0]
+    # Converted afresh until the retry found them, then spliced from the cache.
+    assert calls.count("tools") == 1 + RETRY_AFTER + 1
 
 
 def test_a_body_orjson_cannot_write_is_left_to_the_caller(core: Core) -> None:
