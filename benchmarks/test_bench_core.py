@@ -30,6 +30,7 @@ from ccproxy.core.jsoncodec import dumps as codec_dumps
 from ccproxy.core.jsoncodec import loads as codec_loads
 from ccproxy.core.plan import ResponseContext
 from ccproxy.core.toolnames import ToolNameMap
+from ccproxy.splice import SplicedPieces
 
 Benchmark = Any  # pytest-benchmark's fixture has no public type
 
@@ -85,6 +86,17 @@ def prepare_request(core: Core, raw: bytes) -> bytes:
     body = codec_loads(raw)
     core.validate.validate_messages_request(body)
     return codec_dumps(core.request.convert_request(body, request_plan(stream=bool(body.get("stream")))))
+
+
+def prepare_request_spliced(core: Core, raw: bytes, pieces: SplicedPieces) -> bytes | None:
+    """prepare_request with the system prompt and tools spliced in from `pieces` (what the pipeline does)."""
+    body = codec_loads(raw)
+    core.validate.validate_messages_request(body)
+    return pieces.body(raw, body, request_plan(stream=bool(body.get("stream"))), _unchanged)
+
+
+def _unchanged(body: dict[str, Any], anthropic_request: Any) -> dict[str, Any]:
+    return body
 
 
 def convert_completion(core: Core, raw: bytes) -> bytes:
@@ -157,6 +169,16 @@ def test_request(benchmark: Benchmark, core: Core, pure_core: Core, size: str) -
     result = benchmark(prepare_request, core, raw)
     assert result == prepare_request(pure_core, raw)
     assert json.loads(result)["model"] == "gpt-5"
+
+
+@pytest.mark.parametrize("size", list(REQUESTS))
+def test_request_spliced(benchmark: Benchmark, core: Core, pure_core: Core, size: str) -> None:
+    """The same, with the converted system prompt and tools cached (ccproxy/splice.py): every call after the first."""
+    benchmark.group = f"request-{size}: parse + validate + convert + dumps"
+    raw = REQUESTS[size]
+    pieces = SplicedPieces(core_request=core.request)
+    result = benchmark(prepare_request_spliced, core, raw, pieces)
+    assert result == prepare_request(pure_core, raw)
 
 
 @pytest.mark.parametrize("codec", BASELINES)

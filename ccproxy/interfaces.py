@@ -136,7 +136,9 @@ class Provider(ABC):
 
     def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:
         """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged. Not called
-        for a model served through a `wire` (which owns its body)."""
+        for a model served through a `wire` (which owns its body). `body["tools"]` and a leading system message may
+        be already serialised JSON (`orjson.Fragment`, cached once per distinct content: ccproxy/splice.py): add,
+        remove or replace them, but do not read into them."""
         return body
 
     def transport(self) -> Upstream | None:
@@ -257,6 +259,9 @@ class Guardrail(ABC):
     """A check on requests (and optionally responses). Raise a `ccproxy.errors.ProxyError` to refuse."""
 
     name: ClassVar[str]
+    # False: `check_request` never changes the request's `tools`, so their conversion is reused by the bytes the
+    # client sent (ccproxy/splice.py). True, the safe default: the reused conversion is also compared with them.
+    amends_tools: ClassVar[bool] = True
 
     async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:  # noqa: B027
         """Inspect (or amend in place) the Anthropic request before conversion. Default: allow."""

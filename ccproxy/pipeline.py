@@ -45,6 +45,7 @@ from ccproxy.observers import AttemptTag
 from ccproxy.redaction import Redactor
 from ccproxy.response_cache import CacheUse, ResponseCache, cache_headers, cache_use, confirm
 from ccproxy.routing import MEMO_LIMIT, Route, Router, Target
+from ccproxy.splice import SplicedPieces
 from ccproxy.thinktags import ThinkTagFilter, split_think_tags
 from ccproxy.tokens import TokenCounter
 from ccproxy.upstream import (
@@ -129,6 +130,7 @@ class Prepared:
     cache: CacheUse | None = None  # None: the response cache is off
     # The prompt counted with the tokenizer, once a target with a known context window needed it.
     prompt_tokens: int | None = None
+    raw: bytes = b""  # the body as the client sent it (splice.py finds the tools in it)
 
 
 @dataclass(slots=True)
@@ -222,6 +224,9 @@ class MessagesPipeline:
         self.responses = responses  # the response cache (ccproxy/response_cache.py); None when off
         self.limits = limits
         self._served: dict[Target, Mapping[str, str]] = {}
+        # The converted system prompt and tools of recent requests, as JSON bytes (splice.py).
+        self.pieces = SplicedPieces()
+        self._tools_amended = any(guardrail.amends_tools for guardrail in self.guardrails)
 
     async def prepare(
         self,
@@ -245,7 +250,7 @@ class MessagesPipeline:
         route = self.router.resolve(body["model"])
         estimate = len(raw) // BYTES_PER_TOKEN_ESTIMATE
         cache = None if self.responses is None else cache_use(cache_control, request_id, record)
-        return Prepared(body, stream, route, guard, new_message_id(), estimate, record, cache)
+        return Prepared(body, stream, route, guard, new_message_id(), estimate, record, cache, raw=raw)
 
     def convert(
         self, prepared: Prepared, target: Target, wire: Wire | None = None, output_room: int | None = None
@@ -267,10 +272,6 @@ class MessagesPipeline:
             tool_names=ToolNameMap(),
             reasoning=backend.reasoning.configure(_reasoning_request(body, target.model, capabilities)),
         )
-        if wire is None:
-            converted = backend.provider.adjust_request(convert_request(body, plan), body)
-        else:
-            converted = wire.convert_request(body, plan)
         context = ResponseContext(
             message_id=prepared.message_id,
             model=body["model"],
@@ -278,7 +279,13 @@ class MessagesPipeline:
             tool_names=plan.tool_names,
             public_message=self.redact.message,
         )
-        return dumps(converted), context
+        if wire is not None:  # other APIs reshape the whole body: nothing to splice
+            return dumps(wire.convert_request(body, plan)), context
+        adjust = backend.provider.adjust_request
+        spliced = self.pieces.body(prepared.raw, body, plan, adjust, self._tools_amended)
+        if spliced is not None:
+            return spliced, context
+        return dumps(adjust(convert_request(body, plan), body)), context
 
     async def send(self, prepared: Prepared) -> Sent:
         """Walk the route's targets until one answers with a status line < 400.

@@ -63,7 +63,7 @@ from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import ToolNameMap
 from ccproxy.errors import InvalidRequestError
 
-__all__ = ["BILLING_HEADER_PREFIX", "convert_request", "output_format"]
+__all__ = ["BILLING_HEADER_PREFIX", "convert_request", "convert_system", "convert_tools", "output_format"]
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 OPENAI_MAX_STOP_SEQUENCES = 4
@@ -339,8 +339,11 @@ class _MessageConverter:
             "system": self._system,
         }
 
-    def convert(self, system: Any, messages: list[dict[str, Any]]) -> list[Message]:
-        self._emit_system(_system_parts(system) if self._cache else _system_text(system))
+    def convert(self, system: Any, messages: list[dict[str, Any]], made_system: Any = None) -> list[Message]:
+        if made_system is not None:  # the top-level system message, converted (and serialised) elsewhere
+            self.messages.append(made_system)
+        else:
+            self._emit_system(_system_parts(system) if self._cache else _system_text(system))
         for message in messages:
             self._roles[message["role"]](message["content"])
         self._release_held()
@@ -507,13 +510,18 @@ TOOL_CHOICE: dict[str, Callable[[dict[str, Any], ToolNameMap], Any]] = {
 }
 
 
-def _tool_fields(body: dict[str, Any], tool_names: ToolNameMap, strict_tools: bool) -> dict[str, Any]:
+def convert_tools(tools: list[dict[str, Any]], tool_names: ToolNameMap, strict_tools: bool) -> list[dict[str, Any]]:
+    """The `tools` list alone, in OpenAI's shape; long names go into `tool_names`, in order."""
+    return [_tool(index, tool, tool_names, strict_tools) for index, tool in enumerate(tools)]
+
+
+def _tool_fields(body: dict[str, Any], tool_names: ToolNameMap, strict_tools: bool, made_tools: Any) -> dict[str, Any]:
     """`tools`, `tool_choice` and `parallel_tool_calls`; nothing at all when there are no tools."""
     tools = body.get("tools")
     if not tools:
         return {}
     fields: dict[str, Any] = {
-        "tools": [_tool(index, tool, tool_names, strict_tools) for index, tool in enumerate(tools)]
+        "tools": convert_tools(tools, tool_names, strict_tools) if made_tools is None else made_tools
     }
     choice = body.get("tool_choice")
     if choice:
@@ -590,14 +598,26 @@ def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": spec["schema"], "strict": False}}
 
 
-def convert_request(body: dict[str, Any], plan: RequestPlan) -> dict[str, Any]:
-    """The OpenAI Chat Completions body for a validated Anthropic Messages body; fills `plan.tool_names`."""
+def convert_system(system: Any, capabilities: ModelCapabilities) -> Message | None:
+    """The message the top-level `system` becomes (it leads `messages`), or None when it has no text."""
+    content = _system_parts(system) if capabilities.forward_cache_control else _system_text(system)
+    return {"role": capabilities.system_role, "content": content} if content else None
+
+
+def convert_request(
+    body: dict[str, Any], plan: RequestPlan, made_tools: Any = None, made_system: Any = None
+) -> dict[str, Any]:
+    """The OpenAI Chat Completions body for a validated Anthropic Messages body; fills `plan.tool_names`.
+
+    `made_tools` / `made_system`: what `convert_tools` / `convert_system` made of this body's tools and system,
+    made elsewhere (e.g. cached as serialised bytes); put in as given. Whoever passes `made_tools` has already
+    filled `plan.tool_names` with the tools' names, in order."""
     capabilities = plan.capabilities
     # Tools first: their names seed the map that tool_use blocks in the history are then shortened with.
-    tool_fields = _tool_fields(body, plan.tool_names, capabilities.supports_strict_tools)
+    tool_fields = _tool_fields(body, plan.tool_names, capabilities.supports_strict_tools, made_tools)
     out: dict[str, Any] = {
         "model": plan.upstream_model,
-        "messages": _MessageConverter(plan).convert(body.get("system"), body["messages"]),
+        "messages": _MessageConverter(plan).convert(body.get("system"), body["messages"], made_system),
     }
     out.update(tool_fields)
     if body.get("max_tokens") is not None:  # absent only in count_tokens bodies

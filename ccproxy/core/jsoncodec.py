@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+# Already serialised JSON, written into orjson's output as it is (splice.py).
+Fragment = orjson.Fragment
+
 
 class NestingError(ValueError):
     """JSON nested too deeply for the parser or the serialiser."""
@@ -47,6 +50,15 @@ def dumps(value: Any) -> bytes:
             return json.dumps(value, separators=(",", ":")).encode("ascii")
         except RecursionError:
             raise _too_deep() from None
+
+
+def dumps_strict(value: Any) -> bytes | None:
+    """Compact UTF-8 JSON bytes as orjson writes them, or None where only the standard library could (lone
+    surrogates): pieces spliced into a body with `Fragment` must be the bytes `dumps` writes inside the body."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return None
 
 
 def dumps_text(value: Any) -> str:

@@ -126,6 +126,7 @@ class KeyModelAllowList(Guardrail):
     """Refuse a requested model outside the key's `models` globs (case-insensitive) with 403 permission_error."""
 
     name = "key_models"
+    amends_tools = False
 
     async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         principal = PRINCIPAL.get()

@@ -16,6 +16,7 @@ class ModelAllowList(Guardrail):
     """Refuse requests for models not matching `allowed_models` (glob patterns) with 403 permission_error."""
 
     name: ClassVar[str] = "allowed_models"
+    amends_tools: ClassVar[bool] = False
 
     def __init__(self, patterns: list[str], audit: ReportGuardrailEvent | None = None) -> None:
         self.patterns = tuple(patterns)
