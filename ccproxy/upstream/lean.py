@@ -539,10 +539,11 @@ class LeanResponse(UpstreamResponse):
 
     The whole body must be in by `deadline` (the request's, on time.monotonic): while it is read, the transport's
     Deadlines drops the connection once that has passed, and the read in progress fails with UpstreamTimeout — the
-    read timeout alone restarts with every byte. Finished once: a connection given back to the pool may carry the
+    read timeout alone restarts with every byte (an answer already complete when its reading starts, as a small one
+    usually is, is not watched at all). Finished once: a connection given back to the pool may carry the
     next answer before this one's body generator is closed, and finishing this response again must not touch it."""
 
-    __slots__ = ("_connection", "_deadline", "_finished", "_upstream")
+    __slots__ = ("_connection", "_deadline", "_finished", "_upstream", "_watched")
 
     def __init__(self, connection: _Connection, upstream: LeanUpstream, deadline: float) -> None:
         assert connection.headers is not None
@@ -551,6 +552,11 @@ class LeanResponse(UpstreamResponse):
         self._upstream = upstream
         self._deadline = deadline
         self._finished = False
+        self._watched = False
+
+    def _watch(self) -> None:
+        self._watched = True
+        self._upstream.deadlines.watch(self, self._deadline)
 
     def expire(self) -> None:
         """The deadline has passed: an answer not complete yet fails at once, and its connection is dropped."""
@@ -566,7 +572,8 @@ class LeanResponse(UpstreamResponse):
         bound = upstream.max_body + 1 if limit is None else limit
         parts: list[bytes] = []
         size = 0
-        upstream.deadlines.watch(self, self._deadline)
+        if not connection.complete:
+            self._watch()
         try:
             while True:
                 if connection.body:  # taken as it comes, so a big body never pauses reading
@@ -580,16 +587,15 @@ class LeanResponse(UpstreamResponse):
                 await connection.wait()
         finally:
             self._finish()
+        if limit is None and size > upstream.max_body:
+            raise body_too_large(upstream.max_body)  # before joining what is refused
         data = parts[0] if len(parts) == 1 else b"".join(parts)
-        if limit is not None:
-            return data[:limit]
-        if size > upstream.max_body:
-            raise body_too_large(upstream.max_body)
-        return data
+        return data if limit is None else data[:limit]
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         connection = self._connection
-        self._upstream.deadlines.watch(self, self._deadline)
+        if not connection.complete:
+            self._watch()
         try:
             while not self._finished:
                 if connection.body:
@@ -609,7 +615,8 @@ class LeanResponse(UpstreamResponse):
     def _finish(self) -> None:
         if not self._finished:
             self._finished = True
-            self._upstream.deadlines.forget(self)
+            if self._watched:
+                self._upstream.deadlines.forget(self)
             self._upstream.release(self._connection)
 
 
