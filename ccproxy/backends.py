@@ -24,8 +24,8 @@ from ccproxy.upstream import (
     UpstreamStates,
     build_upstream,
 )
+from ccproxy.upstream.bounds import DEFAULT_MAX_BODY
 from ccproxy.upstream.errors import no_redaction
-from ccproxy.upstream.http import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
     from ccproxy.wire import Wire
@@ -206,17 +206,19 @@ class Backend:
     def _network_transport(self, base_url: str, connection_wait: float, max_body: int) -> Upstream:
         """The table's HTTP client to `base_url`, with the provider's headers and timeouts."""
         provider = self.provider
-        common: dict[str, Any] = {
-            "connect_timeout": provider.config.connect_timeout,
-            "read_timeout": provider.config.request_timeout,
-            "redact": no_redaction,
-            "limit_connections": self.config.max_connections,
-            "detect_overflow": prompt_too_long,
-        }
-        if self.config.transport == "lean":
-            return LeanUpstream(base_url, provider.headers(), **common)
-        return AiohttpUpstream(
-            base_url, provider.headers(), connection_wait=connection_wait, max_body=max_body, **common
+        kind: type[AiohttpUpstream] | type[LeanUpstream] = (
+            LeanUpstream if self.config.transport == "lean" else AiohttpUpstream
+        )
+        return kind(  # both transports honour the same bounds (ccproxy.upstream.bounds)
+            base_url,
+            provider.headers(),
+            connect_timeout=provider.config.connect_timeout,
+            read_timeout=provider.config.request_timeout,
+            redact=no_redaction,
+            limit_connections=self.config.max_connections,
+            connection_wait=connection_wait,
+            max_body=max_body,
+            detect_overflow=prompt_too_long,
         )
 
     def forget_capabilities(self) -> None:

@@ -59,7 +59,7 @@ from ccproxy.upstream import (
     can_fall_back,
     to_proxy_error,
 )
-from ccproxy.upstream.http import DEFAULT_MAX_BODY
+from ccproxy.upstream.bounds import DEFAULT_MAX_BODY
 from ccproxy.wire import Wire
 
 log = logging.getLogger("ccproxy.pipeline")

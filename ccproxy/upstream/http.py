@@ -12,9 +12,9 @@ import aiohttp
 from yarl import URL
 
 from ccproxy.upstream.base import Upstream, UpstreamRequest, UpstreamResponse
+from ccproxy.upstream.bounds import DEFAULT_MAX_BODY, Deadlines, body_too_large, past_deadline, wait_for_slot
 from ccproxy.upstream.errors import (
     MAX_ERROR_BODY,
-    ConnectionsExhausted,
     OverflowDetector,
     Redact,
     UpstreamConnectError,
@@ -28,10 +28,6 @@ from ccproxy.upstream.errors import (
 KEEPALIVE_SECONDS = 60.0
 # Request paths come from providers, not clients; a few distinct ones are cached as parsed URLs.
 MAX_CACHED_URLS = 32
-# What a non-stream answer may weigh unless the backend says otherwise (MAX_UPSTREAM_BODY_BYTES).
-DEFAULT_MAX_BODY = 32 * 1024 * 1024
-# How often the bodies being read are checked against their deadlines (see Deadlines).
-SWEEP_SECONDS = 0.25
 # A deadline less than this before the end of what the connect and read timeouts allow is left to them: a first
 # attempt's deadline (now + connect + read timeout) then costs no timer of its own.
 DEADLINE_SLACK = 1.0
@@ -108,15 +104,7 @@ class AiohttpUpstream(Upstream):
         if slots is None:
             return await self._send(request, None)
         if slots.locked():  # every connection in use: wait a little for one, then refuse (the fast path arms no timer)
-            try:
-                async with asyncio.timeout(self.connection_wait):
-                    await slots.acquire()
-            except TimeoutError:
-                raise ConnectionsExhausted(
-                    f"Every one of the backend's {self.limit_connections} upstream connections (max_connections) "
-                    "is in use; retry shortly",
-                    retry_after=1.0,
-                ) from None
+            await wait_for_slot(slots, self.connection_wait, self.limit_connections)
         else:
             await slots.acquire()
         try:
@@ -178,38 +166,6 @@ class AiohttpUpstream(Upstream):
         )
 
 
-class Deadlines:
-    """The bodies of one transport being read, by deadline, swept every SWEEP_SECONDS by one timer that runs only while
-    there are any: a dict entry per request instead of a timer of its own (a uvloop timer armed and cancelled per
-    request costs ~3.8 µs; this ~0.4 µs). A body is cut at most SWEEP_SECONDS after its deadline."""
-
-    __slots__ = ("_due", "_timer")
-
-    def __init__(self) -> None:
-        self._due: dict[AiohttpResponse, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    def watch(self, response: AiohttpResponse, deadline: float) -> None:
-        self._due[response] = deadline
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep)
-
-    def forget(self, response: AiohttpResponse) -> None:
-        self._due.pop(response, None)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _sweep(self) -> None:
-        now = time.monotonic()
-        for response in [response for response, deadline in self._due.items() if deadline <= now]:
-            del self._due[response]
-            response.expire()
-        self._timer = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep) if self._due else None
-
-
 class AiohttpResponse(UpstreamResponse):
     """An aiohttp response behind the UpstreamResponse interface; errors mapped, connection dropped if unfinished.
 
@@ -260,11 +216,9 @@ class AiohttpResponse(UpstreamResponse):
         finally:
             self._finish()
         if self._expired:
-            raise self._past_deadline()
+            raise past_deadline()
         if len(body) > self._max_body:
-            raise UpstreamProtocolError(
-                f"Upstream answer is larger than {self._max_body} bytes (MAX_UPSTREAM_BODY_BYTES); not read further"
-            )
+            raise body_too_large(self._max_body)
         return body
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
@@ -274,7 +228,7 @@ class AiohttpResponse(UpstreamResponse):
             while data := await content.readany():
                 yield data
             if self._expired:  # the deadline's close can end the body like an EOF
-                raise self._past_deadline()
+                raise past_deadline()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._mapped(exc) from None
         finally:
@@ -296,17 +250,10 @@ class AiohttpResponse(UpstreamResponse):
     def _mapped(self, exc: Exception) -> UpstreamFailure:
         """The typed failure for an aiohttp or socket error raised while the body came in."""
         if self._expired:
-            return self._past_deadline()
+            return past_deadline()
         if isinstance(exc, TimeoutError):
             return UpstreamTimeout("Upstream stopped sending data (read timeout)", phase="read")
         return UpstreamConnectError(self._redact(f"Upstream connection lost: {exc}"))
-
-    @staticmethod
-    def _past_deadline() -> UpstreamTimeout:
-        return UpstreamTimeout(
-            "Upstream answer not complete within the request's deadline (REQUEST_TIMEOUT + CONNECT_TIMEOUT)",
-            phase="read",
-        )
 
 
 async def _read_bounded(content: aiohttp.StreamReader, limit: int) -> bytes:

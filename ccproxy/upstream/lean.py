@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 from ccproxy.upstream.base import Upstream, UpstreamRequest, UpstreamResponse
+from ccproxy.upstream.bounds import DEFAULT_MAX_BODY, Deadlines, body_too_large, past_deadline, wait_for_slot
 from ccproxy.upstream.errors import (
     MAX_ERROR_BODY,
     OverflowDetector,
@@ -245,6 +246,11 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self, failure: UpstreamFailure) -> None:
+        """End an unfinished answer with `failure` (the reader gets it at once) and drop the connection."""
+        self._fail(failure)
+        self.close()
+
     # ------------------------------------------------------------------ internals
 
     def _wake(self) -> None:
@@ -306,7 +312,14 @@ class LeanUpstream(Upstream):
     for each read (the status line, then every piece of the body), `request.deadline` for the whole wait until the
     status line. Idle connections are kept KEEPALIVE_SECONDS per origin; an unfinished response drops its
     connection, so the upstream sees a client that went away. `ssl_context`: None for the system's default
-    verification (certificates and host names checked, SNI sent)."""
+    verification (certificates and host names checked, SNI sent).
+
+    The same bounds as AiohttpUpstream (ccproxy.upstream.bounds): `limit_connections` (a backend's
+    `max_connections`, 0 = none) requests at once, each holding its connection's slot until its response is done — a
+    request finding them all in use waits up to `connection_wait` seconds, then fails with ConnectionsExhausted (529);
+    a body read whole (`read()`) may weigh at most `max_body` bytes, a larger one is an UpstreamProtocolError (502),
+    read no further; and the whole body must be in by `request.deadline` (the transport's Deadlines sweep drops the
+    connection of one still coming in, and its reader gets an UpstreamTimeout)."""
 
     def __init__(
         self,
@@ -317,6 +330,8 @@ class LeanUpstream(Upstream):
         read_timeout: float,
         redact: Redact,
         limit_connections: int = 0,
+        connection_wait: float = 1.0,
+        max_body: int = DEFAULT_MAX_BODY,
         detect_overflow: OverflowDetector = never_overflow,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -329,7 +344,12 @@ class LeanUpstream(Upstream):
         self.detect_overflow = detect_overflow
         self._ssl_given = ssl_context
         self._ssl: ssl.SSLContext | None = None
-        self._limit = asyncio.Semaphore(limit_connections) if limit_connections > 0 else None
+        self.limit_connections = limit_connections
+        self.connection_wait = connection_wait
+        self.max_body = max_body
+        # One slot per request, held until its response is done (its connection back in the pool or dropped).
+        self._slots = asyncio.Semaphore(limit_connections) if limit_connections > 0 else None
+        self.deadlines = Deadlines()
         self._pools: dict[Origin, list[_Connection]] | None = None
         self._busy: set[_Connection] = set()
         self._targets: dict[str, _Target] = {}
@@ -342,6 +362,7 @@ class LeanUpstream(Upstream):
         self._pools = {}
 
     async def aclose(self) -> None:
+        self.deadlines.close()
         pools, self._pools = self._pools, None
         if pools is None:
             return
@@ -361,6 +382,12 @@ class LeanUpstream(Upstream):
             raise UpstreamTimeout("Upstream deadline passed before the request was sent", phase="status")
         target = self._target(request.path)
         head = _head(request, target)
+        slots = self._slots
+        if slots is not None:
+            if slots.locked():  # every connection in use: wait a little for one, then refuse (529)
+                await wait_for_slot(slots, self.connection_wait, self.limit_connections)
+            else:
+                await slots.acquire()
         try:
             if remaining < self._timeouts_bound - DEADLINE_SLACK:
                 async with asyncio.timeout(remaining):
@@ -368,47 +395,43 @@ class LeanUpstream(Upstream):
             else:  # the connect and read timeouts end the wait first; spare the per-request timer
                 connection = await self._exchange(target, head, request.body)
         except TimeoutError:  # the request's deadline
+            self._free_slot()
             raise UpstreamTimeout("Upstream did not answer in time", phase="status") from None
+        except BaseException:
+            self._free_slot()
+            raise
+        # From here the connection (in `_busy`) holds the slot: its response's release or drop frees it.
         if connection.status >= 400:
-            raise await self._status_error(connection)
-        return LeanResponse(connection, self)
+            raise await self._status_error(connection, request.deadline)
+        return LeanResponse(connection, self, request.deadline)
 
     async def _exchange(self, target: _Target, head: bytes, body: bytes) -> _Connection:
         """A connection whose answer's status line and headers are in.
 
         A reused connection lost before a byte of the answer came (the upstream closed it as its keep-alive ran out,
         while we sent) is replaced by a new one, once: that upstream never read the request. A timeout is never
-        sent again here (the request may be running); the retry layer judges those."""
+        sent again here (the request may be running); the retry layer judges those. The request's slot stays taken
+        throughout (the caller frees it if this raises)."""
         for attempt in range(2):
-            connection = await self._checkout(target.origin)
+            connection = await self._connection(target.origin)
             try:
                 connection.start(head, body)
                 while connection.headers is None and connection.failure is None:
                     await connection.wait()
             except BaseException:  # cancelled while waiting: the connection goes, never to the pool
-                self._drop(connection)
+                self._discard(connection)
                 raise
             failure = connection.failure
             if failure is None:
                 return connection
-            self._drop(connection)
+            self._discard(connection)
             stale = connection.reused and connection.received == 0 and isinstance(failure, UpstreamConnectError)
             if attempt or not stale:
                 raise failure
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    async def _checkout(self, origin: Origin) -> _Connection:
-        """A connection of the pool or a new one, counted busy (and holding a slot of `limit_connections`)."""
-        if self._limit is not None:
-            await self._limit.acquire()
-        try:
-            return await self._connection(origin)
-        except BaseException:
-            if self._limit is not None:
-                self._limit.release()
-            raise
-
     async def _connection(self, origin: Origin) -> _Connection:
+        """A connection of the pool or a new one, counted busy."""
         pools = self._pools
         if pools is None:
             raise UpstreamConnectError("Upstream request failed: the upstream was closed (server stopping)")
@@ -472,15 +495,23 @@ class LeanUpstream(Upstream):
         connection.idle_since = now
         connection.idle_in = pool
         pool.append(connection)
-        if self._limit is not None:
-            self._limit.release()
+        self._free_slot()
 
     def _drop(self, connection: _Connection) -> None:
+        """A response's unfinished connection: closed, and its request's slot freed."""
         if connection in self._busy:
             self._busy.discard(connection)
-            if self._limit is not None:
-                self._limit.release()
+            self._free_slot()
         connection.close()
+
+    def _discard(self, connection: _Connection) -> None:
+        """A connection that failed before its answer's headers: closed; the request keeps its slot."""
+        self._busy.discard(connection)
+        connection.close()
+
+    def _free_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
 
     def _target(self, path: str) -> _Target:
         target = self._targets.get(path)
@@ -491,8 +522,8 @@ class LeanUpstream(Upstream):
                 self._targets[path] = target
         return target
 
-    async def _status_error(self, connection: _Connection) -> UpstreamFailure:
-        response = LeanResponse(connection, self)
+    async def _status_error(self, connection: _Connection, deadline: float) -> UpstreamFailure:
+        response = LeanResponse(connection, self, deadline)  # a trickled error body is cut at the deadline too
         try:
             body = await response.read(MAX_ERROR_BODY)
         except UpstreamFailure:
@@ -506,42 +537,65 @@ class LeanUpstream(Upstream):
 class LeanResponse(UpstreamResponse):
     """The answer on one connection of a LeanUpstream; its failures are already typed and redacted.
 
-    Finished once: a connection given back to the pool may carry the next answer before this one's body generator
-    is closed, and finishing this response again must not touch it."""
+    The whole body must be in by `deadline` (the request's, on time.monotonic): while it is read, the transport's
+    Deadlines drops the connection once that has passed, and the read in progress fails with UpstreamTimeout — the
+    read timeout alone restarts with every byte (an answer already complete when its reading starts, as a small one
+    usually is, is not watched at all). Finished once: a connection given back to the pool may carry the
+    next answer before this one's body generator is closed, and finishing this response again must not touch it."""
 
-    __slots__ = ("_connection", "_finished", "_upstream")
+    __slots__ = ("_connection", "_deadline", "_finished", "_upstream", "_watched")
 
-    def __init__(self, connection: _Connection, upstream: LeanUpstream) -> None:
+    def __init__(self, connection: _Connection, upstream: LeanUpstream, deadline: float) -> None:
         assert connection.headers is not None
         super().__init__(connection.status, connection.headers)
         self._connection = connection
         self._upstream = upstream
+        self._deadline = deadline
         self._finished = False
+        self._watched = False
+
+    def _watch(self) -> None:
+        self._watched = True
+        self._upstream.deadlines.watch(self, self._deadline)
+
+    def expire(self) -> None:
+        """The deadline has passed: an answer not complete yet fails at once, and its connection is dropped."""
+        if not self._connection.complete:
+            self._connection.abort(past_deadline())
 
     async def read(self, limit: int | None = None) -> bytes:
         if self._finished:  # its connection may carry another answer by now
             raise RuntimeError("the response was read or closed already")
         connection = self._connection
+        upstream = self._upstream
+        # Past `max_body` the body is refused: one byte more than it is enough to know.
+        bound = upstream.max_body + 1 if limit is None else limit
         parts: list[bytes] = []
         size = 0
+        if not connection.complete:
+            self._watch()
         try:
             while True:
                 if connection.body:  # taken as it comes, so a big body never pauses reading
                     data = connection.take()
                     parts.append(data)
                     size += len(data)
-                if connection.complete or (limit is not None and size >= limit):
+                if connection.complete or size >= bound:
                     break
                 if connection.failure is not None:
                     raise connection.failure
                 await connection.wait()
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-            return data if limit is None else data[:limit]
         finally:
             self._finish()
+        if limit is None and size > upstream.max_body:
+            raise body_too_large(upstream.max_body)  # before joining what is refused
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return data if limit is None else data[:limit]
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         connection = self._connection
+        if not connection.complete:
+            self._watch()
         try:
             while not self._finished:
                 if connection.body:
@@ -561,6 +615,8 @@ class LeanResponse(UpstreamResponse):
     def _finish(self) -> None:
         if not self._finished:
             self._finished = True
+            if self._watched:
+                self._upstream.deadlines.forget(self)
             self._upstream.release(self._connection)
 
 

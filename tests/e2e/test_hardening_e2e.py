@@ -1,10 +1,13 @@
 """Resource bounds and shutdown of the real server process (issue 11 item 7): the body limit's 413, a trickling
-upstream cut at the request's deadline, client bytes trickled in that do not reset the request timeout, running
-streams ended with an error event after SHUTDOWN_GRACE while new connections are refused at once (1 and 2 workers),
-and a non-zero exit for start-up failures under every start command."""
+upstream cut at the request's deadline (both upstream transports), a non-stream answer over MAX_UPSTREAM_BODY_BYTES
+refused with 502 and a backend's connections all in use refused with 529 (both transports), client bytes trickled in
+that do not reset the request timeout, running streams ended with an error event after SHUTDOWN_GRACE while new
+connections are refused at once (1 and 2 workers), and a non-zero exit for start-up failures under every start
+command."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import signal
@@ -31,16 +34,24 @@ CLIENT_TIMEOUT = 1.5  # SANIC_REQUEST_TIMEOUT: the client's head and body togeth
 # The upstream deadline is CONNECT_TIMEOUT + REQUEST_TIMEOUT after the request was sent.
 UPSTREAM_DEADLINE = 1.0 + 2.0
 GRACE = 1.5
+UPSTREAM_BODY_LIMIT = 4096
+OVERLOAD_WAIT = 0.3
 LIMITED_ENV = {
     "MAX_REQUEST_BODY_BYTES": str(BODY_LIMIT),
+    "MAX_UPSTREAM_BODY_BYTES": str(UPSTREAM_BODY_LIMIT),
+    "OVERLOAD_WAIT": str(OVERLOAD_WAIT),
     "REQUEST_TIMEOUT": "2",
     "CONNECT_TIMEOUT": "1",
     "SANIC_REQUEST_TIMEOUT": str(CLIENT_TIMEOUT),
 }
 
 
-@pytest.fixture(scope="module")
-def limited(e2e_logs: Path, fake_upstream: FakeUpstream) -> Iterator[ProxyServer]:
+@pytest.fixture(scope="module", params=["aiohttp", "lean"])
+def limited(e2e_logs: Path, fake_upstream: FakeUpstream, request: pytest.FixtureRequest) -> Iterator[ProxyServer]:
+    """The proxy with small limits and one upstream connection, once per transport (`[plugins.openai] transport`):
+    both honour the bounds."""
+    config = e2e_logs / f"limited-{request.param}.toml"
+    config.write_text(f'[plugins.openai]\ntransport = "{request.param}"\nmax_connections = 1\n')
     server = start_proxy(
         e2e_logs,
         upstream=fake_upstream,
@@ -48,7 +59,8 @@ def limited(e2e_logs: Path, fake_upstream: FakeUpstream) -> Iterator[ProxyServer
         big_model=BIG_MODEL,
         small_model=SMALL_MODEL,
         extra_env=LIMITED_ENV,
-        name="proxy-limited",
+        config_path=config,
+        name=f"proxy-limited-{request.param}",
     )
     yield server
     server.stop_and_check()
@@ -125,6 +137,32 @@ def test_a_trickling_upstream_stream_is_ended_at_the_deadline_with_an_error_even
     assert events[-1]["type"] == "error", events[-3:]
     assert events[-1]["error"]["type"] == "timeout_error"
     assert "deadline" in events[-1]["error"]["message"]
+
+
+def test_a_non_stream_answer_over_the_upstream_body_limit_is_a_502(limited: ProxyServer) -> None:
+    echoed = base64.b64encode(b"a" * (2 * UPSTREAM_BODY_LIMIT)).decode()
+    status, answer = post(limited.port, messages_body(f"ECHO_PIECES {echoed}"))
+    assert status == 502, answer
+    assert answer["error"]["type"] == "api_error"
+    assert f"larger than {UPSTREAM_BODY_LIMIT} bytes (MAX_UPSTREAM_BODY_BYTES)" in answer["error"]["message"]
+    status, _ = post(limited.port, messages_body("hi"))  # the refused answer's connection slot is free again
+    assert status == 200
+
+
+def test_a_request_finding_the_backends_connections_in_use_gets_529(limited: ProxyServer) -> None:
+    held: list[tuple[int, dict[str, Any]]] = []
+    holder = threading.Thread(target=lambda: held.append(post(limited.port, messages_body("SLOW_1.5"))), daemon=True)
+    holder.start()
+    time.sleep(0.5)  # the slow request holds the one upstream connection (max_connections = 1)
+    started = time.monotonic()
+    status, answer = post(limited.port, messages_body("hi"))
+    waited = time.monotonic() - started
+    holder.join(10)
+    assert status == 529, answer
+    assert answer["error"]["type"] == "overloaded_error"
+    assert "max_connections" in answer["error"]["message"]
+    assert waited < 1.0, waited  # OVERLOAD_WAIT, not until the slow answer is done
+    assert held and held[0][0] == 200, held
 
 
 def trickle_request(port: int, head: bytes, *, head_too: bool) -> tuple[float, bytes]:
