@@ -7,6 +7,9 @@ by comparing the texts), so a result is only ever reused for an identical text. 
 is never reused under other patterns, another replacement or another configuration. A scan that raises (a pattern's
 time limit) stores nothing.
 
+The texts are kept as the keys, in the worker's memory only (never written anywhere): a text in which a rule found a
+secret stays in memory until it is dropped (without the cache: only while its request lasts).
+
 Bounded by entries and by bytes (the strings' own sizes, `sys.getsizeof`, of the text and of a result that holds a
 different text): a text larger than a quarter of the byte budget is scanned every time and never stored.
 """
