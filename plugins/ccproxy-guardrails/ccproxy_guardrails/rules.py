@@ -8,14 +8,16 @@ either way an `error` audit event and one log line without a traceback (whose te
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from ccproxy import Guardrail, GuardrailContext, GuardrailEvent, ProxyError, SettingsError
+from ccproxy_guardrails.cache import ScanCache
 from ccproxy_guardrails.config import BlockOptions, Direction, LimitsOptions, RedactOptions, RuleConfig
 from ccproxy_guardrails.detectors import DETECTORS, expand
-from ccproxy_guardrails.matcher import Matcher, Pattern, compile_pattern
+from ccproxy_guardrails.matcher import Matcher, Pattern, Redaction, compile_pattern
 from ccproxy_guardrails.walk import Visit, walk_message, walk_request
 
 log = logging.getLogger("ccproxy.guardrails")
@@ -113,11 +115,19 @@ class _Found(Exception):
         self.label = label
 
 
-def first_match(matcher: Matcher, walk: Walk, node: dict[str, Any]) -> str | None:
-    """The label of the first match in the text `walk` visits in `node`, or None."""
+def _no_text(label: str | None) -> int:
+    return 0
+
+
+def _redacted_text(redaction: Redaction | None) -> int:
+    return 0 if redaction is None else sys.getsizeof(redaction.text)
+
+
+def first_match(first: Callable[[str], str | None], walk: Walk, node: dict[str, Any]) -> str | None:
+    """The label of the first match (`first(text)`) in the text `walk` visits in `node`, or None."""
 
     def visit(text: str) -> None:
-        label = matcher.first(text)
+        label = first(text)
         if label is not None:
             raise _Found(label)
 
@@ -134,6 +144,7 @@ class BlockRule(Rule):
     def __init__(self, reporter: Reporter, options: BlockOptions, matcher: Matcher) -> None:
         super().__init__(reporter)
         self.matcher = matcher
+        self.scans = ScanCache(matcher.first, _no_text)  # this rule's patterns only: see cache.py
         self.status = options.status
         self.message = options.message
         self.directions = frozenset(options.directions)
@@ -144,13 +155,13 @@ class BlockRule(Rule):
 
     def on_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         if "request" in self.directions:
-            label = first_match(self.matcher, walk_request, body)
+            label = first_match(self.scans.get, walk_request, body)
             if label is not None:
                 raise self.refusal(context.request_id, "request", label)
 
     def on_response(self, message: dict[str, Any], context: GuardrailContext) -> None:
         if "response" in self.directions:
-            label = first_match(self.matcher, walk_message, message)
+            label = first_match(self.scans.get, walk_message, message)
             if label is not None:
                 raise self.refusal(context.request_id, "response", label)
 
@@ -172,6 +183,11 @@ class RedactRule(Rule):
         self.matcher = matcher
         self.replacement = options.replacement
         self.directions = frozenset(options.directions)
+        # this rule's patterns and replacement: see cache.py
+        self.scans: ScanCache[Redaction | None] = ScanCache(self._scan, _redacted_text)
+
+    def _scan(self, text: str) -> Redaction | None:
+        return self.matcher.redact(text, self.replacement)
 
     def on_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         if "request" in self.directions:
@@ -187,7 +203,7 @@ class RedactRule(Rule):
 
         def visit(text: str) -> str | None:
             nonlocal count
-            redaction = self.matcher.redact(text, self.replacement)
+            redaction = self.scans.get(text)
             if redaction is None:
                 return None
             count += redaction.count
