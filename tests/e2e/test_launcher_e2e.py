@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ccproxy.launcher import PLACEHOLDER_KEY
-from tests.e2e.test_claude_cli import DEFAULT_CLI, PASSED_ENV, _cli_problem
+from tests.e2e.test_claude_cli import PASSED_ENV, claude_cli  # noqa: F401  # the CLI fixture
 from tests.support.proxy_process import FakeUpstream, free_port, python_env
 
 pytestmark = pytest.mark.e2e
@@ -207,20 +207,11 @@ def test_code_reports_a_proxy_that_fails_to_start_with_its_error_line(
     assert not (tmp_path / "stub.json").exists()  # Claude Code was not run
 
 
-@pytest.fixture(scope="module")
-def claude_cli() -> Path:
-    path = Path(os.environ.get("CLAUDE_CLI") or DEFAULT_CLI)
-    problem = _cli_problem(path)
-    if problem is None:
-        return path
-    if os.environ.get("CCPROXY_REQUIRE_CLAUDE_CLI"):
-        pytest.fail(f"Claude Code CLI required (CCPROXY_REQUIRE_CLAUDE_CLI is set) but {problem}")
-    pytest.skip(f"{problem}; run tests/support/install_claude_cli.sh")
-
-
 @pytest.mark.cli
 def test_code_runs_the_real_claude_code_from_a_clean_shell(
-    tmp_path: Path, fake: FakeUpstream, claude_cli: Path
+    tmp_path: Path,
+    fake: FakeUpstream,
+    claude_cli: Path,  # noqa: F811  # the fixture imported above
 ) -> None:
     launcher = make_launcher(
         tmp_path,

@@ -468,19 +468,17 @@ class ScriptedFaults:
         return web.Response()
 
 
-class FakeOpenAI:
-    """The server state and its aiohttp handlers."""
+class RecordingFake:
+    """What every fake upstream server of the suite shares: the requests it saw (`GET /_requests`) and a way to
+    forget them between tests (`POST /_reset`)."""
 
     def __init__(self, api_key: str | None = None) -> None:
         self.api_key = api_key
         self.records: list[dict[str, Any]] = []
-        self.validator = RequestValidator()
-        self.script = Script()
 
-    def app(self) -> web.Application:
+    def recording_app(self) -> web.Application:
+        """An aiohttp app with the two test-control routes; the fake adds its API's routes."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self.chat_completions)
-        app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_requests", self.list_requests)
         app.router.add_post("/_reset", self.reset)
         return app
@@ -490,8 +488,29 @@ class FakeOpenAI:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.records.clear()
-        self.script = Script()
+        self.forget()
         return web.json_response({"ok": True})
+
+    def forget(self) -> None:
+        """What else `POST /_reset` clears besides the records (nothing by default)."""
+
+
+class FakeOpenAI(RecordingFake):
+    """The server state and its aiohttp handlers."""
+
+    def __init__(self, api_key: str | None = None) -> None:
+        super().__init__(api_key)
+        self.validator = RequestValidator()
+        self.script = Script()
+
+    def app(self) -> web.Application:
+        app = self.recording_app()
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_get("/v1/models", self.models)
+        return app
+
+    def forget(self) -> None:
+        self.script = Script()
 
     async def models(self, request: web.Request) -> web.Response:
         self._authorize(request)

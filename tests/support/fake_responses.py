@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .fake_openai import CHUNK_PAUSE_SECONDS, listen, scripted_error
+from .fake_openai import CHUNK_PAUSE_SECONDS, RecordingFake, listen, scripted_error
 from .openai_rules import OpenAIError, invalid
 from .responses_rules import ResponsesValidator
 
@@ -258,28 +258,19 @@ def sse_event(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
 
 
-class FakeResponses:
-    """The server state and its aiohttp handlers."""
+class FakeResponses(RecordingFake):
+    """The server state and its aiohttp handlers. `POST /_reset` forgets the requests only: the encrypted reasoning
+    it issued stays valid, as OpenAI's does."""
 
     def __init__(self, api_key: str | None = None) -> None:
-        self.api_key = api_key
-        self.records: list[dict[str, Any]] = []
+        super().__init__(api_key)
         self.script = Script()
         self.validator = ResponsesValidator(self.script.issued)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = self.recording_app()
         app.router.add_post("/v1/responses", self.responses)
-        app.router.add_get("/_requests", self.list_requests)
-        app.router.add_post("/_reset", self.reset)
         return app
-
-    async def list_requests(self, request: web.Request) -> web.Response:
-        return web.json_response({"requests": self.records})
-
-    async def reset(self, request: web.Request) -> web.Response:
-        self.records.clear()
-        return web.json_response({"ok": True})
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
