@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pluggy
 import pytest
-from aioresponses import aioresponses
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
@@ -43,14 +42,13 @@ from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.http.observe import RequestWatch
 from ccproxy.plugins import Registry, build_plugin_manager, collect, select_cache
 from ccproxy.settings import Settings, SettingsError
-from tests.api.conftest import sdk_like
+from tests.api.conftest import NOWHERE, sdk_like
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+from tests.support.mock_upstream import MockUpstream, mock_upstream
 
 if TYPE_CHECKING:
     from ccproxy.core._relay_py import StreamPipeline
 
-UPSTREAM = "http://upstream.test/v1"
-CHAT_URL = UPSTREAM + "/chat/completions"
 HELLO = {"model": "claude-opus-4-8", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 COMPLETION = {
     "id": "chatcmpl-1",
@@ -72,7 +70,7 @@ def covers(*hooks: str) -> Callable[[F], F]:
 
 
 def settings(**kwargs: Any) -> Settings:
-    values: dict[str, Any] = {"api_key": "sk-test-0123456789", "base_url": UPSTREAM, "big_model": "gpt-5"}
+    values: dict[str, Any] = {"api_key": "sk-test-0123456789", "base_url": NOWHERE, "big_model": "gpt-5"}
     return Settings(**{**values, **kwargs})
 
 
@@ -82,13 +80,13 @@ def registry_with(*plugins: tuple[str, object], **kwargs: Any) -> Registry:
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., CCProxyApp]]:
+def make_app(upstream: MockUpstream) -> Iterator[Callable[..., CCProxyApp]]:
     """create_app with test plugins registered after the entry points; each app is unregistered afterwards."""
     Sanic.test_mode = True
     made: list[CCProxyApp] = []
 
     def build(*plugins: tuple[str, object], **kwargs: Any) -> CCProxyApp:
-        app = sdk_like(create_app(settings(**kwargs), plugins=plugins))
+        app = sdk_like(create_app(settings(**{"base_url": upstream.base_url, **kwargs}), plugins=plugins))
         made.append(app)
         return app
 
@@ -98,9 +96,9 @@ def make_app() -> Iterator[Callable[..., CCProxyApp]]:
 
 
 @pytest.fixture
-def upstream() -> Iterator[aioresponses]:
-    with aioresponses(passthrough=["http://127.0.0.1", "http://mockserver"]) as mocked:
-        yield mocked
+async def upstream() -> AsyncIterator[MockUpstream]:
+    async with mock_upstream() as server:
+        yield server
 
 
 def sse_body(*texts: str, usage: bool = True) -> str:
@@ -157,10 +155,10 @@ def test_provider_is_registered_and_duplicates_name_both_plugins() -> None:
 
 @covers("ccproxy_register_providers")
 async def test_a_registered_provider_serves_requests(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(("fake-one", RegistersFake()), provider="fake")
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     response = await post(app, HELLO)
     assert response.status == 200
     assert app.ctx.health["provider"] == "fake"
@@ -217,13 +215,13 @@ def test_reasoning_configurators_are_named_and_chosen_by_the_reasoning_table() -
 
 @covers("ccproxy_register_reasoning_configurators")
 async def test_the_configured_reasoning_configurator_shapes_the_upstream_body(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(("high", RegistersHigh()), reasoning_options={"configurator": "always-high"})
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     assert (await post(app, HELLO)).status == 200
-    [call] = [c for calls in upstream.requests.values() for c in calls]
-    sent = json.loads(call.kwargs["data"])
+    [call] = upstream.requests
+    sent = call.json
     assert sent["reasoning_effort"] == "high" and sent["seen_model"] == "gpt-5"
 
 
@@ -285,11 +283,11 @@ class FilterPlugin:
 
 @covers("ccproxy_register_stream_filters")
 async def test_stream_filter_rewrites_streamed_text(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     plugin = FilterPlugin(lambda context: Upper())
     app = make_app(("upper", plugin), guardrail_options={"level": 1})
-    upstream.post(CHAT_URL, body=sse_body("Hello ", "world"), content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=sse_body("Hello ", "world"), content_type="text/event-stream")
     response = await post(app, {**HELLO, "stream": True})
     events = parse_sse(response.body)
     check_stream(events)
@@ -302,7 +300,7 @@ async def test_stream_filter_rewrites_streamed_text(
 
 @covers("ccproxy_register_stream_filters")
 async def test_filters_chain_in_order_and_flush_inside_the_message(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     class Notice(StreamFilter):
         """Adds a text block at flush: it must reach the client inside the message, before message_delta."""
@@ -339,7 +337,7 @@ async def test_filters_chain_in_order_and_flush_inside_the_message(
             register(lambda context: Suffix("2"))
 
     app = make_app(("chain", Plugin()))
-    upstream.post(CHAT_URL, body=sse_body("a", "b"), content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=sse_body("a", "b"), content_type="text/event-stream")
     events = parse_sse((await post(app, {**HELLO, "stream": True})).body)
     check_stream(events)
     # Registration order; what Notice releases at flush passes the filters registered after it.
@@ -349,7 +347,7 @@ async def test_filters_chain_in_order_and_flush_inside_the_message(
 
 @covers("ccproxy_register_stream_filters")
 async def test_a_filter_that_raises_ends_the_stream_with_an_error_event(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     class Block(StreamFilter):
         def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -358,7 +356,7 @@ async def test_a_filter_that_raises_ends_the_stream_with_an_error_event(
             return [event]
 
     app = make_app(("block", FilterPlugin(lambda c: Block())))
-    upstream.post(CHAT_URL, body=sse_body("fine ", "secret"), content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=sse_body("fine ", "secret"), content_type="text/event-stream")
     events = parse_sse((await post(app, {**HELLO, "stream": True})).body)
     assert events[-1] == {
         "type": "error",
@@ -369,7 +367,7 @@ async def test_a_filter_that_raises_ends_the_stream_with_an_error_event(
 
 @covers("ccproxy_register_stream_filters")
 async def test_factories_that_decline_keep_the_fused_fast_path(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plugin = FilterPlugin(lambda context: None)
     app = make_app(("none", plugin))
@@ -381,7 +379,7 @@ async def test_factories_that_decline_keep_the_fused_fast_path(
         return relays[-1]
 
     monkeypatch.setattr(pipeline_module, "StreamRelay", spy)
-    upstream.post(CHAT_URL, body=sse_body("Hello"), content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=sse_body("Hello"), content_type="text/event-stream")
     events = parse_sse((await post(app, {**HELLO, "stream": True})).body)
     assert accumulate(events)["content"] == [{"type": "text", "text": "Hello"}]
     assert len(plugin.contexts) == 1 and [relay.fused for relay in relays] == [True]
@@ -412,10 +410,10 @@ def _prepared(app: CCProxyApp) -> tuple[Any, Any]:
 
 
 @covers("ccproxy_register_stream_filters")
-async def test_non_stream_answers_are_not_filtered(make_app: Callable[..., CCProxyApp], upstream: aioresponses) -> None:
+async def test_non_stream_answers_are_not_filtered(make_app: Callable[..., CCProxyApp], upstream: MockUpstream) -> None:
     plugin = FilterPlugin(lambda context: Upper())
     app = make_app(("upper", plugin))
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     response = await post(app, HELLO)
     assert response.json["content"] == [{"type": "text", "text": "Hello!"}]
     assert plugin.contexts == []
@@ -444,11 +442,11 @@ class ObserverPlugin:
 
 @covers("ccproxy_register_observers")
 async def test_observer_gets_one_record_per_non_stream_request(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     recorder = Recorder()
     app = make_app(("rec", ObserverPlugin(recorder)))
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     response = await post(app, HELLO)
     assert response.status == 200
     [record] = recorder.records
@@ -461,11 +459,11 @@ async def test_observer_gets_one_record_per_non_stream_request(
 
 @covers("ccproxy_register_observers")
 async def test_observer_sees_stream_usage_and_time_to_first_token(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     recorder = Recorder()
     app = make_app(("rec", ObserverPlugin(recorder)))
-    upstream.post(CHAT_URL, body=sse_body("Hel", "lo"), content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=sse_body("Hel", "lo"), content_type="text/event-stream")
     events = parse_sse((await post(app, {**HELLO, "stream": True})).body)
     check_stream(events)
     [record] = recorder.records
@@ -476,11 +474,11 @@ async def test_observer_sees_stream_usage_and_time_to_first_token(
 
 @covers("ccproxy_register_observers")
 async def test_observer_sees_failures_with_their_status_and_type(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     recorder = Recorder()
     app = make_app(("rec", ObserverPlugin(recorder)))
-    upstream.post(CHAT_URL, status=429, payload={"error": {"message": "slow down"}})
+    upstream.post(upstream.chat_url, status=429, payload={"error": {"message": "slow down"}})
     assert_error(await post(app, HELLO), 429, "rate_limit_error")
     assert_error(await post(app, {"model": "claude-opus-4-8"}), 400, "invalid_request_error")
     limited, invalid = recorder.records
@@ -490,13 +488,13 @@ async def test_observer_sees_failures_with_their_status_and_type(
 
 @covers("ccproxy_register_observers")
 async def test_observer_sees_a_stream_that_ends_in_an_error_event(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     recorder = Recorder()
     app = make_app(("rec", ObserverPlugin(recorder)))
     chunks = [{"choices": [{"index": 0, "delta": {"content": "partial"}}]}, {"error": {"message": "overloaded"}}]
     body = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks)
-    upstream.post(CHAT_URL, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=body, content_type="text/event-stream")
     events = parse_sse((await post(app, {**HELLO, "stream": True})).body)
     assert events[-1]["type"] == "error"
     [record] = recorder.records
@@ -519,7 +517,7 @@ async def test_observer_gets_count_tokens_records(make_app: Callable[..., CCProx
 
 @covers("ccproxy_register_observers")
 async def test_a_failing_observer_does_not_fail_the_request(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses, caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken(Observer):
         def request_done(self, record: RequestRecord) -> None:
@@ -528,7 +526,7 @@ async def test_a_failing_observer_does_not_fail_the_request(
     recorder = Recorder()
     app = make_app(("rec", ObserverPlugin(Broken(), recorder)))
     logging.getLogger("ccproxy").addHandler(caplog.handler)  # the app's logger does not propagate
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     assert (await post(app, HELLO)).status == 200
     assert len(recorder.records) == 1
     assert "observer Broken failed in request_done" in caplog.text
@@ -561,7 +559,7 @@ async def test_a_client_that_goes_away_is_recorded(make_app: Callable[..., CCPro
 
 
 async def test_without_observers_no_record_is_built(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_app(disabled_plugins=("ccproxy.usage", "ccproxy.metrics"))  # the built-in observers
     assert app.ctx.observers is None
@@ -570,8 +568,8 @@ async def test_without_observers_no_record_is_built(
         raise AssertionError("a record was built without observers")
 
     monkeypatch.setattr("ccproxy.http.handlers.RequestWatch", forbidden)
-    upstream.post(CHAT_URL, payload=COMPLETION)
-    upstream.post(CHAT_URL, body=sse_body("Hi"), content_type="text/event-stream")
+    upstream.post(upstream.chat_url, payload=COMPLETION)
+    upstream.post(upstream.chat_url, body=sse_body("Hi"), content_type="text/event-stream")
     assert (await post(app, HELLO)).status == 200
     assert (await post(app, {**HELLO, "stream": True})).status == 200
     assert (await post(app, HELLO, "/v1/messages/count_tokens")).status == 200
@@ -619,7 +617,7 @@ class RoutePlugin:
 
 @covers("ccproxy_register_authenticators")
 async def test_v1_requests_without_a_principal_get_401(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(("auth", AuthPlugin(KeyAuth("good", "k1"))))
     response = await post(app, HELLO, **{"x-api-key": "bad"})
@@ -629,7 +627,7 @@ async def test_v1_requests_without_a_principal_get_401(
     assert_error(models, 401, "authentication_error")
     _, unknown = await app.asgi_client.get("/v1/nothing-here")
     assert_error(unknown, 401, "authentication_error")
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     assert (await post(app, HELLO, **{"x-api-key": "good"})).status == 200
 
 
@@ -671,11 +669,11 @@ async def test_an_authenticator_may_refuse_with_its_own_status(make_app: Callabl
 
 @covers("ccproxy_register_authenticators", "ccproxy_register_observers")
 async def test_the_principal_key_id_is_in_the_request_record(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     recorder = Recorder()
     app = make_app(("auth", AuthPlugin(KeyAuth("good", "team-a"))), ("rec", ObserverPlugin(recorder)))
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     assert (await post(app, HELLO, **{"x-api-key": "good"})).status == 200
     assert recorder.records[0].key_id == "team-a"
 

@@ -6,24 +6,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.config import CacheConfig
 from ccproxy.response_cache import CACHE_HEADER
 from tests.api.test_operations_http import ADMIN, COMPLETION, COST, HELLO, KEY_A, assert_error, call, scrape, settings
+from tests.support.mock_upstream import MockUpstream
 
 ON = CacheConfig(responses=True)
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., CCProxyApp]]:
+def make_app(upstream: MockUpstream) -> Iterator[Callable[..., CCProxyApp]]:
     Sanic.test_mode = True
     made: list[CCProxyApp] = []
 
     def build(**kwargs: Any) -> CCProxyApp:
-        app = create_app(settings(**kwargs))
+        app = create_app(settings(**{"base_url": upstream.base_url, **kwargs}))
         app.asgi_client.headers["host"] = "127.0.0.1:11434"
         app.asgi_client.headers["content-type"] = "application/json"
         made.append(app)
@@ -43,10 +43,10 @@ async def test_stats_and_clear_need_the_admin_key(make_app: Callable[..., CCProx
 
 
 async def test_stats_count_hits_and_misses_and_clear_empties_the_cache(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(admin_key=ADMIN, cache_options=ON)
-    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     admin = {"x-api-key": ADMIN}
     first, second = await call(app), await call(app)
     assert (first.headers[CACHE_HEADER], second.headers[CACHE_HEADER]) == ("miss", "hit")
@@ -63,34 +63,33 @@ async def test_stats_count_hits_and_misses_and_clear_empties_the_cache(
     cleared = await call(app, "/v1/cache/clear", {}, **admin)
     assert cleared.status == 200 and cleared.json == {"backend": "memory", "cleared": 1}
     assert (await call(app)).headers[CACHE_HEADER] == "miss"
-    assert len([key for key in upstream.requests if key[0] == "POST"]) == 1
-    assert sum(len(calls) for calls in upstream.requests.values()) == 2
+    assert [(sent.method, sent.path) for sent in upstream.requests] == [("POST", "/v1/chat/completions")] * 2
 
 
 async def test_with_the_response_cache_off_stats_say_so_and_answers_carry_no_cache_header(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(admin_key=ADMIN)
-    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     answer = await call(app)
     assert answer.status == 200 and CACHE_HEADER not in answer.headers
     stats = (await call(app, "/v1/cache/stats", None, **{"x-api-key": ADMIN})).json
     assert stats["responses"] == {"enabled": False}
 
 
-async def test_a_no_cache_request_is_a_miss(make_app: Callable[..., CCProxyApp], upstream: aioresponses) -> None:
+async def test_a_no_cache_request_is_a_miss(make_app: Callable[..., CCProxyApp], upstream: MockUpstream) -> None:
     app = make_app(cache_options=ON)
-    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     await call(app)
     assert (await call(app, **{"cache-control": "no-cache"})).headers[CACHE_HEADER] == "miss"
     assert (await call(app, "/v1/messages", HELLO)).headers[CACHE_HEADER] == "hit"
 
 
 async def test_metrics_count_the_response_cache_and_a_hit_costs_nothing(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(cache_options=ON)
-    upstream.post("http://upstream.test/v1/chat/completions", payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     for _ in range(3):
         assert (await call(app)).status == 200
     _, response = await app.asgi_client.get("/metrics")

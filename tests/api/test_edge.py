@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.http.edge import EdgePolicy
+from tests.support.mock_upstream import MockUpstream
 
-from .conftest import CHAT_URL, make_settings, sdk_like
+from .conftest import make_settings, sdk_like
 
 BODY = {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
 COMPLETION = {
@@ -42,12 +42,12 @@ ALLOWED_ORIGIN = "http://localhost:3000"
 
 
 @pytest.fixture
-def make_app() -> Iterator[Any]:
+def make_app(upstream: MockUpstream) -> Iterator[Any]:
     built: list[CCProxyApp] = []
 
     def build(**settings: Any) -> CCProxyApp:
         Sanic.test_mode = True
-        application = sdk_like(create_app(make_settings(**settings)))
+        application = sdk_like(create_app(make_settings(**{"base_url": upstream.base_url, **settings})))
         built.append(application)
         return application
 
@@ -71,8 +71,8 @@ def assert_refused(response: Any, status: int, error_type: str, *words: str) -> 
     assert "access-control-allow-origin" not in response.headers
 
 
-def upstream_calls(upstream: aioresponses) -> int:
-    return sum(len(calls) for calls in upstream.requests.values())
+def upstream_calls(upstream: MockUpstream) -> int:
+    return len(upstream.requests)
 
 
 @pytest.mark.parametrize(
@@ -81,9 +81,9 @@ def upstream_calls(upstream: aioresponses) -> int:
 )
 @pytest.mark.parametrize(("method", "path"), [("POST", "/v1/messages"), ("GET", "/v1/models")])
 async def test_foreign_host_is_refused_before_the_upstream(
-    make_app: Any, upstream: aioresponses, host: str, method: str, path: str
+    make_app: Any, upstream: MockUpstream, host: str, method: str, path: str
 ) -> None:
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     response = await send(make_app(), method, path, {"host": host})
     assert_refused(response, 403, "permission_error", "ALLOWED_HOSTS")
     assert upstream_calls(upstream) == 0
@@ -136,24 +136,24 @@ async def test_health_check_answers_any_host_and_origin(make_app: Any, method: s
 
 
 @pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:3001"])
-async def test_foreign_origin_is_refused_even_with_json(make_app: Any, upstream: aioresponses, origin: str) -> None:
-    upstream.post(CHAT_URL, payload=COMPLETION)
+async def test_foreign_origin_is_refused_even_with_json(make_app: Any, upstream: MockUpstream, origin: str) -> None:
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     app = make_app(allowed_origins=(ALLOWED_ORIGIN,))
     response = await send(app, "POST", "/v1/messages", {"origin": origin})
     assert_refused(response, 403, "permission_error", "ALLOWED_ORIGINS")
     assert upstream_calls(upstream) == 0
 
 
-async def test_simple_cross_site_post_is_refused(make_app: Any, upstream: aioresponses) -> None:
+async def test_simple_cross_site_post_is_refused(make_app: Any, upstream: MockUpstream) -> None:
     # What a web page can send without a CORS preflight: text/plain from its own origin.
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     headers = {"origin": "https://evil.example", "content-type": "text/plain;charset=UTF-8"}
     assert_refused(await send(make_app(), "POST", "/v1/messages", headers), 403, "permission_error")
     assert upstream_calls(upstream) == 0
 
 
-async def test_allowed_origin_is_served_with_cors_headers(make_app: Any, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=COMPLETION)
+async def test_allowed_origin_is_served_with_cors_headers(make_app: Any, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     app = make_app(allowed_origins=(ALLOWED_ORIGIN,))
     response = await send(app, "POST", "/v1/messages", {"origin": ALLOWED_ORIGIN})
     assert response.status == 200, response.text
@@ -193,9 +193,9 @@ async def test_preflight_from_a_foreign_origin_is_refused(make_app: Any) -> None
 )
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
 async def test_non_json_bodies_are_refused_with_415(
-    make_app: Any, upstream: aioresponses, content_type: str, path: str
+    make_app: Any, upstream: MockUpstream, content_type: str, path: str
 ) -> None:
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     app = make_app()
     if not content_type:
         del app.asgi_client.headers["content-type"]  # no Content-Type at all, as fetch() sends a Blob
@@ -206,14 +206,14 @@ async def test_non_json_bodies_are_refused_with_415(
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"])
-async def test_json_content_types_are_served(make_app: Any, upstream: aioresponses, content_type: str) -> None:
-    upstream.post(CHAT_URL, payload=COMPLETION)
+async def test_json_content_types_are_served(make_app: Any, upstream: MockUpstream, content_type: str) -> None:
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     response = await send(make_app(), "POST", "/v1/messages", {"content-type": content_type})
     assert response.status == 200, response.text
 
 
-async def test_claude_code_headers_pass_every_check(make_app: Any, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=COMPLETION)
+async def test_claude_code_headers_pass_every_check(make_app: Any, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     app = make_app()
     response = await send(app, "POST", "/v1/messages?beta=true", CLAUDE_CODE_HEADERS)
     assert response.status == 200, response.text

@@ -1,4 +1,4 @@
-"""HTTP behaviour of /v1/messages and friends, through sanic-testing with the upstream mocked by aioresponses."""
+"""HTTP behaviour of /v1/messages and friends, through sanic-testing against a scripted local upstream server."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import asyncio
 import json
 from typing import Any
 
-import aiohttp
 import pytest
-from aioresponses import aioresponses
-from yarl import URL
+from sanic import Sanic
 
-from ccproxy.app import CCProxyApp
+from ccproxy.app import CCProxyApp, create_app
 from ccproxy.core import implementation_name
 from ccproxy.tokens import TokenCounter
-from tests.api.conftest import API_KEY, CHAT_URL
+from tests.api.conftest import API_KEY, make_settings, sdk_like
 from tests.support.anthropic_stream import accumulate, check_stream
+from tests.support.mock_upstream import MockUpstream
 
 HELLO = {"model": "claude-opus-4-8", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -65,9 +64,10 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
     return events
 
 
-def sent_body(upstream: aioresponses) -> dict[str, Any]:
-    calls = upstream.requests[("POST", URL(CHAT_URL))]
-    return json.loads(calls[-1].kwargs["data"])
+def sent_body(upstream: MockUpstream) -> dict[str, Any]:
+    [*_, last] = upstream.calls(upstream.chat_url)
+    body: dict[str, Any] = last.json
+    return body
 
 
 async def post(app: CCProxyApp, body: Any, path: str = "/v1/messages", **kwargs: Any) -> Any:
@@ -87,8 +87,8 @@ def assert_anthropic_error(response: Any, status: int, error_type: str) -> dict[
     return body
 
 
-async def test_non_stream_message(app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=completion())
+async def test_non_stream_message(app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=completion())
     response = await post(app, HELLO)
     assert response.status == 200
     message = response.json
@@ -102,19 +102,20 @@ async def test_non_stream_message(app: CCProxyApp, upstream: aioresponses) -> No
     body = sent_body(upstream)
     assert body["model"] == "gpt-5"
     assert body["max_completion_tokens"] == 100 and "max_tokens" not in body
-    headers = upstream.requests[("POST", URL(CHAT_URL))][-1].kwargs
-    assert "headers" not in headers or "x-api-key" not in str(headers.get("headers"))
+    headers = upstream.requests[-1].headers
+    assert "x-api-key" not in headers and "client-key" not in str(headers)
+    assert headers["authorization"] == f"Bearer {API_KEY}"
 
 
-async def test_beta_query_and_haiku_mapping(app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=completion())
+async def test_beta_query_and_haiku_mapping(app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=completion())
     response = await post(app, {**HELLO, "model": "claude-haiku-4-5-20251001"}, "/v1/messages?beta=true")
     assert response.status == 200
     assert sent_body(upstream)["model"] == "gpt-4o-mini"
     assert sent_body(upstream)["max_tokens"] == 100
 
 
-async def test_stream_message(app: CCProxyApp, upstream: aioresponses) -> None:
+async def test_stream_message(app: CCProxyApp, upstream: MockUpstream) -> None:
     body = sse(
         chunk({"role": "assistant", "content": ""}),
         chunk({"content": "Hel"}),
@@ -122,7 +123,7 @@ async def test_stream_message(app: CCProxyApp, upstream: aioresponses) -> None:
         chunk({}, "stop"),
         USAGE_CHUNK,
     )
-    upstream.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, status=200, body=body, content_type="text/event-stream")
     response = await post(app, {**HELLO, "stream": True})
     assert response.status == 200
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -139,7 +140,7 @@ async def test_stream_message(app: CCProxyApp, upstream: aioresponses) -> None:
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
 
-async def test_stream_tool_call(app: CCProxyApp, upstream: aioresponses) -> None:
+async def test_stream_tool_call(app: CCProxyApp, upstream: MockUpstream) -> None:
     body = sse(
         chunk(
             {
@@ -158,7 +159,7 @@ async def test_stream_tool_call(app: CCProxyApp, upstream: aioresponses) -> None
         chunk({}, "tool_calls"),
         USAGE_CHUNK,
     )
-    upstream.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, status=200, body=body, content_type="text/event-stream")
     request = {**HELLO, "stream": True, "tools": [{"name": "Bash", "input_schema": {"type": "object"}}]}
     events = parse_sse((await post(app, request)).text)
     check_stream(events)
@@ -184,10 +185,10 @@ async def test_stream_tool_call(app: CCProxyApp, upstream: aioresponses) -> None
 )
 @pytest.mark.parametrize("stream", [False, True])
 async def test_upstream_errors_are_mapped(
-    app: CCProxyApp, upstream: aioresponses, status: int, error_type: str, stream: bool
+    app: CCProxyApp, upstream: MockUpstream, status: int, error_type: str, stream: bool
 ) -> None:
     upstream.post(
-        CHAT_URL,
+        upstream.chat_url,
         status=status,
         payload={"error": {"message": f"bad thing; key {API_KEY} rejected", "type": "x", "code": None}},
     )
@@ -197,23 +198,31 @@ async def test_upstream_errors_are_mapped(
     assert "bad thing" in body["error"]["message"]
 
 
-async def test_rate_limit_passes_retry_after(app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, status=429, payload={"error": {"message": "slow down"}}, headers={"Retry-After": "7"})
+async def test_rate_limit_passes_retry_after(app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(
+        upstream.chat_url, status=429, payload={"error": {"message": "slow down"}}, headers={"Retry-After": "7"}
+    )
     response = await post(app, HELLO)
     assert_anthropic_error(response, 429, "rate_limit_error")
     assert response.headers["retry-after"] == "7"
 
 
-async def test_upstream_unreachable_and_timeout(app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, exception=aiohttp.ClientConnectionError("refused"))
-    assert_anthropic_error(await post(app, HELLO), 502, "api_error")
-    upstream.post(CHAT_URL, exception=TimeoutError())
-    assert_anthropic_error(await post(app, HELLO), 504, "timeout_error")
+async def test_upstream_unreachable_and_timeout(upstream: MockUpstream) -> None:
+    Sanic.test_mode = True
+    # A short timeout keeps the test fast: the upstream holds the second request without ever answering.
+    app = sdk_like(create_app(make_settings(base_url=upstream.base_url, request_timeout=0.3)))
+    try:
+        upstream.post(upstream.chat_url, exception=ConnectionResetError("dropped"))
+        assert_anthropic_error(await post(app, HELLO), 502, "api_error")
+        upstream.post(upstream.chat_url, exception=TimeoutError())
+        assert_anthropic_error(await post(app, HELLO), 504, "timeout_error")
+    finally:
+        Sanic.unregister_app(app)
 
 
-async def test_mid_stream_error_becomes_error_event(app: CCProxyApp, upstream: aioresponses) -> None:
+async def test_mid_stream_error_becomes_error_event(app: CCProxyApp, upstream: MockUpstream) -> None:
     body = sse(chunk({"content": "partial"}), {"error": {"code": 502, "message": "provider died"}})
-    upstream.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, status=200, body=body, content_type="text/event-stream")
     response = await post(app, {**HELLO, "stream": True})
     assert response.status == 200
     events = parse_sse(response.text)

@@ -7,12 +7,11 @@ import logging
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 
 from ccproxy.app import CCProxyApp
 from ccproxy.core.nesting import MAX_DEPTH, NESTING_MESSAGE
-from tests.api.conftest import CHAT_URL
 from tests.api.test_messages_http import assert_anthropic_error, completion, post, sent_body
+from tests.support.mock_upstream import MockUpstream
 
 HOSTILE_DEPTH = 50_000
 MESSAGES = "/v1/messages"
@@ -73,11 +72,11 @@ async def test_one_level_beyond_the_maximum_is_refused(app: CCProxyApp, path: st
 
 
 async def test_a_deep_schema_within_the_maximum_reaches_the_upstream(
-    app: CCProxyApp, upstream: aioresponses, caplog: pytest.LogCaptureFixture
+    app: CCProxyApp, upstream: MockUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     # body(1) tools(2) tool(3) input_schema(4) properties(5) x(6): the arrays fill the rest up to the maximum.
     raw = raw_body(False, "tool schema", arrays(MAX_DEPTH - 5))
-    upstream.post(CHAT_URL, payload=completion())
+    upstream.post(upstream.chat_url, payload=completion())
     response = await post(app, raw, MESSAGES)
     assert response.status == 200, response.text
     parameters = sent_body(upstream)["tools"][0]["function"]["parameters"]
@@ -88,10 +87,10 @@ async def test_a_deep_schema_within_the_maximum_reaches_the_upstream(
 
 
 async def test_a_deeply_nested_claude_code_user_id_is_just_an_opaque_string(
-    app: CCProxyApp, upstream: aioresponses
+    app: CCProxyApp, upstream: MockUpstream
 ) -> None:
     # metadata.user_id is a JSON string Claude Code fills; the converter parses it, and must survive any string.
-    upstream.post(CHAT_URL, payload=completion())
+    upstream.post(upstream.chat_url, payload=completion())
     request: dict[str, Any] = {
         "model": "claude-opus-4-8",
         "max_tokens": 100,

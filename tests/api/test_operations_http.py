@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 from prometheus_client.parser import text_string_to_metric_families
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.keys import key_id
 from ccproxy.settings import Settings
-from tests.api.conftest import CHAT_URL, UPSTREAM, sdk_like
+from tests.api.conftest import NOWHERE, sdk_like
+from tests.support.mock_upstream import MockUpstream
 
 KEY_A = "ck-team-a-0123456789abcdef"
 KEY_B = "ck-team-b-fedcba9876543210"
@@ -33,17 +33,17 @@ COST = (10_000 * 1.25 + 3_000 * 10 + 2_000 * 0.125) / 1e6
 
 
 def settings(**kwargs: Any) -> Settings:
-    values: dict[str, Any] = {"api_key": "sk-test-0123456789", "base_url": UPSTREAM, "big_model": "gpt-5"}
+    values: dict[str, Any] = {"api_key": "sk-test-0123456789", "base_url": NOWHERE, "big_model": "gpt-5"}
     return Settings(**{**values, **kwargs})
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., CCProxyApp]]:
+def make_app(upstream: MockUpstream) -> Iterator[Callable[..., CCProxyApp]]:
     Sanic.test_mode = True
     made: list[CCProxyApp] = []
 
     def build(**kwargs: Any) -> CCProxyApp:
-        app = sdk_like(create_app(settings(**kwargs)))
+        app = sdk_like(create_app(settings(**{"base_url": upstream.base_url, **kwargs})))
         made.append(app)
         return app
 
@@ -85,10 +85,10 @@ async def test_without_a_key_every_v1_request_is_refused_and_health_stays_open(
 
 @pytest.mark.parametrize("header", ["x-api-key", "authorization"])
 async def test_a_configured_key_passes_as_x_api_key_or_bearer(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses, header: str
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream, header: str
 ) -> None:
     app = make_app(api_keys=(KEY_A,))
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     value = KEY_A if header == "x-api-key" else f"Bearer {KEY_A}"
     response = await call(app, **{header: value})
     assert response.status == 200, response.text
@@ -97,10 +97,10 @@ async def test_a_configured_key_passes_as_x_api_key_or_bearer(
 
 
 async def test_a_key_over_its_rpm_gets_429_with_retry_after(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(auth_options={"keys": [{"key": KEY_A, "name": "team-a", "rpm": 2}, {"key": KEY_B}]})
-    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     for _ in range(2):
         assert (await call(app, **{"x-api-key": KEY_A})).status == 200
     limited = await call(app, **{"x-api-key": KEY_A})
@@ -111,11 +111,11 @@ async def test_a_key_over_its_rpm_gets_429_with_retry_after(
 
 
 async def test_a_key_over_its_budget_gets_429_until_the_period_ends(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     budget = COST * 1.5  # the first request fits, the second takes the key over
     app = make_app(auth_options={"keys": [{"key": KEY_A, "name": "team-a", "budget_usd": budget}]})
-    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     assert (await call(app, **{"x-api-key": KEY_A})).status == 200
     assert (await call(app, **{"x-api-key": KEY_A})).status == 200
     refused = await call(app, **{"x-api-key": KEY_A})
@@ -124,18 +124,18 @@ async def test_a_key_over_its_budget_gets_429_until_the_period_ends(
     assert 1 <= int(refused.headers["retry-after"]) <= 86400
 
 
-async def test_a_key_over_its_tpm_gets_429(make_app: Callable[..., CCProxyApp], upstream: aioresponses) -> None:
+async def test_a_key_over_its_tpm_gets_429(make_app: Callable[..., CCProxyApp], upstream: MockUpstream) -> None:
     app = make_app(auth_options={"keys": [{"key": KEY_A, "tpm": 15_000}]})
-    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     assert (await call(app, **{"x-api-key": KEY_A})).status == 200  # 15,000 tokens used
     assert_error(await call(app, **{"x-api-key": KEY_A}), 429, "rate_limit_error")
 
 
 async def test_a_key_limited_to_some_models_is_refused_others(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(auth_options={"keys": [{"key": KEY_A, "name": "haiku-only", "models": ["claude-*HAIKU*"]}]})
-    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     error = assert_error(await call(app, **{"x-api-key": KEY_A}), 403, "permission_error")
     assert "haiku-only" in error["message"] and "claude-opus-4-8" in error["message"]
     haiku = {**HELLO, "model": "claude-haiku-4-5"}
@@ -146,10 +146,10 @@ async def test_a_key_limited_to_some_models_is_refused_others(
 
 
 async def test_usage_sums_by_key_model_and_day_for_the_admin(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(api_keys=(KEY_A,), auth_options={"keys": [{"key": KEY_B, "name": "team-b"}]}, admin_key=ADMIN)
-    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     for key in (KEY_A, KEY_A, KEY_B):
         assert (await call(app, **{"x-api-key": key})).status == 200
     assert_error(await call(app, "/v1/usage", None), 401, "authentication_error")
@@ -192,10 +192,10 @@ def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 
 async def test_metrics_count_requests_tokens_and_cost(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(api_keys=(KEY_A,))
-    upstream.post(CHAT_URL, payload=COMPLETION, repeat=True)
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
     for _ in range(3):
         assert (await call(app, **{"x-api-key": KEY_A})).status == 200
     await call(app)  # 401
@@ -215,10 +215,10 @@ async def test_metrics_count_requests_tokens_and_cost(
 
 
 async def test_one_usage_log_record_per_request_with_tokens_and_cost(
-    make_app: Callable[..., CCProxyApp], upstream: aioresponses, caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = make_app(api_keys=(KEY_A,))
-    upstream.post(CHAT_URL, payload=COMPLETION)
+    upstream.post(upstream.chat_url, payload=COMPLETION)
     logger = logging.getLogger("ccproxy")
     logger.addHandler(caplog.handler)  # the app's logger does not propagate
     try:

@@ -10,13 +10,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aioresponses import CallbackResult, aioresponses
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.settings import Settings
-from tests.api.conftest import CHAT_URL, UPSTREAM, sdk_like
+from tests.api.conftest import sdk_like
+from tests.support.mock_upstream import Answer, MockUpstream, Received
+from tests.support.served_app import served
 
 ADMIN = "admin-0123456789abcdef0123"
 CLIENT = "ck-team-a-0123456789abcdef"
@@ -31,12 +32,12 @@ COMPLETION = {
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., CCProxyApp]]:
+def make_app(upstream: MockUpstream) -> Iterator[Callable[..., CCProxyApp]]:
     Sanic.test_mode = True
     made: list[CCProxyApp] = []
 
     def build(**kwargs: Any) -> CCProxyApp:
-        values: dict[str, Any] = {"api_key": "sk-test-0123456789", "base_url": UPSTREAM, "big_model": "gpt-5"}
+        values: dict[str, Any] = {"api_key": "sk-test-0123456789", "base_url": upstream.base_url, "big_model": "gpt-5"}
         app = sdk_like(create_app(Settings(**{**values, **kwargs})))
         made.append(app)
         return app
@@ -75,7 +76,9 @@ async def test_ready_is_503_while_the_shared_cache_is_unreachable(make_app: Call
     assert response.status == 200
 
 
-async def test_status_needs_the_admin_key_when_one_is_set(make_app: Callable[..., CCProxyApp]) -> None:
+async def test_status_needs_the_admin_key_when_one_is_set(
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
+) -> None:
     app = make_app(api_keys=(CLIENT,), admin_key=ADMIN)
     _, response = await app.asgi_client.get("/v1/status", headers={"x-api-key": CLIENT})
     assert response.status == 403
@@ -88,7 +91,7 @@ async def test_status_needs_the_admin_key_when_one_is_set(make_app: Callable[...
     assert {"pattern": "*", "targets": ["default:gpt-5"]} in status["routes"]
     backend = status["backends"]["default"]
     assert backend["provider"] == "openai"
-    assert backend["base_url"] == UPSTREAM + "/chat/completions"
+    assert backend["base_url"] == upstream.chat_url
     assert backend["max_connections"] == 100
 
 
@@ -107,30 +110,35 @@ async def test_status_shows_an_open_breaker(make_app: Callable[..., CCProxyApp])
     assert response.json["backends"]["default"]["breaker"] == "open"
 
 
-async def test_over_the_request_cap_a_request_waits_then_gets_529(make_app: Callable[..., CCProxyApp]) -> None:
+async def test_over_the_request_cap_a_request_waits_then_gets_529(
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream
+) -> None:
     app = make_app(max_concurrent_requests=1, overload_wait=0.2)
     release = asyncio.Event()
 
-    async def slow_answer(url: Any, **kwargs: Any) -> CallbackResult:
+    async def slow_answer(received: Received) -> Answer:
         await release.wait()
-        return CallbackResult(status=200, payload=COMPLETION)
+        return Answer(status=200, payload=COMPLETION)
 
-    with aioresponses(passthrough=["http://127.0.0.1", "http://mockserver"]) as upstream:
-        upstream.post(CHAT_URL, callback=slow_answer, repeat=True)
-        first = asyncio.create_task(app.asgi_client.post("/v1/messages", content=json.dumps(HELLO)))
+    upstream.post(upstream.chat_url, callback=slow_answer, repeat=True)
+    body = json.dumps(HELLO).encode()
+    # Started once for all three requests: sanic-testing's client stops the app (and its upstream connections)
+    # after each request, which would cut the first one off while the second is refused.
+    async with served(app) as client:
+        first = asyncio.create_task(client.post("/v1/messages", body))
         await asyncio.sleep(0.3)
-        _, refused = await app.asgi_client.post("/v1/messages", content=json.dumps(HELLO))
-        assert refused.status == 529, refused.text
-        assert refused.json["type"] == "error"
-        assert refused.json["error"]["type"] == "overloaded_error"
-        assert "MAX_CONCURRENT_REQUESTS" in refused.json["error"]["message"]
+        refused = await client.post("/v1/messages", body)
+        assert refused.status_code == 529, refused.text
+        assert refused.json()["type"] == "error"
+        assert refused.json()["error"]["type"] == "overloaded_error"
+        assert "MAX_CONCURRENT_REQUESTS" in refused.json()["error"]["message"]
         assert refused.headers["retry-after"] == "1"
         release.set()
-        _, answered = await first
-        assert answered.status == 200, answered.text
-        _, again = await app.asgi_client.post("/v1/messages", content=json.dumps(HELLO))  # the slot is free again
-        assert again.status == 200, again.text
+        answered = await first
+        assert answered.status_code == 200, answered.text
+        again = await client.post("/v1/messages", body)  # the slot is free again
+        assert again.status_code == 200, again.text
         assert app.ctx.gate is not None and app.ctx.gate.in_flight == 0
-    _, metrics = await app.asgi_client.get("/metrics")
+        metrics = await client.get("/metrics")
     shed = [line for line in metrics.text.splitlines() if line.startswith("ccproxy_requests_total{") and "529" in line]
     assert shed and shed[0].endswith(" 1.0"), metrics.text  # the refused request is counted, as a 529

@@ -10,18 +10,17 @@ fixed (derandomize, bounded examples) so the suite stays fast and the same on ev
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from aioresponses import CallbackResult, aioresponses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ccproxy.app import CCProxyApp
-from tests.api.conftest import API_KEY, CHAT_URL
+from tests.api.conftest import API_KEY
 from tests.support.anthropic_message import check_message
 from tests.support.anthropic_strategies import (
     MESSAGES_ONLY_FIELDS,
@@ -32,6 +31,7 @@ from tests.support.anthropic_strategies import (
 )
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
 from tests.support.log_watch import LogWatch, watching_logs
+from tests.support.mock_upstream import Answer, MockUpstream, Received
 from tests.support.openai_rules import OpenAIError, RequestValidator
 from tests.support.served_app import ServedApp, served
 
@@ -107,37 +107,37 @@ def _stream_body(message: dict[str, Any], finish: str) -> str:
     return "".join(parts)
 
 
-def fake_upstream(script: Script) -> Any:
-    def answer(url: Any, **kwargs: Any) -> CallbackResult:
-        body = json.loads(kwargs["data"])
+def fake_upstream(script: Script) -> Callable[[Received], Answer]:
+    def answer(received: Received) -> Answer:
+        body = received.json
         script.bodies.append(body)
         try:
             # top_k goes to servers that take it (vLLM, llama.cpp: any base URL but api.openai.com's), as here.
             RequestValidator().validate({name: value for name, value in body.items() if name != "top_k"})
         except OpenAIError as exc:
             script.refusals.append(f"{exc.message} (param {exc.param})")
-            return CallbackResult(status=exc.status, body=json.dumps(exc.body()), content_type="application/json")
+            return Answer(status=exc.status, payload=exc.body())
         if script.answer.isdigit():
             error = {"error": {"message": f"scripted {script.answer}", "type": "server_error"}}
-            return CallbackResult(status=int(script.answer), body=json.dumps(error), content_type="application/json")
+            return Answer(status=int(script.answer), payload=error)
         message, finish = _answer_parts(script, body)
         if body.get("stream"):
-            return CallbackResult(body=_stream_body(message, finish), content_type="text/event-stream")
+            return Answer(body=_stream_body(message, finish), content_type="text/event-stream")
         completion = {
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 12, "completion_tokens": 3},
         }
-        return CallbackResult(body=json.dumps(completion), content_type="application/json")
+        return Answer(payload=completion)
 
     return answer
 
 
 @pytest.fixture
-def script(upstream: aioresponses) -> Script:
+def script(upstream: MockUpstream) -> Script:
     found = Script()
-    upstream.post(CHAT_URL, callback=fake_upstream(found), repeat=True)
+    upstream.post(upstream.chat_url, callback=fake_upstream(found), repeat=True)
     return found
 
 

@@ -1,4 +1,4 @@
-"""Client tools, strict tools and structured output through the HTTP app, the upstream mocked by aioresponses."""
+"""Client tools, strict tools and structured output through the HTTP app, against a scripted local upstream."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
-from tests.api.conftest import CHAT_URL, make_settings, sdk_like
+from tests.api.conftest import make_settings, sdk_like
 from tests.api.test_messages_http import (
     HELLO,
     USAGE_CHUNK,
@@ -22,6 +21,7 @@ from tests.api.test_messages_http import (
     sse,
 )
 from tests.support.anthropic_stream import accumulate, check_stream
+from tests.support.mock_upstream import MockUpstream
 from tests.support.openai_rules import RequestValidator
 
 BASH = {"type": "bash_20250124", "name": "bash"}
@@ -51,8 +51,8 @@ def bash_call_completion(arguments: str) -> dict[str, Any]:
     }
 
 
-async def test_a_bash_call_round_trips_without_streaming(app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=bash_call_completion('{"command":"ls"}'))
+async def test_a_bash_call_round_trips_without_streaming(app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=bash_call_completion('{"command":"ls"}'))
     response = await post(app, {**HELLO, "tools": [BASH, EDITOR]})
     assert response.status == 200, response.text
     assert response.json["content"] == [
@@ -66,7 +66,7 @@ async def test_a_bash_call_round_trips_without_streaming(app: CCProxyApp, upstre
     assert "2000 characters" in sent["tools"][1]["function"]["description"]
 
 
-async def test_a_bash_call_round_trips_in_a_stream(app: CCProxyApp, upstream: aioresponses) -> None:
+async def test_a_bash_call_round_trips_in_a_stream(app: CCProxyApp, upstream: MockUpstream) -> None:
     head = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "bash", "arguments": ""}}
     body = sse(
         chunk({"tool_calls": [head]}),
@@ -75,7 +75,7 @@ async def test_a_bash_call_round_trips_in_a_stream(app: CCProxyApp, upstream: ai
         chunk({}, "tool_calls"),
         USAGE_CHUNK,
     )
-    upstream.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, status=200, body=body, content_type="text/event-stream")
     response = await post(app, {**HELLO, "stream": True, "tools": [BASH]})
     events = parse_sse(response.text)
     check_stream(events)
@@ -84,8 +84,8 @@ async def test_a_bash_call_round_trips_in_a_stream(app: CCProxyApp, upstream: ai
     assert message["stop_reason"] == "tool_use"
 
 
-async def test_a_bash_history_is_replayed_as_a_function_call(app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=bash_call_completion("{}"))
+async def test_a_bash_history_is_replayed_as_a_function_call(app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=bash_call_completion("{}"))
     messages = [
         {"role": "user", "content": "list"},
         {
@@ -127,8 +127,8 @@ async def test_tools_the_proxy_cannot_serve_are_a_400_naming_them(
     assert fragment in body["error"]["message"] and "tools.1" in body["error"]["message"]
 
 
-async def test_output_format_reaches_the_upstream(app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=bash_call_completion("{}"))
+async def test_output_format_reaches_the_upstream(app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=bash_call_completion("{}"))
     response = await post(app, {**HELLO, "output_format": {"type": "json_schema", "schema": SCHEMA}})
     assert response.status == 200, response.text
     assert sent_body(upstream)["response_format"] == {
@@ -141,11 +141,11 @@ async def test_output_format_reaches_the_upstream(app: CCProxyApp, upstream: aio
 
 
 @pytest.fixture
-def strict_app() -> Iterator[CCProxyApp]:
+def strict_app(upstream: MockUpstream) -> Iterator[CCProxyApp]:
     """An app whose big model is configured to take strict functions (as OpenAI's own API does)."""
     Sanic.test_mode = True
     options = {"openai": {"models": {"gpt-5": {"supports_strict_tools": True}}}}
-    application = sdk_like(create_app(make_settings(plugin_options=options)))
+    application = sdk_like(create_app(make_settings(base_url=upstream.base_url, plugin_options=options)))
     yield application
     Sanic.unregister_app(application)
 
@@ -153,16 +153,16 @@ def strict_app() -> Iterator[CCProxyApp]:
 STRICT_TOOL = {"name": "set_title", "input_schema": SCHEMA, "strict": True}
 
 
-async def test_strict_reaches_a_model_configured_for_it(strict_app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=bash_call_completion("{}"))
+async def test_strict_reaches_a_model_configured_for_it(strict_app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=bash_call_completion("{}"))
     assert (await post(strict_app, {**HELLO, "tools": [STRICT_TOOL]})).status == 200
     sent = sent_body(upstream)
     assert sent["tools"][0]["function"]["strict"] is True
     RequestValidator().validate(sent)
 
 
-async def test_strict_is_dropped_for_other_models(strict_app: CCProxyApp, upstream: aioresponses) -> None:
-    upstream.post(CHAT_URL, payload=bash_call_completion("{}"))
+async def test_strict_is_dropped_for_other_models(strict_app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, payload=bash_call_completion("{}"))
     haiku = {**HELLO, "model": "claude-haiku-4-5", "tools": [STRICT_TOOL]}
     assert (await post(strict_app, haiku)).status == 200
     assert "strict" not in sent_body(upstream)["tools"][0]["function"]

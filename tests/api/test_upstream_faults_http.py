@@ -1,27 +1,26 @@
 """Upstream answers that are not what was asked for, through the real app with the upstream mocked (issue 6 items
 3, 9 and 10): a JSON completion or error for a stream request, HTML, text, empty and cut bodies, broken tool
 arguments and malformed completions. The client always gets a well-formed answer or an Anthropic error, never a
-500, and never a cut answer that looks complete — on both transports: aiohttp (its client mocked by aioresponses)
-and the lean client (answered by a real local server, tests/support/raw_upstream.py)."""
+500, and never a cut answer that looks complete — on both transports (aiohttp and the lean client), answered by
+the same real local server (tests/support/mock_upstream.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
-from tests.api.conftest import API_KEY, CHAT_URL, make_settings, sdk_like
+from tests.api.conftest import API_KEY, make_settings, sdk_like
 from tests.support.anthropic_message import check_message
 from tests.support.anthropic_stream import StreamGrammarError, accumulate, check_stream, parse_sse
-from tests.support.raw_upstream import RawUpstream, http_answer
+from tests.support.mock_upstream import MockUpstream
 from tests.support.upstream_strategies import completions, upstream_streams
 
 HELLO = {"model": "claude-opus-4-8", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
@@ -50,52 +49,12 @@ COMPLETION = {
 }
 
 
-class ScriptedPosts:
-    """aioresponses' `post(url, status=, body= | payload=, content_type=)` for the lean transport: each call scripts
-    the next answer of a real local server (a whole HTTP answer, then the connection closes)."""
-
-    def __init__(self, server: RawUpstream, base_url: str) -> None:
-        self.server = server
-        self.base_url = base_url
-
-    def post(
-        self,
-        url: str,
-        *,
-        status: int = 200,
-        body: str = "",
-        payload: Any = None,
-        content_type: str = "application/json",
-    ) -> None:
-        assert url == CHAT_URL
-        data = json.dumps(payload).encode() if payload is not None else body.encode()
-        self.server.script.append(http_answer(status, data, content_type))
-
-
-Posts = aioresponses | ScriptedPosts
-
-
 @pytest.fixture(params=["aiohttp", "lean"])
-async def upstream(request: pytest.FixtureRequest) -> AsyncIterator[Posts]:
-    """The upstream, per transport: aioresponses mocking aiohttp's client, or a real server for the lean one."""
-    if request.param == "aiohttp":
-        with aioresponses(passthrough=["http://127.0.0.1", "http://mockserver"]) as mocked:
-            yield mocked
-        return
-    server = RawUpstream()
-    yield ScriptedPosts(server, await server.start())
-    await server.close()
-
-
-@pytest.fixture
-def app(upstream: Posts) -> Iterator[CCProxyApp]:
+def app(upstream: MockUpstream, request: pytest.FixtureRequest) -> Iterator[CCProxyApp]:
+    """The app on each transport, against the same real local upstream (tests/support/mock_upstream.py)."""
     Sanic.test_mode = True
-    if isinstance(upstream, ScriptedPosts):
-        lean = {"openai": {"transport": "lean"}}
-        settings = make_settings(base_url=upstream.base_url, plugin_options=lean)
-    else:
-        settings = make_settings()
-    application = sdk_like(create_app(settings))
+    transport = {"openai": {"transport": request.param}}
+    application = sdk_like(create_app(make_settings(base_url=upstream.base_url, plugin_options=transport)))
     yield application
     Sanic.unregister_app(application)
 
@@ -173,9 +132,9 @@ def error_records(app: CCProxyApp) -> Iterator[ErrorRecords]:
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/octet-stream"])
 async def test_a_json_completion_for_a_stream_request_is_streamed(
-    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, content_type: str
+    app: CCProxyApp, upstream: MockUpstream, error_records: ErrorRecords, content_type: str
 ) -> None:
-    upstream.post(CHAT_URL, status=200, body=json.dumps(COMPLETION), content_type=content_type)
+    upstream.post(upstream.chat_url, status=200, body=json.dumps(COMPLETION), content_type=content_type)
     message = accumulate(stream_events(await post(app, {**STREAM, "tools": TOOLS})))
     assert [block["type"] for block in message["content"]] == ["thinking", "text", "tool_use"]
     assert message["content"][1]["text"] == "Paris."
@@ -185,16 +144,16 @@ async def test_a_json_completion_for_a_stream_request_is_streamed(
 
 
 async def test_a_json_error_for_a_stream_request_is_that_error_before_the_first_byte(
-    app: CCProxyApp, upstream: Posts
+    app: CCProxyApp, upstream: MockUpstream
 ) -> None:
-    upstream.post(CHAT_URL, status=200, payload={"error": {"code": 429, "message": "Rate limited upstream"}})
+    upstream.post(upstream.chat_url, status=200, payload={"error": {"code": 429, "message": "Rate limited upstream"}})
     assert "Rate limited upstream" in error_body(await post(app, STREAM), 429, "rate_limit_error")
 
 
 async def test_a_json_body_that_is_no_completion_is_a_502_before_the_first_byte(
-    app: CCProxyApp, upstream: Posts
+    app: CCProxyApp, upstream: MockUpstream
 ) -> None:
-    upstream.post(CHAT_URL, status=200, payload={"object": "list", "data": []})
+    upstream.post(upstream.chat_url, status=200, payload={"object": "list", "data": []})
     assert "without choices" in error_body(await post(app, STREAM), 502, "api_error")
 
 
@@ -212,17 +171,17 @@ async def test_a_json_body_that_is_no_completion_is_a_502_before_the_first_byte(
     ],
 )
 async def test_a_body_that_is_no_stream_is_a_502_before_the_first_byte(
-    app: CCProxyApp, upstream: Posts, body: str, content_type: str, fragment: str
+    app: CCProxyApp, upstream: MockUpstream, body: str, content_type: str, fragment: str
 ) -> None:
-    upstream.post(CHAT_URL, status=200, body=body, content_type=content_type)
+    upstream.post(upstream.chat_url, status=200, body=body, content_type=content_type)
     assert fragment in error_body(await post(app, STREAM), 502, "api_error")
 
 
 async def test_an_event_stream_without_finish_reason_or_done_ends_in_an_error_event(
-    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords
+    app: CCProxyApp, upstream: MockUpstream, error_records: ErrorRecords
 ) -> None:
     body = sse(chunk({"role": "assistant", "content": ""}), chunk({"content": "The capital of France is Par"}))
-    upstream.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, status=200, body=body, content_type="text/event-stream")
     response = await post(app, STREAM)
     error = stream_error(response)
     assert error["type"] == "api_error" and error["message"].startswith(CUT_MESSAGE)
@@ -230,34 +189,34 @@ async def test_an_event_stream_without_finish_reason_or_done_ends_in_an_error_ev
         accumulate(parse_sse(response.content))
 
 
-async def test_an_empty_event_stream_ends_in_an_error_event(app: CCProxyApp, upstream: Posts) -> None:
-    upstream.post(CHAT_URL, status=200, body="", content_type="text/event-stream")
+async def test_an_empty_event_stream_ends_in_an_error_event(app: CCProxyApp, upstream: MockUpstream) -> None:
+    upstream.post(upstream.chat_url, status=200, body="", content_type="text/event-stream")
     assert "an empty body" in stream_error(await post(app, STREAM))["message"]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/json", "application/octet-stream"])
 async def test_an_event_stream_with_another_label_is_streamed(
-    app: CCProxyApp, upstream: Posts, content_type: str
+    app: CCProxyApp, upstream: MockUpstream, content_type: str
 ) -> None:
     body = sse(chunk({"content": "Paris."}), chunk({}, "stop"), "[DONE]")
-    upstream.post(CHAT_URL, status=200, body=body, content_type=content_type)
+    upstream.post(upstream.chat_url, status=200, body=body, content_type=content_type)
     assert accumulate(stream_events(await post(app, STREAM)))["content"] == [{"type": "text", "text": "Paris."}]
 
 
 async def test_tool_arguments_that_are_not_json_end_the_stream_in_an_error_event(
-    app: CCProxyApp, upstream: Posts
+    app: CCProxyApp, upstream: MockUpstream
 ) -> None:
     head = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": '{"command": "l'}}
     body = sse(chunk({"tool_calls": [head]}), chunk({}, "tool_calls"), "[DONE]")
-    upstream.post(CHAT_URL, status=200, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, status=200, body=body, content_type="text/event-stream")
     error = stream_error(await post(app, {**STREAM, "tools": TOOLS}))
     assert "'Bash'" in error["message"] and "not valid JSON" in error["message"]
 
 
-async def test_non_stream_tool_arguments_that_are_not_json_are_a_502(app: CCProxyApp, upstream: Posts) -> None:
+async def test_non_stream_tool_arguments_that_are_not_json_are_a_502(app: CCProxyApp, upstream: MockUpstream) -> None:
     broken = json.loads(json.dumps(COMPLETION))
     broken["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"command": "l'
-    upstream.post(CHAT_URL, status=200, payload=broken)
+    upstream.post(upstream.chat_url, status=200, payload=broken)
     assert "not valid JSON" in error_body(await post(app, {**HELLO, "tools": TOOLS}), 502, "api_error")
 
 
@@ -280,9 +239,9 @@ def malformed(**changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("changes", [{"usage": []}, {"usage": [1]}, {"finish_reason": 3}, {"finish_reason": ["x"]}])
 async def test_malformed_completions_with_a_sensible_reading_are_answered(
-    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, changes: dict[str, Any], stream: bool
+    app: CCProxyApp, upstream: MockUpstream, error_records: ErrorRecords, changes: dict[str, Any], stream: bool
 ) -> None:
-    upstream.post(CHAT_URL, status=200, payload=malformed(**changes))
+    upstream.post(upstream.chat_url, status=200, payload=malformed(**changes))
     response = await post(app, {**HELLO, "stream": stream})
     message = accumulate(stream_events(response)) if stream else response.json
     if not stream:
@@ -293,9 +252,9 @@ async def test_malformed_completions_with_a_sensible_reading_are_answered(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_message_that_is_a_list_is_a_502_naming_it(
-    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, stream: bool
+    app: CCProxyApp, upstream: MockUpstream, error_records: ErrorRecords, stream: bool
 ) -> None:
-    upstream.post(CHAT_URL, status=200, payload=malformed(message=["a"]))
+    upstream.post(upstream.chat_url, status=200, payload=malformed(message=["a"]))
     message = error_body(await post(app, {**HELLO, "stream": stream}), 502, "api_error")
     assert "message is a list, not an object" in message
 
@@ -322,10 +281,10 @@ upstream_answers = st.one_of(
 )
 @given(answer=upstream_answers, stream=st.booleans())
 async def test_any_upstream_answer_is_a_valid_answer_or_an_anthropic_error(
-    app: CCProxyApp, upstream: Posts, error_records: ErrorRecords, answer: tuple[str, str], stream: bool
+    app: CCProxyApp, upstream: MockUpstream, error_records: ErrorRecords, answer: tuple[str, str], stream: bool
 ) -> None:
     body, content_type = answer
-    upstream.post(CHAT_URL, status=200, body=body, content_type=content_type)
+    upstream.post(upstream.chat_url, status=200, body=body, content_type=content_type)
     response = await post(app, {**HELLO, "stream": stream, "tools": TOOLS})
     assert response.status != 500, response.text
     if response.status != 200:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
 from guardrails_support import SECRETS
 from sanic import Sanic
 
@@ -18,9 +17,8 @@ from ccproxy.app import CCProxyApp, create_app
 from ccproxy.settings import Settings
 from tests.api.conftest import sdk_like
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
+from tests.support.mock_upstream import MockUpstream, mock_upstream
 
-UPSTREAM = "http://upstream.test/v1"
-CHAT_URL = UPSTREAM + "/chat/completions"
 KEY = SECRETS["openai"]
 R = "[REDACTED]"
 HELLO = {"model": "claude-opus-4-8", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
@@ -56,12 +54,12 @@ class KeyIds(Authenticator):
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., tuple[CCProxyApp, Recorder]]]:
+def make_app(upstream: MockUpstream) -> Iterator[Callable[..., tuple[CCProxyApp, Recorder]]]:
     Sanic.test_mode = True
     made: list[CCProxyApp] = []
 
     def build(**guardrails: Any) -> tuple[CCProxyApp, Recorder]:
-        settings = Settings(api_key="sk-test-0123456789", base_url=UPSTREAM, guardrail_options=guardrails)
+        settings = Settings(api_key="sk-test-0123456789", base_url=upstream.base_url, guardrail_options=guardrails)
         plugins = Plugins()
         app = sdk_like(create_app(settings, plugins=[("test", plugins)]))
         made.append(app)
@@ -73,9 +71,9 @@ def make_app() -> Iterator[Callable[..., tuple[CCProxyApp, Recorder]]]:
 
 
 @pytest.fixture
-def upstream() -> Iterator[aioresponses]:
-    with aioresponses(passthrough=["http://127.0.0.1", "http://mockserver"]) as mocked:
-        yield mocked
+async def upstream() -> AsyncIterator[MockUpstream]:
+    async with mock_upstream() as server:  # a real local server: either transport reaches it
+        yield server
 
 
 def sse_body(texts: list[str], arguments: Sequence[str] = ()) -> str:
@@ -97,18 +95,18 @@ async def post(app: CCProxyApp, body: Any, key: str = "key-team-a") -> Any:
     return response
 
 
-def sent_upstream(upstream: aioresponses) -> list[dict[str, Any]]:
-    return [json.loads(call.kwargs["data"]) for calls in upstream.requests.values() for call in calls]
+def sent_upstream(upstream: MockUpstream) -> list[dict[str, Any]]:
+    return [call.json for call in upstream.requests]
 
 
 async def test_a_streamed_answer_with_split_secrets_reaches_the_client_redacted(
-    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: aioresponses
+    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: MockUpstream
 ) -> None:
     app, recorder = make_app(redact={})
     arguments = json.dumps({"command": f"export KEY={KEY}"})
     texts = ["Your key is ", KEY[:9], KEY[9:30], KEY[30:], ". Done."]
     body = sse_body(texts, [arguments[:20], arguments[20:45], arguments[45:]])
-    upstream.post(CHAT_URL, body=body, content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=body, content_type="text/event-stream")
     response = await post(app, {**HELLO, "stream": True})
     assert response.status == 200
     assert KEY[:16].encode() not in response.body
@@ -125,11 +123,11 @@ async def test_a_streamed_answer_with_split_secrets_reaches_the_client_redacted(
 
 
 async def test_a_secret_in_a_prompt_never_reaches_the_upstream(
-    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: aioresponses, caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: MockUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     app, recorder = make_app(redact={})
     completion = {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"ok {KEY}"}}]}
-    upstream.post(CHAT_URL, payload={**completion, "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+    upstream.post(upstream.chat_url, payload={**completion, "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
     logging.getLogger("ccproxy").addHandler(caplog.handler)  # the app's logger does not propagate
     with caplog.at_level(logging.INFO, "ccproxy"):
         response = await post(app, {**HELLO, "messages": [{"role": "user", "content": f"use {KEY} please"}]})
@@ -144,7 +142,7 @@ async def test_a_secret_in_a_prompt_never_reaches_the_upstream(
 
 
 async def test_refusals_are_anthropic_errors_and_audited(
-    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: aioresponses
+    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: MockUpstream
 ) -> None:
     app, recorder = make_app(
         allowed_models=["claude-*"],
@@ -172,10 +170,10 @@ async def test_refusals_are_anthropic_errors_and_audited(
 
 
 async def test_a_block_rule_on_answers_ends_a_stream_with_an_error_event(
-    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: aioresponses
+    make_app: Callable[..., tuple[CCProxyApp, Recorder]], upstream: MockUpstream
 ) -> None:
     app, _ = make_app(block={"patterns": ["(?i)nightfall"], "directions": ["response"], "status": 403})
-    upstream.post(CHAT_URL, body=sse_body(["All about night", "fall now"]), content_type="text/event-stream")
+    upstream.post(upstream.chat_url, body=sse_body(["All about night", "fall now"]), content_type="text/event-stream")
     response = await post(app, {**HELLO, "stream": True})
     events = parse_sse(response.body)
     check_stream(events)
