@@ -210,7 +210,7 @@ class BackendConfig(BaseModel):
     tpm: Count = 0
     limit_wait: Seconds = 10.0
     max_connections: Count = 100  # upstream connections per server process (aiohttp's own default); 0 = no limit
-    transport: TransportName = "aiohttp"  # the HTTP client: aiohttp, or the lean one (ccproxy/upstream/lean.py)
+    transport: TransportName = "lean"  # the HTTP client: the lean one (ccproxy/upstream/lean.py), or aiohttp
     reasoning: Text | None = None  # None: the provider's default_reasoning, else the global default
     models: dict[str, CapabilityOverrides] = Field(default_factory=dict)
 

@@ -42,6 +42,7 @@ from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.http.observe import RequestWatch
 from ccproxy.plugins import Registry, build_plugin_manager, collect, select_cache
 from ccproxy.settings import Settings, SettingsError
+from ccproxy.upstream import LeanUpstream
 from tests.api.conftest import NOWHERE, sdk_like
 from tests.support.anthropic_stream import accumulate, check_stream, parse_sse
 from tests.support.mock_upstream import MockUpstream, mock_upstream
@@ -739,9 +740,14 @@ def test_the_same_route_from_two_plugins_names_both() -> None:
 # -- startup / shutdown -----------------------------------------------------------------------------------------
 
 
-def _session(state: AppState) -> Any:
-    """The aiohttp session of backend `default`'s transport (None while closed)."""
-    return getattr(state.backends["default"].transport, "_session")  # noqa: B009 — a private peek, for this test
+def _transport_open(state: AppState) -> bool:
+    """Whether backend `default`'s transport is open: a private peek, for these tests — the lean client's pools
+    (the default), or aiohttp's session."""
+    transport = state.backends["default"].transport
+    if isinstance(transport, LeanUpstream):
+        return getattr(transport, "_pools") is not None  # noqa: B009 — a private peek, for this test
+    session = getattr(transport, "_session")  # noqa: B009 — a private peek, for this test
+    return session is not None and not session.closed
 
 
 class Lifecycle:
@@ -751,9 +757,7 @@ class Lifecycle:
         self.name, self.log, self.asynchronous = name, log, asynchronous
 
     def _note(self, what: str, state: AppState) -> None:
-        session = _session(state)
-        session_open = session is not None and not session.closed
-        self.log.append(f"{self.name}:{what}:{'open' if session_open else 'closed'}")
+        self.log.append(f"{self.name}:{what}:{'open' if _transport_open(state) else 'closed'}")
 
     @hookimpl
     def ccproxy_startup(self, state: AppState) -> Any:
@@ -782,7 +786,7 @@ async def test_lifecycle_hooks_run_in_order_with_the_transport_open(make_app: Ca
     assert response.status == 200
     # Last registered first (pluggy's order); "a"'s coroutine was awaited before "b" was called at shutdown too.
     assert log == ["b:start:open", "a:start:open", "b:stop:open", "a:stop:open"]
-    assert _session(app.ctx) is None  # closed after the shutdown hooks
+    assert not _transport_open(app.ctx)  # closed after the shutdown hooks
 
 
 @covers("ccproxy_startup")
@@ -815,7 +819,7 @@ async def test_a_failing_shutdown_is_logged_and_the_others_still_run(
     await app.asgi_client.get("/")
     assert log == ["ok:start:open", "ok:stop:open"]
     assert "plugin 'broken' failed in ccproxy_shutdown" in caplog.text
-    assert _session(app.ctx) is None
+    assert not _transport_open(app.ctx)
 
 
 @covers("ccproxy_register_routes")

@@ -11,7 +11,7 @@ from ccproxy import ModelCapabilities, Provider, Upstream
 from ccproxy.backends import build_backends
 from ccproxy.config import parse_config
 from ccproxy.default_plugins.reasoning import BudgetEffortConfigurator
-from ccproxy.upstream import AiohttpUpstream, RetryingUpstream, UpstreamRequest, UpstreamStates
+from ccproxy.upstream import LeanUpstream, RetryingUpstream, UpstreamRequest, UpstreamStates
 from ccproxy.upstream.fake import FakeResponse, FakeUpstream
 from tests.support.backends import completion, sequence
 
@@ -55,7 +55,7 @@ class Plain(Provider):
 
 
 def test_without_one_the_backend_talks_to_the_network() -> None:
-    assert isinstance(backend("plain").transport, AiohttpUpstream)
+    assert isinstance(backend("plain").transport, LeanUpstream)  # the default network transport
 
 
 async def test_the_providers_upstream_is_the_transport_inside_the_stack() -> None:

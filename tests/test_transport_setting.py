@@ -1,4 +1,4 @@
-"""`transport` in a backend's table picks its HTTP client: aiohttp by default, the lean one when asked; anything else
+"""`transport` in a backend's table picks its HTTP client: the lean one by default, aiohttp when asked; anything else
 is a start-up error naming the key."""
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ def test_a_transport_that_does_not_exist_names_the_key() -> None:
         parse_config(tomllib.loads(toml), {}, source="plugins.toml")
 
 
-@pytest.mark.parametrize(("table", "expected"), [({}, AiohttpUpstream), ({"transport": "lean"}, LeanUpstream)])
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [({}, LeanUpstream), ({"transport": "lean"}, LeanUpstream), ({"transport": "aiohttp"}, AiohttpUpstream)],
+)
 def test_the_table_picks_the_backends_transport(table: dict[str, str], expected: type) -> None:
     Sanic.test_mode = True
     options = {"openai": {"retries": 0, **table}}

@@ -12,8 +12,9 @@ import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httptools
 
@@ -40,6 +41,11 @@ USER_AGENT = "ccproxy"
 _PATH_SAFE = "/%:@!$&'()*+,;=~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _DECODED = frozenset({"gzip", "x-gzip", "deflate"})
+# Redirects followed: the two that keep the method and body (RFC 9110 15.4.8-9), to the same origin only (the
+# backend's headers carry its key), at most MAX_REDIRECTS in a row, as aiohttp follows them (its limit is 10).
+# 301 / 302 / 303 would turn the POST into a GET, which no chat endpoint answers: refused with their target.
+_FOLLOWED = frozenset({307, 308})
+MAX_REDIRECTS = 10
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -374,7 +380,7 @@ class LeanUpstream(Upstream):
             connection.close()
         self._busy.clear()
 
-    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+    async def send(self, request: UpstreamRequest, redirects: int = 0) -> UpstreamResponse:
         if self._pools is None:
             raise RuntimeError("upstream used before open() (it opens on server start)")
         remaining = request.deadline - time.monotonic()
@@ -403,7 +409,33 @@ class LeanUpstream(Upstream):
         # From here the connection (in `_busy`) holds the slot: its response's release or drop frees it.
         if connection.status >= 400:
             raise await self._status_error(connection, request.deadline)
+        if connection.status >= 300 and connection.status != 304:
+            return await self._follow(request, target, connection, redirects)
         return LeanResponse(connection, self, request.deadline)
+
+    async def _follow(
+        self, request: UpstreamRequest, target: _Target, connection: _Connection, redirects: int
+    ) -> UpstreamResponse:
+        """Send `request` again where a 307 / 308 points, on the same origin; any other redirect is an
+        UpstreamProtocolError naming its status and target, so the base URL can be corrected."""
+        assert connection.headers is not None
+        status, location = connection.status, connection.headers.get("location", "")
+        await LeanResponse(connection, self, request.deadline).read(MAX_ERROR_BODY)  # drained: the connection stays
+        current = request.path if "://" in request.path else self.base_url + request.path
+        url = urljoin(current, location.strip())
+        try:
+            moved = self._target(url) if location else None
+        except ValueError:
+            moved = None
+        shown = urlsplit(url)._replace(query="", fragment="").geturl() if location else "nowhere (no Location)"
+        if moved is None or status not in _FOLLOWED or moved.origin != target.origin:
+            rule = "ccproxy follows only 307 and 308 redirects within the same scheme, host and port"
+            message = f"Upstream redirected the request ({status} to {shown}); {rule}: set base_url to where it points"
+            raise UpstreamProtocolError(self.redact(message))
+        if redirects >= MAX_REDIRECTS:
+            message = f"Upstream redirected the request more than {MAX_REDIRECTS} times (last to {shown})"
+            raise UpstreamProtocolError(self.redact(message))
+        return await self.send(replace(request, path=url), redirects + 1)
 
     async def _exchange(self, target: _Target, head: bytes, body: bytes) -> _Connection:
         """A connection whose answer's status line and headers are in.

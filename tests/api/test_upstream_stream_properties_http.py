@@ -1,10 +1,10 @@
 """Hostile upstream streams through the whole HTTP path (issue 11 item 8): a real TCP upstream (RawUpstream) writes
 the bodies of tests/support/upstream_strategies.py (SSE streams and JSON completions) in pieces — close-delimited,
 with a Content-Length, chunked, or a connection that drops before the promised length — under any status and
-content type, and the app reads them with its real aiohttp transport.
+content type, and the app reads them with each of its real transports (the lean client and aiohttp).
 
-tests/api/test_upstream_faults_http.py fuzzes the same bodies through aioresponses, which hands the proxy each body in
-one piece with status 200; this adds what only a socket shows: reads that end anywhere, broken HTTP framing, error
+tests/api/test_upstream_faults_http.py fuzzes the same bodies through tests/support/mock_upstream.py, which sends each
+well framed with status 200; this adds what only a raw socket shows: reads that end anywhere, broken HTTP framing, error
 statuses with stream bodies. Whatever arrives: no 500 the upstream did not send, every error in the Anthropic
 envelope, no traceback, a stream that passes the Anthropic grammar, and never a cut answer that ends as if complete.
 """
@@ -95,10 +95,11 @@ async def raw_upstream() -> AsyncIterator[tuple[RawUpstream, str]]:
     await upstream.close()
 
 
-@pytest.fixture
-async def proxy(raw_upstream: tuple[RawUpstream, str]) -> AsyncIterator[ServedApp]:
+@pytest.fixture(params=["lean", "aiohttp"])
+async def proxy(raw_upstream: tuple[RawUpstream, str], request: pytest.FixtureRequest) -> AsyncIterator[ServedApp]:
     Sanic.test_mode = True
-    app = sdk_like(create_app(make_settings(base_url=raw_upstream[1])))
+    transport = {"openai": {"transport": request.param}}  # the default, and the one still selectable
+    app = sdk_like(create_app(make_settings(base_url=raw_upstream[1], plugin_options=transport)))
     try:
         async with served(app) as client:
             yield client
