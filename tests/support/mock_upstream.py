@@ -1,9 +1,10 @@
 """A real local HTTP/1.1 upstream for the in-process API tests, scripted per request path.
 
 It listens on 127.0.0.1 (port 0) in the test's event loop, where sanic-testing's ASGI client drives the app, so
-either transport (aiohttp or the lean client) reaches it through real sockets. The scripting is the small API the
-tests used with aioresponses: `post(url, status=, payload= | body=, headers=, content_type=, exception=, repeat=,
-callback=)` queues answers per path, in order (`repeat=True`: that answer forever); `requests` records what arrived.
+either transport (the lean client or aiohttp) reaches it through real sockets. The script: `post(url, status=,
+payload= | body=, headers=, content_type=, exception=, repeat=, callback=)` queues answers per path, in order
+(`repeat=True`: that answer forever; `callback(received) -> Answer`, sync or async, answers from the request);
+`requests` records what arrived (`Received`: method, path, lower-case headers, body, `.json`).
 
 Network faults are real: `exception=ConnectionError(...)` drops the connection without answering (the client sees a
 server that disconnected), `exception=TimeoutError()` keeps it open without answering until the client gives up (use

@@ -1,7 +1,7 @@
 """A scripted upstream at the TCP level: each request is answered with the next scripted bytes, HTTP or not.
 
-For the in-process API tests that need what aioresponses cannot fake: malformed HTTP, a body that breaks off after
-the headers, exception text from aiohttp's own parser.
+For the in-process API tests that need what tests/support/mock_upstream.py never sends: malformed HTTP, a body that
+breaks off after the headers, exception text from the HTTP clients' own parsers.
 """
 
 from __future__ import annotations
