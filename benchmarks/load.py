@@ -726,6 +726,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "twins built in place) as the 'off' side against this checkout as 'on', both with the default settings, "
         "measured alternately like --ops-compare",
     )
+    parser.add_argument(
+        "--ab-ops",
+        action="store_true",
+        help="with --ab-pythonpath: both sides with client keys, metrics and JSON logs on (the --ops-compare 'on')",
+    )
     parser.add_argument("--ops-rounds", type=int, default=2, help="alternating measured runs per side (default 2)")
     parser.add_argument(
         "--transport-compare",
@@ -771,16 +776,17 @@ def ops_on_config(upstream_port: int) -> str:
     return chain_config(2, upstream_port) + "[guardrails.redact]\n"
 
 
-def ops_settings(log_dir: Path, on: bool) -> dict[str, str]:
-    """The "on" proxy: client keys, metrics, usage, JSON lines at INFO on stderr and in a file. The "off" proxy: the
-    operations built-ins disabled (no observer, no authenticator: the request path before issue 11)."""
+def ops_settings(log_dir: Path, on: bool, name: str = "ops-on") -> dict[str, str]:
+    """The "on" proxy: client keys, metrics, usage, JSON lines at INFO on stderr and in a file (`<name>-log.jsonl`).
+    The "off" proxy: the operations built-ins disabled (no observer, no authenticator: the request path before
+    issue 11)."""
     if on:
         return {
             "CCPROXY_API_KEYS": OPS_CLIENT_KEY,
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
-            "LOG_FILE_PATH": str(log_dir / "ops-on-log.jsonl"),
-            "ERROR_LOG_FILE_PATH": str(log_dir / "ops-on-error.jsonl"),
+            "LOG_FILE_PATH": str(log_dir / f"{name}-log.jsonl"),
+            "ERROR_LOG_FILE_PATH": str(log_dir / f"{name}-error.jsonl"),
         }
     config = log_dir / "ops-off.toml"
     config.write_text("[ccproxy]\ndisabled_plugins = [" + ", ".join(f'"{name}"' for name in OPS_BUILTINS) + "]\n")
@@ -969,6 +975,8 @@ def ops_compare_main(
             config = None
             if args.ab_pythonpath:  # the same settings on both sides, another checkout's code on "off"
                 env = {"PYTHONPATH": str(args.ab_pythonpath.resolve())} if side == "off" else {}
+                if args.ab_ops:  # both with keys, metrics and JSON logs on
+                    env.update(ops_settings(log_dir, True, f"ab-{side}"))
             elif args.transport_compare:
                 env = transport_settings(log_dir, side == "on")
             else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
@@ -329,14 +329,34 @@ class Observer:
         action)."""
 
 
-@dataclass(frozen=True, slots=True)
 class AuthRequest:
-    """What an authenticator sees of one request: never the body."""
+    """What an authenticator sees of one request: never the body. `remote_addr` (the client's address, after any
+    forwarding headers Sanic is configured to trust) may be given as a function, then worked out on first use: the
+    header parsing behind it cost more than a key check, which never needs it."""
 
-    method: str
-    path: str
-    headers: Mapping[str, str]  # case-insensitive: look names up in lower case
-    remote_addr: str
+    __slots__ = ("_remote_addr", "headers", "method", "path")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],  # case-insensitive: look names up in lower case
+        remote_addr: str | Callable[[], str],
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self._remote_addr = remote_addr
+
+    @property
+    def remote_addr(self) -> str:
+        address = self._remote_addr
+        if not isinstance(address, str):
+            address = self._remote_addr = address()
+        return address
+
+    def __repr__(self) -> str:
+        return f"AuthRequest(method={self.method!r}, path={self.path!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,11 @@ ERROR_LOG_LEVEL = logging.WARNING  # ERROR_LOG_FILE_PATH: failed requests (5xx a
 FILE_MODE = 0o640
 # How often a file handler looks whether another process rotated its file (then it reopens the path).
 REOPEN_CHECK_SECONDS = 1.0
+# INFO lines (the usage line of every request) are written at most this long after they were logged, or as soon as
+# this many bytes wait: one write per handler for many requests instead of one per event-loop turn. Warnings and
+# errors are written at once; a worker that stops writes what waits (flush_logs).
+FLUSH_DELAY_SECONDS = 0.05
+FLUSH_AT_BYTES = 64 * 1024
 
 
 def log_format(settings: Settings, stream: TextIO | None = None) -> str:
@@ -39,13 +44,28 @@ def log_format(settings: Settings, stream: TextIO | None = None) -> str:
     return "text" if stream.isatty() else "json"
 
 
+class UtcStamp:
+    """Log times as UTC ISO 8601 with milliseconds; strftime once per second, not per line."""
+
+    __slots__ = ("_second", "_stamp")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._stamp = ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC, ms), level, logger, message, pid, request_id, the record's fields."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._second = -1
-        self._stamp = ""
+        self.stamp = UtcStamp()
 
     def format(self, record: logging.LogRecord) -> str:
         done: str | None = getattr(record, "json_line", None)
@@ -73,13 +93,6 @@ class JsonFormatter(logging.Formatter):
         record.json_line = text = dumps_text(line)
         return text
 
-    def stamp(self, created: float) -> str:
-        """`created` as UTC ISO 8601 with milliseconds."""
-        second = int(created)
-        if second != self._second:  # strftime once per second, not per line
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
-
 
 class TextFormatter(logging.Formatter):
     """`time LEVEL logger: message [req_…] key=value ...` for people at a terminal."""
@@ -105,16 +118,19 @@ def _text(value: Any) -> str:
 
 
 class BatchingHandler(logging.Handler):
-    """Writes a record's line at the end of the event loop's current turn, with the lines of every other record of
-    that turn: one write instead of one per request when a busy proxy finishes many requests per turn. Warnings and
-    errors, and records logged outside the event loop (start-up, worker threads), are written at once.
-    Subclasses implement `write(bytes)`."""
+    """Writes INFO and DEBUG lines in batches: at most FLUSH_DELAY_SECONDS after the first of them, or once
+    FLUSH_AT_BYTES wait, with one write for every line of the batch (a busy proxy finishes hundreds of requests in
+    that time; one write per request, or even per event-loop turn, cost more than building the lines). Warnings and
+    errors, and records logged outside the event loop (start-up, worker threads), are written at once, with what
+    waits before them. Subclasses implement `write(bytes)`."""
 
     _pending: list[bytes]
+    _pending_bytes: int
     _scheduled: bool
 
     def _batch(self) -> None:
         self._pending = []
+        self._pending_bytes = 0
         self._scheduled = False
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -124,20 +140,18 @@ class BatchingHandler(logging.Handler):
             self.handleError(record)
 
     def add_line(self, line: bytes) -> None:
-        """A finished INFO line (ccproxy/logs.py `log_fields`), batched like a record's."""
-        self.acquire()
-        try:
+        """A finished INFO line (ccproxy/logs.py `log_fields`, `DirectLines`), batched like a record's."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self._add(line, logging.INFO)
-        finally:
-            self.release()
 
     def _add(self, line: bytes, level: int) -> None:
         self._pending.append(line)
-        if level < logging.WARNING:
+        self._pending_bytes += len(line)
+        if level < logging.WARNING and self._pending_bytes < FLUSH_AT_BYTES:
             if self._scheduled:
                 return
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_later(FLUSH_DELAY_SECONDS, self._flush_when_due)
             except RuntimeError:  # no loop in this thread: write now
                 pass
             else:
@@ -145,13 +159,17 @@ class BatchingHandler(logging.Handler):
                 return
         self.flush()
 
+    def _flush_when_due(self) -> None:
+        self._scheduled = False
+        self.flush()
+
     def flush(self) -> None:
         self.acquire()
         try:
-            self._scheduled = False
             if self._pending:
                 data = b"".join(self._pending)
                 self._pending.clear()
+                self._pending_bytes = 0
                 self.write(data)
         finally:
             self.release()
@@ -297,6 +315,58 @@ def configure_logging(settings: Settings, redact: Redactor) -> None:
     if log_format(settings) == "json":
         for name in SANIC_LOGGERS:
             logging.getLogger(name).handlers[:] = handlers
+
+
+class DirectLines:
+    """Where one logger's INFO lines go when every handler that takes them is one of this module's JSON batching
+    handlers carrying one and the same RedactingFilter (what configure_logging builds): then a finished JSON line may
+    be added to each handler's batch directly, skipping `logging` altogether (see `log_fields`).
+
+    Worked out again only when the handlers along the logger's chain change, not per line: `route()` compares the
+    handlers it sees with those it resolved, which is cheaper than resolving them.
+    """
+
+    __slots__ = ("_handlers", "_seen", "logger", "redacting")
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._seen: tuple[logging.Handler, ...] | None = None
+        self._handlers: tuple[BatchingHandler, ...] = ()
+        self.redacting: RedactingFilter | None = None
+
+    def route(self) -> tuple[BatchingHandler, ...] | None:
+        """The handlers to add finished lines to (redacted by `self.redacting`), or None: log a record instead."""
+        seen = _handlers_of(self.logger)
+        if seen != self._seen:
+            self._seen = seen
+            self._resolve(seen)
+        return self._handlers if self.redacting is not None else None
+
+    def _resolve(self, seen: tuple[logging.Handler, ...]) -> None:
+        handlers: list[BatchingHandler] = []
+        filters: set[RedactingFilter] = set()
+        for handler in seen:
+            if handler.level > logging.INFO:
+                continue
+            direct = _direct(handler)
+            if direct is None:
+                self._handlers, self.redacting = (), None
+                return
+            handlers.append(direct[0])
+            filters.add(direct[2])
+        self._handlers = tuple(handlers)
+        self.redacting = filters.pop() if len(filters) == 1 else None
+
+
+def _handlers_of(logger: logging.Logger) -> tuple[logging.Handler, ...]:
+    """Every handler a record of `logger` reaches, along the propagation chain."""
+    found: tuple[logging.Handler, ...] = ()
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.handlers:
+            found += tuple(current.handlers)
+        current = current.parent if current.propagate else None
+    return found
 
 
 def log_fields(logger: logging.Logger, message: str, fields: dict[str, Any], make_record: RecordMaker) -> None:

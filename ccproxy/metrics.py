@@ -43,6 +43,10 @@ class Series:
     def _bounded(self, values: dict[tuple[str, ...], object], key: tuple[str, ...]) -> tuple[str, ...]:
         return key if key in values or len(values) < MAX_SERIES else self.other
 
+    def key(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        """The key label values `key` are counted under: themselves, or "other" once MAX_SERIES sets exist."""
+        return self._bounded(self.values, key)  # type: ignore[attr-defined]  # every series has values
+
 
 class Counter(Series):
     kind = "counter"

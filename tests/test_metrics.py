@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccproxy.default_plugins.metrics import ProxyMetrics, percentiles
+from ccproxy.default_plugins.metrics import MAX_KEY_SETS, ProxyMetrics, percentiles
 from ccproxy.events import BreakerChange, CacheEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.metrics import MAX_SERIES, Counter, Histogram, MultiprocessFiles, clean_multiprocess_dir, exposition
 
@@ -160,3 +160,24 @@ def test_bucket_bounds_are_written_as_prometheus_client_writes_them() -> None:
     assert [go_float(bound) for bound in (*LATENCY_BUCKETS, *TTFT_BUCKETS)] == [
         floatToGoString(bound) for bound in (*LATENCY_BUCKETS, *TTFT_BUCKETS)
     ]
+
+
+def test_label_sets_past_the_kept_keys_and_the_series_cap_are_still_counted() -> None:
+    """Series keys are kept per label set for the next request (MAX_KEY_SETS of them); past that, and past the
+    series cap, requests still land in the right series (or "other")."""
+    metrics = ProxyMetrics()
+    models = MAX_KEY_SETS + 10
+    for number in [*range(models), 0]:  # the last one from the kept keys
+        record = RequestRecord(request_id="req_1", backend="default", upstream_model=f"m-{number}")
+        record.input_tokens, record.total_ms = 2, 10.0
+        metrics.request_started(record)
+        metrics.request_done(record)
+    found = samples(exposition(metrics.series, None))
+    first = (("backend", "default"), ("model", "m-0"))
+    assert found[("ccproxy_requests_total", (*first, ("status", "200"), ("endpoint", "messages")))] == 2
+    assert found[("ccproxy_tokens_total", (*first, ("kind", "input")))] == 4
+    requests = metrics.requests.values
+    assert len(requests) == MAX_SERIES + 1  # the cap: later models counted as "other"
+    assert sum(requests.values()) == models + 1
+    assert requests[("other",) * 4] == models - MAX_SERIES
+    assert metrics.summary()["backends"]["default"]["requests"] == models + 1

@@ -10,6 +10,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sanic import Request
@@ -35,6 +36,7 @@ DEGRADED_AT = 0.05
 FAILING_AT = 0.5
 NONE = "-"  # label value for what a record does not know (no backend yet, no upstream model)
 BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+MAX_KEY_SETS = 4096  # label sets whose series keys are kept (beyond: made per request)
 
 
 class BackendSummary:
@@ -48,6 +50,20 @@ class BackendSummary:
         self.latencies: deque[float] = deque(maxlen=RECENT)
         self.recent_errors: deque[bool] = deque(maxlen=RECENT)
         self.ttfts: deque[float] = deque(maxlen=RECENT)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKeys:
+    """One label set's keys into the series a finished request updates, made once (ProxyMetrics._new_keys)."""
+
+    requests: tuple[str, ...]
+    labels: tuple[str, str]  # backend, model: the histograms'
+    input: tuple[str, ...]
+    output: tuple[str, ...]
+    cache_read: tuple[str, ...]
+    cache_write: tuple[str, ...]
+    cost: tuple[str, ...]
+    summary: BackendSummary
 
 
 class ProxyMetrics(Observer):
@@ -95,6 +111,7 @@ class ProxyMetrics(Observer):
         self.started = time.time()
         self.dirty = False
         self._statuses = {status: str(status) for status in range(100, 600)}
+        self._keys: dict[tuple[str | None, str | None, int, str, str | None], SeriesKeys] = {}
 
     @property
     def series(self) -> Sequence[AnySeries]:
@@ -123,30 +140,63 @@ class ProxyMetrics(Observer):
     def request_done(self, record: RequestRecord) -> None:
         self.in_flight.add((), -1.0)
         self.dirty = True
+        keys = self._keys.get((record.backend, record.upstream_model, record.status, record.endpoint, record.key_id))
+        if keys is None:
+            keys = self._new_keys(record)
+        # The series' dicts updated in place with the keys made once per label set: this runs per request.
+        requests = self.requests.values
+        requests[keys.requests] = requests.get(keys.requests, 0.0) + 1.0
+        seconds = record.total_ms / 1000
+        self.latency.observe(keys.labels, seconds)
+        if record.ttft_ms is not None:
+            self.ttft.observe(keys.labels, record.ttft_ms / 1000)
+        tokens = self.tokens.values
+        if record.input_tokens:
+            tokens[keys.input] = tokens.get(keys.input, 0.0) + record.input_tokens
+        if record.output_tokens:
+            tokens[keys.output] = tokens.get(keys.output, 0.0) + record.output_tokens
+        if record.cache_read_tokens:
+            tokens[keys.cache_read] = tokens.get(keys.cache_read, 0.0) + record.cache_read_tokens
+        if record.cache_write_tokens:
+            tokens[keys.cache_write] = tokens.get(keys.cache_write, 0.0) + record.cache_write_tokens
+        if record.cost_usd:
+            cost = self.cost.values
+            cost[keys.cost] = cost.get(keys.cost, 0.0) + record.cost_usd
+        if record.retries:
+            self.retries.inc((keys.labels[0],), record.retries)
+        if record.fallbacks:
+            self.fallbacks.inc((keys.labels[0],), record.fallbacks)
+        summary = keys.summary
+        failed = record.status >= 500 or (record.error_type is not None and record.status < 400)
+        summary.requests += 1
+        summary.errors += failed
+        summary.latencies.append(record.total_ms)
+        summary.recent_errors.append(failed)
+        if record.ttft_ms is not None:
+            summary.ttfts.append(record.ttft_ms)
+
+    def _new_keys(self, record: RequestRecord) -> SeriesKeys:
+        """The series keys of the record's label set, capped like every series (MAX_SERIES), kept for the next
+        request with the same labels (up to MAX_KEY_SETS of them)."""
         backend = record.backend or NONE
         labels = (backend, record.upstream_model or NONE)
         status = self._statuses.get(record.status) or str(record.status)
-        self.requests.inc((*labels, status, record.endpoint))
-        seconds = record.total_ms / 1000
-        self.latency.observe(labels, seconds)
-        if record.ttft_ms is not None:
-            self.ttft.observe(labels, record.ttft_ms / 1000)
-        tokens = self.tokens
-        if record.input_tokens:
-            tokens.inc((*labels, "input"), record.input_tokens)
-        if record.output_tokens:
-            tokens.inc((*labels, "output"), record.output_tokens)
-        if record.cache_read_tokens:
-            tokens.inc((*labels, "cache_read"), record.cache_read_tokens)
-        if record.cache_write_tokens:
-            tokens.inc((*labels, "cache_write"), record.cache_write_tokens)
-        if record.cost_usd:
-            self.cost.inc((*labels, record.key_id or NONE), record.cost_usd)
-        if record.retries:
-            self.retries.inc((backend,), record.retries)
-        if record.fallbacks:
-            self.fallbacks.inc((backend,), record.fallbacks)
-        self._summarise(backend, record)
+        summary = self.summaries.get(backend)
+        if summary is None:
+            summary = self.summaries[backend] = BackendSummary()
+        keys = SeriesKeys(
+            requests=self.requests.key((*labels, status, record.endpoint)),
+            labels=labels,
+            input=self.tokens.key((*labels, "input")),
+            output=self.tokens.key((*labels, "output")),
+            cache_read=self.tokens.key((*labels, "cache_read")),
+            cache_write=self.tokens.key((*labels, "cache_write")),
+            cost=self.cost.key((*labels, record.key_id or NONE)),
+            summary=summary,
+        )
+        if len(self._keys) < MAX_KEY_SETS:
+            self._keys[(record.backend, record.upstream_model, record.status, record.endpoint, record.key_id)] = keys
+        return keys
 
     def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
         outcome = str(attempt.status) if attempt.status is not None else (attempt.error or "error")[:40]
@@ -167,18 +217,6 @@ class ProxyMetrics(Observer):
         self.dirty = True
 
     # ------------------------------------------------------------------------------------------ JSON summary
-
-    def _summarise(self, backend: str, record: RequestRecord) -> None:
-        summary = self.summaries.get(backend)
-        if summary is None:
-            summary = self.summaries[backend] = BackendSummary()
-        failed = record.status >= 500 or (record.error_type is not None and record.status < 400)
-        summary.requests += 1
-        summary.errors += failed
-        summary.latencies.append(record.total_ms)
-        summary.recent_errors.append(failed)
-        if record.ttft_ms is not None:
-            summary.ttfts.append(record.ttft_ms)
 
     def summary(self) -> dict[str, Any]:
         """GET /v1/metrics: this process's requests, latency percentiles, error rates and health per backend."""

@@ -21,6 +21,7 @@ from ccproxy.logs import log_fields
 from ccproxy.prices import PriceTable
 from ccproxy.settings import Settings
 from ccproxy.usage import UsageTotals
+from ccproxy.usage_line import UsageLines
 
 log = logging.getLogger("ccproxy.usage")
 USAGE_MESSAGE = "request"
@@ -35,6 +36,7 @@ class UsageObserver(Observer):
         self.totals = totals
         self.unpriced: set[str] = set()
         self._template: dict[str, Any] | None = None
+        self.lines = UsageLines(log, USAGE_MESSAGE)
 
     def request_done(self, record: RequestRecord) -> None:
         if record.cost_usd is None:
@@ -42,7 +44,8 @@ class UsageObserver(Observer):
             if record.cost_usd is None and record.upstream_model and record.upstream_model not in self.unpriced:
                 self._unpriced(record.upstream_model)
         self.totals.add(record)
-        if log.isEnabledFor(logging.INFO):
+        # Straight to ccproxy's JSON handlers when those are all it reaches; else as a record, filters and all.
+        if log.isEnabledFor(logging.INFO) and not self.lines.write(record):
             log_fields(log, USAGE_MESSAGE, usage_fields(record), self._log_record)
 
     def _log_record(self, fields: dict[str, Any]) -> logging.LogRecord:

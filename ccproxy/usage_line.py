@@ -1,0 +1,108 @@
+"""The usage log's line for one request, built from cached pieces.
+
+One JSON line per request is most of what usage and cost cost (measured: the generic `log_fields` path was ~40 % of
+everything client keys, metrics and JSON logs add to a small request). Most of a line repeats from request to
+request: who asked (the key id), for which model, through which backend, with which error type. Those fields are
+redacted and encoded once per distinct set and kept as text; per request only the time, the request id and the
+numbers are formatted. The line holds what `usage_fields` gives the generic path, with the same values (its keys in
+a slightly different order: the repeating text fields first).
+
+It is used only when every handler the line reaches is one of ccproxy's JSON batching handlers with one
+RedactingFilter (what configure_logging builds); otherwise the caller logs a record the ordinary way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+from ccproxy.core.jsoncodec import dumps_text
+from ccproxy.events import RequestRecord
+from ccproxy.logs import DirectLines, UtcStamp
+from ccproxy.redaction import RedactingFilter
+
+# The fields whose values repeat: encoded once per distinct set (in this order, first in the line).
+REPEATING = ("endpoint", "key_id", "client_model", "backend", "upstream_model", "error_type")
+MAX_PIECES = 1024  # distinct sets kept; beyond that a line encodes its own (client-chosen model names are unbounded)
+PieceKey = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+
+
+class UsageLines:
+    """Adds a request's usage line straight to the JSON handlers of `logger` (see the module docstring)."""
+
+    __slots__ = ("_head", "_head_for", "_pieces", "_stamp", "direct", "message")
+
+    def __init__(self, logger: logging.Logger, message: str) -> None:
+        self.direct = DirectLines(logger)
+        self.message = message
+        self._stamp = UtcStamp()
+        self._pieces: dict[PieceKey, str] = {}
+        self._head = ""  # `","level":...,"pid":N,"request_id":` after the time
+        self._head_for: tuple[RedactingFilter, int] | None = None
+
+    def write(self, record: RequestRecord) -> bool:
+        """Add `record`'s line to every handler; False (nothing written) when the handlers need a record instead."""
+        handlers = self.direct.route()
+        redacting = self.direct.redacting
+        if handlers is None or redacting is None:
+            return False
+        line = self.line(record, redacting)
+        for handler in handlers:
+            handler.add_line(line)
+        return True
+
+    def line(self, record: RequestRecord, redacting: RedactingFilter) -> bytes:
+        key: PieceKey = (
+            record.endpoint,
+            record.key_id,
+            record.client_model,
+            record.backend,
+            record.upstream_model,
+            record.error_type,
+        )
+        head = self._head
+        pid = os.getpid()
+        if self._head_for != (redacting, pid):
+            head = self._new_head(redacting, pid)
+        piece = self._pieces.get(key)
+        if piece is None:
+            piece = _piece(key, redacting)
+            if len(self._pieces) < MAX_PIECES:
+                self._pieces[key] = piece
+        cost, ttft = record.cost_usd, record.ttft_ms
+        return (
+            f'{{"time":"{self._stamp(time.time())}{head}{dumps_text(record.request_id)},{piece},"status":{record.status},'
+            f'"stream":{"true" if record.stream else "false"},"input_tokens":{record.input_tokens},'
+            f'"output_tokens":{record.output_tokens},"cache_read_tokens":{record.cache_read_tokens},'
+            f'"cache_write_tokens":{record.cache_write_tokens},'
+            f'"cost_usd":{"null" if cost is None else _number(round(cost, 8))},'
+            f'"ttft_ms":{"null" if ttft is None else _number(round(ttft, 2))},'
+            f'"total_ms":{_number(round(record.total_ms, 2))},"retries":{record.retries},'
+            f'"fallbacks":{record.fallbacks}}}\n'
+        ).encode("utf-8", "backslashreplace")
+
+    def _new_head(self, redacting: RedactingFilter, pid: int) -> str:
+        """The fixed part after the time, for this process and this redactor (the pieces were redacted by it too)."""
+        if self._head_for is None or self._head_for[0] is not redacting:
+            self._pieces.clear()
+        name = dumps_text(self.direct.logger.name)
+        message = dumps_text(redacting.redact_text(self.message))
+        self._head = f'","level":"INFO","logger":{name},"message":{message},"pid":{pid},"request_id":'
+        self._head_for = (redacting, pid)
+        return self._head
+
+
+def _piece(key: PieceKey, redacting: RedactingFilter) -> str:
+    """`"endpoint":...,"error_type":...` with every text redacted."""
+    redact = redacting.redact_text
+    return ",".join(
+        f'"{name}":{dumps_text(redact(value) if isinstance(value, str) else value)}'
+        for name, value in zip(REPEATING, key, strict=True)
+    )
+
+
+def _number(value: float) -> str:
+    """A JSON number (null for what JSON has no number for: a NaN or an infinity)."""
+    return repr(value) if math.isfinite(value) else "null"

@@ -1,0 +1,150 @@
+"""The usage line built from cached pieces says what the generic JSON line says, redacted the same; log batches are
+written on time, on size and at once for warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import logging.handlers
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccproxy.context import REQUEST_ID
+from ccproxy.default_plugins.usage import USAGE_MESSAGE, UsageObserver, usage_fields
+from ccproxy.events import RequestRecord
+from ccproxy.logs import FLUSH_AT_BYTES, FLUSH_DELAY_SECONDS, DirectLines, JsonFormatter, build_handlers
+from ccproxy.prices import PriceTable
+from ccproxy.redaction import REDACTED, Redactor
+from ccproxy.settings import Settings
+from ccproxy.usage import UsageTotals
+from ccproxy.usage_line import MAX_PIECES, UsageLines
+
+SECRET = "sk-upstream-secret-0123456789"
+
+
+@pytest.fixture
+def logger(tmp_path: Path) -> Iterator[logging.Logger]:
+    """A logger with only the handlers configure_logging builds for JSON lines to stderr (here a file) and a log
+    file. Set when the test runs: pytest attaches its capturing handler to non-propagating loggers first."""
+    made = logging.getLogger(f"ccproxy-test-usage-line-{tmp_path.name}")
+    made.propagate = False
+    made.setLevel(logging.INFO)
+    yield made
+    for handler in made.handlers:
+        handler.close()
+    made.handlers.clear()
+
+
+def json_handlers(logger: logging.Logger, tmp_path: Path) -> None:
+    settings = Settings(log_file_path=str(tmp_path / "log.jsonl"), log_format="json")
+    logger.handlers[:] = build_handlers(settings, Redactor([SECRET]))
+
+
+def records() -> list[RequestRecord]:
+    plain = RequestRecord(request_id="req_0123456789abcdef01234567", key_id="key_0badcafe", client_model="claude-x")
+    plain.backend, plain.upstream_model, plain.input_tokens, plain.output_tokens = "default", "gpt-5", 1419, 187
+    plain.cache_read_tokens, plain.cost_usd, plain.total_ms = 12800, 0.00524375, 25.123
+    odd = RequestRecord(request_id="req_ffff", client_model=f'modèle "quoted" \\ {SECRET}', endpoint="count_tokens")
+    odd.status, odd.error_type, odd.stream, odd.ttft_ms, odd.total_ms = 529, "overloaded_error", True, 1.005, 0.0
+    odd.cost_usd, odd.retries, odd.fallbacks, odd.cache_write_tokens = 1e-9, 2, 1, 7
+    broken = RequestRecord(request_id="req_nan", client_model="m", upstream_model=f"x-{SECRET}-y")
+    broken.cost_usd, broken.total_ms = float("nan"), float("inf")
+    return [plain, odd, broken]
+
+
+def generic_line(logger: logging.Logger, record: RequestRecord) -> dict[str, Any]:
+    """What the JsonFormatter writes for the record's fields after the handlers' redaction."""
+    entry = logger.makeRecord(logger.name, logging.INFO, "", 0, USAGE_MESSAGE, (), None)
+    entry.fields = usage_fields(record)
+    logger.handlers[0].filters[0].filter(entry)  # type: ignore[union-attr]  # the RedactingFilter
+    token = REQUEST_ID.set(record.request_id)
+    try:
+        return dict(json.loads(JsonFormatter().format(entry)))
+    finally:
+        REQUEST_ID.reset(token)
+
+
+def test_the_cached_line_says_what_the_generic_line_says(logger: logging.Logger, tmp_path: Path) -> None:
+    json_handlers(logger, tmp_path)
+    lines = UsageLines(logger, USAGE_MESSAGE)
+    for record in records() * 2:  # the second time from the cached pieces
+        assert lines.write(record)
+    for handler in logger.handlers:
+        handler.flush()
+    written = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(written) == 6
+    for line, record in zip(written, records() * 2, strict=True):
+        expected = generic_line(logger, record)
+        if record.request_id == "req_nan":  # JSON has no NaN or infinity: the generic line would not even parse
+            expected["cost_usd"] = expected["total_ms"] = None
+        assert {k: v for k, v in line.items() if k != "time"} == {k: v for k, v in expected.items() if k != "time"}
+        assert line["time"].endswith("Z") and len(line["time"]) == len("2026-11-30T02:07:41.252Z")
+    assert SECRET not in (tmp_path / "log.jsonl").read_text()
+    assert written[1]["client_model"] == f'modèle "quoted" \\ {REDACTED}'
+
+
+def test_a_handler_of_someone_elses_gets_a_record_instead(logger: logging.Logger, tmp_path: Path) -> None:
+    json_handlers(logger, tmp_path)
+    observer = UsageObserver(PriceTable.from_options({}), UsageTotals())
+    observer.lines = UsageLines(logger, USAGE_MESSAGE)
+    assert observer.lines.write(records()[0])
+    other = logging.handlers.BufferingHandler(10)
+    logger.addHandler(other)  # the route is worked out again: the handlers changed
+    assert not observer.lines.write(records()[0])
+    logger.removeHandler(other)
+    assert observer.lines.write(records()[0])
+
+
+def test_direct_lines_need_one_redacting_filter_on_every_handler(logger: logging.Logger, tmp_path: Path) -> None:
+    json_handlers(logger, tmp_path)
+    direct = DirectLines(logger)
+    assert direct.route() == tuple(logger.handlers)
+    settings = Settings(log_format="json")
+    stranger = build_handlers(settings, Redactor(["sk-another-secret-0123456789"]))[0]
+    logger.addHandler(stranger)
+    try:
+        assert direct.route() is None  # two redactors: one line cannot be redacted for both
+    finally:
+        logger.removeHandler(stranger)
+        stranger.close()
+    assert direct.route() == tuple(logger.handlers)
+
+
+def test_distinct_pieces_are_bounded(logger: logging.Logger, tmp_path: Path) -> None:
+    json_handlers(logger, tmp_path)
+    lines = UsageLines(logger, USAGE_MESSAGE)
+    redacting = lines.direct.route() and lines.direct.redacting
+    assert redacting
+    for number in range(MAX_PIECES + 50):
+        record = records()[0]
+        record.client_model = f"model-{number}"
+        assert json.loads(lines.line(record, redacting))["client_model"] == f"model-{number}"
+    assert len(lines._pieces) == MAX_PIECES
+
+
+async def test_info_lines_are_written_after_the_delay_warnings_at_once(logger: logging.Logger, tmp_path: Path) -> None:
+    json_handlers(logger, tmp_path)
+    log_file = tmp_path / "log.jsonl"
+    logger.info("first")
+    logger.info("second")
+    await asyncio.sleep(0)
+    assert log_file.read_text() == ""  # batched
+    await asyncio.sleep(FLUSH_DELAY_SECONDS * 3)
+    assert [json.loads(line)["message"] for line in log_file.read_text().splitlines()] == ["first", "second"]
+    logger.info("third")
+    logger.warning("trouble")  # written at once, after what waited
+    assert [json.loads(line)["message"] for line in log_file.read_text().splitlines()][2:] == ["third", "trouble"]
+
+
+async def test_a_full_batch_is_written_without_waiting(logger: logging.Logger, tmp_path: Path) -> None:
+    json_handlers(logger, tmp_path)
+    padding = "x" * 1000
+    count = FLUSH_AT_BYTES // 1000 + 2
+    for number in range(count):
+        logger.info("%d %s", number, padding)
+    written = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert 0 < len(written) < count  # the first full batch went out; the rest waits for the delay
