@@ -15,7 +15,6 @@ from ccproxy.core.overflow import prompt_too_long
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.interfaces import BasicCredentials, Provider, ProviderConfig, ReasoningConfigurator
 from ccproxy.upstream import (
-    AiohttpUpstream,
     AttemptObserver,
     BreakerObserver,
     LeanUpstream,
@@ -28,6 +27,7 @@ from ccproxy.upstream.bounds import DEFAULT_MAX_BODY
 from ccproxy.upstream.errors import no_redaction
 
 if TYPE_CHECKING:
+    from ccproxy.upstream.http import AiohttpUpstream
     from ccproxy.wire import Wire
 
 ReasoningFactory = Callable[[Mapping[str, Any]], ReasoningConfigurator]
@@ -206,9 +206,11 @@ class Backend:
     def _network_transport(self, base_url: str, connection_wait: float, max_body: int) -> Upstream:
         """The table's HTTP client to `base_url`, with the provider's headers and timeouts."""
         provider = self.provider
-        kind: type[AiohttpUpstream] | type[LeanUpstream] = (
-            LeanUpstream if self.config.transport == "lean" else AiohttpUpstream
-        )
+        kind: type[AiohttpUpstream] | type[LeanUpstream] = LeanUpstream
+        if self.config.transport == "aiohttp":
+            from ccproxy.upstream.http import AiohttpUpstream  # here: only then is aiohttp imported at all
+
+            kind = AiohttpUpstream
         return kind(  # both transports honour the same bounds (ccproxy.upstream.bounds)
             base_url,
             provider.headers(),

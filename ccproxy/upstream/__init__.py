@@ -1,7 +1,10 @@
 """One backend's upstream as a stack: a transport (aiohttp or the lean client) wrapped by retries, a breaker, a limiter.
 
-FakeUpstream (ccproxy.upstream.fake) is for tests and is not imported here.
+FakeUpstream (ccproxy.upstream.fake) is for tests and is not imported here. AiohttpUpstream is imported on first use:
+aiohttp costs ~9 MB of every worker's memory, and the default transport is the lean client.
 """
+
+from typing import TYPE_CHECKING
 
 from ccproxy.upstream.base import Clock, Sleep, Upstream, UpstreamRequest, UpstreamResponse, UpstreamWrapper
 from ccproxy.upstream.breaker import (
@@ -29,12 +32,23 @@ from ccproxy.upstream.errors import (
     status_error,
     to_proxy_error,
 )
-from ccproxy.upstream.http import AiohttpUpstream
 from ccproxy.upstream.lean import LeanUpstream
 from ccproxy.upstream.limiter import InMemoryLimiterState, LimiterObserver, LimiterState, Outcome, RateLimitedUpstream
 from ccproxy.upstream.observed import AttemptObserver, ObservedUpstream
 from ccproxy.upstream.retry import RetryingUpstream
 from ccproxy.upstream.stack import Resilience, ResilienceSettings, UpstreamStates, build_upstream
+
+if TYPE_CHECKING:
+    from ccproxy.upstream.http import AiohttpUpstream
+
+
+def __getattr__(name: str) -> object:
+    if name == "AiohttpUpstream":
+        from ccproxy.upstream.http import AiohttpUpstream
+
+        return AiohttpUpstream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Admission",

@@ -13,6 +13,13 @@ from ccproxy.upstream.errors import ConnectionsExhausted, UpstreamProtocolError,
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 # How often the bodies being read are checked against their deadlines (see Deadlines).
 SWEEP_SECONDS = 0.25
+# Idle pooled connections are closed after this long.
+KEEPALIVE_SECONDS = 60.0
+# Request paths come from providers, not clients; a few distinct ones are cached as parsed URLs.
+MAX_CACHED_URLS = 32
+# A deadline less than this before the end of what the connect and read timeouts allow is left to them: a first
+# attempt's deadline (now + connect + read timeout) then costs no timer of its own.
+DEADLINE_SLACK = 1.0
 
 
 class Expiring(Protocol):

@@ -12,7 +12,16 @@ import aiohttp
 from yarl import URL
 
 from ccproxy.upstream.base import Upstream, UpstreamRequest, UpstreamResponse
-from ccproxy.upstream.bounds import DEFAULT_MAX_BODY, Deadlines, body_too_large, past_deadline, wait_for_slot
+from ccproxy.upstream.bounds import (
+    DEADLINE_SLACK,
+    DEFAULT_MAX_BODY,
+    KEEPALIVE_SECONDS,
+    MAX_CACHED_URLS,
+    Deadlines,
+    body_too_large,
+    past_deadline,
+    wait_for_slot,
+)
 from ccproxy.upstream.errors import (
     MAX_ERROR_BODY,
     OverflowDetector,
@@ -24,13 +33,6 @@ from ccproxy.upstream.errors import (
     never_overflow,
     status_error,
 )
-
-KEEPALIVE_SECONDS = 60.0
-# Request paths come from providers, not clients; a few distinct ones are cached as parsed URLs.
-MAX_CACHED_URLS = 32
-# A deadline less than this before the end of what the connect and read timeouts allow is left to them: a first
-# attempt's deadline (now + connect + read timeout) then costs no timer of its own.
-DEADLINE_SLACK = 1.0
 
 
 class AiohttpUpstream(Upstream):

@@ -19,7 +19,16 @@ from urllib.parse import quote, urljoin, urlsplit
 import httptools
 
 from ccproxy.upstream.base import Upstream, UpstreamRequest, UpstreamResponse
-from ccproxy.upstream.bounds import DEFAULT_MAX_BODY, Deadlines, body_too_large, past_deadline, wait_for_slot
+from ccproxy.upstream.bounds import (
+    DEADLINE_SLACK,
+    DEFAULT_MAX_BODY,
+    KEEPALIVE_SECONDS,
+    MAX_CACHED_URLS,
+    Deadlines,
+    body_too_large,
+    past_deadline,
+    wait_for_slot,
+)
 from ccproxy.upstream.errors import (
     MAX_ERROR_BODY,
     OverflowDetector,
@@ -31,7 +40,6 @@ from ccproxy.upstream.errors import (
     never_overflow,
     status_error,
 )
-from ccproxy.upstream.http import DEADLINE_SLACK, KEEPALIVE_SECONDS, MAX_CACHED_URLS
 
 # Body bytes buffered before reading from the socket pauses (the consumer is slower than the upstream).
 HIGH_WATER = 256 * 1024
