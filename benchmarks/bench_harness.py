@@ -153,11 +153,14 @@ def start_proxy(
     extra_env: Mapping[str, str] | None = None,
     config: str | None = None,
     name: str = "proxy",
+    blocked_modules: tuple[str, ...] = (),
 ) -> tuple[Child, int, dict[str, Any]]:
     """`python -m ccproxy serve` against the fast upstream, in a scratch cwd so no .env or plugins.toml is read.
 
     With `config` (plugins.toml text: [backends] and [routes]) the proxy reads that instead of the legacy variables.
-    Returns the child, its port and its `GET /` answer (which says which core runs).
+    `blocked_modules` cannot be imported in the proxy (test-only packages of this venv that a production install
+    lacks, for a production-shaped memory figure). Returns the child, its port and its `GET /` answer (which says
+    which core runs).
     """
     port = free_port()
     workdir = log_dir / f"{name}-cwd"
@@ -181,6 +184,9 @@ def start_proxy(
         **(extra_env or {}),
     }
     argv = [sys.executable, "-m", "ccproxy", "serve"]
+    if blocked_modules:
+        blocking = f"import sys; sys.modules.update(dict.fromkeys({list(blocked_modules)!r}))"
+        argv = [sys.executable, "-c", f"{blocking}; from ccproxy.cli import main; sys.exit(main(['serve']))"]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
     child = spawn(name, argv, env=clean_env(settings), cwd=workdir, log_dir=log_dir)

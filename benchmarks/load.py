@@ -62,6 +62,9 @@ CONCURRENCY = (1, 8, 64)
 PACED_GAP_MS = 1.0
 STREAM_EVENTS = 101  # 100 chunks and [DONE], one every gap_ms when paced
 IDLE_RSS_TARGET_MB = 60.0
+# Installed in this venv for the tests only; Sanic imports trustme (and with it cryptography) whenever it is there.
+# The idle-RSS target is judged on a proxy that cannot import them, as after `pip install ccproxy-server`.
+TEST_ONLY_MODULES = ("trustme",)
 CONNECT_TIMEOUT = 5.0
 PROFILE_TOP = 25
 # Above this share of a pinned CPU used by processes that are not part of the benchmark, a run is flagged.
@@ -1024,6 +1027,18 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # unwinds through the same finally blocks as Ctrl-C
 
 
+def production_idle_rss(log_dir: Path, upstream_port: int, workers: int, cpus: str | None) -> float:
+    """Idle RSS (MB) of a proxy started like the measured one but unable to import TEST_ONLY_MODULES."""
+    child, _, _ = start_proxy(
+        log_dir, upstream_port, workers=workers, cpus=cpus, name="proxy-installed", blocked_modules=TEST_ONLY_MODULES
+    )
+    try:
+        time.sleep(0.5)
+        return round(tree_rss_kb(child.pid) / 1024, 1)
+    finally:
+        child.stop()
+
+
 def chain_config(length: int, upstream_port: int) -> str:
     """plugins.toml for `--chain N`: backends b1..bN at the upstream, every model routed to b1 -> ... -> bN."""
     lines = []
@@ -1076,6 +1091,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.5)
         idle_rss_mb = round(tree_rss_kb(proxy.pid) / 1024, 1)
         idle_processes = rss_breakdown(proxy.pid)
+        installed_rss_mb = production_idle_rss(log_dir, upstream_port, args.workers, proxy_cpus)
         print(
             f"proxy pid {proxy.pid} ({args.workers} worker(s), {health.get('core')} core) on CPU {proxy_cpus}; "
             f"upstream and load generator on CPU {client_cpu}; idle RSS {idle_rss_mb} MB; "
@@ -1099,6 +1115,7 @@ def main(argv: list[str] | None = None) -> int:
                 "git": git_state(),
             },
             "idle_rss_mb": idle_rss_mb,
+            "idle_rss_installed_mb": installed_rss_mb,
             "idle_rss_processes": idle_processes,
             "idle_rss_target_mb": IDLE_RSS_TARGET_MB,
             "rows": rows,
@@ -1108,8 +1125,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(markdown_table(rows))
         print()
-        verdict = "ok" if idle_rss_mb <= IDLE_RSS_TARGET_MB else "MISSED"
-        print(f"idle RSS after start-up: {idle_rss_mb} MB (target ≤ {IDLE_RSS_TARGET_MB:g} MB {verdict})")
+        verdict = "ok" if installed_rss_mb <= IDLE_RSS_TARGET_MB else "MISSED"
+        print(
+            f"idle RSS after start-up: {installed_rss_mb} MB as installed for production, without the test-only "
+            f"{', '.join(TEST_ONLY_MODULES)} (target ≤ {IDLE_RSS_TARGET_MB:g} MB {verdict}); {idle_rss_mb} MB in "
+            "this venv, where Sanic imports them"
+        )
         if len(idle_processes) > 1:
             print("  per process: " + ", ".join(f"{p['name']} {p['pid']}: {p['rss_mb']} MB" for p in idle_processes))
         if results["loop_delay"]:
