@@ -126,12 +126,12 @@ class BatchingHandler(logging.Handler):
 
     _pending: list[bytes]
     _pending_bytes: int
-    _scheduled: bool
+    _scheduled: asyncio.AbstractEventLoop | None  # the loop whose timer will write the batch
 
     def _batch(self) -> None:
         self._pending = []
         self._pending_bytes = 0
-        self._scheduled = False
+        self._scheduled = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -148,19 +148,21 @@ class BatchingHandler(logging.Handler):
         self._pending.append(line)
         self._pending_bytes += len(line)
         if level < logging.WARNING and self._pending_bytes < FLUSH_AT_BYTES:
-            if self._scheduled:
-                return
             try:
-                asyncio.get_running_loop().call_later(FLUSH_DELAY_SECONDS, self._flush_when_due)
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop in this thread: write now
                 pass
             else:
-                self._scheduled = True
+                # A timer of an earlier loop (a server restarted in the same process) may never fire: not relied on.
+                if self._scheduled is not loop:
+                    loop.call_later(FLUSH_DELAY_SECONDS, self._flush_when_due, loop)
+                    self._scheduled = loop
                 return
         self.flush()
 
-    def _flush_when_due(self) -> None:
-        self._scheduled = False
+    def _flush_when_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._scheduled is loop:
+            self._scheduled = None
         self.flush()
 
     def flush(self) -> None:

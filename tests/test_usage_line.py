@@ -148,3 +148,20 @@ async def test_a_full_batch_is_written_without_waiting(logger: logging.Logger, t
         logger.info("%d %s", number, padding)
     written = (tmp_path / "log.jsonl").read_text().splitlines()
     assert 0 < len(written) < count  # the first full batch went out; the rest waits for the delay
+
+
+def test_a_batch_is_written_on_time_in_a_later_event_loop_too(logger: logging.Logger, tmp_path: Path) -> None:
+    """A server restarted in the same process runs a new loop: the first loop's pending timer never fires there."""
+    json_handlers(logger, tmp_path)
+    log_file = tmp_path / "log.jsonl"
+
+    async def log_and_leave() -> None:
+        logger.info("first loop")  # its timer is left behind when this loop closes
+
+    async def log_and_wait() -> list[str]:
+        logger.info("second loop")
+        await asyncio.sleep(FLUSH_DELAY_SECONDS * 3)
+        return [json.loads(line)["message"] for line in log_file.read_text().splitlines()]
+
+    asyncio.run(log_and_leave())
+    assert asyncio.run(log_and_wait()) == ["first loop", "second loop"]
