@@ -23,13 +23,6 @@ _ERROR_EVENT = b"event: error\ndata: "
 _CONTENT = b"event: content_block_"
 CLIENT_DISCONNECTED = "client_disconnected"
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before the answer
-# Anthropic usage names -> RequestRecord fields.
-_USAGE_FIELDS = {
-    "input_tokens": "input_tokens",
-    "output_tokens": "output_tokens",
-    "cache_read_input_tokens": "cache_read_tokens",
-    "cache_creation_input_tokens": "cache_write_tokens",
-}
 
 
 class RequestWatch:
@@ -102,10 +95,10 @@ class RequestWatch:
         if not isinstance(usage, dict):
             return
         record = self.record
-        for name, value in usage.items():  # the answer's own usage object: its four counts, whatever it holds else
-            field = _USAGE_FIELDS.get(name)
-            if field is not None and type(value) is int:  # not a bool, not a float
-                setattr(record, field, value)
+        record.input_tokens = _count(usage.get("input_tokens"))
+        record.output_tokens = _count(usage.get("output_tokens"))
+        record.cache_read_tokens = _count(usage.get("cache_read_input_tokens"))
+        record.cache_write_tokens = _count(usage.get("cache_creation_input_tokens"))
 
 
 def _event_data(chunk: bytes, head: bytes) -> dict[str, Any] | None:
@@ -120,3 +113,7 @@ def _event_data(chunk: bytes, head: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
