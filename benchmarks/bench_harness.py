@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -154,13 +154,15 @@ def start_proxy(
     config: str | None = None,
     name: str = "proxy",
     blocked_modules: tuple[str, ...] = (),
+    wrapper: Sequence[str] = (),
+    ready_timeout: float = READY_TIMEOUT,
 ) -> tuple[Child, int, dict[str, Any]]:
     """`python -m ccproxy serve` against the fast upstream, in a scratch cwd so no .env or plugins.toml is read.
 
     With `config` (plugins.toml text: [backends] and [routes]) the proxy reads that instead of the legacy variables.
     `blocked_modules` cannot be imported in the proxy (test-only packages of this venv that a production install
-    lacks, for a production-shaped memory figure). Returns the child, its port and its `GET /` answer (which says
-    which core runs).
+    lacks, for a production-shaped memory figure); `wrapper` runs it under another program (valgrind), which may
+    need a longer `ready_timeout`. Returns the child, its port and its `GET /` answer (which says which core runs).
     """
     port = free_port()
     workdir = log_dir / f"{name}-cwd"
@@ -187,6 +189,7 @@ def start_proxy(
     if blocked_modules:
         blocking = f"import sys; sys.modules.update(dict.fromkeys({list(blocked_modules)!r}))"
         argv = [sys.executable, "-c", f"{blocking}; from ccproxy.cli import main; sys.exit(main(['serve']))"]
+    argv = [*wrapper, *argv]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
     child = spawn(name, argv, env=clean_env(settings), cwd=workdir, log_dir=log_dir)
@@ -199,7 +202,7 @@ def start_proxy(
             return False
         return health.get("status") == "ok"
 
-    wait_until(child, healthy, "answer GET / with status ok")
+    wait_until(child, healthy, "answer GET / with status ok", timeout=ready_timeout)
     return child, port, health
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import re
 import shutil
 import sys
@@ -27,18 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench_harness import (
-    API_KEY,
-    BIG_MODEL,
-    SMALL_MODEL,
-    Child,
-    clean_env,
-    free_port,
-    http_get_json,
-    spawn,
-    start_upstream,
-    wait_until,
-)
+from bench_harness import Child, http_get_json, start_proxy, start_upstream
 from bench_payloads import dumps, small_request
 from load import OPS_BUILTINS, OPS_CLIENT_KEY
 
@@ -72,31 +62,11 @@ def variants(scratch: Path, parts: bool) -> dict[str, dict[str, str]]:
 
 
 def start_counted_proxy(scratch: Path, name: str, upstream_port: int, settings: dict[str, str]) -> tuple[Child, int]:
-    port = free_port()
-    workdir = scratch / f"{name}-cwd"
-    workdir.mkdir()
-    env = {
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-        "OPENAI_API_KEY": API_KEY,
-        "BIG_MODEL_NAME": BIG_MODEL,
-        "SMALL_MODEL_NAME": SMALL_MODEL,
-        "LOG_LEVEL": "WARNING",
-        "CCPROXY_ENV_FILE": str(workdir / "no.env"),
-        **settings,
-    }
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir}/callgrind.%p", "--dump-instr=no"]
-    # The port as an argument, HOST left unset (127.0.0.1 by default): valgrind names the pipes callgrind_control
-    # talks through after $HOST, and a HOST that differs from ours would leave the counters untouched.
-    argv += [sys.executable, "-m", "ccproxy", "serve", "--port", str(port)]
-    child = spawn(name, argv, env=clean_env(env), cwd=workdir, log_dir=scratch)
-
-    def healthy() -> bool:
-        try:
-            return bool(http_get_json(f"http://127.0.0.1:{port}/", timeout=5.0).get("status") == "ok")
-        except (OSError, ValueError):
-            return False
-
-    wait_until(child, healthy, "answer GET / under valgrind", timeout=STARTUP_TIMEOUT)
+    """The proxy as `load.py` starts it, under callgrind (its counters dumped to `<scratch>/<name>.<pid>.1`)."""
+    wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={scratch}/{name}.%p", "--dump-instr=no"]
+    child, port, _ = start_proxy(
+        scratch, upstream_port, cpus=None, extra_env=settings, name=name, wrapper=wrapper, ready_timeout=STARTUP_TIMEOUT
+    )
     return child, port
 
 
@@ -118,7 +88,10 @@ def send(port: int, body: bytes, count: int, stream: bool) -> None:
 def callgrind_control(*args: str) -> None:
     import subprocess
 
-    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
+    # valgrind names the pipes callgrind_control talks through after $HOST, which the proxy has as 127.0.0.1
+    # (start_proxy sets it): with another HOST here the counters would silently stay untouched.
+    env = {**os.environ, "HOST": "127.0.0.1"}
+    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120, env=env)
 
 
 def count(scratch: Path, name: str, upstream_port: int, settings: dict[str, str], args: argparse.Namespace) -> float:
@@ -136,7 +109,7 @@ def count(scratch: Path, name: str, upstream_port: int, settings: dict[str, str]
         waker.start()
         callgrind_control("--dump", str(child.pid))
         waker.join()
-        dump = _dump_file(scratch / f"{name}-cwd")
+        dump = _dump_file(scratch, name)
     finally:
         child.stop()
     match = TOTALS.search(dump.read_bytes())
@@ -150,15 +123,15 @@ def _wake(port: int) -> None:
     http_get_json(f"http://127.0.0.1:{port}/", timeout=60.0)
 
 
-def _dump_file(workdir: Path) -> Path:
+def _dump_file(scratch: Path, name: str) -> Path:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        found = sorted(workdir.glob("callgrind.*.1"))
+        found = sorted(scratch.glob(f"{name}.*.1"))
         if found and found[0].stat().st_size:
             time.sleep(0.5)  # written in one go, but give it a moment
             return found[0]
         time.sleep(0.2)
-    raise RuntimeError(f"no callgrind dump in {workdir}")
+    raise RuntimeError(f"no callgrind dump of {name} in {scratch}")
 
 
 def main() -> int:
