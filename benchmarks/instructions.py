@@ -140,6 +140,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300, help="requests before counting (default 300)")
     parser.add_argument("--parts", action="store_true", help="also 'on' less one part at a time")
     parser.add_argument("--scenario", choices=("small-json", "stream-100"), default="small-json")
+    parser.add_argument("--keep", action="store_true", help="keep the callgrind dumps (their directory is printed)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -159,7 +160,10 @@ def main() -> int:
     print("| --- | ---: | ---: |")
     for name, value in results.items():
         print(f"| {name} | {value:,.0f} | {(value / off - 1) * 100:+.1f} % |")
-    shutil.rmtree(scratch, ignore_errors=True)
+    if args.keep:
+        print(f"\ncallgrind dumps kept in {scratch} (read them with callgrind_annotate --inclusive=no)")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
