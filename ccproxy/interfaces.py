@@ -259,8 +259,9 @@ class Guardrail(ABC):
     """A check on requests (and optionally responses). Raise a `ccproxy.errors.ProxyError` to refuse."""
 
     name: ClassVar[str]
-    # False: `check_request` never changes the request's `tools`, so their conversion is reused by the bytes the
-    # client sent (ccproxy/splice.py). True, the safe default: the reused conversion is also compared with them.
+    # False: `check_request` never changes the request's `tools`, so their parse and conversion are reused by the
+    # bytes the client sent, the parsed list shared between requests (ccproxy/splice.py). True, the safe default:
+    # the tools are parsed afresh, and the reused conversion is also compared with them.
     amends_tools: ClassVar[bool] = True
 
     async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:  # noqa: B027

@@ -238,8 +238,13 @@ class MessagesPipeline:
         cache_control: str | None = None,
     ) -> Prepared:
         """Parse, validate, guard and route one /v1/messages body; fill in `record` (observers) as it goes."""
-        body = parse_json_body(raw)
-        validate_messages_request(body)
+        # The tools of a recent request are not parsed or validated again (splice.py), unless a guardrail may amend
+        # them (the list is shared).
+        body = None if self._tools_amended else self.pieces.parse(raw)
+        tools_known = body is not None
+        if body is None:
+            body = parse_json_body(raw)
+        validate_messages_request(body, tools_known)
         stream = bool(body.get("stream"))
         if record is not None:
             record.client_model = body["model"]

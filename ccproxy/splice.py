@@ -20,6 +20,12 @@ Keys, and why the output is byte-identical to converting afresh:
   may redact them), with `system_role` and `forward_cache_control` (and the blocks' `cache_control` when it is
   forwarded) in the key — all its conversion reads.
 Anything orjson cannot write (a lone surrogate) is not cached; the pipeline then serialises as before.
+
+Parsing: the ~60 KB of tools were also most of parsing each body. `parse` looks for the tools of the last few
+requests in a new body the same way (byte for byte, at the top level, the last member of that name), parses the body
+with `[]` in their place and puts the list parsed for the earlier request there. Equal bytes parse to equal values,
+so the body equals a full parse; the list is shared, so the pipeline does this only when no guardrail may amend the
+tools, and validation does not walk them again (they passed when they were first seen).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ MAX_BYTES = 16 * 1024 * 1024
 # Tools not found in a client's JSON (not orjson's escapes or blanks, or not last in the body) are looked for again
 # after this many requests: one odd first request does not keep a client from the cache for good.
 RETRY_AFTER = 32
+RECENT_TOOLS = 4  # tools entries `parse` looks for in a new body (Claude Code: one per tool set in use)
 _KEY = b'"tools"'
 _BLANKS = b" \t\r\n"
 _COLON = ord(":")
@@ -141,6 +148,42 @@ class SplicedPieces:
         self._convert_request = core_request.convert_request
         self._convert_tools = core_request.convert_tools
         self._convert_system = core_request.convert_system
+        # The tools entries hit or made last, most recent first: what `parse` looks for in a new body.
+        self._recent: list[_Tools] = []
+
+    def parse(self, raw: bytes) -> dict[str, Any] | None:
+        """`raw` parsed, with its top-level tools not parsed again when they are byte for byte those of a recent
+        request: the body is parsed with `[]` in their place, then given the list parsed then (equal bytes parse to
+        equal values). Claude Code's ~60 KB of tools were most of the parse of each of its requests.
+
+        The list is shared with the cache: only for pipelines whose guardrails leave the tools alone (no
+        `amends_tools`); nothing else changes a request's tools. None when there is nothing to reuse or the body
+        does not parse: the caller parses `raw` itself (and words any error about the bytes the client sent)."""
+        for entry in self._recent:
+            start = _located(raw, entry)
+            if start >= 0:
+                break
+        else:
+            return None
+        known = entry.raw
+        assert known is not None
+        try:
+            body = loads(b"".join((raw[:start], b"[]", raw[start + len(known) :])))
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        body["tools"] = entry.parsed  # the last "tools" member, proved by _located: the one the parser kept
+        return body
+
+    def _remember(self, entry: _Tools) -> None:
+        recent = self._recent
+        if recent and recent[0] is entry:
+            return
+        if entry in recent:
+            recent.remove(entry)
+        recent.insert(0, entry)
+        del recent[RECENT_TOOLS:]
 
     def body(
         self, raw: bytes, body: dict[str, Any], plan: RequestPlan, adjust: Adjust, amended: bool = False
@@ -161,7 +204,13 @@ class SplicedPieces:
         names = tuple(tool["name"] for tool in tools)
         key = ("tools", strict, names)
         entry: _Tools | None = self.lru.get(key)
-        if entry is not None and entry.raw is not None and self._seen(raw, tools, entry, amended):
+        # `entry.parsed is tools`: parsed from its very bytes (`parse`), so already found in `raw`.
+        if (
+            entry is not None
+            and entry.raw is not None
+            and ((entry.parsed is tools and not amended) or self._seen(raw, tools, entry, amended))
+        ):
+            self._remember(entry)
             to_upstream = plan.tool_names.to_upstream
             for name in names:
                 to_upstream(name)
@@ -181,6 +230,7 @@ class SplicedPieces:
                 # The parsed tools are held too (for amending guardrails): counted as twice their JSON.
                 entry = _Tools(source, tools, Fragment(made_bytes), len(raw) - end)
                 self.lru.put(key, entry, len(made_bytes) + 3 * len(source))
+                self._remember(entry)
                 return entry.made
         if entry is None or entry.raw is None:  # remembered: the next requests of this client skip the dump above
             self.lru.put(key, _Tools(None, [], None, 0), len(made_bytes))
@@ -189,14 +239,7 @@ class SplicedPieces:
     @staticmethod
     def _seen(raw: bytes, tools: list[dict[str, Any]], entry: _Tools, amended: bool) -> bool:
         """Whether the top-level tools of `raw` are `entry`'s, byte for byte (and, if amended, still equal)."""
-        known = entry.raw
-        assert known is not None
-        start = len(raw) - entry.tail - len(known)  # where they were in the body they were first seen in
-        if start < 0 or not raw.startswith(known, start):
-            start = _tools_start(raw)
-            if start < 0 or not raw.startswith(known, start):
-                return False
-        return _top_level_tools(raw, start, start + len(known)) and (not amended or tools == entry.parsed)
+        return _located(raw, entry) >= 0 and (not amended or tools == entry.parsed)
 
     def system(self, system: Any, capabilities: ModelCapabilities) -> Any:
         """The system message `system` becomes: a Fragment (None when there is none, or orjson cannot write it)."""
@@ -217,6 +260,18 @@ class SplicedPieces:
         made = Fragment(made_bytes)
         self.lru.put(key, (texts, made), len(made_bytes) * 3)
         return made
+
+
+def _located(raw: bytes, entry: _Tools) -> int:
+    """Where `entry`'s tools are in `raw` as its top-level tools, byte for byte; -1: they are not."""
+    known = entry.raw
+    assert known is not None
+    start = len(raw) - entry.tail - len(known)  # where they were in the body they were first seen in
+    if start < 0 or not raw.startswith(known, start):
+        start = _tools_start(raw)
+        if start < 0 or not raw.startswith(known, start):
+            return -1
+    return start if _top_level_tools(raw, start, start + len(known)) else -1
 
 
 def _system_shape(system: Any, forward_cache_control: bool) -> tuple[Hashable, Any] | None:

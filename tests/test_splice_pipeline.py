@@ -19,7 +19,10 @@ BODIES = [capture.body for capture in claude_code_posts("/v1/messages") if captu
 
 
 class NoPieces:
-    """Stands in for SplicedPieces: never splices, so the pipeline serialises every body afresh."""
+    """Stands in for SplicedPieces: never splices, so the pipeline parses and serialises every body afresh."""
+
+    def parse(self, raw: bytes) -> None:
+        return None
 
     def body(self, raw: bytes, body: dict[str, Any], plan: RequestPlan, adjust: Adjust, amended: bool) -> None:
         return None

@@ -293,19 +293,26 @@ def _model(body: dict[str, Any]) -> None:
         raise _fail("model", "String should have at least 1 character")
 
 
-def _body(body: Any) -> dict[str, Any]:
+def _body(body: Any, tools_known: bool = False) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("Request body must be a JSON object")
-    if exceeds_depth(body):
+    if exceeds_depth(_without_tools(body) if tools_known else body):
         raise InvalidRequestError(NESTING_MESSAGE)
     return body
 
 
-def _common(body: dict[str, Any]) -> None:
+def _without_tools(body: dict[str, Any]) -> dict[str, Any]:
+    rest = dict(body)
+    rest.pop("tools", None)
+    return rest
+
+
+def _common(body: dict[str, Any], tools_known: bool = False) -> None:
     """What /v1/messages and count_tokens share, after `model` (and `max_tokens`) are checked."""
     _messages(body)
     _system(body)
-    _tools(body)
+    if not tools_known:
+        _tools(body)
     _tool_choice(body)
     _thinking(body)
     _structured_output(body)
@@ -320,16 +327,19 @@ def _sampling(body: dict[str, Any]) -> None:
         _expect(stop, str, f"stop_sequences.{index}")
 
 
-def validate_messages_request(body: Any) -> None:
-    """Raise `InvalidRequestError` when a /v1/messages body lacks or mistypes a field the converter reads."""
-    request = _body(body)
+def validate_messages_request(body: Any, tools_known: bool = False) -> None:
+    """Raise `InvalidRequestError` when a /v1/messages body lacks or mistypes a field the converter reads.
+
+    `tools_known`: the body's `tools` are the very list of an earlier request that passed, reused for bytes equal
+    to its (ccproxy/splice.py `SplicedPieces.parse`): not walked again."""
+    request = _body(body, tools_known)
     _model(request)
     if "max_tokens" not in request:
         raise _fail("max_tokens", REQUIRED)
     if request["max_tokens"] is None:
         raise _fail("max_tokens", "Input should be a valid integer")
     _integer(request, "max_tokens", 0)
-    _common(request)
+    _common(request, tools_known)
     _sampling(request)
     _optional(request, "stream", bool, "")
     metadata = _optional(request, "metadata", dict, "")

@@ -6,11 +6,11 @@ import asyncio
 import json
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ccproxy import ModelCapabilities, Observer, Provider, RequestRecord, UpstreamAttempt
+from ccproxy import Guardrail, ModelCapabilities, Observer, Provider, RequestRecord, UpstreamAttempt
 from ccproxy.backends import Backend, build_backends
 from ccproxy.config import parse_config
 from ccproxy.core.overflow import prompt_too_long
@@ -182,7 +182,9 @@ class Recorder(Observer):
         self.records.append(record)
 
 
-def make_rig(toml: str, handlers: Mapping[str, Handler], *, clock: FakeClock | None = None) -> Rig:
+def make_rig(
+    toml: str, handlers: Mapping[str, Handler], *, clock: FakeClock | None = None, guardrails: Sequence[Guardrail] = ()
+) -> Rig:
     """The pipeline over `toml`'s backends and routes, every attempt reported to `rig.recorder` (pass a
     RequestRecord to `prepare` for them to carry one)."""
     clock = clock or FakeClock()
@@ -195,7 +197,7 @@ def make_rig(toml: str, handlers: Mapping[str, Handler], *, clock: FakeClock | N
     pipeline = MessagesPipeline(
         backends=backends,
         router=router,
-        guardrails=(),
+        guardrails=tuple(guardrails),
         load_tokens=TokenCounter.load,
         cache=MemoryCacheBackend(),
         redact=redact,
