@@ -147,7 +147,7 @@ class StreamPipeline:
     by `feed_sse` on the fused path) and `convert` for a whole JSON answer that came instead of a stream.
     """
 
-    __slots__ = ("_convert", "_ctx", "_decoder", "_head", "_head_size", "_out", "_translator")
+    __slots__ = ("_convert", "_ctx", "_decoder", "_head", "_head_size", "_out", "_shaped", "_translator")
 
     def __new__(cls, *args: Any, **attached: Any) -> StreamPipeline:
         # The keywords of __init__: any filter or tap makes it a StagedStreamPipeline.
@@ -168,6 +168,8 @@ class StreamPipeline:
     ) -> None:
         self._ctx = ctx
         self._translator: Translator = StreamTranslator(ctx) if translator is None else translator
+        # Chat Completions' translator reads plain text chunks without their parse (StreamTranslator.feed_payload).
+        self._shaped = self._translator if type(self._translator) is StreamTranslator else None
         self._convert: ConvertAnswer = convert_response if convert is None else convert
         self._decoder = SSEDecoder(max_line)
         # Encoded events of the read being translated.
@@ -249,11 +251,17 @@ class StreamPipeline:
     def _read(self, payloads: list[bytes], out: list[bytes]) -> None:
         """Append the encoded events for `payloads` to `out` (kept there if a later payload fails): the fused path."""
         translator = self._translator
+        shaped = self._shaped
         try:
             for payload in payloads:
                 if payload == DONE:
                     self._emit(translator.finish())
                     return
+                if shaped is not None:
+                    encoded = shaped.feed_payload(payload)
+                    if encoded is not None:
+                        out.append(encoded)
+                        continue
                 # ChunkReader.feed, inline: this loop runs for every chunk of nearly every stream.
                 try:
                     chunk = orjson_loads(payload)
@@ -261,6 +269,8 @@ class StreamPipeline:
                     chunk = reread_chunk(payload)
                 if type(chunk) is dict:
                     out.append(translator.feed_sse(chunk))
+                    if shaped is not None:
+                        shaped.learn_shape(payload, chunk)
         except SHAPE_ERRORS as exc:
             raise unreadable_chunk(exc) from None
 

@@ -25,6 +25,12 @@ How a stream ends (wire.md 4.11 "Truncated streams"):
   the client gets an `error` event rather than a call it would run with arguments it cannot parse. convert_response
   does the same for non-stream answers.
 
+Plain text chunks without their parse (`feed_payload`, `learn_shape`): a chunk that only continues the open text
+block is, byte for byte, the previous such chunk with another text (and, from OpenAI, another random `obfuscation`
+padding). Its shape, learnt from a parsed chunk and proved by parsing it with other strings in those places, lets
+the fused path take the text out of the bytes; anything else about the chunk (a finish reason, a duplicate key,
+escapes orjson would not write) makes it miss, and the chunk is parsed as always.
+
 Malformed chunks: every value is type-checked where the chunk is taken apart (a choice that is not an object, a
 finish reason or text that is not a string, ...). What has a sensible reading is read that way, the rest is
 ignored like an unknown field; errors are only raised for what the upstream reports as an error.
@@ -34,6 +40,9 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+
+from orjson import dumps as orjson_dumps
+from orjson import loads as orjson_loads
 
 from ccproxy.core._sse_py import encode_events
 from ccproxy.core._usage_py import anthropic_usage, error_from_body, stop_reason
@@ -63,6 +72,15 @@ _DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta",
 _TEXT_DELTA_MIDDLE = b',"delta":{"type":"text_delta","text":'
 _ARGUMENTS_DELTA_MIDDLE = b',"delta":{"type":"input_json_delta","partial_json":'
 _DELTA_TAIL = b"}}\n\n"
+
+# Text chunks read without parsing them (StreamTranslator.feed_payload): how many times per stream the shape of a
+# plain text chunk is learnt (again: a provider whose chunks differ in more than their text, e.g. a `created` that
+# moves, is given a few chances, not one per chunk), and the JSON key whose string value may differ as well
+# (OpenAI's random-length padding, which nothing reads).
+SHAPE_TRIES = 8
+_CONTENT_KEY = b'"content":'
+_PADDING_KEY = b'"obfuscation":'
+_QUOTE = 0x22
 
 
 def detail_text_field(detail: Any) -> str | None:
@@ -136,6 +154,9 @@ class StreamTranslator:
         "_open_tool",
         "_past_thinking",
         "_pending_text",
+        "_shape",
+        "_shape_text",
+        "_shape_tries",
         "_signature",
         "_started",
         "_text_head",
@@ -170,6 +191,11 @@ class StreamTranslator:
         # SSE bytes before the JSON string of a text / input_json delta of the open block.
         self._text_head = b""
         self._arguments_head = b""
+        # A plain text chunk's bytes around its text (and padding): (head, middle, tail); see feed_payload.
+        self._shape: tuple[bytes, bytes, bytes] | None = None
+        # The text of the last chunk `_text_sse` encoded while a shape may still be learnt from it.
+        self._shape_text: str | None = None
+        self._shape_tries = SHAPE_TRIES
 
     @property
     def done(self) -> bool:
@@ -279,12 +305,90 @@ class StreamTranslator:
 
     # -- encoded fast paths --------------------------------------------------------------------------------
 
+    def feed_payload(self, payload: bytes) -> bytes | None:
+        """`feed_sse` of the chunk in `payload`, without parsing it, when it is a plain text chunk shaped like the
+        last one learnt (`learn_shape`): the same bytes outside its text (and outside OpenAI's padding string).
+        None for anything else: the caller parses the payload and calls `feed_sse`, then `learn_shape`.
+
+        Why this is the same: the bytes around the text are those of a chunk that took the text path, proved to
+        parse with the text (and padding) in exactly these places; the text is one whole JSON string (parsed here,
+        or it is not taken), so the chunk parses to that chunk with another text, and the text path depends on
+        nothing else but the open block, checked here too. Most chunks of a long answer are such chunks.
+        """
+        shape = self._shape
+        if shape is None or self._open != _TEXT or self._done:
+            return None
+        head, middle, tail = shape
+        if not payload.startswith(head) or not payload.endswith(tail):
+            return None
+        end = len(payload) - len(tail)
+        if middle:
+            at = payload.find(middle, len(head), end)
+            if at < 0:
+                return None
+            token = payload[len(head) : at]
+            padding = payload[at + len(middle) : end]
+            if len(padding) < 2 or padding[0] != _QUOTE or padding[-1] != _QUOTE:
+                return None
+            try:
+                orjson_loads(padding)  # one whole JSON string, as the parser would demand
+            except ValueError:
+                return None
+        else:
+            token = payload[len(head) : end]
+        if len(token) < 3 or token[0] != _QUOTE or token[-1] != _QUOTE:  # `""` is no text: feed decides
+            return None
+        try:
+            text = orjson_loads(token)
+        except ValueError:  # not one JSON string (or one orjson refuses): the parser decides
+            return None
+        # Without escapes the token is what orjson writes for its text (valid UTF-8, no quote or control character).
+        if b"\\" in token:
+            token = dumps(text)
+        return b"".join((self._text_head, token, _DELTA_TAIL))
+
+    def learn_shape(self, payload: bytes, chunk: dict[str, Any]) -> None:
+        """After `feed_sse(chunk)` for `payload`: if that was a plain text chunk, keep where its text (and OpenAI's
+        padding) sit in its bytes, proved by parsing the bytes with other strings there (see feed_payload)."""
+        text = self._shape_text
+        if text is None:
+            return
+        self._shape_text = None
+        self._shape_tries -= 1
+        try:
+            token = orjson_dumps(text)
+        except TypeError:
+            return
+        marker = _CONTENT_KEY + token
+        at = payload.find(marker)
+        if at < 0 or payload.find(marker, at + 1) >= 0:  # written otherwise (escapes), or twice: not learnt
+            return
+        head = payload[: at + len(_CONTENT_KEY)]
+        rest = payload[at + len(marker) :]
+        padding = chunk.get("obfuscation")
+        middle = b""
+        if type(padding) is str:
+            padding_token = _PADDING_KEY + orjson_dumps(padding)
+            cut = rest.find(padding_token)
+            if cut < 0 or rest.find(padding_token, cut + 1) >= 0:
+                return
+            middle = rest[: cut + len(_PADDING_KEY)]
+            rest = rest[cut + len(padding_token) :]
+        if _proved(chunk, head, middle, rest):
+            self._shape = (head, middle, rest)
+
     def _text_sse(self, delta: dict[str, Any]) -> bytes | None:
         """A delta that only continues the open text block, encoded; None for any other delta."""
         text = delta.get("content")
         if type(text) is not str or not text or delta.get("tool_calls") or _has_more_than_content(delta):
             return None
-        return b"".join((self._text_head, dumps(text), _DELTA_TAIL))
+        if self._shape_tries:
+            self._shape_text = text
+        try:
+            encoded = orjson_dumps(text)  # orjson itself: no Python frame per delta in the compiled core
+        except TypeError:  # a lone surrogate: `dumps` escapes it
+            encoded = dumps(text)
+        return b"".join((self._text_head, encoded, _DELTA_TAIL))
 
     def _arguments_sse(self, delta: dict[str, Any]) -> bytes | None:
         """A delta that only continues the open tool call's arguments, encoded; None for any other delta."""
@@ -303,7 +407,11 @@ class StreamTranslator:
         # What _on_arguments does for the open tool call when no block is waiting.
         tool.args.append(fragment)
         tool.sent += 1
-        return b"".join((self._arguments_head, dumps(fragment), _DELTA_TAIL))
+        try:
+            encoded = orjson_dumps(fragment)
+        except TypeError:  # a lone surrogate: `dumps` escapes it
+            encoded = dumps(fragment)
+        return b"".join((self._arguments_head, encoded, _DELTA_TAIL))
 
     # -- chunk parts -------------------------------------------------------------------------------------
 
@@ -600,6 +708,23 @@ class StreamTranslator:
 
 def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
     return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+def _proved(chunk: dict[str, Any], head: bytes, middle: bytes, tail: bytes) -> bool:
+    """Whether `head "a" middle "b" tail` (no middle: `head "a" tail`) parses to `chunk` with its text "a" (and its
+    padding "b"): then any strings in those places give `chunk` with those strings there."""
+    probe = b"".join((head, b'"a"', middle, b'"b"', tail) if middle else (head, b'"a"', tail))
+    try:
+        parsed = orjson_loads(probe)
+    except ValueError:
+        return False
+    delta = _plain_delta(parsed) if type(parsed) is dict else None
+    if delta is None or delta.get("content") != "a" or (middle and parsed.get("obfuscation") != "b"):
+        return False
+    delta["content"] = _plain_delta(chunk)["content"]  # type: ignore[index]  # a plain text chunk (learn_shape)
+    if middle:
+        parsed["obfuscation"] = chunk["obfuscation"]
+    return bool(parsed == chunk)
 
 
 def _plain_delta(chunk: dict[str, Any]) -> dict[str, Any] | None:

@@ -188,7 +188,8 @@ class _Connection(asyncio.Protocol):
             self.decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)
 
     def on_body(self, body: bytes) -> None:
-        if self._after_answer():
+        if self.complete:  # _after_answer, inline: this runs per chunk of a stream
+            self.keep_alive = False
             return
         if self.decoder is not None:
             body = self.decoder.decompress(body)
