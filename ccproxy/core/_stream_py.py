@@ -25,11 +25,12 @@ How a stream ends (wire.md 4.11 "Truncated streams"):
   the client gets an `error` event rather than a call it would run with arguments it cannot parse. convert_response
   does the same for non-stream answers.
 
-Plain text chunks without their parse (`feed_payload`, `learn_shape`): a chunk that only continues the open text
-block is, byte for byte, the previous such chunk with another text (and, from OpenAI, another random `obfuscation`
-padding). Its shape, learnt from a parsed chunk and proved by parsing it with other strings in those places, lets
-the fused path take the text out of the bytes; anything else about the chunk (a finish reason, a duplicate key,
-escapes orjson would not write) makes it miss, and the chunk is parsed as always.
+Plain chunks without their parse (`feed_payload`, `learn_shape`): a chunk that only continues the open text block
+(or the open tool call's arguments) is, byte for byte, the previous such chunk with another string (and, from
+OpenAI, another random `obfuscation` padding). Its shape, learnt from a parsed chunk and proved by parsing it with
+other strings in those places, lets the fused path take the string out of the bytes; anything else about the chunk
+(a finish reason, a duplicate key, a string that is not one whole JSON string) makes it miss, and the chunk is
+parsed as always.
 
 Malformed chunks: every value is type-checked where the chunk is taken apart (a choice that is not an object, a
 finish reason or text that is not a string, ...). What has a sensible reading is read that way, the rest is
@@ -79,6 +80,7 @@ _DELTA_TAIL = b"}}\n\n"
 # (OpenAI's random-length padding, which nothing reads).
 SHAPE_TRIES = 8
 _CONTENT_KEY = b'"content":'
+_ARGUMENTS_KEY = b'"arguments":'
 _PADDING_KEY = b'"obfuscation":'
 _QUOTE = 0x22
 
@@ -144,6 +146,8 @@ class StreamTranslator:
 
     __slots__ = (
         "_arguments_head",
+        "_arguments_key",
+        "_arguments_shape",
         "_ctx",
         "_detail_index",
         "_done",
@@ -191,9 +195,13 @@ class StreamTranslator:
         # SSE bytes before the JSON string of a text / input_json delta of the open block.
         self._text_head = b""
         self._arguments_head = b""
-        # A plain text chunk's bytes around its text (and padding): (head, middle, tail); see feed_payload.
+        # A plain text chunk's bytes around its text (and padding): (head, middle, tail); see feed_payload. The
+        # same for an arguments chunk, and the tool call (`index`) it was learnt for.
         self._shape: tuple[bytes, bytes, bytes] | None = None
-        # The text of the last chunk `_text_sse` encoded while a shape may still be learnt from it.
+        self._arguments_shape: tuple[bytes, bytes, bytes] | None = None
+        self._arguments_key = -2
+        # The text (arguments) of the last chunk `_text_sse` (`_arguments_sse`) encoded while a shape may still be
+        # learnt from it.
         self._shape_text: str | None = None
         self._shape_tries = SHAPE_TRIES
 
@@ -306,76 +314,53 @@ class StreamTranslator:
     # -- encoded fast paths --------------------------------------------------------------------------------
 
     def feed_payload(self, payload: bytes) -> bytes | None:
-        """`feed_sse` of the chunk in `payload`, without parsing it, when it is a plain text chunk shaped like the
-        last one learnt (`learn_shape`): the same bytes outside its text (and outside OpenAI's padding string).
-        None for anything else: the caller parses the payload and calls `feed_sse`, then `learn_shape`.
+        """`feed_sse` of the chunk in `payload`, without parsing it, when it only continues the open text block or
+        the open tool call's arguments and is shaped like the last such chunk learnt (`learn_shape`): the same bytes
+        outside its string (and outside OpenAI's padding string). None for anything else: the caller parses the
+        payload and calls `feed_sse`, then `learn_shape`.
 
-        Why this is the same: the bytes around the text are those of a chunk that took the text path, proved to
-        parse with the text (and padding) in exactly these places; the text is one whole JSON string (parsed here,
-        or it is not taken), so the chunk parses to that chunk with another text, and the text path depends on
-        nothing else but the open block, checked here too. Most chunks of a long answer are such chunks.
+        Why this is the same: the bytes around the string are those of a chunk that took the text (or arguments)
+        path, proved to parse with the string (and padding) in exactly these places; the string is one whole JSON
+        string (parsed here, or it is not taken), so the chunk parses to that chunk with another string, and the
+        path depends on nothing else but the open block (for arguments: the same open tool call, no block waiting),
+        checked here too. Most chunks of a long answer or a long tool call are such chunks.
         """
-        shape = self._shape
-        if shape is None or self._open != _TEXT or self._done:
+        if self._done:
             return None
-        head, middle, tail = shape
-        if not payload.startswith(head) or not payload.endswith(tail):
+        if self._open == _TEXT:
+            shape = self._shape
+            found = None if shape is None else _shaped_string(payload, shape)
+            return None if found is None else b"".join((self._text_head, found[1], _DELTA_TAIL))
+        tool = self._open_tool
+        shape = self._arguments_shape
+        if shape is None or tool is None or tool.key != self._arguments_key or not tool.name or self._waiting:
             return None
-        end = len(payload) - len(tail)
-        if middle:
-            at = payload.find(middle, len(head), end)
-            if at < 0:
-                return None
-            token = payload[len(head) : at]
-            padding = payload[at + len(middle) : end]
-            if len(padding) < 2 or padding[0] != _QUOTE or padding[-1] != _QUOTE:
-                return None
-            try:
-                orjson_loads(padding)  # one whole JSON string, as the parser would demand
-            except ValueError:
-                return None
-        else:
-            token = payload[len(head) : end]
-        if len(token) < 3 or token[0] != _QUOTE or token[-1] != _QUOTE:  # `""` is no text: feed decides
+        found = _shaped_string(payload, shape)
+        if found is None:
             return None
-        try:
-            text = orjson_loads(token)
-        except ValueError:  # not one JSON string (or one orjson refuses): the parser decides
-            return None
-        # Without escapes the token is what orjson writes for its text (valid UTF-8, no quote or control character).
-        if b"\\" in token:
-            token = dumps(text)
-        return b"".join((self._text_head, token, _DELTA_TAIL))
+        # What _arguments_sse does for the open tool call.
+        tool.args.append(found[0])
+        tool.sent += 1
+        return b"".join((self._arguments_head, found[1], _DELTA_TAIL))
 
     def learn_shape(self, payload: bytes, chunk: dict[str, Any]) -> None:
-        """After `feed_sse(chunk)` for `payload`: if that was a plain text chunk, keep where its text (and OpenAI's
-        padding) sit in its bytes, proved by parsing the bytes with other strings there (see feed_payload)."""
+        """After `feed_sse(chunk)` for `payload`: if that was a plain text or arguments chunk, keep where its string
+        (and OpenAI's padding) sit in its bytes, proved by parsing the bytes with other strings there (see
+        feed_payload)."""
         text = self._shape_text
         if text is None:
             return
         self._shape_text = None
         self._shape_tries -= 1
-        try:
-            token = orjson_dumps(text)
-        except TypeError:
+        arguments = self._open == _TOOL
+        shape = _learnt_shape(payload, chunk, text, _ARGUMENTS_KEY if arguments else _CONTENT_KEY)
+        if shape is None:
             return
-        marker = _CONTENT_KEY + token
-        at = payload.find(marker)
-        if at < 0 or payload.find(marker, at + 1) >= 0:  # written otherwise (escapes), or twice: not learnt
-            return
-        head = payload[: at + len(_CONTENT_KEY)]
-        rest = payload[at + len(marker) :]
-        padding = chunk.get("obfuscation")
-        middle = b""
-        if type(padding) is str:
-            padding_token = _PADDING_KEY + orjson_dumps(padding)
-            cut = rest.find(padding_token)
-            if cut < 0 or rest.find(padding_token, cut + 1) >= 0:
-                return
-            middle = rest[: cut + len(_PADDING_KEY)]
-            rest = rest[cut + len(padding_token) :]
-        if _proved(chunk, head, middle, rest):
-            self._shape = (head, middle, rest)
+        if arguments and self._open_tool is not None:
+            self._arguments_shape = shape
+            self._arguments_key = self._open_tool.key
+        elif not arguments:
+            self._shape = shape
 
     def _text_sse(self, delta: dict[str, Any]) -> bytes | None:
         """A delta that only continues the open text block, encoded; None for any other delta."""
@@ -407,6 +392,8 @@ class StreamTranslator:
         # What _on_arguments does for the open tool call when no block is waiting.
         tool.args.append(fragment)
         tool.sent += 1
+        if self._shape_tries:
+            self._shape_text = fragment
         try:
             encoded = orjson_dumps(fragment)
         except TypeError:  # a lone surrogate: `dumps` escapes it
@@ -710,21 +697,91 @@ def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
     return {"type": "content_block_delta", "index": index, "delta": delta}
 
 
-def _proved(chunk: dict[str, Any], head: bytes, middle: bytes, tail: bytes) -> bool:
-    """Whether `head "a" middle "b" tail` (no middle: `head "a" tail`) parses to `chunk` with its text "a" (and its
-    padding "b"): then any strings in those places give `chunk` with those strings there."""
+def _shaped_string(payload: bytes, shape: tuple[bytes, bytes, bytes]) -> tuple[str, bytes] | None:
+    """The string of a chunk shaped like `shape` (see StreamTranslator.feed_payload) and its JSON as orjson writes
+    it; None when `payload` is not so shaped, the string is empty, or either string is not one whole JSON string."""
+    head, middle, tail = shape
+    if not payload.startswith(head) or not payload.endswith(tail):
+        return None
+    end = len(payload) - len(tail)
+    if middle:
+        at = payload.find(middle, len(head), end)
+        if at < 0:
+            return None
+        token = payload[len(head) : at]
+        padding = payload[at + len(middle) : end]
+        if len(padding) < 2 or padding[0] != _QUOTE or padding[-1] != _QUOTE:
+            return None
+        try:
+            orjson_loads(padding)  # one whole JSON string, as the parser would demand
+        except ValueError:
+            return None
+    else:
+        token = payload[len(head) : end]
+    if len(token) < 3 or token[0] != _QUOTE or token[-1] != _QUOTE:  # `""` carries nothing: feed decides
+        return None
+    try:
+        text = orjson_loads(token)
+    except ValueError:  # not one JSON string (or one orjson refuses): the parser decides
+        return None
+    # Without escapes the token is what orjson writes for its text (valid UTF-8, no quote or control character).
+    return text, (dumps(text) if b"\\" in token else token)
+
+
+def _learnt_shape(payload: bytes, chunk: dict[str, Any], text: str, key: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """Where `text`, the value of `key` (content or arguments), and the chunk's padding sit in `payload`, if that is
+    found once each and proved (`_proved`)."""
+    try:
+        token = orjson_dumps(text)
+    except TypeError:
+        return None
+    marker = key + token
+    at = payload.find(marker)
+    if at < 0 or payload.find(marker, at + 1) >= 0:  # written otherwise (escapes), or twice: not learnt
+        return None
+    head = payload[: at + len(key)]
+    rest = payload[at + len(marker) :]
+    padding = chunk.get("obfuscation")
+    middle = b""
+    if type(padding) is str:
+        padding_token = _PADDING_KEY + orjson_dumps(padding)
+        cut = rest.find(padding_token)
+        if cut < 0 or rest.find(padding_token, cut + 1) >= 0:
+            return None
+        middle = rest[: cut + len(_PADDING_KEY)]
+        rest = rest[cut + len(padding_token) :]
+    return (head, middle, rest) if _proved(chunk, head, middle, rest, key == _ARGUMENTS_KEY) else None
+
+
+def _proved(chunk: dict[str, Any], head: bytes, middle: bytes, tail: bytes, arguments: bool) -> bool:
+    """Whether `head "a" middle "b" tail` (no middle: `head "a" tail`) parses to `chunk` with its text (arguments)
+    "a" and its padding "b": then any strings in those places give `chunk` with those strings there."""
     probe = b"".join((head, b'"a"', middle, b'"b"', tail) if middle else (head, b'"a"', tail))
     try:
         parsed = orjson_loads(probe)
     except ValueError:
         return False
-    delta = _plain_delta(parsed) if type(parsed) is dict else None
-    if delta is None or delta.get("content") != "a" or (middle and parsed.get("obfuscation") != "b"):
+    holder, name = _string_holder(parsed, arguments)
+    original, _ = _string_holder(chunk, arguments)
+    if holder is None or original is None or holder.get(name) != "a":
         return False
-    delta["content"] = _plain_delta(chunk)["content"]  # type: ignore[index]  # a plain text chunk (learn_shape)
+    if middle and parsed.get("obfuscation") != "b":
+        return False
+    holder[name] = original[name]
     if middle:
         parsed["obfuscation"] = chunk["obfuscation"]
     return bool(parsed == chunk)
+
+
+def _string_holder(chunk: Any, arguments: bool) -> tuple[dict[str, Any] | None, str]:
+    """The dict holding a plain chunk's text (the delta) or arguments (the one tool call's function), and the key."""
+    delta = _plain_delta(chunk) if type(chunk) is dict else None
+    if delta is None or not arguments:
+        return delta, "content"
+    calls = delta.get("tool_calls")
+    entry = calls[0] if type(calls) is list and len(calls) == 1 else None
+    function = entry.get("function") if type(entry) is dict else None
+    return (function if type(function) is dict else None), "arguments"
 
 
 def _plain_delta(chunk: dict[str, Any]) -> dict[str, Any] | None:

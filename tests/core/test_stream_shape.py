@@ -191,3 +191,49 @@ def test_the_text_is_only_taken_from_where_the_parse_proved_it_is(core: Core) ->
     payloads = [chunk("opens"), chunk("A"), chunk("Z"), openai_chunk({}, finish="stop")]
     got, expected, _ = both_ways(core, payloads)
     assert got == expected
+
+
+def call_start(index: int, call_id: str, name: str = "Bash") -> dict[str, Any]:
+    return {"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": {"name": name}}]}
+
+
+def fragment(index: int, arguments: str) -> dict[str, Any]:
+    return {"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}
+
+
+def test_a_tool_calls_arguments_are_read_without_parsing_their_chunks(core: Core) -> None:
+    pieces = ['{"comm', 'and":"', "ls -la", " \\u00e9 ✓", ' | grep \\"x\\"', '"}']
+    payloads = [openai_chunk({"content": "Let me look."}), openai_chunk(call_start(0, "call_1"))]
+    payloads += [openai_chunk(fragment(0, piece), padding="p" * index) for index, piece in enumerate(pieces)]
+    payloads.append(openai_chunk({}, finish="tool_calls"))
+    got, expected, unparsed = both_ways(core, payloads)
+    assert got == expected
+    check_stream(parse_sse(got))
+    assert unparsed == len(pieces) - 1  # all but the first fragment, which taught the shape
+
+
+def test_a_fragment_of_another_tool_call_is_not_taken_for_the_open_ones(core: Core) -> None:
+    # Parallel calls: call 0's fragments teach the shape; once call 1 is open, a fragment of call 0 (shaped exactly
+    # like the learnt ones) must not be added to call 1.
+    payloads = [
+        openai_chunk(call_start(0, "call_a")),
+        openai_chunk(fragment(0, '{"command":')),
+        openai_chunk(fragment(0, '"ls"}')),
+        openai_chunk(call_start(1, "call_b", "Read")),
+        openai_chunk(fragment(0, " ")),
+        openai_chunk(fragment(1, '{"file_path":"/tmp/x"}')),
+        openai_chunk({}, finish="tool_calls"),
+    ]
+    got, expected, _ = both_ways(core, payloads)
+    assert got == expected
+    check_stream(parse_sse(got))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.text(min_size=0, max_size=10), min_size=1, max_size=8), escaped=st.booleans())
+def test_any_arguments_give_the_bytes_of_the_parse(core: Core, pieces: list[str], escaped: bool) -> None:
+    payloads = [openai_chunk(call_start(0, "call_1"))]
+    payloads += [openai_chunk(fragment(0, piece), padding="p", ascii_only=escaped) for piece in pieces]
+    payloads.append(openai_chunk({}, finish="length"))  # broken arguments pass as they are after "length"
+    got, expected, _ = both_ways(core, payloads)
+    assert got == expected
