@@ -356,10 +356,17 @@ class StagedStreamPipeline(StreamPipeline):
         if not self._staged:
             StreamPipeline._read(self, payloads, out)
             return
-        reader, translate = self._reader, self._translate
+        reader, translate, shaped = self._reader, self._translate, self._shaped
         for payload in payloads:
+            if shaped is not None and not reader.ended:
+                events = shaped.payload_events(payload)  # StreamTranslator.feed_payload, as events
+                if events is not None:
+                    self._emit(events)
+                    continue
             for chunk in reader.feed(payload):
                 self._emit(translate.feed(chunk))
+                if shaped is not None:
+                    shaped.learn_shape(payload, chunk)
             if reader.ended:
                 self._emit(translate.flush())
                 return

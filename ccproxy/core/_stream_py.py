@@ -28,7 +28,8 @@ How a stream ends (wire.md 4.11 "Truncated streams"):
 Plain chunks without their parse (`feed_payload`, `learn_shape`): a chunk that only continues the open text block
 (or the open tool call's arguments) is, byte for byte, the previous such chunk with another string (and, from
 OpenAI, another random `obfuscation` padding). Its shape, learnt from a parsed chunk and proved by parsing it with
-other strings in those places, lets the fused path take the string out of the bytes; anything else about the chunk
+other strings in those places, lets the fused path take the string out of the bytes (and the staged path build
+just its delta event: `payload_events`); anything else about the chunk
 (a finish reason, a duplicate key, a string that is not one whole JSON string) makes it miss, and the chunk is
 parsed as always.
 
@@ -242,6 +243,8 @@ class StreamTranslator:
         """Events for one parsed chunk. Raises UpstreamError for an error reported inside the stream."""
         if self._done:
             return []
+        if self._shape_tries and self._open >= _TEXT:
+            self._note_plain(chunk)  # the staged path learns shapes from the chunks it parses too
         error = chunk.get("error")
         if error:
             raise error_from_body(error)
@@ -328,20 +331,10 @@ class StreamTranslator:
         if self._done:
             return None
         if self._open == _TEXT:
-            shape = self._shape
-            found = None if shape is None else _shaped_string(payload, shape)
+            found = self._shaped_text(payload)
             return None if found is None else b"".join((self._text_head, found[1], _DELTA_TAIL))
-        tool = self._open_tool
-        shape = self._arguments_shape
-        if shape is None or tool is None or tool.key != self._arguments_key or not tool.name or self._waiting:
-            return None
-        found = _shaped_string(payload, shape)
-        if found is None:
-            return None
-        # What _arguments_sse does for the open tool call.
-        tool.args.append(found[0])
-        tool.sent += 1
-        return b"".join((self._arguments_head, found[1], _DELTA_TAIL))
+        found = self._shaped_arguments(payload)
+        return None if found is None else b"".join((self._arguments_head, found[1], _DELTA_TAIL))
 
     def learn_shape(self, payload: bytes, chunk: dict[str, Any]) -> None:
         """After `feed_sse(chunk)` for `payload`: if that was a plain text or arguments chunk, keep where its string
@@ -362,10 +355,69 @@ class StreamTranslator:
         elif not arguments:
             self._shape = shape
 
+    def payload_events(self, payload: bytes) -> list[dict[str, Any]] | None:
+        """`feed` of the chunk in `payload` without parsing it: `feed_payload` for the staged path, which needs the
+        event (its one delta) rather than its bytes. None for anything else: parse it, `feed`, then `learn_shape`."""
+        if self._done:
+            return None
+        if self._open == _TEXT:
+            found = self._shaped_text(payload)
+            if found is None:
+                return None
+            return [_delta(self._next_index - 1, {"type": "text_delta", "text": found[0]})]
+        found = self._shaped_arguments(payload)
+        if found is None or self._open_tool is None:
+            return None
+        return [_delta(self._open_tool.block, {"type": "input_json_delta", "partial_json": found[0]})]
+
+    def _shaped_text(self, payload: bytes) -> tuple[str, bytes] | None:
+        """The text of a chunk shaped like the learnt text chunk, and its JSON (see feed_payload)."""
+        shape = self._shape
+        return None if shape is None else _shaped_string(payload, shape)
+
+    def _shaped_arguments(self, payload: bytes) -> tuple[str, bytes] | None:
+        """The fragment of a chunk shaped like the learnt arguments chunk of the open tool call, and its JSON,
+        added to that call as `_on_arguments` adds it when no block is waiting (see feed_payload)."""
+        tool = self._open_tool
+        shape = self._arguments_shape
+        if shape is None or tool is None or tool.key != self._arguments_key or not tool.name or self._waiting:
+            return None
+        found = _shaped_string(payload, shape)
+        if found is not None:
+            tool.args.append(found[0])
+            tool.sent += 1
+        return found
+
+    def _note_plain(self, chunk: dict[str, Any]) -> None:
+        """Before `feed` takes `chunk` apart: if `feed_sse` would have written it on a fast path (it only continues
+        the open text block or tool call's arguments), note its string for `learn_shape`, as that path does."""
+        delta = _plain_delta(chunk)
+        if delta is None:
+            return
+        if self._open == _TEXT:
+            self._shape_text = _plain_text(delta)
+        elif self._open_tool is not None:
+            self._shape_text = self._plain_fragment(delta, self._open_tool)
+
+    def _plain_fragment(self, delta: dict[str, Any], tool: _ToolCall) -> str | None:
+        """The arguments fragment of a delta that only continues the open tool call `tool`; None for any other."""
+        calls = delta.get("tool_calls")
+        if not tool.name or self._waiting or type(calls) is not list or len(calls) != 1:
+            return None
+        entry = calls[0]
+        index = entry.get("index") if type(entry) is dict else None
+        if type(index) is not int or index != tool.key or delta.get("content"):
+            return None
+        function = entry.get("function")
+        fragment = function.get("arguments") if type(function) is dict else None
+        if type(fragment) is not str or not fragment or _has_more_than_content(delta):
+            return None
+        return fragment
+
     def _text_sse(self, delta: dict[str, Any]) -> bytes | None:
         """A delta that only continues the open text block, encoded; None for any other delta."""
-        text = delta.get("content")
-        if type(text) is not str or not text or delta.get("tool_calls") or _has_more_than_content(delta):
+        text = _plain_text(delta)
+        if text is None:
             return None
         if self._shape_tries:
             self._shape_text = text
@@ -378,16 +430,8 @@ class StreamTranslator:
     def _arguments_sse(self, delta: dict[str, Any]) -> bytes | None:
         """A delta that only continues the open tool call's arguments, encoded; None for any other delta."""
         tool = self._open_tool
-        calls = delta.get("tool_calls")
-        if tool is None or not tool.name or self._waiting or type(calls) is not list or len(calls) != 1:
-            return None
-        entry = calls[0]
-        index = entry.get("index") if type(entry) is dict else None
-        if type(index) is not int or index != tool.key or delta.get("content"):
-            return None
-        function = entry.get("function")
-        fragment = function.get("arguments") if type(function) is dict else None
-        if type(fragment) is not str or not fragment or _has_more_than_content(delta):
+        fragment = None if tool is None else self._plain_fragment(delta, tool)
+        if tool is None or fragment is None:
             return None
         # What _on_arguments does for the open tool call when no block is waiting.
         tool.args.append(fragment)
@@ -794,6 +838,14 @@ def _plain_delta(chunk: dict[str, Any]) -> dict[str, Any] | None:
         return None
     delta = choice.get("delta")
     return delta if type(delta) is dict else None
+
+
+def _plain_text(delta: dict[str, Any]) -> str | None:
+    """The text of a delta that only continues an open text block; None for any other."""
+    text = delta.get("content")
+    if type(text) is not str or not text or delta.get("tool_calls") or _has_more_than_content(delta):
+        return None
+    return text
 
 
 def _has_more_than_content(delta: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ccproxy import StreamFilter
 from ccproxy.core._stream_py import SHAPE_TRIES
 from ccproxy.core._twins import Core
 from ccproxy.core.plan import ResponseContext
@@ -237,3 +238,66 @@ def test_any_arguments_give_the_bytes_of_the_parse(core: Core, pieces: list[str]
     payloads.append(openai_chunk({}, finish="length"))  # broken arguments pass as they are after "length"
     got, expected, _ = both_ways(core, payloads)
     assert got == expected
+
+
+def through_pipelines(core: Core, payloads: list[bytes]) -> tuple[bytes, bytes, bytes, StreamTranslator]:
+    """The bytes of the fused pipeline, of the staged one (a filter passing everything through) and of the events
+    of every chunk parsed; and the staged pipeline's translator."""
+    body = b"".join(b"data: " + payload + b"\n\n" for payload in payloads) + b"data: [DONE]\n\n"
+    outputs = []
+    translator = None
+    for filters in ((), (Passing(),)):
+        pipeline = core.relay.StreamPipeline(context(), filters=filters)
+        pieces = [pipeline.start()]
+        for at in range(0, len(body), 97):  # reads cut anywhere, as the network does
+            pieces.append(pipeline.feed(body[at : at + 97]))
+        pieces.append(pipeline.end())
+        outputs.append(b"".join(pieces))
+        translator = pipeline._translator
+    parsed = core.stream.StreamTranslator(context())
+    reference = [core.sse.encode_events(parsed.start())]
+    reference += [core.sse.encode_events(parsed.feed(json.loads(payload))) for payload in payloads]
+    reference.append(core.sse.encode_events(parsed.finish()))
+    assert translator is not None
+    return outputs[0], outputs[1], b"".join(reference), translator
+
+
+class Passing(StreamFilter):
+    """Passes every event through unchanged (puts the pipeline on the staged path)."""
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        return [event]
+
+    def flush(self) -> list[dict[str, Any]]:
+        return []
+
+
+def test_the_staged_path_reads_shaped_chunks_without_parsing_them_too(core: Core) -> None:
+    texts = ["Olá", "!", " more", ' "quoted"', " é ✓ 🎉"]
+    pieces = ['{"comm', 'and":"', "ls -la", ' | grep \\"x\\"', '"}']
+    payloads = [openai_chunk({"content": text}, padding="p" * index) for index, text in enumerate(texts)]
+    payloads += [openai_chunk(call_start(0, "call_1"))]
+    payloads += [openai_chunk(fragment(0, piece), padding="q" * index) for index, piece in enumerate(pieces)]
+    payloads.append(openai_chunk({}, finish="tool_calls", padding="r"))
+    fused, staged, expected, translator = through_pipelines(core, payloads)
+    assert fused == staged == expected
+    check_stream(parse_sse(staged))
+    assert translator._shape is not None and translator._arguments_shape is not None  # learnt on the staged path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    texts=st.lists(st.text(min_size=0, max_size=10), min_size=1, max_size=6),
+    pieces=st.lists(st.text(min_size=0, max_size=10), min_size=0, max_size=6),
+    escaped=st.booleans(),
+)
+def test_both_paths_give_the_bytes_of_the_parse(core: Core, texts: list[str], pieces: list[str], escaped: bool) -> None:
+    payloads = [openai_chunk({"content": text}, padding="p", ascii_only=escaped) for text in texts]
+    if pieces:
+        payloads.append(openai_chunk(call_start(0, "call_1")))
+        payloads += [openai_chunk(fragment(0, piece), ascii_only=escaped) for piece in pieces]
+        payloads.append(openai_chunk({}, finish="length"))
+    else:
+        payloads.append(openai_chunk({}, finish="stop"))
+    fused, staged, expected, _ = through_pipelines(core, payloads)
+    assert fused == staged == expected
