@@ -167,7 +167,7 @@ class StreamPipeline:
         max_line: int = DEFAULT_MAX_LINE,
     ) -> None:
         self._ctx = ctx
-        self._translator: Translator = StreamTranslator(ctx) if translator is None else translator
+        self._translator: Translator = StreamTranslator(ctx, shapes=True) if translator is None else translator
         # Chat Completions' translator reads plain text chunks without their parse (StreamTranslator.feed_payload).
         self._shaped = self._translator if type(self._translator) is StreamTranslator else None
         self._convert: ConvertAnswer = convert_response if convert is None else convert

@@ -171,7 +171,9 @@ class StreamTranslator:
         "_waiting",
     )
 
-    def __init__(self, ctx: ResponseContext) -> None:
+    def __init__(self, ctx: ResponseContext, shapes: bool = False) -> None:
+        """`shapes`: learn the shapes of plain chunks (`learn_shape`), for a caller that reads payloads with
+        `feed_payload` / `payload_events` and calls `learn_shape` after each chunk it parses (StreamPipeline)."""
         self._ctx = ctx
         self._started = False
         self._done = False
@@ -204,7 +206,7 @@ class StreamTranslator:
         # The text (arguments) of the last chunk `_text_sse` (`_arguments_sse`) encoded while a shape may still be
         # learnt from it.
         self._shape_text: str | None = None
-        self._shape_tries = SHAPE_TRIES
+        self._shape_tries = SHAPE_TRIES if shapes else 0
 
     @property
     def done(self) -> bool:

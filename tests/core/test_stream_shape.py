@@ -55,7 +55,7 @@ def openai_chunk(
 def both_ways(core: Core, payloads: list[bytes]) -> tuple[bytes, bytes, int]:
     """The bytes for `payloads` read as the fused path reads them (feed_payload first) and with every chunk
     parsed, and how many chunks were read without their parse."""
-    shaped, parsed = core.stream.StreamTranslator(context()), core.stream.StreamTranslator(context())
+    shaped, parsed = core.stream.StreamTranslator(context(), shapes=True), core.stream.StreamTranslator(context())
     out: list[bytes] = [core.sse.encode_events(shaped.start())]
     reference: list[bytes] = [core.sse.encode_events(parsed.start())]
     unparsed = 0
@@ -168,7 +168,7 @@ def test_only_an_open_text_block_takes_the_shortcut(core: Core) -> None:
 def test_a_shape_that_keeps_changing_is_learnt_a_few_times_then_left(core: Core) -> None:
     # `created` moves with every chunk: no chunk is shaped like the one before it.
     payloads = [openai_chunk({"content": f"t{number}"}, created=number) for number in range(SHAPE_TRIES + 5)]
-    translator = core.stream.StreamTranslator(context())
+    translator = core.stream.StreamTranslator(context(), shapes=True)
     translator.start()
     learnt = 0
     for payload in payloads:
@@ -301,3 +301,14 @@ def test_both_paths_give_the_bytes_of_the_parse(core: Core, texts: list[str], pi
         payloads.append(openai_chunk({}, finish="stop"))
     fused, staged, expected, _ = through_pipelines(core, payloads)
     assert fused == staged == expected
+
+
+def test_a_translator_learns_shapes_only_when_asked(core: Core) -> None:
+    payloads = [openai_chunk({"content": text}) for text in ("opens", "teaches", "would take it")]
+    translator = core.stream.StreamTranslator(context())  # no caller reading payloads: no shapes
+    translator.start()
+    for payload in payloads:
+        assert translator.feed_payload(payload) is None
+        translator.feed_sse(json.loads(payload))
+        translator.learn_shape(payload, json.loads(payload))
+    assert translator._shape is None
