@@ -269,8 +269,8 @@ class StreamPipeline:
                     chunk = reread_chunk(payload)
                 if type(chunk) is dict:
                     out.append(translator.feed_sse(chunk))
-                    if shaped is not None:
-                        shaped.learn_shape(payload, chunk)
+                    if shaped is not None and not shaped.learn_shape(payload, chunk):
+                        shaped = self._shaped = None  # no shape for this stream: not offered payloads any more
         except SHAPE_ERRORS as exc:
             raise unreadable_chunk(exc) from None
 
@@ -365,8 +365,8 @@ class StagedStreamPipeline(StreamPipeline):
                     continue
             for chunk in reader.feed(payload):
                 self._emit(translate.feed(chunk))
-                if shaped is not None:
-                    shaped.learn_shape(payload, chunk)
+                if shaped is not None and not shaped.learn_shape(payload, chunk):
+                    shaped = self._shaped = None  # no shape for this stream: not offered payloads any more
             if reader.ended:
                 self._emit(translate.flush())
                 return

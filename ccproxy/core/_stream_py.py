@@ -338,24 +338,23 @@ class StreamTranslator:
         found = self._shaped_arguments(payload)
         return None if found is None else b"".join((self._arguments_head, found[1], _DELTA_TAIL))
 
-    def learn_shape(self, payload: bytes, chunk: dict[str, Any]) -> None:
+    def learn_shape(self, payload: bytes, chunk: dict[str, Any]) -> bool:
         """After `feed_sse(chunk)` for `payload`: if that was a plain text or arguments chunk, keep where its string
         (and OpenAI's padding) sit in its bytes, proved by parsing the bytes with other strings there (see
-        feed_payload)."""
+        feed_payload). False once shapes cannot help this stream (none learnt, no tries left): the caller may stop
+        offering payloads and chunks."""
         text = self._shape_text
-        if text is None:
-            return
-        self._shape_text = None
-        self._shape_tries -= 1
-        arguments = self._open == _TOOL
-        shape = _learnt_shape(payload, chunk, text, _ARGUMENTS_KEY if arguments else _CONTENT_KEY)
-        if shape is None:
-            return
-        if arguments and self._open_tool is not None:
-            self._arguments_shape = shape
-            self._arguments_key = self._open_tool.key
-        elif not arguments:
-            self._shape = shape
+        if text is not None:
+            self._shape_text = None
+            self._shape_tries -= 1
+            arguments = self._open == _TOOL
+            shape = _learnt_shape(payload, chunk, text, _ARGUMENTS_KEY if arguments else _CONTENT_KEY)
+            if shape is not None and arguments and self._open_tool is not None:
+                self._arguments_shape = shape
+                self._arguments_key = self._open_tool.key
+            elif shape is not None and not arguments:
+                self._shape = shape
+        return self._shape_tries > 0 or self._shape is not None or self._arguments_shape is not None
 
     def payload_events(self, payload: bytes) -> list[dict[str, Any]] | None:
         """`feed` of the chunk in `payload` without parsing it: `feed_payload` for the staged path, which needs the
@@ -781,22 +780,32 @@ def _learnt_shape(payload: bytes, chunk: dict[str, Any], text: str, key: bytes) 
         token = orjson_dumps(text)
     except TypeError:
         return None
-    marker = key + token
-    at = payload.find(marker)
-    if at < 0 or payload.find(marker, at + 1) >= 0:  # written otherwise (escapes), or twice: not learnt
+    at, key = _found_once(payload, key, token)
+    if at < 0:  # written otherwise (escapes), or twice: not learnt
         return None
     head = payload[: at + len(key)]
-    rest = payload[at + len(marker) :]
+    rest = payload[at + len(key) + len(token) :]
     padding = chunk.get("obfuscation")
     middle = b""
     if type(padding) is str:
-        padding_token = _PADDING_KEY + orjson_dumps(padding)
-        cut = rest.find(padding_token)
-        if cut < 0 or rest.find(padding_token, cut + 1) >= 0:
+        padding_token = orjson_dumps(padding)
+        cut, padding_key = _found_once(rest, _PADDING_KEY, padding_token)
+        if cut < 0:
             return None
-        middle = rest[: cut + len(_PADDING_KEY)]
-        rest = rest[cut + len(padding_token) :]
+        middle = rest[: cut + len(padding_key)]
+        rest = rest[cut + len(padding_key) + len(padding_token) :]
     return (head, middle, rest) if _proved(chunk, head, middle, rest, key == _ARGUMENTS_KEY) else None
+
+
+def _found_once(payload: bytes, key: bytes, token: bytes) -> tuple[int, bytes]:
+    """Where `key` (`"name":`) directly followed by `token` is in `payload`, the only such place, and the key as
+    written there: compact, or with a blank after the colon (Python's json.dumps); -1 when not so found."""
+    for written in (key, key + b" "):
+        marker = written + token
+        at = payload.find(marker)
+        if at >= 0:
+            return (at, written) if payload.find(marker, at + 1) < 0 else (-1, written)
+    return -1, key
 
 
 def _proved(chunk: dict[str, Any], head: bytes, middle: bytes, tail: bytes, arguments: bool) -> bool:

@@ -312,3 +312,30 @@ def test_a_translator_learns_shapes_only_when_asked(core: Core) -> None:
         translator.feed_sse(json.loads(payload))
         translator.learn_shape(payload, json.loads(payload))
     assert translator._shape is None
+
+
+def test_chunks_written_with_blanks_after_the_colons_are_read_too(core: Core) -> None:
+    # Python's json.dumps writes `"content": "..."`: what some Python servers send.
+    def spaced(delta: dict[str, Any], padding: str | None = None) -> bytes:
+        chunk: dict[str, Any] = {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        if padding is not None:
+            chunk["obfuscation"] = padding
+        return json.dumps(chunk).encode()
+
+    payloads = [spaced({"content": text}, padding="x" * len(text)) for text in ("opens", "teaches", "a", "b c")]
+    payloads.append(spaced({}, padding=""))
+    got, expected, unparsed = both_ways(core, payloads)
+    assert (got, unparsed) == (expected, 2)
+
+
+def test_a_stream_no_shape_fits_is_not_offered_payloads_for_long(core: Core) -> None:
+    # Every text is non-ASCII and written escaped: no shape can be learnt (its string is not found as orjson writes
+    # it), so after SHAPE_TRIES attempts the pipeline stops offering the translator payloads and chunks.
+    payloads = [openai_chunk({"content": f"é{number}"}, ascii_only=True) for number in range(SHAPE_TRIES + 6)]
+    pipeline = core.relay.StreamPipeline(context())
+    pieces = [pipeline.start()]
+    pieces += [pipeline.feed(b"data: " + payload + b"\n\n") for payload in payloads]
+    pieces.append(pipeline.feed(b"data: [DONE]\n\n"))
+    pieces.append(pipeline.end())
+    check_stream(parse_sse(b"".join(pieces)))
+    assert pipeline._shaped is None
