@@ -334,9 +334,9 @@ class StreamTranslator:
             return None
         if self._open == _TEXT:
             found = self._shaped_text(payload)
-            return None if found is None else b"".join((self._text_head, found[1], _DELTA_TAIL))
+            return None if found is None else b"".join((self._text_head, _as_written(*found), _DELTA_TAIL))
         found = self._shaped_arguments(payload)
-        return None if found is None else b"".join((self._arguments_head, found[1], _DELTA_TAIL))
+        return None if found is None else b"".join((self._arguments_head, _as_written(*found), _DELTA_TAIL))
 
     def learn_shape(self, payload: bytes, chunk: dict[str, Any]) -> bool:
         """After `feed_sse(chunk)` for `payload`: if that was a plain text or arguments chunk, keep where its string
@@ -372,12 +372,12 @@ class StreamTranslator:
         return [_delta(self._open_tool.block, {"type": "input_json_delta", "partial_json": found[0]})]
 
     def _shaped_text(self, payload: bytes) -> tuple[str, bytes] | None:
-        """The text of a chunk shaped like the learnt text chunk, and its JSON (see feed_payload)."""
+        """The text of a chunk shaped like the learnt text chunk, and its JSON string as sent (see feed_payload)."""
         shape = self._shape
         return None if shape is None else _shaped_string(payload, shape)
 
     def _shaped_arguments(self, payload: bytes) -> tuple[str, bytes] | None:
-        """The fragment of a chunk shaped like the learnt arguments chunk of the open tool call, and its JSON,
+        """The fragment of a chunk shaped like the learnt arguments chunk of the open tool call, and its JSON string,
         added to that call as `_on_arguments` adds it when no block is waiting (see feed_payload)."""
         tool = self._open_tool
         shape = self._arguments_shape
@@ -743,8 +743,8 @@ def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shaped_string(payload: bytes, shape: tuple[bytes, bytes, bytes]) -> tuple[str, bytes] | None:
-    """The string of a chunk shaped like `shape` (see StreamTranslator.feed_payload) and its JSON as orjson writes
-    it; None when `payload` is not so shaped, the string is empty, or either string is not one whole JSON string."""
+    """The string of a chunk shaped like `shape` (see StreamTranslator.feed_payload) and its JSON string as sent;
+    None when `payload` is not so shaped, the string is empty, or either string is not one whole JSON string."""
     head, middle, tail = shape
     if not payload.startswith(head) or not payload.endswith(tail):
         return None
@@ -769,8 +769,14 @@ def _shaped_string(payload: bytes, shape: tuple[bytes, bytes, bytes]) -> tuple[s
         text = orjson_loads(token)
     except ValueError:  # not one JSON string (or one orjson refuses): the parser decides
         return None
-    # Without escapes the token is what orjson writes for its text (valid UTF-8, no quote or control character).
-    return text, (dumps(text) if b"\\" in token else token)
+    return text, token
+
+
+def _as_written(text: str, token: bytes) -> bytes:
+    """`text` as orjson writes it, from its JSON string as sent: without escapes that is the token itself (valid
+    UTF-8, no quote or control character); escapes may be written otherwise (`\\u00e9`), so those are written anew.
+    Only the encoded path needs this: the staged path's events carry the text."""
+    return dumps(text) if b"\\" in token else token
 
 
 def _learnt_shape(payload: bytes, chunk: dict[str, Any], text: str, key: bytes) -> tuple[bytes, bytes, bytes] | None:
