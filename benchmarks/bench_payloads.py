@@ -170,3 +170,37 @@ def completion() -> dict[str, Any]:
         "service_tier": "default",
         "system_fingerprint": _FINGERPRINT,
     }
+
+
+_CACHE_MARK = {"type": "ephemeral"}
+
+
+def conversation_turns(pairs: int = 60) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two consecutive turns of a long Claude Code conversation: the 78 KB request's history followed by `pairs`
+    Bash calls and their ~1 KB results (about 1.6 KB of JSON a pair), then the next turn: an answer and a question
+    appended, Claude Code's cache marker moved from the last message to the new one."""
+    body = claude_code_request()
+    messages = body["messages"]
+    for number in range(pairs):
+        call_id = f"toolu_01bench{number:016d}"
+        command = {"command": f"git log --oneline -n 20 -- src/module_{number}.py", "description": "Recent commits"}
+        output = "\n".join(
+            f"{number:04d}{line:03d}a fix: the {line}th change to module {number} — ✓" for line in range(20)
+        )
+        messages.append(
+            {"role": "assistant", "content": [{"type": "tool_use", "id": call_id, "name": "Bash", "input": command}]}
+        )
+        messages.append(
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id, "content": output}]}
+        )
+    messages[-1]["content"][-1]["cache_control"] = dict(_CACHE_MARK)
+    turn = copy.deepcopy(body)
+    turn["messages"][-1]["content"][-1].pop("cache_control")
+    turn["messages"].append({"role": "assistant", "content": [{"type": "text", "text": "The log shows the fixes."}]})
+    turn["messages"].append(
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Now run the tests.", "cache_control": dict(_CACHE_MARK)}],
+        }
+    )
+    return body, turn

@@ -18,6 +18,7 @@ import ujson
 from bench_payloads import (
     claude_code_request,
     completion,
+    conversation_turns,
     dumps,
     request_plan,
     small_request,
@@ -97,6 +98,17 @@ def prepare_request_spliced(core: Core, raw: bytes, pieces: SplicedPieces) -> by
 
 def _unchanged(body: dict[str, Any], anthropic_request: Any) -> dict[str, Any]:
     return body
+
+
+def prepare_request_reusing(core: Core, raw: bytes, pieces: SplicedPieces, messages: bool) -> bytes | None:
+    """What MessagesPipeline.prepare + convert do with no guardrails: the tools (and, with `messages`, the messages
+    a conversation repeats) of recent requests not parsed again, the system prompt and tools spliced in."""
+    parsed = pieces.parse(raw, True, messages)
+    body = codec_loads(raw) if parsed is None else parsed.body
+    core.validate.validate_messages_request(body, parsed is not None and parsed.tools_reused)
+    if messages:
+        pieces.learn_messages(raw, parsed, body)
+    return pieces.body(raw, body, request_plan(stream=bool(body.get("stream"))), _unchanged)
 
 
 def convert_completion(core: Core, raw: bytes) -> bytes:
@@ -179,6 +191,25 @@ def test_request_spliced(benchmark: Benchmark, core: Core, pure_core: Core, size
     pieces = SplicedPieces(core_request=core.request)
     result = benchmark(prepare_request_spliced, core, raw, pieces)
     assert result == prepare_request(pure_core, raw)
+
+
+@pytest.mark.parametrize("reuse", ["tools", "tools+messages"])
+def test_request_next_turn(benchmark: Benchmark, core: Core, pure_core: Core, reuse: str) -> None:
+    """A long conversation's turns (the 78 KB request plus 60 tool calls, ~175 KB), alternately: each is the next
+    turn of the other (two messages more or fewer, the cache marker moved), as Claude Code's turns are."""
+    benchmark.group = "request-long-conversation: parse + validate + convert + dumps, turn after turn"
+    turns = [dumps(turn).encode() for turn in conversation_turns()]
+    pieces = SplicedPieces(core_request=core.request)
+    prepare = partial(prepare_request_reusing, core, pieces=pieces, messages=reuse == "tools+messages")
+    expected = [prepare_request(pure_core, raw) for raw in turns]
+    assert [prepare(raw) for raw in turns] == expected
+    at = iter(range(1 << 62))
+
+    def next_turn() -> bytes | None:
+        return prepare(turns[next(at) % 2])
+
+    benchmark(next_turn)
+    assert [prepare(raw) for raw in turns] == expected
 
 
 @pytest.mark.parametrize("codec", BASELINES)

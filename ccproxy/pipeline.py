@@ -227,6 +227,7 @@ class MessagesPipeline:
         # The converted system prompt and tools of recent requests, as JSON bytes (splice.py).
         self.pieces = SplicedPieces()
         self._tools_amended = any(guardrail.amends_tools for guardrail in self.guardrails)
+        self._messages_amended = any(guardrail.amends_messages for guardrail in self.guardrails)
 
     async def prepare(
         self,
@@ -238,13 +239,14 @@ class MessagesPipeline:
         cache_control: str | None = None,
     ) -> Prepared:
         """Parse, validate, guard and route one /v1/messages body; fill in `record` (observers) as it goes."""
-        # The tools of a recent request are not parsed or validated again (splice.py), unless a guardrail may amend
-        # them (the list is shared).
-        body = None if self._tools_amended else self.pieces.parse(raw)
-        tools_known = body is not None
-        if body is None:
-            body = parse_json_body(raw)
-        validate_messages_request(body, tools_known)
+        # The tools of a recent request are not parsed or validated again (splice.py), nor the messages a
+        # conversation repeats (history.py), unless a guardrail may amend them (the parsed values are shared).
+        reuse_messages = not self._messages_amended
+        parsed = self.pieces.parse(raw, not self._tools_amended, reuse_messages)
+        body = parse_json_body(raw) if parsed is None else parsed.body
+        validate_messages_request(body, parsed is not None and parsed.tools_reused)
+        if reuse_messages:
+            self.pieces.learn_messages(raw, parsed, body)
         stream = bool(body.get("stream"))
         if record is not None:
             record.client_model = body["model"]

@@ -39,6 +39,7 @@ from typing import Any
 from ccproxy.core import request as request_facade
 from ccproxy.core.jsoncodec import Fragment, dumps_strict, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
+from ccproxy.history import MessageHistories, Reuse
 
 # Provider.adjust_request: the provider's last word on the converted body.
 Adjust = Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]]
@@ -55,6 +56,15 @@ _BLANKS = b" \t\r\n"
 _COLON = ord(":")
 _REST_LIMIT = 8 * 1024  # at most this much of the body may follow the tools (Claude Code: a few hundred bytes)
 _KEY_WINDOW = 64  # bytes before the tools in which `,"tools":` is looked for (JSON may put blanks around it)
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A body `SplicedPieces.parse` read without parsing what it already knew."""
+
+    body: dict[str, Any]
+    tools_reused: bool  # its tools are a recent request's (already validated)
+    messages: Reuse | None  # its leading messages are a recent conversation's
 
 
 @dataclass(slots=True)
@@ -150,31 +160,61 @@ class SplicedPieces:
         self._convert_system = core_request.convert_system
         # The tools entries hit or made last, most recent first: what `parse` looks for in a new body.
         self._recent: list[_Tools] = []
+        self.histories = MessageHistories()
 
-    def parse(self, raw: bytes) -> dict[str, Any] | None:
-        """`raw` parsed, with its top-level tools not parsed again when they are byte for byte those of a recent
-        request: the body is parsed with `[]` in their place, then given the list parsed then (equal bytes parse to
-        equal values). Claude Code's ~60 KB of tools were most of the parse of each of its requests.
+    def parse(self, raw: bytes, tools: bool = True, messages: bool = False) -> Parsed | None:
+        """`raw` parsed without the parts a recent request already had parsed: its top-level tools when they are
+        byte for byte those of a recent request (`tools`), its leading messages when they are those of a recent
+        conversation (`messages`, ccproxy/history.py). The body is parsed with `[]` in the place of the tools and a
+        marker in the place of the messages, then given the values parsed then (equal bytes parse to equal values).
+        Claude Code's ~60 KB of tools were most of the parse of each of its requests; its history grows with the
+        conversation.
 
-        The list is shared with the cache: only for pipelines whose guardrails leave the tools alone (no
-        `amends_tools`); nothing else changes a request's tools. None when there is nothing to reuse or the body
-        does not parse: the caller parses `raw` itself (and words any error about the bytes the client sent)."""
-        for entry in self._recent:
-            start = _located(raw, entry)
-            if start >= 0:
-                break
-        else:
+        The values are shared with the caches: only for pipelines whose guardrails leave them alone
+        (`amends_tools`, `amends_messages`); nothing else changes a request. None when there is nothing to reuse or
+        the body does not parse: the caller parses `raw` itself (and words any error about the bytes the client
+        sent). Remembering the messages for the next turn is `learn_messages`, once the body is validated."""
+        entry, start = self._recent_tools_in(raw) if tools else (None, -1)
+        reuse = self.histories.find(raw) if messages else None
+        if reuse is not None and entry is not None and start < reuse.end:
+            reuse = None  # the tools came first: Claude Code writes them after the messages
+        if entry is None and reuse is None:
             return None
-        known = entry.raw
-        assert known is not None
+        pieces: list[bytes] = []
+        cut = 0
+        if reuse is not None:
+            pieces += (raw[: reuse.at], self.histories.placeholder(reuse))
+            cut = reuse.end
+        if entry is not None:
+            known = entry.raw
+            assert known is not None
+            pieces += (raw[cut:start], b"[]")
+            cut = start + len(known)
+        pieces.append(raw[cut:])
         try:
-            body = loads(b"".join((raw[:start], b"[]", raw[start + len(known) :])))
+            body = loads(b"".join(pieces))
         except ValueError:
             return None
         if not isinstance(body, dict):
             return None
-        body["tools"] = entry.parsed  # the last "tools" member, proved by _located: the one the parser kept
-        return body
+        if reuse is not None and not self.histories.splice(body, reuse):
+            return None
+        if entry is not None:
+            body["tools"] = entry.parsed  # the last "tools" member, proved by _located: the one the parser kept
+        return Parsed(body, entry is not None, reuse)
+
+    def learn_messages(self, raw: bytes, parsed: Parsed | None, body: dict[str, Any]) -> None:
+        """Remember the messages of `body` (validated, parsed from `raw`: by `parse`, else whole) for the
+        conversation's next turn."""
+        self.histories.learn(raw, body.get("messages"), None if parsed is None else parsed.messages)
+
+    def _recent_tools_in(self, raw: bytes) -> tuple[_Tools | None, int]:
+        """The recent tools entry whose tools are the top-level tools of `raw`, and where they start."""
+        for entry in self._recent:
+            start = _located(raw, entry)
+            if start >= 0:
+                return entry, start
+        return None, -1
 
     def _remember(self, entry: _Tools) -> None:
         recent = self._recent

@@ -21,8 +21,11 @@ BODIES = [capture.body for capture in claude_code_posts("/v1/messages") if captu
 class NoPieces:
     """Stands in for SplicedPieces: never splices, so the pipeline parses and serialises every body afresh."""
 
-    def parse(self, raw: bytes) -> None:
+    def parse(self, raw: bytes, tools: bool = True, messages: bool = False) -> None:
         return None
+
+    def learn_messages(self, raw: bytes, parsed: None, body: dict[str, Any]) -> None:
+        pass
 
     def body(self, raw: bytes, body: dict[str, Any], plan: RequestPlan, adjust: Adjust, amended: bool) -> None:
         return None

@@ -1,5 +1,6 @@
-"""The pipeline reuses the parsed tools of a recent request (ccproxy/splice.py `SplicedPieces.parse`) only when no
-guardrail may amend them, still refuses what the plain parse and validation refuse, and words errors the same."""
+"""The pipeline reuses the parsed tools of a recent request (ccproxy/splice.py `SplicedPieces.parse`) and the
+messages a conversation repeats (ccproxy/history.py) only when no guardrail may amend them, still refuses what the
+plain parse and validation refuse, and words errors the same."""
 
 from __future__ import annotations
 
@@ -77,6 +78,63 @@ async def test_tools_left_alone_by_the_guardrails_are_reused() -> None:
     assert body["tools"] is first["tools"]
     assert body == loads(raw)
     assert upstream == expected
+
+
+class MarksMessages(Guardrail):
+    """Amends the first message's text in place on every request (as a redacting guardrail would)."""
+
+    name = "marks_messages"
+    amends_tools: ClassVar[bool] = False
+
+    async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
+        body["messages"][0]["content"][0]["text"] += " (checked)"
+
+
+class ReadsMessages(ReadsTools):
+    """Declares that it leaves the messages alone too."""
+
+    name = "reads_messages"
+    amends_messages: ClassVar[bool] = False
+
+
+def upstream_texts(upstream: dict[str, Any]) -> list[str]:
+    """The texts of the Chat Completions messages sent upstream."""
+    texts = []
+    for message in upstream["messages"]:
+        content = message["content"]
+        texts += [content] if isinstance(content, str) else [part.get("text") for part in content]
+    return texts
+
+
+async def test_messages_a_guardrail_may_amend_are_parsed_afresh_for_every_request() -> None:
+    rig = make_rig(ROUTES, {}, guardrails=[MarksMessages()])
+    raw = claude_code_bytes(BODY)
+    wanted = BODY["messages"][0]["content"][0]["text"] + " (checked)"
+    for _ in range(3):
+        body, upstream = await sent(rig, raw)
+        # Amended once per request: messages shared between requests would carry the amendment over.
+        assert body["messages"][0]["content"][0]["text"] == wanted
+        assert wanted in upstream_texts(upstream)
+    assert len(rig.pipeline.pieces.histories) == 0
+
+
+async def test_messages_left_alone_by_the_guardrails_are_reused_and_stay_as_the_client_sent_them() -> None:
+    rig = make_rig(ROUTES, {}, guardrails=[ReadsMessages()])
+    raw = claude_code_bytes(BODY)
+    plain = make_rig(ROUTES, {}, guardrails=[ReadsTools()])  # parses every request's messages afresh
+    first, expected = await sent(rig, raw)
+    turn = copy.deepcopy(BODY)
+    turn["messages"].append({"role": "assistant", "content": [{"type": "text", "text": "an answer"}]})
+    turn["messages"].append({"role": "user", "content": [{"type": "text", "text": "and a question"}]})
+    for raw_again in (raw, claude_code_bytes(turn), raw):
+        body, upstream = await sent(rig, raw_again)
+        assert body == loads(raw_again)
+        assert body["messages"][0] is first["messages"][0]
+        assert upstream == (await sent(plain, raw_again))[1]
+    body, upstream = await sent(rig, raw)
+    assert upstream == expected
+    for history in rig.pipeline.pieces.histories:  # nothing changed the shared values
+        assert [loads(item) for item in history.raws] == history.parsed
 
 
 def deep(levels: int) -> Any:

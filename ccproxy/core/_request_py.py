@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from ccproxy.core.client_tools import client_tool_definition, is_computer_use, known_versions
@@ -556,6 +557,9 @@ def _sampling_fields(body: dict[str, Any], capabilities: ModelCapabilities) -> d
     return fields
 
 
+# A session's `user_id` is the same on every request: parsed and hashed once (hashlib's SHA-256 set-up alone was
+# ~8 µs of each Claude Code request, benchmarks/README.md "Stop 17").
+@lru_cache(maxsize=256)
 def _claude_code_user(raw: str) -> str | None:
     """A stable per-user value from Claude Code's JSON `user_id`, or None when `raw` is not that shape."""
     try:

@@ -127,6 +127,7 @@ class KeyModelAllowList(Guardrail):
 
     name = "key_models"
     amends_tools = False
+    amends_messages = False
 
     async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         principal = PRINCIPAL.get()

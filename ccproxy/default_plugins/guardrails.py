@@ -17,6 +17,7 @@ class ModelAllowList(Guardrail):
 
     name: ClassVar[str] = "allowed_models"
     amends_tools: ClassVar[bool] = False
+    amends_messages: ClassVar[bool] = False
 
     def __init__(self, patterns: list[str], audit: ReportGuardrailEvent | None = None) -> None:
         self.patterns = tuple(patterns)
