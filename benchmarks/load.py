@@ -53,7 +53,7 @@ from bench_harness import (
     tree_cpu_seconds,
     tree_rss_kb,
 )
-from bench_payloads import claude_code_request, dumps, request_plan, small_request
+from bench_payloads import claude_code_request, conversation_turns, dumps, request_plan, small_request
 from loop_delay import describe, measure_loop_delay, probe
 
 from ccproxy.core.request import convert_request
@@ -87,20 +87,35 @@ class Scenario:
     stream: bool
     target_cpu_us: float | None
     gap_ms: float = 0.0
+    next_turn: dict[str, Any] | None = None  # a conversation: each connection alternates the two turns
 
-    def proxy_request(self, port: int) -> bytes:
+    def proxy_request(self, port: int) -> tuple[bytes, ...]:
+        """The request(s) each connection sends in turn."""
+        bodies = [self.anthropic_body] if self.next_turn is None else [self.anthropic_body, self.next_turn]
+        return tuple(self._proxy_request(port, body) for body in bodies)
+
+    def _proxy_request(self, port: int, body: dict[str, Any]) -> bytes:
         headers = {
             "Content-Type": "application/json",
             "anthropic-version": "2023-06-01",
             "x-api-key": OPS_CLIENT_KEY,  # a configured client key when the operations features are on
         }
-        return http_request("POST", "/v1/messages", port, dumps(self.anthropic_body).encode(), headers)
+        return http_request("POST", "/v1/messages", port, dumps(body).encode(), headers)
 
-    def direct_request(self, port: int) -> bytes:
-        """The OpenAI request the proxy sends for this body (converted by the same core)."""
-        body = convert_request(self.anthropic_body, request_plan(stream=self.stream))
+    def direct_request(self, port: int) -> tuple[bytes, ...]:
+        """The OpenAI request(s) the proxy sends for this body (converted by the same core)."""
+        bodies = [self.anthropic_body] if self.next_turn is None else [self.anthropic_body, self.next_turn]
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
-        return http_request("POST", "/v1/chat/completions", port, dumps(body).encode(), headers)
+        return tuple(
+            http_request(
+                "POST",
+                "/v1/chat/completions",
+                port,
+                dumps(convert_request(body, request_plan(stream=self.stream))).encode(),
+                headers,
+            )
+            for body in bodies
+        )
 
     def proxy_marker(self) -> bytes | None:
         """What marks the first text delta in the proxy's answer (its arrival is the time to first token)."""
@@ -122,6 +137,7 @@ class Scenario:
 
 
 def scenarios(paced_gap_ms: float = PACED_GAP_MS) -> dict[str, Scenario]:
+    earlier_turn, next_turn = conversation_turns()
     return {
         "small-json": Scenario("small-json", "tiny request, non-stream", small_request(), False, 150.0),
         "claude-code-json": Scenario(
@@ -130,6 +146,14 @@ def scenarios(paced_gap_ms: float = PACED_GAP_MS) -> dict[str, Scenario]:
             claude_code_request(stream=False),
             False,
             300.0,
+        ),
+        "claude-code-conversation": Scenario(
+            "claude-code-conversation",
+            "a long Claude Code conversation (the 78 KB request plus 60 tool calls, ~160 KB), two turns alternately",
+            earlier_turn,
+            False,
+            None,
+            next_turn=next_turn,
         ),
         "stream-100": Scenario(
             "stream-100", "tiny request, 100-chunk stream written at once", small_request(stream=True), True, 600.0
@@ -199,13 +223,14 @@ class Run:
 
 async def _worker(
     port: int,
-    request: bytes,
+    requests: tuple[bytes, ...],
     check: Callable[[bytes], bool],
     state: LoadState,
     marker: bytes | None = None,
     delay: float = 0.0,
 ) -> None:
     connection: Connection | None = None
+    sent = 0
     await asyncio.sleep(delay)
     try:
         while not state.stop:
@@ -213,7 +238,8 @@ async def _worker(
                 if connection is None or connection.transport is None:
                     connection = await asyncio.wait_for(Connection.open(port, marker=marker), CONNECT_TIMEOUT)
                 started = time.perf_counter()
-                status, body = await connection.send(request)
+                status, body = await connection.send(requests[sent % len(requests)])
+                sent += 1
                 elapsed = time.perf_counter() - started
                 ok, kind = status == 200 and check(body), f"HTTP {status}"
             except (OSError, ResponseError, TimeoutError) as exc:
@@ -240,7 +266,7 @@ async def measure(
     scenario: str,
     target: str,
     port: int,
-    request: bytes,
+    request: tuple[bytes, ...],
     check: Callable[[bytes], bool],
     concurrency: int,
     warmup: float,

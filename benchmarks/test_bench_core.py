@@ -105,7 +105,10 @@ def prepare_request_reusing(core: Core, raw: bytes, pieces: SplicedPieces, messa
     a conversation repeats) of recent requests not parsed again, the system prompt and tools spliced in."""
     parsed = pieces.parse(raw, True, messages)
     body = codec_loads(raw) if parsed is None else parsed.body
-    core.validate.validate_messages_request(body, parsed is not None and parsed.tools_reused)
+    if parsed is None:
+        core.validate.validate_messages_request(body)
+    else:
+        core.validate.validate_messages_request(body, parsed.tools_reused, parsed.messages_reused)
     if messages:
         pieces.learn_messages(raw, parsed, body)
     return pieces.body(raw, body, request_plan(stream=bool(body.get("stream"))), _unchanged)

@@ -244,7 +244,10 @@ class MessagesPipeline:
         reuse_messages = not self._messages_amended
         parsed = self.pieces.parse(raw, not self._tools_amended, reuse_messages)
         body = parse_json_body(raw) if parsed is None else parsed.body
-        validate_messages_request(body, parsed is not None and parsed.tools_reused)
+        if parsed is None:
+            validate_messages_request(body)
+        else:  # what an earlier request had is not walked again: it passed then
+            validate_messages_request(body, parsed.tools_reused, parsed.messages_reused)
         if reuse_messages:
             self.pieces.learn_messages(raw, parsed, body)
         stream = bool(body.get("stream"))

@@ -66,6 +66,11 @@ class Parsed:
     tools_reused: bool  # its tools are a recent request's (already validated)
     messages: Reuse | None  # its leading messages are a recent conversation's
 
+    @property
+    def messages_reused(self) -> int:
+        """How many of its first messages are a recent conversation's (already validated)."""
+        return 0 if self.messages is None else self.messages.count
+
 
 @dataclass(slots=True)
 class _Tools:

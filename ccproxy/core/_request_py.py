@@ -284,19 +284,19 @@ class _AssistantTurn:
         self.call_names: dict[str, str] = {}  # tool_use id -> the client's tool name
         self.thinking: list[dict[str, Any]] = []
         self._separated = False  # a non-text block came after the last text
-        self._blocks: dict[str, Callable[[dict[str, Any]], None]] = {
-            "text": self._text,
-            "tool_use": self._tool_use,
-            "thinking": self._thinking,
-            "redacted_thinking": self._thinking,
-        }
 
     def add(self, block: dict[str, Any]) -> None:
-        handler = self._blocks.get(block["type"])
-        if handler is not None:
-            handler(block)
+        # Tested in turn, not looked up in a table of bound methods: one turn per assistant message, and a long
+        # conversation has hundreds (benchmarks/README.md, "Stop 17").
+        kind = block["type"]
+        if kind == "text":
+            self.add_text(block["text"])
+        elif kind == "tool_use":
+            self._tool_use(block)
+        elif kind == "thinking" or kind == "redacted_thinking":
+            self.thinking.append(block)
         # server_tool_use, web_search_tool_result and unknown blocks are dropped, but still separate texts.
-        self._separated = block["type"] != "text"
+        self._separated = kind != "text"
 
     def add_text(self, text: str) -> None:
         if not text:
@@ -305,16 +305,10 @@ class _AssistantTurn:
             self.text += "\n\n"
         self.text += text
 
-    def _text(self, block: dict[str, Any]) -> None:
-        self.add_text(block["text"])
-
     def _tool_use(self, block: dict[str, Any]) -> None:
         self.call_names[block["id"]] = block["name"]
         function = {"name": self._tool_names.to_upstream(block["name"]), "arguments": _json(block["input"])}
         self.tool_calls.append({"id": _call_id(block["id"]), "type": "function", "function": function})
-
-    def _thinking(self, block: dict[str, Any]) -> None:
-        self.thinking.append(block)
 
 
 # ------------------------------------------------------------------------------------------ messages

@@ -193,11 +193,12 @@ def _content(content: Any, path: str) -> None:
 # ------------------------------------------------------------------------------------------ top level
 
 
-def _messages(body: dict[str, Any]) -> None:
+def _messages(body: dict[str, Any], known: int = 0) -> None:
     messages = _require(body, "messages", list, "")
     if not messages:
         raise _fail("messages", "at least one message is required")
-    for index, message in enumerate(messages):
+    for index in range(known, len(messages)):
+        message = messages[index]
         path = f"messages.{index}"
         _expect(message, dict, path)
         role = _require(message, "role", str, f"{path}.")
@@ -293,23 +294,27 @@ def _model(body: dict[str, Any]) -> None:
         raise _fail("model", "String should have at least 1 character")
 
 
-def _body(body: Any, tools_known: bool = False) -> dict[str, Any]:
+def _body(body: Any, tools_known: bool = False, messages_known: int = 0) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("Request body must be a JSON object")
-    if exceeds_depth(_without_tools(body) if tools_known else body):
+    if exceeds_depth(_without_known(body, tools_known, messages_known) if tools_known or messages_known else body):
         raise InvalidRequestError(NESTING_MESSAGE)
     return body
 
 
-def _without_tools(body: dict[str, Any]) -> dict[str, Any]:
+def _without_known(body: dict[str, Any], tools_known: bool, messages_known: int) -> dict[str, Any]:
+    """`body` less what passed in an earlier request (a value's depth in the body does not change)."""
     rest = dict(body)
-    rest.pop("tools", None)
+    if tools_known:
+        rest.pop("tools", None)
+    if messages_known:
+        rest["messages"] = rest["messages"][messages_known:]
     return rest
 
 
-def _common(body: dict[str, Any], tools_known: bool = False) -> None:
+def _common(body: dict[str, Any], tools_known: bool = False, messages_known: int = 0) -> None:
     """What /v1/messages and count_tokens share, after `model` (and `max_tokens`) are checked."""
-    _messages(body)
+    _messages(body, messages_known)
     _system(body)
     if not tools_known:
         _tools(body)
@@ -327,19 +332,20 @@ def _sampling(body: dict[str, Any]) -> None:
         _expect(stop, str, f"stop_sequences.{index}")
 
 
-def validate_messages_request(body: Any, tools_known: bool = False) -> None:
+def validate_messages_request(body: Any, tools_known: bool = False, messages_known: int = 0) -> None:
     """Raise `InvalidRequestError` when a /v1/messages body lacks or mistypes a field the converter reads.
 
     `tools_known`: the body's `tools` are the very list of an earlier request that passed, reused for bytes equal
-    to its (ccproxy/splice.py `SplicedPieces.parse`): not walked again."""
-    request = _body(body, tools_known)
+    to its (ccproxy/splice.py `SplicedPieces.parse`): not walked again. `messages_known`: so are its first that many
+    messages (ccproxy/history.py; each message is checked on its own)."""
+    request = _body(body, tools_known, messages_known)
     _model(request)
     if "max_tokens" not in request:
         raise _fail("max_tokens", REQUIRED)
     if request["max_tokens"] is None:
         raise _fail("max_tokens", "Input should be a valid integer")
     _integer(request, "max_tokens", 0)
-    _common(request, tools_known)
+    _common(request, tools_known, messages_known)
     _sampling(request)
     _optional(request, "stream", bool, "")
     metadata = _optional(request, "metadata", dict, "")

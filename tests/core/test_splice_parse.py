@@ -136,3 +136,28 @@ def test_tools_known_skips_only_the_tools(core: Core) -> None:
     body["max_tokens"] = "many"
     with pytest.raises(InvalidRequestError, match="max_tokens"):
         core.validate.validate_messages_request(body, True)
+
+
+def test_messages_known_skips_only_the_first_messages(core: Core) -> None:
+    """The messages a recent request had (ccproxy/history.py) passed then: only those are not walked again."""
+    body = copy.deepcopy(WITH_TOOLS[0][1])
+    deep: Any = "x"
+    for _ in range(200):
+        deep = [deep]
+    body["messages"] = [
+        {"role": "user", "content": [{"type": "text", "text": "fine", "x": deep}]},  # too deep: refused when walked
+        {"role": "user", "content": [{"type": "text"}]},  # no text: refused when walked
+        {"role": "assistant", "content": "fine"},
+    ]
+    validate = core.validate.validate_messages_request
+    with pytest.raises(InvalidRequestError, match="nest"):
+        validate(body)
+    with pytest.raises(InvalidRequestError, match=r"messages\.1\.content\.0\.text"):
+        validate(body, False, 1)
+    validate(body, False, 2)
+    body["messages"].append({"role": "robot", "content": "new"})
+    with pytest.raises(InvalidRequestError, match=r"messages\.3\.role"):
+        validate(body, False, 3)
+    body["messages"][3] = {"role": "user", "content": [{"type": "text", "text": "new", "x": deep}]}
+    with pytest.raises(InvalidRequestError, match="nest"):
+        validate(body, True, 3)
