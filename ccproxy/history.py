@@ -9,9 +9,11 @@ marker, and given the messages parsed then.
 
 Why the result is exactly what parsing the whole body gives:
 - A remembered message's bytes are orjson's compact writing of the parsed message, found at its place in the body it
-  came in (Claude Code writes compact JSON, as JSON.stringify does). Equal bytes parse to equal values.
-- In a new body the bytes are compared, message after message, from the first `"messages":[`: each must be followed
-  by `,` or by the array's `]`. Each is one whole JSON object, so the run is a whole number of array elements.
+  came in (Claude Code writes compact JSON, as JSON.stringify does), one after the other with their commas: the
+  history keeps that body and where each message ends in it. Equal bytes parse to equal values.
+- In a new body the longest run of those messages from the first `"messages":[` is found by comparing the bytes of
+  the first k messages at once (all, then all but the last, else halving k); the run must be followed by `,` or by
+  the array's `]`. Each message is one whole JSON object, so the run is a whole number of array elements.
 - The run is replaced by a marker: a string of random characters made when the pipeline is built, which no client
   can know. Only if the parsed body's top-level `messages` starts with the marker is the run reused: the `[` before it
   then opened the top-level array the parser kept (the last member of that name, had there been two), and the run
@@ -40,11 +42,62 @@ _KEY = b'"messages":['
 
 @dataclass(slots=True, eq=False)  # compared by identity: equal histories are still two entries
 class History:
-    """One conversation's messages so far: as the client wrote each (JSON bytes) and as parsed."""
+    """One conversation's messages so far, as parsed and as written one after the other in a body it sent."""
 
-    raws: list[bytes]
+    source: bytes  # that body
+    start: int  # where the first message starts in it
+    ends: list[int]  # where each message ends in it (the next starts after the comma that follows)
     parsed: list[dict[str, Any]]
-    size: int  # the bytes of `raws`
+
+    @property
+    def size(self) -> int:
+        return len(self.source)
+
+    @property
+    def raws(self) -> list[bytes]:
+        """Each message's JSON as the client wrote it."""
+        starts = [self.start] + [end + 1 for end in self.ends[:-1]]
+        return [self.source[begin:end] for begin, end in zip(starts, self.ends, strict=True)]
+
+    def run(self, raw: bytes, at: int) -> tuple[int, int, bool]:
+        """How many of these messages follow each other from `at` in `raw` as elements of one array; where the run
+        ends (the next element, or the array's `]`); whether the array ends with it."""
+        view = memoryview(self.source)
+        start, ends = self.start, self.ends
+
+        def repeats(count: int) -> bool:  # the first `count` messages, and the commas between them
+            return raw.startswith(view[start : ends[count - 1]], at)
+
+        # Claude Code's next turn repeats them all, or all but the last (whose cache marker moved): one comparison.
+        # Else (an edited or rewound conversation) the longest run is halved for: a run's first messages are runs.
+        total = len(ends)
+        if total and repeats(total):
+            count = total
+        elif total > 1 and repeats(total - 1):
+            count = total - 1
+        else:
+            low, high = 0, total - 2
+            while low < high:
+                middle = (low + high + 1) // 2
+                low, high = (middle, high) if repeats(middle) else (low, middle - 1)
+            count = low
+        while count:
+            found = _ended(raw, at + ends[count - 1] - start, count)
+            if found is not None:
+                return found
+            count -= 1  # the last one is followed by something else: the one before it by its comma
+        return 0, at, False
+
+
+def _ended(raw: bytes, after: int, count: int) -> tuple[int, int, bool] | None:
+    """A run of `count` messages ending at `after`: where the next element starts, or where the array ends; None
+    when neither a comma nor the `]` follows."""
+    follows = raw[after : after + 1]
+    if follows == b",":
+        return count, after + 1, False
+    if follows == b"]":
+        return count, after, True
+    return None
 
 
 @dataclass(slots=True)
@@ -90,7 +143,7 @@ class MessageHistories:
             return None
         at = key + len(_KEY)
         for history in self._histories:
-            count, end, closed = _run(raw, at, history.raws)
+            count, end, closed = history.run(raw, at)
             if count:
                 return Reuse(history, count, at, end, closed)
         return None
@@ -115,20 +168,21 @@ class MessageHistories:
             return
         if reuse is not None:
             history = reuse.history
-            if reuse.count == len(history.raws) == len(messages):  # the same messages again: nothing new
+            if reuse.count == len(history.ends) == len(messages):  # the same messages again: nothing new
                 self._keep(history, history)
                 return
-            raws, parsed = history.raws[: reuse.count], history.parsed[: reuse.count]
-            start = reuse.end
+            shift = reuse.at - history.start  # the run, where it is in `raw`
+            ends = [end + shift for end in history.ends[: reuse.count]]
+            parsed, first, at = history.parsed[: reuse.count], reuse.at, reuse.end
         else:
             key = raw.find(_KEY)
             if key < 0:
                 return
-            history, raws, parsed, start = None, [], [], key + len(_KEY)
-        _found(raw, start, messages[len(raws) :], raws, parsed)
-        if not raws:
-            return
-        self._keep(history, History(raws, parsed, sum(map(len, raws))))
+            history, ends, parsed, first = None, [], [], key + len(_KEY)
+            at = first
+        _found(raw, at, messages[len(parsed) :], ends, parsed)
+        if parsed:
+            self._keep(history, History(raw, first, ends, parsed))
 
     def _keep(self, old: History | None, new: History) -> None:
         histories = self._histories
@@ -143,38 +197,19 @@ class MessageHistories:
             self.bytes -= histories.pop().size
 
 
-def _run(raw: bytes, at: int, raws: list[bytes]) -> tuple[int, int, bool]:
-    """How many of `raws` follow each other from `at` as elements of one array; where the run ends; whether the
-    array ends with it."""
-    count = 0
-    for item in raws:
-        if not raw.startswith(item, at):
-            break
-        after = at + len(item)
-        follows = raw[after : after + 1]
-        if follows == b"]":
-            return count + 1, after, True
-        if follows != b",":
-            break
-        count += 1
-        at = after + 1
-    return count, at, False
-
-
-def _found(raw: bytes, at: int, messages: list[Any], raws: list[bytes], parsed: list[dict[str, Any]]) -> None:
-    """Append to `raws` / `parsed` each of `messages` written, in turn, from `at` in `raw` as orjson writes it."""
+def _found(raw: bytes, at: int, messages: list[Any], ends: list[int], parsed: list[dict[str, Any]]) -> None:
+    """Append to `ends` / `parsed` each of `messages` written, in turn, from `at` in `raw` as orjson writes it."""
     for message in messages:
         if type(message) is not dict:
             return
         written = dumps_strict(message)
         if written is None or not raw.startswith(written, at):
             return
-        after = at + len(written)
-        follows = raw[after : after + 1]
-        if follows not in (b",", b"]"):
+        found = _ended(raw, at + len(written), 1)
+        if found is None:
             return
-        raws.append(written)
+        ends.append(at + len(written))
         parsed.append(message)
-        if follows == b"]":
+        if found[2]:
             return
-        at = after + 1
+        at = found[1]

@@ -39,6 +39,7 @@ from typing import Any
 from ccproxy.core import request as request_facade
 from ccproxy.core.jsoncodec import Fragment, dumps_strict, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
+from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT
 from ccproxy.history import MessageHistories, Reuse
 
 # Provider.adjust_request: the provider's last word on the converted body.
@@ -258,7 +259,8 @@ class SplicedPieces:
             self._remember(entry)
             to_upstream = plan.tool_names.to_upstream
             for name in names:
-                to_upstream(name)
+                if len(name) > OPENAI_TOOL_NAME_LIMIT:  # a name that fits maps to itself: nothing to replay
+                    to_upstream(name)
             return entry.made
         made = self._convert_tools(tools, plan.tool_names, strict)
         made_bytes = dumps_strict(made)

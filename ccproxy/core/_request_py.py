@@ -58,10 +58,12 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from ccproxy.core.client_tools import client_tool_definition, is_computer_use, known_versions
 from ccproxy.core.jsoncodec import dumps_text, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
-from ccproxy.core.toolnames import ToolNameMap
+from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT, ToolNameMap
 from ccproxy.errors import InvalidRequestError
 
 __all__ = ["BILLING_HEADER_PREFIX", "convert_request", "convert_system", "convert_tools", "output_format"]
@@ -82,7 +84,11 @@ Message = dict[str, Any]
 
 
 def _json(value: Any) -> str:
-    return dumps_text(value)
+    # orjson called here, not through dumps_text's frame: a long conversation has a tool input per tool call.
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        return dumps_text(value)  # what orjson cannot write (a lone surrogate)
 
 
 def _call_id(tool_use_id: str) -> str:
@@ -307,7 +313,10 @@ class _AssistantTurn:
 
     def _tool_use(self, block: dict[str, Any]) -> None:
         self.call_names[block["id"]] = block["name"]
-        function = {"name": self._tool_names.to_upstream(block["name"]), "arguments": _json(block["input"])}
+        name = block["name"]
+        if len(name) > OPENAI_TOOL_NAME_LIMIT:  # a name that fits is sent as it is: no call for it
+            name = self._tool_names.to_upstream(name)
+        function = {"name": name, "arguments": _json(block["input"])}
         self.tool_calls.append({"id": _call_id(block["id"]), "type": "function", "function": function})
 
 

@@ -220,3 +220,19 @@ def test_any_sequence_of_turns_parses_exactly(core: Core, first: list[str], edit
         body, _ = read(pieces, raw)
         assert body == loads(raw)
         assert histories_are_their_bytes(pieces)
+
+
+@pytest.mark.parametrize("edited", [0, 1, 5, 17, 38, 39])
+def test_the_run_reused_is_the_longest_one_before_an_edit(edited: int) -> None:
+    histories = MessageHistories(min_body=0)
+    texts = [f"message {number}" for number in range(40)]
+    raw = conversation(texts)
+    histories.learn(raw, loads(raw)["messages"], None)
+    texts[edited] = "edited"
+
+    def reused(raw: bytes) -> tuple[int, bool]:
+        found = histories.find(raw)
+        return (0, False) if found is None else (found.count, found.closed)
+
+    assert reused(conversation([*texts, "one more"])) == (edited, False)
+    assert reused(conversation(texts[:edited])) == ((edited, True) if edited else (0, False))  # rewound
