@@ -263,8 +263,9 @@ class Guardrail(ABC):
     # bytes the client sent, the parsed list shared between requests (ccproxy/splice.py). True, the safe default:
     # the tools are parsed afresh, and the reused conversion is also compared with them.
     amends_tools: ClassVar[bool] = True
-    # False: `check_request` never changes the request's `messages` (it may still read them, or refuse), so the
-    # messages a conversation repeats from its last turn are reused as parsed then, shared between requests
+    # False: `check_request` never changes a message, nor anything inside one (it may read them, refuse, or put
+    # another message in an entry of `body["messages"]`, a list of the request's own), so the messages a
+    # conversation repeats from its last turn are reused as parsed then, shared between requests
     # (ccproxy/history.py). True, the safe default: every request's messages are parsed afresh.
     amends_messages: ClassVar[bool] = True
 

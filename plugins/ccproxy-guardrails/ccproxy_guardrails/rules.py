@@ -84,6 +84,7 @@ class Rule(Guardrail):
 
     name: ClassVar[str] = "ccproxy-guardrails"  # each rule instance carries its table's name instead
     amends_tools: ClassVar[bool] = False  # rules read and redact text, never the tool definitions (walk.py)
+    amends_messages: ClassVar[bool] = False  # a redacted message is replaced by a copy, never changed (walk.py)
 
     def __init__(self, reporter: Reporter) -> None:
         self.name = reporter.name  # type: ignore[misc]  # Guardrail declares a class-level name; rules are per table

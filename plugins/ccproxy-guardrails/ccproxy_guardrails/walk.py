@@ -10,6 +10,7 @@ request because of them).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -21,12 +22,33 @@ _OPAQUE_BLOCKS = frozenset({"image", "redacted_thinking"})
 
 
 def walk_request(body: dict[str, Any], visit: Visit) -> None:
-    """Visit the text of an Anthropic request (system and messages), replacing in place."""
+    """Visit the text of an Anthropic request (system and messages), replacing it. The system prompt is replaced in
+    place; a message with text to replace is replaced by a copy in the request's list, never changed itself: ccproxy
+    shares the messages a conversation repeats between its requests (`Guardrail.amends_messages`)."""
     _content(body, "system", visit)
     messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else ():
+    if not isinstance(messages, list):
+        return
+    for index, message in enumerate(messages):
         if isinstance(message, dict):
-            _content(message, "content", visit)
+            replacements = _replacements(message, visit)
+            if replacements:
+                copied = copy.deepcopy(message)
+                _content(copied, "content", replacements.get)
+                messages[index] = copied
+
+
+def _replacements(message: dict[str, Any], visit: Visit) -> dict[str, str]:
+    """What `visit` replaces in `message`'s text (each text visited once, as in place), leaving it as it is."""
+    found: dict[str, str] = {}
+
+    def probe(text: str) -> None:
+        replaced = visit(text)
+        if replaced is not None:
+            found[text] = replaced
+
+    _content(message, "content", probe)
+    return found
 
 
 def walk_message(message: dict[str, Any], visit: Visit) -> None:
@@ -53,7 +75,7 @@ def _block(block: dict[str, Any], visit: Visit) -> None:
         if isinstance(value, str):
             _replace(block, key, value, visit)
     if "input" in block:  # tool_use, server_tool_use
-        block["input"] = _json_value(block["input"], visit)
+        _replace_value(block, "input", visit)
     if "content" in block:  # tool_result, search_result, web_search_tool_result
         _content(block, "content", visit)
     source = block.get("source")
@@ -70,12 +92,20 @@ def _json_value(value: Any, visit: Visit) -> Any:
         replaced = visit(value)
         return value if replaced is None else replaced
     if isinstance(value, dict):
-        for key, item in value.items():
-            value[key] = _json_value(item, visit)
+        for key in value:
+            _replace_value(value, key, visit)
     elif isinstance(value, list):
-        for position, item in enumerate(value):
-            value[position] = _json_value(item, visit)
+        for position in range(len(value)):
+            _replace_value(value, position, visit)
     return value
+
+
+def _replace_value(parent: Any, key: Any, visit: Visit) -> None:
+    """`parent[key]` with its strings replaced: written back only when it is another value (a string)."""
+    value = parent[key]
+    replaced = _json_value(value, visit)
+    if replaced is not value:
+        parent[key] = replaced
 
 
 def _replace(parent: dict[str, Any], key: str, value: str, visit: Visit) -> None:

@@ -11,6 +11,8 @@ import pytest
 from guardrails_support import AWS_KEY_ID, SECRETS, Audit, rules
 
 from ccproxy import GuardrailContext, Principal, ProxyError
+from tests.support.backends import backends_toml, make_rig
+from tests.support.fixtures import claude_code_posts
 
 R = "[REDACTED]"
 KEY = SECRETS["openai"]
@@ -79,6 +81,43 @@ async def test_redact_replaces_secrets_everywhere_a_person_or_tool_wrote_them() 
     assert (event.rule, event.action, event.direction, event.count) == ("redact", "redact", "request", 6)
     assert event.labels == ("aws_key_id", "github", "jwt", "openai", "slack")
     assert KEY not in repr(event)
+
+
+async def test_a_redacted_message_is_a_copy_and_the_message_sent_stays_as_it_was() -> None:
+    """ccproxy shares the messages a conversation repeats between its requests (`Guardrail.amends_messages`): a
+    redaction puts a redacted copy in the request's own list and leaves the message itself alone."""
+    sent = copy.deepcopy(CONVERSATION)
+    clean = user("nothing to hide")
+    body = {**sent, "messages": [*sent["messages"], clean]}  # the request's own list, over shared messages
+    audit = Audit()
+    for rule in rules({"redact": {}}, audit):
+        assert rule.amends_messages is False
+        await rule.check_request(body, CONTEXT)
+    assert sent["messages"] == CONVERSATION["messages"]  # the shared messages: as the client wrote them
+    assert all(copied is not shared for copied, shared in zip(body["messages"], sent["messages"], strict=False))
+    assert body["messages"][3] is clean  # nothing to redact: not copied
+    assert body["messages"][0]["content"][0]["text"] == f"my key is {R}"
+    assert body["messages"][1]["content"][1]["input"] == {"command": f"export T={R}", "n": 3}
+    assert audit.events[0].count == 6  # each secret counted once, as when redacted in place
+
+
+async def test_redaction_and_reused_messages_through_the_pipeline() -> None:
+    """With the rule on, a conversation's repeated messages are still reused, each request's upstream body is
+    redacted, and the messages kept for the next turn stay as the client wrote them."""
+    rig = make_rig(backends_toml({"a": ""}, {"claude-*": ["a:small"]}), {}, guardrails=rules({"redact": {}}))
+    body = next(capture.body for capture in claude_code_posts("/v1/messages") if capture.body.get("tools"))
+    body = {**body, "stream": False, "messages": [*body["messages"], user(f"my key is {KEY}")]}
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    bodies = []
+    for _ in range(3):
+        prepared = await rig.pipeline.prepare(raw, {}, "req_test")
+        await rig.clock.run(rig.pipeline.complete(prepared))
+        upstream = bytes(rig.fakes["a"].requests[-1].body).decode()
+        assert KEY not in upstream and R in upstream
+        bodies.append(prepared.body)
+    assert bodies[2]["messages"][0] is bodies[1]["messages"][0]  # reused as parsed for the earlier request
+    [history] = rig.pipeline.pieces.histories
+    assert [json.loads(item) for item in history.raws] == history.parsed == body["messages"]
 
 
 async def test_a_plain_string_prompt_and_system_are_redacted() -> None:

@@ -18,6 +18,9 @@ class CodenameGuard(Guardrail):
     """Refuses requests whose text mentions the code name; masks ticket numbers in non-streamed answers."""
 
     name: ClassVar[str] = "example_guard"
+    # It only reads requests: their parsed tools and repeated messages may be shared between requests.
+    amends_tools: ClassVar[bool] = False
+    amends_messages: ClassVar[bool] = False
 
     def __init__(self, codename: str, audit: Audit) -> None:
         self.codename = codename
