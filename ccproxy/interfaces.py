@@ -247,12 +247,17 @@ class ReasoningConfigurator(ABC):
 @dataclass(frozen=True, slots=True)
 class GuardrailContext:
     """Who is asking: the request id, the client's headers (secrets removed), the Principal an authenticator
-    established (None without authenticators) and the size of the request body as received, in bytes."""
+    established (None without authenticators) and the size of the request body as received, in bytes.
+
+    `reused_messages`: how many of the request's first messages are the very objects of an earlier request of its
+    conversation, reused as parsed then and unchanged since (ccproxy/history.py; only when every guardrail declares
+    `amends_messages = False`, else 0). A guardrail may remember, by identity, what it found in those."""
 
     request_id: str
     headers: Mapping[str, str]
     principal: Principal | None = None
     body_bytes: int = 0
+    reused_messages: int = 0
 
 
 class Guardrail(ABC):

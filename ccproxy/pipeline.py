@@ -254,7 +254,13 @@ class MessagesPipeline:
         if record is not None:
             record.client_model = body["model"]
             record.stream = stream
-        guard = GuardrailContext(request_id=request_id, headers=headers, principal=principal, body_bytes=len(raw))
+        guard = GuardrailContext(
+            request_id=request_id,
+            headers=headers,
+            principal=principal,
+            body_bytes=len(raw),
+            reused_messages=0 if parsed is None else parsed.messages_reused,
+        )
         for guardrail in self.guardrails:
             await guardrail.check_request(body, guard)
         route = self.router.resolve(body["model"])

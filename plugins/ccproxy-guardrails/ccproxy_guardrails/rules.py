@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
+from functools import partial
 from typing import Any, ClassVar
 
 from ccproxy import Guardrail, GuardrailContext, GuardrailEvent, ProxyError, SettingsError
@@ -18,7 +19,7 @@ from ccproxy_guardrails.cache import ScanCache
 from ccproxy_guardrails.config import BlockOptions, Direction, LimitsOptions, RedactOptions, RuleConfig
 from ccproxy_guardrails.detectors import DETECTORS, expand
 from ccproxy_guardrails.matcher import Matcher, Pattern, Redaction, compile_pattern
-from ccproxy_guardrails.walk import Visit, walk_message, walk_request
+from ccproxy_guardrails.walk import CleanMessages, Visit, walk_message, walk_request
 
 log = logging.getLogger("ccproxy.guardrails")
 
@@ -89,6 +90,11 @@ class Rule(Guardrail):
     def __init__(self, reporter: Reporter) -> None:
         self.name = reporter.name  # type: ignore[misc]  # Guardrail declares a class-level name; rules are per table
         self.reporter = reporter
+        self.clean = CleanMessages()  # the shared messages this rule found nothing in (walk.py)
+
+    def request_walk(self, context: GuardrailContext) -> Walk:
+        """How this rule walks a request: past the shared messages it already found nothing in."""
+        return partial(walk_request, clean=self.clean, reused=context.reused_messages)
 
     async def check_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         self._guarded(self.on_request, body, context, "request")
@@ -156,7 +162,7 @@ class BlockRule(Rule):
 
     def on_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         if "request" in self.directions:
-            label = first_match(self.scans.get, walk_request, body)
+            label = first_match(self.scans.get, self.request_walk(context), body)
             if label is not None:
                 raise self.refusal(context.request_id, "request", label)
 
@@ -192,7 +198,7 @@ class RedactRule(Rule):
 
     def on_request(self, body: dict[str, Any], context: GuardrailContext) -> None:
         if "request" in self.directions:
-            self._redact(walk_request, body, context.request_id, "request")
+            self._redact(self.request_walk(context), body, context.request_id, "request")
 
     def on_response(self, message: dict[str, Any], context: GuardrailContext) -> None:
         if "response" in self.directions:

@@ -21,21 +21,51 @@ _TEXT_KEYS = ("text", "thinking", "title", "context")
 _OPAQUE_BLOCKS = frozenset({"image", "redacted_thinking"})
 
 
-def walk_request(body: dict[str, Any], visit: Visit) -> None:
+class CleanMessages:
+    """Messages one rule found nothing in, by identity. ccproxy shares the messages a conversation repeats between its
+    requests, unchanged (`GuardrailContext.reused_messages`), so the rule need not read them again. Each is held
+    while remembered, so its id names it; the oldest are forgotten first."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._held: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, message: Any) -> bool:
+        return self._held.get(id(message)) is message
+
+    def add(self, message: Any) -> None:
+        held = self._held
+        held[id(message)] = message
+        if len(held) > self.limit:
+            del held[next(iter(held))]
+
+
+def walk_request(body: dict[str, Any], visit: Visit, clean: CleanMessages | None = None, reused: int = 0) -> None:
     """Visit the text of an Anthropic request (system and messages), replacing it. The system prompt is replaced in
     place; a message with text to replace is replaced by a copy in the request's list, never changed itself: ccproxy
-    shares the messages a conversation repeats between its requests (`Guardrail.amends_messages`)."""
+    shares the messages a conversation repeats between its requests (`Guardrail.amends_messages`). With `clean`,
+    the first `reused` messages (shared ones) are skipped when `clean` holds them, and remembered there when nothing
+    in them is replaced."""
     _content(body, "system", visit)
     messages = body.get("messages")
     if not isinstance(messages, list):
         return
     for index, message in enumerate(messages):
-        if isinstance(message, dict):
-            replacements = _replacements(message, visit)
-            if replacements:
-                copied = copy.deepcopy(message)
-                _content(copied, "content", replacements.get)
-                messages[index] = copied
+        if not isinstance(message, dict):
+            continue
+        remember = clean if index < reused else None
+        if remember is not None and message in remember:
+            continue
+        replacements = _replacements(message, visit)
+        if replacements:
+            copied = copy.deepcopy(message)
+            _content(copied, "content", replacements.get)
+            messages[index] = copied
+        elif remember is not None:
+            remember.add(message)
 
 
 def _replacements(message: dict[str, Any], visit: Visit) -> dict[str, str]:

@@ -11,6 +11,7 @@ import pytest
 from guardrails_support import AWS_KEY_ID, SECRETS, Audit, rules
 
 from ccproxy import GuardrailContext, Principal, ProxyError
+from ccproxy_guardrails.walk import CleanMessages
 from tests.support.backends import backends_toml, make_rig
 from tests.support.fixtures import claude_code_posts
 
@@ -273,3 +274,52 @@ async def test_a_refusal_is_not_a_failure() -> None:
     with pytest.raises(ProxyError):
         await rule.check_request(request(user("x")), CONTEXT)
     assert [event.action for event in audit.events] == ["block"]
+
+
+async def test_shared_messages_a_rule_found_nothing_in_are_not_read_again() -> None:
+    """The messages ccproxy reuses from a conversation's earlier request (`GuardrailContext.reused_messages`) are
+    the same objects, unchanged: a rule remembers, by identity, those it found nothing in."""
+    [redact] = rules({"redact": {}})
+    [block] = rules({"block": {"patterns": ["codename-[0-9]+"]}})
+    clean, secret = user("nothing to hide"), user(f"my key is {KEY}")
+    read: list[str] = []
+    scans = redact.scans
+
+    class Reading:  # the rule's scans, each text it reads written down
+        def get(self, text: str) -> Any:
+            read.append(text)
+            return scans.get(text)
+
+    redact.scans = Reading()  # type: ignore[assignment]
+
+    def turn(*messages: dict[str, Any], reused: int) -> dict[str, Any]:
+        body = request(*messages)
+        context = GuardrailContext(request_id="req_test", headers={}, reused_messages=reused)
+        redact.on_request(body, context)
+        block.on_request(body, context)
+        return body
+
+    turn(clean, secret, reused=0)  # a first turn: nothing shared, nothing remembered
+    assert (read, len(redact.clean), len(block.clean)) == (["nothing to hide", f"my key is {KEY}"], 0, 0)
+    read.clear()
+    body = turn(clean, secret, user("next"), reused=2)
+    assert read == ["nothing to hide", f"my key is {KEY}", "next"]  # shared, but not yet known clean
+    assert body["messages"][1]["content"] == f"my key is {R}"
+    read.clear()
+    body = turn(clean, secret, user("next"), user("and more"), reused=3)
+    assert read == [f"my key is {KEY}", "next", "and more"]  # the clean shared one is skipped
+    assert body["messages"][1]["content"] == f"my key is {R}"  # a message with a secret is redacted every time
+    # Another object with the same index is read, whatever it holds: the memory is by identity, not by position.
+    with pytest.raises(ProxyError, match="blocked pattern"):
+        turn(user("codename-7"), reused=1)
+    assert clean in block.clean and secret not in redact.clean
+
+
+def test_the_memory_of_clean_messages_is_bounded() -> None:
+    clean = CleanMessages(limit=3)
+    messages = [user(str(number)) for number in range(5)]
+    for message in messages:
+        clean.add(message)
+    assert len(clean) == 3
+    assert [message in clean for message in messages] == [False, False, True, True, True]
+    assert user("4") not in clean  # equal, but another object
