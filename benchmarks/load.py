@@ -1037,10 +1037,10 @@ def ops_compare_main(
             on_child, on_port = sides["on"]
             scenario = next(s for s in chosen if s.name == args.profile_scenario)
             print(profile_under_load(args, scenario, on_child, on_port, upstream, pinning, client_cpu))
-        log_file = log_dir / "ops-on-log.jsonl"
-        if not args.transport_compare:
-            records = log_file.read_text().count('"logger":"ccproxy.usage"') if log_file.exists() else 0
-            print(f"\nthe on proxy wrote {records:,} usage records to its log file")
+        if not args.transport_compare:  # the file and its rotated backups
+            files = sorted(log_dir.glob("ops-on-log.jsonl*"))
+            records = sum(file.read_text().count('"logger":"ccproxy.usage"') for file in files)
+            print(f"\nthe on proxy wrote {records:,} usage records to its log files ({len(files)}, rotated by size)")
         if args.json:
             report = {"machine": machine(), "git": git_state(), "workers": args.workers, "rows": rows}
             args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
