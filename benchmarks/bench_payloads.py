@@ -175,12 +175,14 @@ def completion() -> dict[str, Any]:
 _CACHE_MARK = {"type": "ephemeral"}
 
 
-def conversation_turns(pairs: int = 60) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two consecutive turns of a long Claude Code conversation: the 78 KB request's history followed by `pairs`
-    Bash calls and their ~1 KB results (about 1.6 KB of JSON a pair), then the next turn: an answer and a question
-    appended, Claude Code's cache marker moved from the last message to the new one."""
+def conversation_turns(pairs: int = 60, turns: int = 2, session: int = 0) -> list[dict[str, Any]]:
+    """Consecutive turns of a long Claude Code conversation: the 78 KB request's history (its first message naming
+    `session`, so that sessions differ) followed by `pairs` Bash calls and their ~1 KB results (about 1.6 KB of
+    JSON a pair); each next turn appends an answer and a question and moves Claude Code's cache marker from the
+    last message to the new one."""
     body = claude_code_request()
     messages = body["messages"]
+    messages[0]["content"][-1]["text"] += f" (session {session})"
     for number in range(pairs):
         call_id = f"toolu_01bench{number:016d}"
         command = {"command": f"git log --oneline -n 20 -- src/module_{number}.py", "description": "Recent commits"}
@@ -194,13 +196,12 @@ def conversation_turns(pairs: int = 60) -> tuple[dict[str, Any], dict[str, Any]]
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id, "content": output}]}
         )
     messages[-1]["content"][-1]["cache_control"] = dict(_CACHE_MARK)
-    turn = copy.deepcopy(body)
-    turn["messages"][-1]["content"][-1].pop("cache_control")
-    turn["messages"].append({"role": "assistant", "content": [{"type": "text", "text": "The log shows the fixes."}]})
-    turn["messages"].append(
-        {
-            "role": "user",
-            "content": [{"type": "text", "text": "Now run the tests.", "cache_control": dict(_CACHE_MARK)}],
-        }
-    )
-    return body, turn
+    made = [body]
+    for number in range(1, turns):
+        turn = copy.deepcopy(made[-1])
+        turn["messages"][-1]["content"][-1].pop("cache_control")
+        answer = {"type": "text", "text": f"The log shows the fixes ({number})."}
+        question = {"type": "text", "text": f"Now run test group {number}.", "cache_control": dict(_CACHE_MARK)}
+        turn["messages"] += [{"role": "assistant", "content": [answer]}, {"role": "user", "content": [question]}]
+        made.append(turn)
+    return made

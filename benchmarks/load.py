@@ -27,6 +27,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,10 @@ NOISE_LIMIT = 0.05
 OPS_CLIENT_KEY = "ck-bench-client-key-0123456789"
 OPS_BUILTINS = ("ccproxy.client_keys", "ccproxy.usage", "ccproxy.metrics")
 OPS_TARGET_PERCENT = 10.0
+# claude-code-conversation: the turns each connection's session goes through before it starts again.
+CONVERSATION_TURNS = 8
+# The request(s) each connection sends in turn, per connection (connection i uses entry i modulo their number).
+Requests = tuple[tuple[bytes, ...], ...]
 # --transport-compare: the transport of each side.
 TRANSPORT_SIDES = {"off": "aiohttp", "on": "lean"}
 
@@ -87,12 +92,18 @@ class Scenario:
     stream: bool
     target_cpu_us: float | None
     gap_ms: float = 0.0
-    next_turn: dict[str, Any] | None = None  # a conversation: each connection alternates the two turns
+    # A conversation per connection instead of one body: session -> its turns, which the connection sends in turn.
+    conversation: Callable[[int], list[dict[str, Any]]] | None = None
 
-    def proxy_request(self, port: int) -> tuple[bytes, ...]:
+    def _bodies(self, connections: int) -> list[list[dict[str, Any]]]:
+        """The bodies each connection sends in turn (one list for all when there is no conversation)."""
+        if self.conversation is None:
+            return [[self.anthropic_body]]
+        return [self.conversation(session) for session in range(connections)]
+
+    def proxy_request(self, port: int, connections: int = 1) -> Requests:
         """The request(s) each connection sends in turn."""
-        bodies = [self.anthropic_body] if self.next_turn is None else [self.anthropic_body, self.next_turn]
-        return tuple(self._proxy_request(port, body) for body in bodies)
+        return tuple(tuple(self._proxy_request(port, body) for body in bodies) for bodies in self._bodies(connections))
 
     def _proxy_request(self, port: int, body: dict[str, Any]) -> bytes:
         headers = {
@@ -102,19 +113,18 @@ class Scenario:
         }
         return http_request("POST", "/v1/messages", port, dumps(body).encode(), headers)
 
-    def direct_request(self, port: int) -> tuple[bytes, ...]:
-        """The OpenAI request(s) the proxy sends for this body (converted by the same core)."""
-        bodies = [self.anthropic_body] if self.next_turn is None else [self.anthropic_body, self.next_turn]
+    def direct_request(self, port: int, connections: int = 1) -> Requests:
+        """The OpenAI request(s) the proxy sends for the same bodies (converted by the same core)."""
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+        plan = partial(request_plan, stream=self.stream)
         return tuple(
-            http_request(
-                "POST",
-                "/v1/chat/completions",
-                port,
-                dumps(convert_request(body, request_plan(stream=self.stream))).encode(),
-                headers,
+            tuple(
+                http_request(
+                    "POST", "/v1/chat/completions", port, dumps(convert_request(body, plan())).encode(), headers
+                )
+                for body in bodies
             )
-            for body in bodies
+            for bodies in self._bodies(connections)
         )
 
     def proxy_marker(self) -> bytes | None:
@@ -136,8 +146,12 @@ class Scenario:
         return lambda body: b'"finish_reason":"tool_calls"' in body
 
 
+def conversation_session(session: int) -> list[dict[str, Any]]:
+    """One connection's Claude Code session: CONVERSATION_TURNS turns of a ~160 KB conversation, then again."""
+    return conversation_turns(turns=CONVERSATION_TURNS, session=session)
+
+
 def scenarios(paced_gap_ms: float = PACED_GAP_MS) -> dict[str, Scenario]:
-    earlier_turn, next_turn = conversation_turns()
     return {
         "small-json": Scenario("small-json", "tiny request, non-stream", small_request(), False, 150.0),
         "claude-code-json": Scenario(
@@ -149,11 +163,12 @@ def scenarios(paced_gap_ms: float = PACED_GAP_MS) -> dict[str, Scenario]:
         ),
         "claude-code-conversation": Scenario(
             "claude-code-conversation",
-            "a long Claude Code conversation (the 78 KB request plus 60 tool calls, ~160 KB), two turns alternately",
-            earlier_turn,
+            f"a Claude Code session per connection: {CONVERSATION_TURNS} turns of a long conversation (the 78 KB "
+            "request plus 60 tool calls, ~160 KB), each the next turn of the one before, then from the first again",
+            claude_code_request(stream=False),
             False,
             None,
-            next_turn=next_turn,
+            conversation=conversation_session,
         ),
         "stream-100": Scenario(
             "stream-100", "tiny request, 100-chunk stream written at once", small_request(stream=True), True, 600.0
@@ -223,7 +238,7 @@ class Run:
 
 async def _worker(
     port: int,
-    requests: tuple[bytes, ...],
+    requests: tuple[bytes, ...],  # sent in turn
     check: Callable[[bytes], bool],
     state: LoadState,
     marker: bytes | None = None,
@@ -266,7 +281,7 @@ async def measure(
     scenario: str,
     target: str,
     port: int,
-    request: tuple[bytes, ...],
+    request: Requests,
     check: Callable[[bytes], bool],
     concurrency: int,
     warmup: float,
@@ -285,7 +300,9 @@ async def measure(
     in bursts of `concurrency`)."""
     state = LoadState()
     workers = [
-        asyncio.ensure_future(_worker(port, request, check, state, marker, stagger * index / concurrency))
+        asyncio.ensure_future(
+            _worker(port, request[index % len(request)], check, state, marker, stagger * index / concurrency)
+        )
         for index in range(concurrency)
     ]
     try:
@@ -576,7 +593,7 @@ def profile_under_load(
                 scenario=scenario.name,
                 target="proxy",
                 port=port,
-                request=scenario.proxy_request(port),
+                request=scenario.proxy_request(port, args.profile_concurrency),
                 check=scenario.proxy_check(),
                 concurrency=args.profile_concurrency,
                 warmup=0.1,
@@ -660,16 +677,16 @@ async def run_all(args: argparse.Namespace, setup: Setup, chosen: list[Scenario]
     for scenario in chosen:
         set_upstream_gap(setup.upstream_port, scenario.gap_ms)
         for concurrency in args.concurrency:
-            direct_request = scenario.direct_request(setup.upstream_port)
+            direct_request = scenario.direct_request(setup.upstream_port, concurrency)
             Target = tuple[str, Child | None, int, bytes, Callable[[bytes], bool], bytes | None]
             targets: list[Target] = [
                 ("direct", None, setup.upstream_port, direct_request, scenario.direct_check(), scenario.direct_marker())
             ]
             if setup.floor is not None:
-                floor_request = scenario.proxy_request(setup.floor_port)
+                floor_request = scenario.proxy_request(setup.floor_port, concurrency)
                 floor = ("floor", setup.floor, setup.floor_port, floor_request, scenario.direct_check())
                 targets.append((*floor, scenario.direct_marker()))
-            proxy_request = scenario.proxy_request(setup.proxy_port)
+            proxy_request = scenario.proxy_request(setup.proxy_port, concurrency)
             proxy = ("proxy", setup.proxy, setup.proxy_port, proxy_request, scenario.proxy_check())
             targets.append((*proxy, scenario.proxy_marker()))
             for target, server, port, request, check, marker in targets:
@@ -852,7 +869,7 @@ async def run_ops_compare(
                         scenario=scenario.name,
                         target="direct",
                         port=upstream_port,
-                        request=scenario.direct_request(upstream_port),
+                        request=scenario.direct_request(upstream_port, concurrency),
                         check=scenario.direct_check(),
                         concurrency=concurrency,
                         warmup=args.warmup,
@@ -870,7 +887,7 @@ async def run_ops_compare(
                         scenario=scenario.name,
                         target=f"ops-{side}",
                         port=port,
-                        request=scenario.proxy_request(port),
+                        request=scenario.proxy_request(port, concurrency),
                         check=scenario.proxy_check(),
                         concurrency=concurrency,
                         warmup=args.warmup,

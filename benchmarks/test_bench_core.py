@@ -109,9 +109,8 @@ def prepare_request_reusing(core: Core, raw: bytes, pieces: SplicedPieces, messa
         core.validate.validate_messages_request(body)
     else:
         core.validate.validate_messages_request(body, parsed.tools_reused, parsed.messages_reused)
-    if messages:
-        pieces.learn_messages(raw, parsed, body)
-    return pieces.body(raw, body, request_plan(stream=bool(body.get("stream"))), _unchanged)
+    turn = pieces.learn_messages(raw, parsed, body) if messages else None
+    return pieces.body(raw, body, request_plan(stream=bool(body.get("stream"))), _unchanged, turn=turn)
 
 
 def convert_completion(core: Core, raw: bytes) -> bytes:
@@ -198,10 +197,11 @@ def test_request_spliced(benchmark: Benchmark, core: Core, pure_core: Core, size
 
 @pytest.mark.parametrize("reuse", ["tools", "tools+messages"])
 def test_request_next_turn(benchmark: Benchmark, core: Core, pure_core: Core, reuse: str) -> None:
-    """A long conversation's turns (the 78 KB request plus 60 tool calls, ~175 KB), alternately: each is the next
-    turn of the other (two messages more or fewer, the cache marker moved), as Claude Code's turns are."""
+    """A Claude Code session's turns one after the other: 8 turns of a long conversation (the 78 KB request plus 60
+    tool calls, ~160 KB), each the next of the one before (two messages more, the cache marker moved), then from
+    the first again (1 in 8 starts the conversation over)."""
     benchmark.group = "request-long-conversation: parse + validate + convert + dumps, turn after turn"
-    turns = [dumps(turn).encode() for turn in conversation_turns()]
+    turns = [dumps(turn).encode() for turn in conversation_turns(turns=8)]
     pieces = SplicedPieces(core_request=core.request)
     prepare = partial(prepare_request_reusing, core, pieces=pieces, messages=reuse == "tools+messages")
     expected = [prepare_request(pure_core, raw) for raw in turns]
@@ -209,7 +209,7 @@ def test_request_next_turn(benchmark: Benchmark, core: Core, pure_core: Core, re
     at = iter(range(1 << 62))
 
     def next_turn() -> bytes | None:
-        return prepare(turns[next(at) % 2])
+        return prepare(turns[next(at) % len(turns)])
 
     benchmark(next_turn)
     assert [prepare(raw) for raw in turns] == expected

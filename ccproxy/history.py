@@ -28,15 +28,15 @@ client's request. Bodies under MIN_BODY bytes are neither looked at nor remember
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ccproxy.core.jsoncodec import dumps_strict
 
 MIN_BODY = 8 * 1024  # smaller bodies parse in a few µs: not worth looking for, nor remembering
-RECENT = 16  # conversations remembered (Claude Code: one per session, plus its side requests)
-MAX_BYTES = 8 * 1024 * 1024  # client JSON held across them (the parsed values take about three times as much)
+RECENT = 64  # conversations remembered (Claude Code: one per session, plus its side requests)
+MAX_BYTES = 16 * 1024 * 1024  # the bodies held across them (their parsed messages take ~2.7 times their JSON)
 _KEY = b'"messages":['
 
 
@@ -48,6 +48,8 @@ class History:
     start: int  # where the first message starts in it
     ends: list[int]  # where each message ends in it (the next starts after the comma that follows)
     parsed: list[dict[str, Any]]
+    # What the pipeline kept of converting them, per conversion settings (ccproxy/splice.py `Turn`).
+    runs: dict[Hashable, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -161,40 +163,45 @@ class MessageHistories:
         messages[0:1] = reuse.history.parsed[: reuse.count]
         return True
 
-    def learn(self, raw: bytes, messages: Any, reuse: Reuse | None) -> None:
+    def learn(self, raw: bytes, messages: Any, reuse: Reuse | None) -> History | None:
         """Remember the messages of a (validated) body parsed from `raw`, by `find`'s `reuse` or whole (None): the
-        reused run, then each further message found in `raw` as orjson writes it, up to the first that is not."""
+        reused run, then each further message found in `raw` as orjson writes it, up to the first that is not.
+        The history that holds them now (None: none)."""
         if len(raw) < self.min_body or type(messages) is not list:
-            return
+            return None
         if reuse is not None:
             history = reuse.history
             if reuse.count == len(history.ends) == len(messages):  # the same messages again: nothing new
                 self._keep(history, history)
-                return
+                return history
             shift = reuse.at - history.start  # the run, where it is in `raw`
             ends = [end + shift for end in history.ends[: reuse.count]]
             parsed, first, at = history.parsed[: reuse.count], reuse.at, reuse.end
         else:
             key = raw.find(_KEY)
             if key < 0:
-                return
+                return None
             history, ends, parsed, first = None, [], [], key + len(_KEY)
             at = first
         _found(raw, at, messages[len(parsed) :], ends, parsed)
-        if parsed:
-            self._keep(history, History(raw, first, ends, parsed))
+        if not parsed:
+            return None
+        made = History(raw, first, ends, parsed)
+        return made if self._keep(history, made) else None
 
-    def _keep(self, old: History | None, new: History) -> None:
+    def _keep(self, old: History | None, new: History) -> bool:
+        """`new` in the place of `old` (if still kept), most recent; False when it is too big to keep."""
         histories = self._histories
         if old is not None and old in histories:
             histories.remove(old)
             self.bytes -= old.size
         if new.size > self.max_bytes:
-            return
+            return False
         histories.insert(0, new)
         self.bytes += new.size
         while len(histories) > self.recent or self.bytes > self.max_bytes:
             self.bytes -= histories.pop().size
+        return True
 
 
 def _found(raw: bytes, at: int, messages: list[Any], ends: list[int], parsed: list[dict[str, Any]]) -> None:

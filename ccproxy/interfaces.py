@@ -136,9 +136,10 @@ class Provider(ABC):
 
     def adjust_request(self, body: dict[str, Any], anthropic_request: Mapping[str, Any]) -> dict[str, Any]:
         """Last word on the converted OpenAI body before it is sent (vendor extras). Default: unchanged. Not called
-        for a model served through a `wire` (which owns its body). `body["tools"]` and a leading system message may
-        be already serialised JSON (`orjson.Fragment`, cached once per distinct content: ccproxy/splice.py): add,
-        remove or replace them, but do not read into them."""
+        for a model served through a `wire` (which owns its body). `body["tools"]`, a leading system message and the
+        messages a conversation repeats from its last turn may be already serialised JSON (`orjson.Fragment`, cached
+        once per distinct content, one fragment possibly holding several messages: ccproxy/splice.py,
+        ccproxy/history.py): add, remove or replace them, but do not read into them; change no message in place."""
         return body
 
     def transport(self) -> Upstream | None:

@@ -45,7 +45,7 @@ from ccproxy.observers import AttemptTag
 from ccproxy.redaction import Redactor
 from ccproxy.response_cache import CacheUse, ResponseCache, cache_headers, cache_use, confirm
 from ccproxy.routing import MEMO_LIMIT, Route, Router, Target
-from ccproxy.splice import SplicedPieces
+from ccproxy.splice import SplicedPieces, Turn
 from ccproxy.thinktags import ThinkTagFilter, split_think_tags
 from ccproxy.tokens import TokenCounter
 from ccproxy.upstream import (
@@ -131,6 +131,7 @@ class Prepared:
     # The prompt counted with the tokenizer, once a target with a known context window needed it.
     prompt_tokens: int | None = None
     raw: bytes = b""  # the body as the client sent it (splice.py finds the tools in it)
+    turn: Turn | None = None  # where it stands in its conversation (splice.py): None when messages are not reused
 
 
 @dataclass(slots=True)
@@ -248,8 +249,7 @@ class MessagesPipeline:
             validate_messages_request(body)
         else:  # what an earlier request had is not walked again: it passed then
             validate_messages_request(body, parsed.tools_reused, parsed.messages_reused)
-        if reuse_messages:
-            self.pieces.learn_messages(raw, parsed, body)
+        turn = self.pieces.learn_messages(raw, parsed, body) if reuse_messages else None
         stream = bool(body.get("stream"))
         if record is not None:
             record.client_model = body["model"]
@@ -266,7 +266,7 @@ class MessagesPipeline:
         route = self.router.resolve(body["model"])
         estimate = len(raw) // BYTES_PER_TOKEN_ESTIMATE
         cache = None if self.responses is None else cache_use(cache_control, request_id, record)
-        return Prepared(body, stream, route, guard, new_message_id(), estimate, record, cache, raw=raw)
+        return Prepared(body, stream, route, guard, new_message_id(), estimate, record, cache, raw=raw, turn=turn)
 
     def convert(
         self, prepared: Prepared, target: Target, wire: Wire | None = None, output_room: int | None = None
@@ -298,7 +298,7 @@ class MessagesPipeline:
         if wire is not None:  # other APIs reshape the whole body: nothing to splice
             return dumps(wire.convert_request(body, plan)), context
         adjust = backend.provider.adjust_request
-        spliced = self.pieces.body(prepared.raw, body, plan, adjust, self._tools_amended)
+        spliced = self.pieces.body(prepared.raw, body, plan, adjust, self._tools_amended, prepared.turn)
         if spliced is not None:
             return spliced, context
         return dumps(adjust(convert_request(body, plan), body)), context

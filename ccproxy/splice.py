@@ -25,7 +25,15 @@ Parsing: the ~60 KB of tools were also most of parsing each body. `parse` looks 
 requests in a new body the same way (byte for byte, at the top level, the last member of that name), parses the body
 with `[]` in their place and puts the list parsed for the earlier request there. Equal bytes parse to equal values,
 so the body equals a full parse; the list is shared, so the pipeline does this only when no guardrail may amend the
-tools, and validation does not walk them again (they passed when they were first seen).
+tools, and validation does not walk them again (they passed when they were first seen). The messages a conversation
+repeats from its last turn are found and reused the same way in the same parse (ccproxy/history.py).
+
+Converting messages: on the history of each body's conversation the pipeline keeps the conversion of its messages
+after all but the last and after all (`Turn`, the core's `MessageRun`: the converted messages as one JSON fragment,
+and the converter's state — open tool calls, system messages held for their results, the calls' names, long tool
+names). The next turn starts from the longest run made with equal capabilities from these very message objects
+(compared by identity: a guardrail may have put a redacted copy in the place of one): only its new messages are
+converted and written, and the bytes are those of converting the whole body.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from ccproxy.core import request as request_facade
 from ccproxy.core.jsoncodec import Fragment, dumps_strict, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT
-from ccproxy.history import MessageHistories, Reuse
+from ccproxy.history import History, MessageHistories, Reuse
 
 # Provider.adjust_request: the provider's last word on the converted body.
 Adjust = Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]]
@@ -71,6 +79,16 @@ class Parsed:
     def messages_reused(self) -> int:
         """How many of its first messages are a recent conversation's (already validated)."""
         return 0 if self.messages is None else self.messages.count
+
+
+@dataclass(slots=True)
+class Turn:
+    """Where a body stands in its conversation (ccproxy/history.py): the remembered history whose first `reused`
+    messages it repeats (None: none), and the history that holds its messages now (None: not remembered)."""
+
+    previous: History | None
+    reused: int
+    current: History | None
 
 
 @dataclass(slots=True)
@@ -209,10 +227,12 @@ class SplicedPieces:
             body["tools"] = entry.parsed  # the last "tools" member, proved by _located: the one the parser kept
         return Parsed(body, entry is not None, reuse)
 
-    def learn_messages(self, raw: bytes, parsed: Parsed | None, body: dict[str, Any]) -> None:
+    def learn_messages(self, raw: bytes, parsed: Parsed | None, body: dict[str, Any]) -> Turn:
         """Remember the messages of `body` (validated, parsed from `raw`: by `parse`, else whole) for the
-        conversation's next turn."""
-        self.histories.learn(raw, body.get("messages"), None if parsed is None else parsed.messages)
+        conversation's next turn; where the body stands in its conversation (for `body`)."""
+        reuse = None if parsed is None else parsed.messages
+        current = self.histories.learn(raw, body.get("messages"), reuse)
+        return Turn(None if reuse is None else reuse.history, 0 if reuse is None else reuse.count, current)
 
     def _recent_tools_in(self, raw: bytes) -> tuple[_Tools | None, int]:
         """The recent tools entry whose tools are the top-level tools of `raw`, and where they start."""
@@ -232,16 +252,33 @@ class SplicedPieces:
         del recent[RECENT_TOOLS:]
 
     def body(
-        self, raw: bytes, body: dict[str, Any], plan: RequestPlan, adjust: Adjust, amended: bool = False
+        self,
+        raw: bytes,
+        body: dict[str, Any],
+        plan: RequestPlan,
+        adjust: Adjust,
+        amended: bool = False,
+        turn: Turn | None = None,
     ) -> bytes | None:
         """The Chat Completions body for `body` (parsed from `raw`), with its system message and tools written in
         as cached bytes: exactly `dumps(adjust(convert_request(body, plan), body))`. None when orjson cannot write
         the body (a lone surrogate): the caller serialises it afresh. `amended`: a guardrail may have changed the
-        tools after they were parsed."""
+        tools after they were parsed. `turn` (from `learn_messages`): the conversion of the messages it repeats
+        from its conversation's last turn starts from what was kept then (the same message objects, converted with
+        equal capabilities), and what it converts is kept for the next turn."""
         tools = body.get("tools")
         made_tools = self.tools(raw, tools, plan, amended) if tools else None
         made_system = self.system(body.get("system"), plan.capabilities)
-        return dumps_strict(adjust(self._convert_request(body, plan, made_tools, made_system), body))
+        messages = body["messages"]
+        start = None if turn is None else _start(turn, plan.capabilities, messages)
+        count = len(messages)
+        keep_at = () if turn is None or turn.current is None else tuple(at for at in (count - 1, count) if at > 0)
+        kept: list[Any] | None = [] if keep_at else None
+        converted = self._convert_request(body, plan, made_tools, made_system, start, keep_at, kept)
+        if kept and turn is not None and turn.current is not None:
+            # What the next turn may start from: all its messages, or all but the last (Claude Code's next turn).
+            turn.current.runs[plan.capabilities] = kept
+        return dumps_strict(adjust(converted, body))
 
     def tools(self, raw: bytes, tools: list[dict[str, Any]], plan: RequestPlan, amended: bool = False) -> Any:
         """`tools` converted (a Fragment when they could be serialised), `plan.tool_names` filled as conversion
@@ -307,6 +344,23 @@ class SplicedPieces:
         made = Fragment(made_bytes)
         self.lru.put(key, (texts, made), len(made_bytes) * 3)
         return made
+
+
+def _start(turn: Turn, capabilities: ModelCapabilities, messages: list[Any]) -> Any:
+    """The longest kept conversion of the messages `turn` repeats (a MessageRun), made with these capabilities from
+    these very message objects (a guardrail may have put a redacted copy in the place of one); None: none."""
+    previous = turn.previous
+    if previous is None or not turn.reused:
+        return None
+    best = None
+    for run in previous.runs.get(capabilities, ()):
+        if run.count <= turn.reused and (best is None or run.count > best.count) and _same(run.sources, messages):
+            best = run
+    return best
+
+
+def _same(sources: tuple[Any, ...], messages: list[Any]) -> bool:
+    return all(source is message for source, message in zip(sources, messages, strict=False))
 
 
 def _located(raw: bytes, entry: _Tools) -> int:

@@ -27,7 +27,9 @@ class NoPieces:
     def learn_messages(self, raw: bytes, parsed: None, body: dict[str, Any]) -> None:
         pass
 
-    def body(self, raw: bytes, body: dict[str, Any], plan: RequestPlan, adjust: Adjust, amended: bool) -> None:
+    def body(
+        self, raw: bytes, body: dict[str, Any], plan: RequestPlan, adjust: Adjust, amended: bool, turn: None
+    ) -> None:
         return None
 
 

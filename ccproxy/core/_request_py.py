@@ -61,12 +61,19 @@ from typing import Any
 import orjson
 
 from ccproxy.core.client_tools import client_tool_definition, is_computer_use, known_versions
-from ccproxy.core.jsoncodec import dumps_text, loads
+from ccproxy.core.jsoncodec import Fragment, dumps_strict, dumps_text, loads
 from ccproxy.core.plan import ModelCapabilities, RequestPlan
 from ccproxy.core.toolnames import OPENAI_TOOL_NAME_LIMIT, ToolNameMap
 from ccproxy.errors import InvalidRequestError
 
-__all__ = ["BILLING_HEADER_PREFIX", "convert_request", "convert_system", "convert_tools", "output_format"]
+__all__ = [
+    "BILLING_HEADER_PREFIX",
+    "MessageRun",
+    "convert_request",
+    "convert_system",
+    "convert_tools",
+    "output_format",
+]
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 OPENAI_MAX_STOP_SEQUENCES = 4
@@ -289,6 +296,7 @@ class _AssistantTurn:
         self.tool_calls: list[dict[str, Any]] = []
         self.call_names: dict[str, str] = {}  # tool_use id -> the client's tool name
         self.thinking: list[dict[str, Any]] = []
+        self.long_names: list[str] = []  # tool names over the limit, as met
         self._separated = False  # a non-text block came after the last text
 
     def add(self, block: dict[str, Any]) -> None:
@@ -315,12 +323,80 @@ class _AssistantTurn:
         self.call_names[block["id"]] = block["name"]
         name = block["name"]
         if len(name) > OPENAI_TOOL_NAME_LIMIT:  # a name that fits is sent as it is: no call for it
+            self.long_names.append(name)
             name = self._tool_names.to_upstream(name)
         function = {"name": name, "arguments": _json(block["input"])}
         self.tool_calls.append({"id": _call_id(block["id"]), "type": "function", "function": function})
 
 
 # ------------------------------------------------------------------------------------------ messages
+
+
+class MessageRun:
+    """The conversion of a body's first `count` messages (`sources`, these very objects), kept for the next turn of
+    its conversation: the OpenAI messages they became as JSON (comma-separated, b"" for none) and the converter's
+    state after them. Shared between requests: never changed."""
+
+    __slots__ = ("awaiting", "call_names", "count", "encoded", "held", "long_names", "sources")
+
+    def __init__(
+        self,
+        count: int,
+        sources: tuple[Any, ...],
+        encoded: bytes,
+        awaiting: bool,
+        held: tuple[Message, ...],
+        call_names: dict[str, str],
+        long_names: tuple[str, ...],
+    ) -> None:
+        self.count = count
+        self.sources = sources
+        self.encoded = encoded
+        self.awaiting = awaiting
+        self.held = held
+        self.call_names = call_names
+        self.long_names = long_names
+
+
+class _RunWriter:
+    """Writes the converted messages (after the leading system message) into one JSON fragment as runs are kept,
+    so that each is written once: the output list then holds the fragment in their place."""
+
+    def __init__(self, output: list[Any], keep_at: tuple[int, ...], kept: list[MessageRun] | None) -> None:
+        self._output = output
+        self._keep_at = keep_at if kept is not None else ()
+        self._kept = kept
+        self._base = len(output)  # where the messages start (after the system message)
+        self._encoded = b""
+
+    def resume(self, start: MessageRun) -> None:
+        if start.encoded:
+            self._output.append(Fragment(start.encoded))
+        self._encoded = start.encoded
+
+    def wanted(self, count: int) -> bool:
+        return count in self._keep_at
+
+    def encode(self) -> bytes | None:
+        """The JSON of every converted message so far; the output then holds it as one fragment."""
+        output, base = self._output, self._base
+        written = [self._encoded] if self._encoded else []
+        for message in output[base + len(written) :]:  # those converted since
+            one = dumps_strict(message)
+            if one is None:
+                self._keep_at = ()  # orjson cannot write it (a lone surrogate): nothing is kept for this body
+                return None
+            written.append(one)
+        encoded = b",".join(written)
+        del output[base:]
+        if encoded:
+            output.append(Fragment(encoded))
+        self._encoded = encoded
+        return encoded
+
+    def keep(self, run: MessageRun | None) -> None:
+        if run is not None and self._kept is not None:
+            self._kept.append(run)
 
 
 class _MessageConverter:
@@ -337,21 +413,67 @@ class _MessageConverter:
         self._awaiting_results = False  # the last assistant message made tool calls not yet answered
         self._held: list[Message] = []  # system messages that arrived while tool results were awaited
         self._call_names: dict[str, str] = {}  # tool_use id -> tool name, to label attachments
+        self._long_names: list[str] = []  # tool_use names over the limit, as met (what a MessageRun replays)
         self._roles: dict[str, Callable[[Any], None]] = {
             "user": self._user,
             "assistant": self._assistant,
             "system": self._system,
         }
 
-    def convert(self, system: Any, messages: list[dict[str, Any]], made_system: Any = None) -> list[Message]:
+    def convert(
+        self,
+        system: Any,
+        messages: list[dict[str, Any]],
+        made_system: Any = None,
+        start: MessageRun | None = None,
+        keep_at: tuple[int, ...] = (),
+        kept: list[MessageRun] | None = None,
+    ) -> list[Message]:
+        """The OpenAI messages. `start`: the conversion of the first `start.count` of `messages`, kept from an
+        earlier request whose first messages were these very objects: it is put in as JSON and the conversion goes
+        on from its state. `keep_at`: after how many messages to keep the conversion so far in `kept`."""
         if made_system is not None:  # the top-level system message, converted (and serialised) elsewhere
             self.messages.append(made_system)
         else:
             self._emit_system(_system_parts(system) if self._cache else _system_text(system))
-        for message in messages:
+        first = 0
+        writer = _RunWriter(self.messages, keep_at, kept)
+        if start is not None:
+            first = start.count
+            self._resume(start)
+            writer.resume(start)
+        for index in range(first, len(messages)):
+            if writer.wanted(index):
+                writer.keep(self._run(messages, index, writer))
+            message = messages[index]
             self._roles[message["role"]](message["content"])
+        if writer.wanted(len(messages)):
+            writer.keep(self._run(messages, len(messages), writer))
         self._release_held()
         return self.messages
+
+    def _resume(self, start: MessageRun) -> None:
+        self._awaiting_results = start.awaiting
+        self._held = list(start.held)
+        self._call_names = dict(start.call_names)
+        for name in start.long_names:  # the map gets what converting the run would have put in it
+            self._tool_names.to_upstream(name)
+        self._long_names = list(start.long_names)
+
+    def _run(self, messages: list[dict[str, Any]], count: int, writer: _RunWriter) -> MessageRun | None:
+        """The conversion of the first `count` messages, as it stands (None: orjson cannot write it)."""
+        encoded = writer.encode()
+        if encoded is None:
+            return None
+        return MessageRun(
+            count,
+            tuple(messages[:count]),
+            encoded,
+            self._awaiting_results,
+            tuple(self._held),
+            dict(self._call_names),
+            tuple(self._long_names),
+        )
 
     def _release_held(self) -> None:
         self._awaiting_results = False
@@ -427,6 +549,7 @@ class _MessageConverter:
             message["tool_calls"] = turn.tool_calls
             self._awaiting_results = True
             self._call_names.update(turn.call_names)
+            self._long_names += turn.long_names
         message.update(self._replay(turn.thinking))
         self.messages.append(message)
 
@@ -612,19 +735,30 @@ def convert_system(system: Any, capabilities: ModelCapabilities) -> Message | No
 
 
 def convert_request(
-    body: dict[str, Any], plan: RequestPlan, made_tools: Any = None, made_system: Any = None
+    body: dict[str, Any],
+    plan: RequestPlan,
+    made_tools: Any = None,
+    made_system: Any = None,
+    start: MessageRun | None = None,
+    keep_at: tuple[int, ...] = (),
+    kept: list[MessageRun] | None = None,
 ) -> dict[str, Any]:
     """The OpenAI Chat Completions body for a validated Anthropic Messages body; fills `plan.tool_names`.
 
     `made_tools` / `made_system`: what `convert_tools` / `convert_system` made of this body's tools and system,
     made elsewhere (e.g. cached as serialised bytes); put in as given. Whoever passes `made_tools` has already
-    filled `plan.tool_names` with the tools' names, in order."""
+    filled `plan.tool_names` with the tools' names, in order. `start` / `keep_at` / `kept`: the conversion of the
+    first messages starts from a MessageRun kept for an earlier request whose first `start.count` messages were
+    these very objects, converted with equal capabilities; runs after `keep_at` messages are appended to `kept`
+    (ccproxy/splice.py). Then `messages` holds orjson Fragments in the place of converted messages."""
     capabilities = plan.capabilities
     # Tools first: their names seed the map that tool_use blocks in the history are then shortened with.
     tool_fields = _tool_fields(body, plan.tool_names, capabilities.supports_strict_tools, made_tools)
     out: dict[str, Any] = {
         "model": plan.upstream_model,
-        "messages": _MessageConverter(plan).convert(body.get("system"), body["messages"], made_system),
+        "messages": _MessageConverter(plan).convert(
+            body.get("system"), body["messages"], made_system, start, keep_at, kept
+        ),
     }
     out.update(tool_fields)
     if body.get("max_tokens") is not None:  # absent only in count_tokens bodies

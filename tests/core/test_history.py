@@ -9,27 +9,26 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ccproxy.core._twins import Core
 from ccproxy.core.jsoncodec import loads
 from ccproxy.history import MIN_BODY, MessageHistories
-from ccproxy.splice import Parsed, SplicedPieces
-from tests.core.test_splice import CAPTURES, PROFILES, adjust, claude_code_bytes, fresh, plan_for
+from ccproxy.splice import Parsed, SplicedPieces, Turn, _start
+from tests.core.test_splice import CAPTURES, PROFILES, adjust, claude_code_bytes, fresh, plan_for, same_map
 
 MARK = {"type": "ephemeral"}
 # Captures big enough to be looked at (MIN_BODY) with at least one message: every real Claude Code turn is.
 BIG = [(name, body) for name, body in CAPTURES if len(claude_code_bytes(body)) >= MIN_BODY and body["messages"]]
 
 
-def read(pieces: SplicedPieces, raw: bytes) -> tuple[dict[str, Any], Parsed | None]:
+def read(pieces: SplicedPieces, raw: bytes) -> tuple[dict[str, Any], Parsed | None, Turn]:
     """What MessagesPipeline does with a body whose messages may be reused: `parse`, else the plain parse, then
     remember its messages for the next turn."""
     parsed = pieces.parse(raw, tools=True, messages=True)
     body = loads(raw) if parsed is None else parsed.body
-    pieces.learn_messages(raw, parsed, body)
-    return body, parsed
+    return body, parsed, pieces.learn_messages(raw, parsed, body)
 
 
 def next_turn(body: dict[str, Any], number: int) -> dict[str, Any]:
@@ -61,7 +60,7 @@ def test_each_turn_reuses_the_messages_of_the_last_and_the_bytes_stay_exact(
     previous: list[Any] = []
     for number in range(4):
         raw = claude_code_bytes(turn)
-        parsed, read_by = read(pieces, raw)
+        parsed, read_by, where = read(pieces, raw)
         assert parsed == loads(raw)
         assert list(parsed) == list(loads(raw))  # the members in the client's order
         # The messages the last turn had unchanged (all but one that lost its marker) are its very values.
@@ -74,7 +73,13 @@ def test_each_turn_reuses_the_messages_of_the_last_and_the_bytes_stay_exact(
             assert all(a is b for a, b in zip(parsed["messages"][:kept], previous, strict=False))
         else:
             assert read_by is None or read_by.messages is None
-        assert pieces.body(raw, parsed, plan_for(profile), adjust) == fresh(core, raw, profile)[0]
+        plan = plan_for(profile)
+        started = _start(where, plan.capabilities, parsed["messages"])
+        # From the second turn on, the conversion starts from what the last one kept: all but its last message.
+        assert (started is not None and started.count) == (kept > 0 and kept)
+        expected, expected_map = fresh(core, raw, profile)
+        assert pieces.body(raw, parsed, plan, adjust, turn=where) == expected
+        assert same_map(plan.tool_names, expected_map)
         assert histories_are_their_bytes(pieces)
         previous = parsed["messages"]
         turn = next_turn(turn, number)
@@ -83,8 +88,8 @@ def test_each_turn_reuses_the_messages_of_the_last_and_the_bytes_stay_exact(
 def test_the_same_body_again_reuses_every_message(core: Core) -> None:
     pieces = SplicedPieces(core_request=core.request)
     raw = claude_code_bytes(BIG[0][1])
-    first, _ = read(pieces, raw)
-    again, parsed = read(pieces, raw)
+    first, _, _ = read(pieces, raw)
+    again, parsed, _ = read(pieces, raw)
     assert parsed is not None and parsed.messages is not None and parsed.messages.closed
     assert again == loads(raw)
     assert all(a is b for a, b in zip(again["messages"], first["messages"], strict=True))
@@ -217,7 +222,7 @@ def test_any_sequence_of_turns_parses_exactly(core: Core, first: list[str], edit
             del texts[where % len(texts) :]
             texts = texts or [text]
         raw = conversation(texts)
-        body, _ = read(pieces, raw)
+        body, _, _ = read(pieces, raw)
         assert body == loads(raw)
         assert histories_are_their_bytes(pieces)
 
@@ -236,3 +241,88 @@ def test_the_run_reused_is_the_longest_one_before_an_edit(edited: int) -> None:
 
     assert reused(conversation([*texts, "one more"])) == (edited, False)
     assert reused(conversation(texts[:edited])) == ((edited, True) if edited else (0, False))  # rewound
+
+
+LONG_NAME = "mcp__a_server_with_a_long_name__and_a_tool_whose_name_is_longer_than_openai_allows"
+PIXEL = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+
+
+def rich_message(kind: str, number: int, text: str) -> dict[str, Any]:
+    """One message of a kind the converter keeps state for: tool calls (long names too) and their results (with
+    images, labelled by the call's name), system messages arriving while results are awaited, thinking, markers."""
+    call = f"toolu_{number:04d}"
+    name = LONG_NAME if number % 3 == 0 else "Bash"
+    made: dict[str, dict[str, Any]] = {
+        "user": {"role": "user", "content": [{"type": "text", "text": text}]},
+        "marked": {"role": "user", "content": [{"type": "text", "text": text, "cache_control": MARK}]},
+        "call": {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": text, "signature": f"sig-{number}"},
+                {"type": "tool_use", "id": call, "name": name, "input": {"command": text}},
+            ],
+        },
+        "result": {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": f"toolu_{number - 1:04d}", "content": text},
+                {"type": "image", "source": PIXEL},
+            ],
+        },
+        "image-result": {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": f"toolu_{number - 1:04d}",
+                    "content": [{"type": "text", "text": text}, {"type": "image", "source": PIXEL}],
+                }
+            ],
+        },
+        "system": {"role": "system", "content": f"reminder: {text}"},
+        "answer": {"role": "assistant", "content": text or "ok"},
+    }
+    return made[kind]
+
+
+KINDS = st.sampled_from(["user", "marked", "call", "result", "image-result", "system", "answer"])
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(  # a system message while a call's result is awaited: held across the turn's boundary
+    first=[("call", "a"), ("system", "b"), ("result", "c"), ("call", "d"), ("system", "e"), ("image-result", "f")],
+    turns=[("same", 0, "user", "")],
+    profile="gpt-4o",
+)
+@given(
+    first=st.lists(st.tuples(KINDS, TEXTS), min_size=1, max_size=10),
+    turns=st.lists(
+        st.tuples(st.sampled_from(["append", "edit", "truncate", "same"]), st.integers(0, 30), KINDS, TEXTS),
+        min_size=1,
+        max_size=6,
+    ),
+    profile=st.sampled_from(sorted(PROFILES)),
+)
+def test_any_conversation_converts_exactly_from_the_runs_kept(
+    core: Core, first: list[Any], turns: list[Any], profile: str
+) -> None:
+    pieces = SplicedPieces(core_request=core.request)
+    pieces.histories = MessageHistories(min_body=0)
+    messages = [rich_message(kind, number, text) for number, (kind, text) in enumerate(first)]
+    bodies = [messages[:count] for count in range(1, len(messages) + 1)]  # each a turn: state kept at every step
+    for action, where, kind, text in turns:
+        messages = copy.deepcopy(messages)
+        if action == "append":
+            messages.append(rich_message(kind, len(messages), text))
+        elif action == "edit":
+            messages[where % len(messages)] = rich_message(kind, where % len(messages), text)
+        elif action == "truncate":
+            del messages[max(1, where % len(messages)) :]
+        bodies.append(messages)
+    for messages in bodies:
+        raw = claude_code_bytes({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": messages})
+        body, _, where = read(pieces, raw)
+        plan = plan_for(profile)
+        expected, expected_map = fresh(core, raw, profile)
+        assert pieces.body(raw, body, plan, adjust, turn=where) == expected
+        assert same_map(plan.tool_names, expected_map)
