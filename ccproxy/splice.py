@@ -227,12 +227,14 @@ class SplicedPieces:
             body["tools"] = entry.parsed  # the last "tools" member, proved by _located: the one the parser kept
         return Parsed(body, entry is not None, reuse)
 
-    def learn_messages(self, raw: bytes, parsed: Parsed | None, body: dict[str, Any]) -> Turn:
+    def learn_messages(self, raw: bytes, parsed: Parsed | None, body: dict[str, Any]) -> Turn | None:
         """Remember the messages of `body` (validated, parsed from `raw`: by `parse`, else whole) for the
         conversation's next turn; where the body stands in its conversation (for `body`)."""
         reuse = None if parsed is None else parsed.messages
         current = self.histories.learn(raw, body.get("messages"), reuse)
-        return Turn(None if reuse is None else reuse.history, 0 if reuse is None else reuse.count, current)
+        if reuse is None:
+            return None if current is None else Turn(None, 0, current)  # None: a small body, or not remembered
+        return Turn(reuse.history, reuse.count, current)
 
     def _recent_tools_in(self, raw: bytes) -> tuple[_Tools | None, int]:
         """The recent tools entry whose tools are the top-level tools of `raw`, and where they start."""

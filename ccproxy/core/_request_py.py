@@ -436,6 +436,12 @@ class _MessageConverter:
             self.messages.append(made_system)
         else:
             self._emit_system(_system_parts(system) if self._cache else _system_text(system))
+        if start is None and not keep_at:  # the usual case: nothing to start from, nothing to keep
+            roles = self._roles
+            for message in messages:
+                roles[message["role"]](message["content"])
+            self._release_held()
+            return self.messages
         first = 0
         writer = _RunWriter(self.messages, keep_at, kept)
         if start is not None:

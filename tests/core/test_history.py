@@ -23,7 +23,7 @@ MARK = {"type": "ephemeral"}
 BIG = [(name, body) for name, body in CAPTURES if len(claude_code_bytes(body)) >= MIN_BODY and body["messages"]]
 
 
-def read(pieces: SplicedPieces, raw: bytes) -> tuple[dict[str, Any], Parsed | None, Turn]:
+def read(pieces: SplicedPieces, raw: bytes) -> tuple[dict[str, Any], Parsed | None, Turn | None]:
     """What MessagesPipeline does with a body whose messages may be reused: `parse`, else the plain parse, then
     remember its messages for the next turn."""
     parsed = pieces.parse(raw, tools=True, messages=True)
@@ -74,7 +74,7 @@ def test_each_turn_reuses_the_messages_of_the_last_and_the_bytes_stay_exact(
         else:
             assert read_by is None or read_by.messages is None
         plan = plan_for(profile)
-        started = _start(where, plan.capabilities, parsed["messages"])
+        started = None if where is None else _start(where, plan.capabilities, parsed["messages"])
         # From the second turn on, the conversion starts from what the last one kept: all but its last message.
         assert (started is not None and started.count) == (kept > 0 and kept)
         expected, expected_map = fresh(core, raw, profile)
