@@ -186,6 +186,11 @@ class SplicedPieces:
         self._recent: list[_Tools] = []
         self.histories = MessageHistories()
 
+    @property
+    def messages_min_body(self) -> int:
+        """Bodies under this many bytes have their messages neither looked for nor remembered (history.py)."""
+        return self.histories.min_body
+
     def parse(self, raw: bytes, tools: bool = True, messages: bool = False) -> Parsed | None:
         """`raw` parsed without the parts a recent request already had parsed: its top-level tools when they are
         byte for byte those of a recent request (`tools`), its leading messages when they are those of a recent
@@ -271,13 +276,15 @@ class SplicedPieces:
         tools = body.get("tools")
         made_tools = self.tools(raw, tools, plan, amended) if tools else None
         made_system = self.system(body.get("system"), plan.capabilities)
+        if turn is None:
+            return dumps_strict(adjust(self._convert_request(body, plan, made_tools, made_system), body))
         messages = body["messages"]
-        start = None if turn is None else _start(turn, plan.capabilities, messages)
+        start = _start(turn, plan.capabilities, messages)
         count = len(messages)
-        keep_at = () if turn is None or turn.current is None else tuple(at for at in (count - 1, count) if at > 0)
+        keep_at = () if turn.current is None else tuple(at for at in (count - 1, count) if at > 0)
         kept: list[Any] | None = [] if keep_at else None
         converted = self._convert_request(body, plan, made_tools, made_system, start, keep_at, kept)
-        if kept and turn is not None and turn.current is not None:
+        if kept and turn.current is not None:
             # What the next turn may start from: all its messages, or all but the last (Claude Code's next turn).
             turn.current.runs[plan.capabilities] = kept
         return dumps_strict(adjust(converted, body))
