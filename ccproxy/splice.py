@@ -286,6 +286,10 @@ class SplicedPieces:
         converted = self._convert_request(body, plan, made_tools, made_system, start, keep_at, kept)
         if kept and turn.current is not None:
             # What the next turn may start from: all its messages, or all but the last (Claude Code's next turn).
+            # A body sent again started from the run of all: the one of all but the last, kept before, stays.
+            made = {run.count for run in kept}
+            earlier = turn.current.runs.get(plan.capabilities, ())
+            kept += [run for run in earlier if run.count in keep_at and run.count not in made]
             turn.current.runs[plan.capabilities] = kept
         return dumps_strict(adjust(converted, body))
 

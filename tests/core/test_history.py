@@ -326,3 +326,20 @@ def test_any_conversation_converts_exactly_from_the_runs_kept(
         expected, expected_map = fresh(core, raw, profile)
         assert pieces.body(raw, body, plan, adjust, turn=where) == expected
         assert same_map(plan.tool_names, expected_map)
+
+
+def test_a_body_sent_again_keeps_the_run_its_next_turn_starts_from(core: Core) -> None:
+    """A client that sends a body again (a retry) and then goes on: the next turn still starts from the run of all
+    but the last message, kept by the first of the two."""
+    pieces = SplicedPieces(core_request=core.request)
+    body = copy.deepcopy(BIG[0][1])
+    for number in range(3):  # a few messages, so that all but the last is a run worth keeping
+        body = next_turn(body, number)
+    following = next_turn(body, 9)
+    for raw in (claude_code_bytes(body), claude_code_bytes(body), claude_code_bytes(following)):
+        parsed, _, where = read(pieces, raw)
+        plan = plan_for("gpt-4o")
+        assert where is not None
+        started = _start(where, plan.capabilities, parsed["messages"])
+        assert pieces.body(raw, parsed, plan, adjust, turn=where) == fresh(core, raw, "gpt-4o")[0]
+    assert started is not None and started.count == len(body["messages"]) - 1
