@@ -73,7 +73,9 @@ class History:
         # Claude Code's next turn repeats them all, or all but the last (whose cache marker moved): one comparison.
         # Else (an edited or rewound conversation) the longest run is halved for: a run's first messages are runs.
         total = len(ends)
-        if total and repeats(total):
+        if not total or not repeats(1):  # another conversation (most of those remembered): one short comparison
+            return 0, at, False
+        if repeats(total):
             count = total
         elif total > 1 and repeats(total - 1):
             count = total - 1
