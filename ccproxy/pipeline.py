@@ -242,8 +242,7 @@ class MessagesPipeline:
         """Parse, validate, guard and route one /v1/messages body; fill in `record` (observers) as it goes."""
         # The tools of a recent request are not parsed or validated again (splice.py), nor the messages a
         # conversation repeats (history.py), unless a guardrail may amend them (the parsed values are shared).
-        # (Small bodies are neither looked for nor remembered: they parse in a few µs, and the calls would cost more.)
-        reuse_messages = not self._messages_amended and len(raw) >= self.pieces.messages_min_body
+        reuse_messages = not self._messages_amended
         parsed = self.pieces.parse(raw, not self._tools_amended, reuse_messages)
         body = parse_json_body(raw) if parsed is None else parsed.body
         if parsed is None:

@@ -186,11 +186,6 @@ class SplicedPieces:
         self._recent: list[_Tools] = []
         self.histories = MessageHistories()
 
-    @property
-    def messages_min_body(self) -> int:
-        """Bodies under this many bytes have their messages neither looked for nor remembered (history.py)."""
-        return self.histories.min_body
-
     def parse(self, raw: bytes, tools: bool = True, messages: bool = False) -> Parsed | None:
         """`raw` parsed without the parts a recent request already had parsed: its top-level tools when they are
         byte for byte those of a recent request (`tools`), its leading messages when they are those of a recent

@@ -21,8 +21,6 @@ BODIES = [capture.body for capture in claude_code_posts("/v1/messages") if captu
 class NoPieces:
     """Stands in for SplicedPieces: never splices, so the pipeline parses and serialises every body afresh."""
 
-    messages_min_body = 0
-
     def parse(self, raw: bytes, tools: bool = True, messages: bool = False) -> None:
         return None
 
