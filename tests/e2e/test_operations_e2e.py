@@ -208,16 +208,22 @@ def test_prometheus_scrapes_correct_totals_from_two_workers(tmp_path: Path, fake
             sent += 20
             pids = usage_pids(server)
         assert len(pids) == 2, f"one worker served all {sent} requests"
+        expected = {
+            "ccproxy_requests_total": sent,
+            "ccproxy_tokens_total:input": sent * PROMPT_TOKENS,
+            "ccproxy_tokens_total:output": sent * COMPLETION_TOKENS,
+            "ccproxy_requests_in_flight": 0,
+        }
         deadline = time.monotonic() + 10
-        while True:  # the other worker's sums reach the scrape within a second
+        while True:
+            # The other worker's sums reach the scrape within a second. A worker writes its series one after the
+            # other, so a scrape taken while it writes (or while it is descheduled halfway, on a busy machine) may
+            # hold its new request count beside its old token counts: every total is waited for, not only the first.
             totals = prometheus_totals(server.base_url)
-            if totals.get("ccproxy_requests_total") == sent or time.monotonic() > deadline:
+            if all(totals.get(name) == value for name, value in expected.items()) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        assert totals["ccproxy_requests_total"] == sent
-        assert totals["ccproxy_tokens_total:input"] == sent * PROMPT_TOKENS
-        assert totals["ccproxy_tokens_total:output"] == sent * COMPLETION_TOKENS
-        assert totals["ccproxy_requests_in_flight"] == 0
+        assert {name: totals.get(name) for name in expected} == expected
     finally:
         server.stop_and_check()
 
