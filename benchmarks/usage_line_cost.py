@@ -25,7 +25,6 @@ import uvloop
 from ccproxy.default_plugins.usage import UsageObserver
 from ccproxy.events import RequestRecord
 from ccproxy.logs import configure_logging, flush_logs
-from ccproxy.prices import PriceTable
 from ccproxy.redaction import Redactor
 from ccproxy.settings import Settings
 from ccproxy.usage import UsageTotals
@@ -63,7 +62,7 @@ async def compare(rounds: int, total: int) -> None:
         error_log_file_path=str(scratch / "error.jsonl"),
     )
     configure_logging(settings, Redactor(["sk-upstream-secret-0123456789"]))
-    observer = UsageObserver(PriceTable.from_options({}), UsageTotals())
+    observer = UsageObserver(UsageTotals())
     root = logging.getLogger("ccproxy")
     results: dict[tuple[int, str], list[float]] = {(n, level): [] for n in PER_TURN for level in ("INFO", "WARNING")}
     for _ in range(rounds):

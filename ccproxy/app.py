@@ -247,6 +247,8 @@ async def _begin_shutdown(app: CCProxyApp) -> None:
 
 
 async def _close_resources(app: CCProxyApp) -> None:
+    if app.ctx.observers is not None:
+        app.ctx.observers.flush()  # the deferred observers' last batch, before plugins close what they write to
     await run_lifecycle_hook(app.ctx, "ccproxy_shutdown", keep_going=True)
     for backend in app.ctx.backends.values():
         if backend.upstream is not None:

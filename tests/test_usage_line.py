@@ -17,7 +17,6 @@ from ccproxy.context import REQUEST_ID
 from ccproxy.default_plugins.usage import USAGE_MESSAGE, UsageObserver, usage_fields
 from ccproxy.events import RequestRecord
 from ccproxy.logs import FLUSH_AT_BYTES, FLUSH_DELAY_SECONDS, DirectLines, JsonFormatter, build_handlers
-from ccproxy.prices import PriceTable
 from ccproxy.redaction import REDACTED, Redactor
 from ccproxy.settings import Settings
 from ccproxy.usage import UsageTotals
@@ -89,7 +88,7 @@ def test_the_cached_line_says_what_the_generic_line_says(logger: logging.Logger,
 
 def test_a_handler_of_someone_elses_gets_a_record_instead(logger: logging.Logger, tmp_path: Path) -> None:
     json_handlers(logger, tmp_path)
-    observer = UsageObserver(PriceTable.from_options({}), UsageTotals())
+    observer = UsageObserver(UsageTotals())
     observer.lines = UsageLines(logger, USAGE_MESSAGE)
     assert observer.lines.write(records()[0])
     other = logging.handlers.BufferingHandler(10)

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sanic import Request
 from sanic.response import HTTPResponse, json, raw
@@ -21,7 +21,12 @@ from ccproxy.hookspecs import RegisterObserver, RegisterRoute, hookimpl
 from ccproxy.http.errors import request_id_of
 from ccproxy.interfaces import Observer
 from ccproxy.metrics import AnySeries, Counter, Gauge, Histogram, MultiprocessFiles, exposition
+from ccproxy.observers import flush_observers
 from ccproxy.settings import Settings
+
+if TYPE_CHECKING:
+    from ccproxy.observers import Observers
+    from ccproxy.state import AppState
 
 log = logging.getLogger("ccproxy.metrics")
 
@@ -67,7 +72,10 @@ class SeriesKeys:
 
 
 class ProxyMetrics(Observer):
-    """Counts every record into Prometheus series and the JSON summary; plain dict work per request."""
+    """Counts every record into Prometheus series and the JSON summary; plain dict work per request, in batches
+    (deferred: the endpoints and the file writer flush the observers before they read)."""
+
+    deferred = True
 
     def __init__(self) -> None:
         self.requests = Counter(
@@ -284,6 +292,7 @@ class MetricsPlugin:
         self.directory = settings.metrics_dir
         self.files: MultiprocessFiles | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._observers: Observers | None = None  # the app's, flushed before the series are read
 
     @hookimpl
     def ccproxy_register_observers(self, register: RegisterObserver) -> None:
@@ -295,7 +304,8 @@ class MetricsPlugin:
         register("/v1/metrics", self.json_summary, methods=("GET",), name="metrics_summary")
 
     @hookimpl
-    async def ccproxy_startup(self) -> None:
+    async def ccproxy_startup(self, state: AppState) -> None:
+        self._observers = state.observers
         if self.directory:
             self.files = MultiprocessFiles(self.directory)  # here: in the worker, under the worker's pid
             self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
@@ -307,12 +317,19 @@ class MetricsPlugin:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         if self.files is not None:
+            self._flush_observers()
             self.files.write(self.metrics.series)
             self.files.close(dead=True)
+
+    def _flush_observers(self) -> None:
+        """Deliver the requests the observers still hold (ccproxy/observers.py) before the series are read."""
+        if self._observers is not None:
+            self._observers.flush()
 
     async def _flush_every_second(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
+            self._flush_observers()
             if self.metrics.dirty and self.files is not None:
                 self.metrics.dirty = False
                 try:
@@ -321,10 +338,12 @@ class MetricsPlugin:
                     log.exception("cannot write metrics to %s", self.directory)
 
     async def prometheus(self, request: Request) -> HTTPResponse:
+        flush_observers(request)
         body = exposition(self.metrics.series, self.files)
         return raw(body, content_type=PROMETHEUS_CONTENT_TYPE, headers={"request-id": request_id_of(request)})
 
     async def json_summary(self, request: Request) -> HTTPResponse:
+        flush_observers(request)
         return json(self.metrics.summary(), headers={"request-id": request_id_of(request)})
 
 

@@ -18,6 +18,7 @@ from ccproxy.http.errors import request_id_of
 from ccproxy.interfaces import Observer
 from ccproxy.keys import KeyTable
 from ccproxy.logs import log_fields
+from ccproxy.observers import flush_observers
 from ccproxy.prices import PriceTable
 from ccproxy.settings import Settings
 from ccproxy.usage import UsageTotals
@@ -27,22 +28,42 @@ log = logging.getLogger("ccproxy.usage")
 USAGE_MESSAGE = "request"
 
 
-class UsageObserver(Observer):
-    """Fills in `record.cost_usd`, adds the record to the totals and logs it. Registered before other observers, so
-    they all see the cost."""
+class Pricing(Observer):
+    """Fills in `record.cost_usd` as the request finishes. Immediate and registered before other observers, so they
+    all see the cost (a key's budget is counted before its next request)."""
 
-    def __init__(self, prices: PriceTable, totals: UsageTotals) -> None:
+    def __init__(self, prices: PriceTable) -> None:
         self.prices = prices
-        self.totals = totals
         self.unpriced: set[str] = set()
-        self._template: dict[str, Any] | None = None
-        self.lines = UsageLines(log, USAGE_MESSAGE)
 
     def request_done(self, record: RequestRecord) -> None:
         if record.cost_usd is None:
             record.cost_usd = self.prices.cost(record)
             if record.cost_usd is None and record.upstream_model and record.upstream_model not in self.unpriced:
                 self._unpriced(record.upstream_model)
+
+    def _unpriced(self, model: str) -> None:
+        if len(self.unpriced) < 1000:
+            self.unpriced.add(model)
+            log.warning(
+                'no price for upstream model %r: its requests have no cost (add [prices."%s"] to plugins.toml)',
+                model,
+                model,
+            )
+
+
+class UsageObserver(Observer):
+    """Adds each priced record to the totals and logs it: in batches (deferred), the usage endpoint flushes the
+    observers before it reads the totals."""
+
+    deferred = True
+
+    def __init__(self, totals: UsageTotals) -> None:
+        self.totals = totals
+        self._template: dict[str, Any] | None = None
+        self.lines = UsageLines(log, USAGE_MESSAGE)
+
+    def request_done(self, record: RequestRecord) -> None:
         self.totals.add(record)
         # Straight to ccproxy's JSON handlers when those are all it reaches; else as a record, filters and all.
         if log.isEnabledFor(logging.INFO) and not self.lines.write(record):
@@ -64,15 +85,6 @@ class UsageObserver(Observer):
         values["relativeCreated"] = template["relativeCreated"] + (now - template["created"]) * 1000
         values["fields"] = fields
         return entry
-
-    def _unpriced(self, model: str) -> None:
-        if len(self.unpriced) < 1000:
-            self.unpriced.add(model)
-            log.warning(
-                'no price for upstream model %r: its requests have no cost (add [prices."%s"] to plugins.toml)',
-                model,
-                model,
-            )
 
 
 def usage_fields(record: RequestRecord) -> dict[str, Any]:
@@ -109,7 +121,8 @@ class UsagePlugin:
 
     @hookimpl(tryfirst=True)
     def ccproxy_register_observers(self, register: RegisterObserver) -> None:
-        register(UsageObserver(self.prices, self.totals))
+        register(Pricing(self.prices))
+        register(UsageObserver(self.totals))
 
     @hookimpl
     def ccproxy_register_routes(self, register: RegisterRoute) -> None:
@@ -118,6 +131,7 @@ class UsagePlugin:
     async def usage_endpoint(self, request: Request) -> HTTPResponse:
         """GET /v1/usage[?day=YYYY-MM-DD][&key=key_…]: this process's sums (admin)."""
         require_admin(request)
+        flush_observers(request)
         report = self.totals.report(self.key_names, day=request.args.get("day"), key=request.args.get("key"))
         report["pid"] = os.getpid()
         return json(report, headers={"request-id": request_id_of(request)})

@@ -12,6 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
+from ccproxy.events import RequestRecord
+from ccproxy.hookspecs import RegisterObserver, hookimpl
+from ccproxy.interfaces import Observer
 from ccproxy.keys import key_id
 from ccproxy.settings import Settings
 from tests.api.conftest import NOWHERE, sdk_like
@@ -231,3 +234,34 @@ async def test_one_usage_log_record_per_request_with_tokens_and_cost(
     assert (fields["input_tokens"], fields["output_tokens"], fields["cache_read_tokens"]) == (10_000, 3_000, 2_000)
     assert fields["cost_usd"] == pytest.approx(COST) and fields["status"] == 200
     assert KEY_A not in caplog.text
+
+
+class SeesTheCost:
+    """A plugin's observer, immediate (the default): it gets the record as the request ends, already priced."""
+
+    def __init__(self) -> None:
+        self.costs: list[float | None] = []
+
+    @hookimpl
+    def ccproxy_register_observers(self, register: RegisterObserver) -> None:
+        plugin = self
+
+        class Costs(Observer):
+            def request_done(self, record: RequestRecord) -> None:
+                plugin.costs.append(record.cost_usd)
+
+        register(Costs())
+
+
+async def test_a_plugins_immediate_observer_sees_the_cost_when_the_request_ends(
+    upstream: MockUpstream,
+) -> None:
+    Sanic.test_mode = True
+    plugin = SeesTheCost()
+    app = sdk_like(create_app(settings(base_url=upstream.base_url), plugins=[("sees-the-cost", plugin)]))
+    try:
+        upstream.post(upstream.chat_url, payload=COMPLETION)
+        assert (await call(app)).status == 200
+        assert plugin.costs == [pytest.approx(COST)]
+    finally:
+        Sanic.unregister_app(app)

@@ -1,0 +1,177 @@
+"""Observers: immediate ones are called at the event, deferred ones get the events in batches, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
+from ccproxy.interfaces import Observer
+from ccproxy.observers import DEFER_SECONDS, MAX_DEFERRED, Observers
+
+Seen = list[tuple[str, str]]
+
+
+class Immediate(Observer):
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    def request_started(self, record: RequestRecord) -> None:
+        self.seen.append(("immediate started", record.request_id))
+
+    def request_done(self, record: RequestRecord) -> None:
+        record.cost_usd = 0.5  # what the built-in pricing does: deferred observers see it
+        self.seen.append(("immediate done", record.request_id))
+
+
+class Deferred(Observer):
+    deferred = True
+
+    def __init__(self, seen: Seen, name: str = "deferred") -> None:
+        self.seen = seen
+        self.name = name
+
+    def request_started(self, record: RequestRecord) -> None:
+        self.seen.append((f"{self.name} started", record.request_id))
+
+    def request_done(self, record: RequestRecord) -> None:
+        self.seen.append((f"{self.name} done {record.cost_usd}", record.request_id))
+
+    def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
+        self.seen.append((f"{self.name} attempt", attempt.request_id))
+
+
+class DoneOnly(Observer):
+    """Overrides one method: it must not be called for the others (a None in its table)."""
+
+    deferred = True
+
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    def request_done(self, record: RequestRecord) -> None:
+        self.seen.append(("done only", record.request_id))
+
+
+class Failing(Observer):
+    deferred = True
+
+    def request_done(self, record: RequestRecord) -> None:
+        raise RuntimeError("observer bug")
+
+
+def attempt(request_id: str) -> UpstreamAttempt:
+    return UpstreamAttempt(
+        request_id=request_id, backend="b", upstream_model="m", attempt=1, status=200, error=None, ms=1.0
+    )
+
+
+def one_request(observers: Observers, request_id: str) -> RequestRecord:
+    record = RequestRecord(request_id=request_id)
+    observers.request_started(record)
+    observers.upstream_attempt(attempt(request_id))
+    observers.request_done(record)
+    return record
+
+
+async def test_deferred_observers_get_the_events_later_in_one_batch_in_order() -> None:
+    seen: Seen = []
+    observers = Observers([Immediate(seen), Deferred(seen, "first"), DoneOnly(seen), Deferred(seen, "second")])
+    one_request(observers, "req_1")
+    one_request(observers, "req_2")
+    # At the events: only the immediate observer.
+    assert seen == [
+        ("immediate started", "req_1"),
+        ("immediate done", "req_1"),
+        ("immediate started", "req_2"),
+        ("immediate done", "req_2"),
+    ]
+    del seen[:]
+    await asyncio.sleep(DEFER_SECONDS * 3)
+    # Then each deferred observer in registration order, through every event in the order they happened, with
+    # what the immediate observers filled in.
+    per_request = [("started", 1), ("attempt", 1), ("done 0.5", 1), ("started", 2), ("attempt", 2), ("done 0.5", 2)]
+    assert seen == [
+        *[(f"first {what}", f"req_{n}") for what, n in per_request],
+        ("done only", "req_1"),
+        ("done only", "req_2"),
+        *[(f"second {what}", f"req_{n}") for what, n in per_request],
+    ]
+
+
+async def test_flush_delivers_at_once_and_the_timer_then_finds_nothing() -> None:
+    seen: Seen = []
+    observers = Observers([DoneOnly(seen)])
+    one_request(observers, "req_1")
+    assert seen == []
+    observers.flush()
+    assert seen == [("done only", "req_1")]
+    await asyncio.sleep(DEFER_SECONDS * 3)
+    assert seen == [("done only", "req_1")]  # not twice
+    one_request(observers, "req_2")  # a new timer for the next batch
+    await asyncio.sleep(DEFER_SECONDS * 3)
+    assert seen == [("done only", "req_1"), ("done only", "req_2")]
+
+
+async def test_a_full_queue_is_delivered_without_waiting_for_the_timer() -> None:
+    seen: Seen = []
+    observers = Observers([DoneOnly(seen)])
+    for number in range(MAX_DEFERRED - 1):
+        observers.request_done(RequestRecord(request_id=f"req_{number}"))
+    assert seen == []
+    observers.request_done(RequestRecord(request_id="req_last"))
+    assert len(seen) == MAX_DEFERRED and seen[-1] == ("done only", "req_last")
+
+
+def test_without_a_running_loop_events_are_delivered_at_once() -> None:
+    seen: Seen = []
+    observers = Observers([DoneOnly(seen)])
+    observers.request_done(RequestRecord(request_id="req_1"))
+    assert seen == [("done only", "req_1")]
+
+
+def test_a_timer_on_a_loop_that_stopped_does_not_strand_later_events() -> None:
+    # A server restarted in the same process (the test client does it per request): the first loop's timer never
+    # fires, and the events of the next loop are still delivered by a timer of their own.
+    seen: Seen = []
+    observers = Observers([DoneOnly(seen)])
+
+    async def request(request_id: str) -> None:
+        observers.request_done(RequestRecord(request_id=request_id))
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(request("req_1"))
+    first.close()
+    assert seen == []
+
+    async def request_and_wait() -> None:
+        await request("req_2")
+        await asyncio.sleep(DEFER_SECONDS * 3)
+
+    asyncio.run(request_and_wait())
+    assert seen == [("done only", "req_1"), ("done only", "req_2")]
+
+
+async def test_a_failing_deferred_observer_is_logged_and_the_others_still_get_every_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: Seen = []
+    observers = Observers([Failing(), DoneOnly(seen)])
+    with caplog.at_level(logging.ERROR, logger="ccproxy.observers"):
+        one_request(observers, "req_1")
+        one_request(observers, "req_2")
+        observers.flush()
+    assert seen == [("done only", "req_1"), ("done only", "req_2")]
+    failures = [r for r in caplog.records if "observer Failing failed in request_done" in r.getMessage()]
+    assert len(failures) == 2
+
+
+async def test_only_immediate_observers_queue_nothing() -> None:
+    seen: Seen = []
+    observers = Observers([Immediate(seen)])
+    one_request(observers, "req_1")
+    observers.cache_event(CacheEvent("hit", "responses", "memory", "req_1"))
+    assert observers._pending == []  # nothing held for nobody
+    assert seen == [("immediate started", "req_1"), ("immediate done", "req_1")]
