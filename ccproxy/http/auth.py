@@ -15,25 +15,24 @@ from ccproxy.interfaces import Authenticator, AuthRequest
 UNAUTHENTICATED = "Authentication failed: the request carries no credentials this proxy accepts"
 
 
-def auth_request(request: Request, path: str) -> AuthRequest:
-    """What authenticators see: method, path, headers and the client address; never the body. The headers are Sanic's
-    own case-insensitive mapping (copying them per request cost more than the key check); the address is worked out
-    only if an authenticator asks for it."""
-    return AuthRequest(request.method, path, request.headers, lambda: request.client_ip)
-
-
 def authentication_middleware(
     authenticators: Sequence[Authenticator],
 ) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """A request middleware asking each authenticator in turn; the first Principal is put on `request.ctx`."""
+    """One request middleware: the edge's checks (ccproxy/http/edge.py), then each authenticator in turn for /v1/*;
+    the first Principal is put on `request.ctx`. One function rather than a middleware and a helper coroutine: each
+    layer is a measurable part of a small request."""
     chain = tuple(authenticators)
 
-    async def authenticate(request: Request) -> None:
+    async def check_and_authenticate(request: Request) -> None:
+        check_request(request)  # type: ignore[arg-type]  # every request of this app is a CCProxyRequest
         path = request.path
         if not path.startswith("/v1/") and path != "/v1":
             return  # health (GET / and HEAD /) and plugin routes outside /v1 stay open
         PRINCIPAL.set(None)  # not the previous request's on this keep-alive connection, whatever happens next
-        seen = auth_request(request, path)
+        # What authenticators see: method, path, headers and the client address; never the body. The headers are
+        # Sanic's own case-insensitive mapping (copying them per request cost more than the key check); the address
+        # is worked out only if an authenticator asks for it.
+        seen = AuthRequest(request.method, path, request.headers, lambda: request.client_ip)
         for authenticator in chain:
             principal = await authenticator.authenticate(seen)
             if principal is not None:
@@ -42,20 +41,13 @@ def authentication_middleware(
                 return
         raise ProxyError(UNAUTHENTICATED, status=401)
 
-    return authenticate
+    return check_and_authenticate
 
 
 def install_edge(app: Sanic, authenticators: Sequence[Authenticator]) -> None:  # type: ignore[type-arg]  # any Sanic app
-    """The one request middleware: the edge's checks (ccproxy/http/edge.py), then, only when an authenticator is
-    registered, the client's credentials. One middleware rather than two: Sanic's dispatch of each is a measurable
-    part of a small request."""
-    if not authenticators:
+    """The one request middleware: the edge's checks, and, only when an authenticator is registered, the client's
+    credentials."""
+    if authenticators:
+        app.register_middleware(authentication_middleware(authenticators), "request")
+    else:
         app.register_middleware(check_request, "request")
-        return
-    authenticate = authentication_middleware(authenticators)
-
-    async def check_and_authenticate(request: Request) -> None:
-        check_request(request)  # type: ignore[arg-type]  # every request of this app is a CCProxyRequest
-        await authenticate(request)
-
-    app.register_middleware(check_and_authenticate, "request")

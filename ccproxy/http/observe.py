@@ -17,8 +17,7 @@ from ccproxy.observers import Observers
 from ccproxy.state import CCProxyRequest
 
 # The last SSE chunk of a stream carries message_delta (with the final usage) or the error event that ended it.
-_USAGE_EVENT = b"event: message_delta\ndata: "
-_ERROR_EVENT = b"event: error\ndata: "
+_EVENT = b"\nevent: "
 # A chunk with one of these is the first content the client sees: the time-to-first-token mark.
 _CONTENT = b"event: content_block_"
 CLIENT_DISCONNECTED = "client_disconnected"
@@ -84,36 +83,45 @@ class RequestWatch:
             record.status, record.error_type = 500, "api_error"
 
     def _stream_end(self, last: bytes) -> None:
-        usage = _event_data(last, _USAGE_EVENT)
-        if usage is not None:
-            self._usage(usage.get("usage"))
-        error = _event_data(last, _ERROR_EVENT)
-        if error is not None and isinstance(error.get("error"), dict):
-            self.record.error_type = str(error["error"].get("type") or "api_error")
+        for name, data in _last_events(last):
+            if name == b"message_delta":
+                self._usage(data.get("usage"))
+            elif name == b"error" and isinstance(data.get("error"), dict):
+                self.record.error_type = str(data["error"].get("type") or "api_error")
 
     def _usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
             return
         record = self.record
-        record.input_tokens = _count(usage.get("input_tokens"))
-        record.output_tokens = _count(usage.get("output_tokens"))
-        record.cache_read_tokens = _count(usage.get("cache_read_input_tokens"))
-        record.cache_write_tokens = _count(usage.get("cache_creation_input_tokens"))
+        # Counts only: a bool or a float from a hostile upstream leaves the field at 0.
+        value = usage.get("input_tokens")
+        record.input_tokens = value if type(value) is int else 0
+        value = usage.get("output_tokens")
+        record.output_tokens = value if type(value) is int else 0
+        value = usage.get("cache_read_input_tokens")
+        record.cache_read_tokens = value if type(value) is int else 0
+        value = usage.get("cache_creation_input_tokens")
+        record.cache_write_tokens = value if type(value) is int else 0
 
 
-def _event_data(chunk: bytes, head: bytes) -> dict[str, Any] | None:
-    """The JSON data of the last `head` event in an encoded SSE chunk, if there is one."""
-    start = chunk.rfind(head)
-    if start < 0:
-        return None
-    start += len(head)
-    end = chunk.find(b"\n", start)
-    try:
-        data = loads(chunk[start : end if end >= 0 else len(chunk)])
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _last_events(chunk: bytes) -> list[tuple[bytes, dict[str, Any]]]:
+    """The last two events of an encoded SSE chunk (a stream ends with message_delta and message_stop, or with an
+    error event), each as its name and JSON data, last first. Searched from the end: the chunk may hold the whole
+    stream when the upstream sent it in one read."""
+    found: list[tuple[bytes, dict[str, Any]]] = []
+    end = len(chunk)
+    while end > 0 and len(found) < 2:
+        start = chunk.rfind(_EVENT, 0, end) + 1  # 0 when the event opens the chunk (no newline before it)
+        if not chunk.startswith(b"event: ", start):
+            break
+        event = chunk[start:end]
+        name, _, rest = event[len(b"event: ") :].partition(b"\n")
+        if rest.startswith(b"data: "):
+            try:
+                data = loads(rest[len(b"data: ") :].partition(b"\n")[0])
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                found.append((name, data))
+        end = start - 1 if start else 0
+    return found
