@@ -1,10 +1,12 @@
-"""What the JSON usage line costs per request, by how many requests finish in one event-loop turn.
+"""What the JSON usage line costs per request, by how many requests one batch of the deferred observers holds.
 
-The usage observer's `request_done` (pricing, totals and the line) runs with the handlers the server configures for
-`LOG_FORMAT=json` with `LOG_FILE_PATH` and `ERROR_LOG_FILE_PATH` (stderr goes to a scratch file), on uvloop; each
-turn ends with `asyncio.sleep(0)`; the batched lines are written when the handlers' delay or size says so, and
-what waits at the end is written inside the measurement. LOG_LEVEL=INFO (with the line) and WARNING
-(without) alternate in interleaved rounds; the difference is the line. CPU time (`time.process_time`).
+The usage observer's `request_done` (the totals) for each record of a batch, then its `batch_done` (the batch's
+lines as one block; ccproxy/observers.py delivers the batches) runs with the handlers the server configures for
+`LOG_FORMAT=json` with `LOG_FILE_PATH` and `ERROR_LOG_FILE_PATH` (stderr goes to a scratch file), on uvloop;
+each batch is one event-loop turn, ending with `asyncio.sleep(0)`; the batched lines are written when the
+handlers' delay or size says so, and what waits at the end is written inside the measurement. LOG_LEVEL=INFO
+(with the line) and WARNING (without) alternate in interleaved rounds; the difference is the line. CPU time
+(`time.process_time`).
 
     .venv/bin/python benchmarks/usage_line_cost.py [--rounds 9] [--requests 4096]
 """
@@ -29,7 +31,7 @@ from ccproxy.redaction import Redactor
 from ccproxy.settings import Settings
 from ccproxy.usage import UsageTotals
 
-PER_TURN = (1, 8, 64)
+PER_TURN = (1, 8, 64)  # records per batch
 
 
 def record() -> RequestRecord:
@@ -46,6 +48,7 @@ async def per_request(observer: UsageObserver, per_turn: int, total: int) -> flo
     for first in range(0, total, per_turn):
         for made in records[first : first + per_turn]:
             observer.request_done(made)
+        observer.batch_done()
         await asyncio.sleep(0)  # the end of the turn
     flush_logs()  # what the handlers' batches still hold is written inside the measurement
     return (time.process_time() - start) / total * 1e6
@@ -72,7 +75,7 @@ async def compare(rounds: int, total: int) -> None:
     for per_turn in PER_TURN:
         info, warning = (statistics.median(results[per_turn, level]) for level in ("INFO", "WARNING"))
         print(
-            f"{per_turn:3d} requests per loop turn: INFO {info:6.2f} µs, WARNING {warning:6.2f} µs,"
+            f"{per_turn:3d} requests per batch: INFO {info:6.2f} µs, WARNING {warning:6.2f} µs,"
             f" the line {info - warning:6.2f} µs",
             file=stdout,
         )

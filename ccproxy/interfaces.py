@@ -350,6 +350,10 @@ class Observer:
         """A guardrail refused or changed a request or an answer (what a metrics plugin counts by rule and
         action)."""
 
+    def batch_done(self) -> None:
+        """Deferred observers: every event of the batch just delivered has been handed over (write out what was
+        gathered from it in one go). Never called on immediate observers."""
+
 
 class AuthRequest:
     """What an authenticator sees of one request: never the body. `remote_addr` (the client's address, after any

@@ -58,7 +58,7 @@ class Observers:
     about three times as much (benchmarks/README.md, stop 18).
     """
 
-    __slots__ = ("_deferred", "_later", "_now", "_pending", "_scheduled", "observers")
+    __slots__ = ("_batch_done", "_deferred", "_later", "_now", "_pending", "_scheduled", "observers")
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
@@ -71,6 +71,10 @@ class Observers:
         # per deferred observer: method index -> its bound method, or None where it does not override it
         self._deferred: tuple[tuple[Call | None, ...], ...] = tuple(
             tuple(_override(method)(observer) for method in METHODS) for observer in deferred
+        )
+        # per deferred observer: its batch_done, or None
+        self._batch_done: tuple[Callable[[], None] | None, ...] = tuple(
+            None if type(observer).batch_done is Observer.batch_done else observer.batch_done for observer in deferred
         )
         # method index -> whether any deferred observer wants it
         self._later = tuple(any(calls[index] is not None for calls in self._deferred) for index in range(len(METHODS)))
@@ -132,7 +136,7 @@ class Observers:
         if not events:
             return
         self._pending = []
-        for calls in self._deferred:
+        for calls, batch_done in zip(self._deferred, self._batch_done, strict=True):
             for index, record in events:
                 call = calls[index]
                 if call is not None:
@@ -140,6 +144,11 @@ class Observers:
                         call(record)
                     except Exception:
                         _failed(call, index)
+            if batch_done is not None:
+                try:
+                    batch_done()
+                except Exception:
+                    _failed(batch_done, None)
 
 
 def _override(method: str) -> Callable[[Observer], Call | None]:
@@ -153,9 +162,9 @@ def _override(method: str) -> Callable[[Observer], Call | None]:
     return bound
 
 
-def _failed(call: Call, index: int) -> None:
+def _failed(call: Callable[..., None], index: int | None) -> None:
     owner = type(getattr(call, "__self__", call)).__name__
-    log.exception("observer %s failed in %s", owner, METHODS[index])
+    log.exception("observer %s failed in %s", owner, "batch_done" if index is None else METHODS[index])
 
 
 def flush_observers(request: Any) -> None:

@@ -14,9 +14,10 @@ RedactingFilter (what configure_logging builds); otherwise the caller logs a rec
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
+from collections.abc import Sequence
+from math import isfinite
 
 from ccproxy.core.jsoncodec import dumps_text
 from ccproxy.events import RequestRecord
@@ -44,16 +45,26 @@ class UsageLines:
 
     def write(self, record: RequestRecord) -> bool:
         """Add `record`'s line to every handler; False (nothing written) when the handlers need a record instead."""
+        return self.write_all((record,))
+
+    def write_all(self, records: Sequence[RequestRecord]) -> bool:
+        """Add the records' lines to every handler as one block; False (nothing written) when the handlers need
+        records instead."""
         handlers = self.direct.route()
         redacting = self.direct.redacting
         if handlers is None or redacting is None:
             return False
-        line = self.line(record, redacting)
+        text = self.text
+        block = "".join([text(record, redacting) for record in records]).encode("utf-8", "backslashreplace")
         for handler in handlers:
-            handler.add_line(line)
+            handler.add_line(block)
         return True
 
     def line(self, record: RequestRecord, redacting: RedactingFilter) -> bytes:
+        return self.text(record, redacting).encode("utf-8", "backslashreplace")
+
+    def text(self, record: RequestRecord, redacting: RedactingFilter) -> str:
+        """The line, newline included."""
         key: PieceKey = (
             record.endpoint,
             record.key_id,
@@ -71,17 +82,19 @@ class UsageLines:
             piece = _piece(key, redacting)
             if len(self._pieces) < MAX_PIECES:
                 self._pieces[key] = piece
-        cost, ttft = record.cost_usd, record.ttft_ms
+        # The numbers inline (no helper per field: this runs for every request); what JSON has no number for (a NaN
+        # or an infinity, say from an upstream's cost) is written as null.
+        cost, ttft, total = record.cost_usd, record.ttft_ms, record.total_ms
         return (
             f'{{"time":"{self._stamp(time.time())}{head}{dumps_text(record.request_id)},{piece},"status":{record.status},'
             f'"stream":{"true" if record.stream else "false"},"input_tokens":{record.input_tokens},'
             f'"output_tokens":{record.output_tokens},"cache_read_tokens":{record.cache_read_tokens},'
             f'"cache_write_tokens":{record.cache_write_tokens},'
-            f'"cost_usd":{"null" if cost is None else _number(round(cost, 8))},'
-            f'"ttft_ms":{"null" if ttft is None else _number(round(ttft, 2))},'
-            f'"total_ms":{_number(round(record.total_ms, 2))},"retries":{record.retries},'
+            f'"cost_usd":{round(cost, 8) if cost is not None and isfinite(cost) else "null"},'
+            f'"ttft_ms":{round(ttft, 2) if ttft is not None and isfinite(ttft) else "null"},'
+            f'"total_ms":{round(total, 2) if isfinite(total) else "null"},"retries":{record.retries},'
             f'"fallbacks":{record.fallbacks}}}\n'
-        ).encode("utf-8", "backslashreplace")
+        )
 
     def _new_head(self, redacting: RedactingFilter, pid: int) -> str:
         """The fixed part after the time, for this process and this redactor (the pieces were redacted by it too)."""
@@ -101,8 +114,3 @@ def _piece(key: PieceKey, redacting: RedactingFilter) -> str:
         f'"{name}":{dumps_text(redact(value) if isinstance(value, str) else value)}'
         for name, value in zip(REPEATING, key, strict=True)
     )
-
-
-def _number(value: float) -> str:
-    """A JSON number (null for what JSON has no number for: a NaN or an infinity)."""
-    return repr(value) if math.isfinite(value) else "null"

@@ -175,3 +175,40 @@ async def test_only_immediate_observers_queue_nothing() -> None:
     observers.cache_event(CacheEvent("hit", "responses", "memory", "req_1"))
     assert observers._pending == []  # nothing held for nobody
     assert seen == [("immediate started", "req_1"), ("immediate done", "req_1")]
+
+
+class Gathering(Observer):
+    """Gathers a batch's records and writes them out at batch_done (what the usage line does)."""
+
+    deferred = True
+
+    def __init__(self) -> None:
+        self.gathered: list[str] = []
+        self.written: list[list[str]] = []
+
+    def request_done(self, record: RequestRecord) -> None:
+        self.gathered.append(record.request_id)
+
+    def batch_done(self) -> None:
+        self.written.append(self.gathered)
+        self.gathered = []
+
+
+class FailingAtBatchEnd(Gathering):
+    def batch_done(self) -> None:
+        raise RuntimeError("observer bug")
+
+
+async def test_batch_done_follows_each_batch_and_a_failing_one_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    gathering = Gathering()
+    observers = Observers([FailingAtBatchEnd(), gathering, Immediate([])])
+    with caplog.at_level(logging.ERROR, logger="ccproxy.observers"):
+        one_request(observers, "req_1")
+        one_request(observers, "req_2")
+        observers.flush()
+        observers.flush()  # nothing waiting: no batch, no batch_done
+        one_request(observers, "req_3")
+        await asyncio.sleep(DEFER_SECONDS * 3)
+    assert gathering.written == [["req_1", "req_2"], ["req_3"]]
+    failures = [r for r in caplog.records if "observer FailingAtBatchEnd failed in batch_done" in r.getMessage()]
+    assert len(failures) == 2

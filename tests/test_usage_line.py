@@ -67,10 +67,13 @@ def generic_line(logger: logging.Logger, record: RequestRecord) -> dict[str, Any
         REQUEST_ID.reset(token)
 
 
-def test_the_cached_line_says_what_the_generic_line_says(logger: logging.Logger, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_cached_line_says_what_the_generic_line_says(logger: logging.Logger, tmp_path: Path, batched: bool) -> None:
     json_handlers(logger, tmp_path)
     lines = UsageLines(logger, USAGE_MESSAGE)
-    for record in records() * 2:  # the second time from the cached pieces
+    if batched:  # one block for all (what a batch of the deferred usage observer writes)
+        assert lines.write_all(records()) and lines.write_all(records())
+    for record in [] if batched else records() * 2:  # the second time from the cached pieces
         assert lines.write(record)
     for handler in logger.handlers:
         handler.flush()

@@ -37,10 +37,19 @@ class Pricing(Observer):
         self.unpriced: set[str] = set()
 
     def request_done(self, record: RequestRecord) -> None:
-        if record.cost_usd is None:
-            record.cost_usd = self.prices.cost(record)
-            if record.cost_usd is None and record.upstream_model and record.upstream_model not in self.unpriced:
-                self._unpriced(record.upstream_model)
+        if record.cost_usd is not None:
+            return
+        if record.upstream_cost_usd is not None:  # what the upstream reported wins (PriceTable.cost's rule, inline)
+            record.cost_usd = record.upstream_cost_usd
+            return
+        model = record.upstream_model
+        if not model:
+            return
+        price = self.prices.price(model)
+        if price is not None:
+            record.cost_usd = price.cost(record)
+        elif model not in self.unpriced:
+            self._unpriced(model)
 
     def _unpriced(self, model: str) -> None:
         if len(self.unpriced) < 1000:
@@ -53,8 +62,8 @@ class Pricing(Observer):
 
 
 class UsageObserver(Observer):
-    """Adds each priced record to the totals and logs it: in batches (deferred), the usage endpoint flushes the
-    observers before it reads the totals."""
+    """Adds each priced record to the totals and logs it. Deferred: the records come in batches (the usage endpoint
+    flushes the observers before it reads the totals), and each batch's lines are written as one block."""
 
     deferred = True
 
@@ -62,12 +71,20 @@ class UsageObserver(Observer):
         self.totals = totals
         self._template: dict[str, Any] | None = None
         self.lines = UsageLines(log, USAGE_MESSAGE)
+        self._unwritten: list[RequestRecord] = []  # this batch's records, logged at batch_done
 
     def request_done(self, record: RequestRecord) -> None:
         self.totals.add(record)
-        # Straight to ccproxy's JSON handlers when those are all it reaches; else as a record, filters and all.
-        if log.isEnabledFor(logging.INFO) and not self.lines.write(record):
-            log_fields(log, USAGE_MESSAGE, usage_fields(record), self._log_record)
+        self._unwritten.append(record)
+
+    def batch_done(self) -> None:
+        records, self._unwritten = self._unwritten, []
+        if not records or not log.isEnabledFor(logging.INFO):
+            return
+        # Straight to ccproxy's JSON handlers when those are all they reach; else as log records, filters and all.
+        if not self.lines.write_all(records):
+            for record in records:
+                log_fields(log, USAGE_MESSAGE, usage_fields(record), self._log_record)
 
     def _log_record(self, fields: dict[str, Any]) -> logging.LogRecord:
         """The usage line's LogRecord, copied from one made the ordinary way: LogRecord.__init__ (thread, process

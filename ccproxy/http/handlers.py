@@ -11,6 +11,7 @@ from ccproxy.http.admission import gated
 from ccproxy.http.edge import preflight
 from ccproxy.http.errors import request_id_of
 from ccproxy.http.observe import RequestWatch
+from ccproxy.pipeline import MessagesPipeline, Prepared
 from ccproxy.state import CCProxyRequest
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -20,42 +21,56 @@ GUARDRAIL_HEADERS = ("anthropic-version", "anthropic-beta", "user-agent", "x-app
 api = Blueprint("ccproxy_api")
 
 
-async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -> HTTPResponse | None:
+async def messages(request: CCProxyRequest) -> HTTPResponse | None:
     app = request.app
-    if watch is None and app.ctx.observers is not None:
-        # Observed requests come back here inside a RequestWatch; unobserved ones pay one test, no extra frame.
-        with RequestWatch(app.ctx.observers, request, "messages") as watch:
-            return await messages(request, watch)
     pipeline = app.ctx.pipeline
     request_id = request_id_of(request)
-    # Guardrails see a few client headers (never credentials); skip building them when there are none.
-    headers = (
-        {name: request.headers[name] for name in GUARDRAIL_HEADERS if name in request.headers}
-        if pipeline.guardrails
-        else {}
-    )
-    principal = getattr(request.ctx, "principal", None)
-    # `cache-control: no-cache` / `no-store` steer the response cache (docs/cache.md); not read while it is off.
-    cache_control = request.headers.get("cache-control") if pipeline.responses is not None else None
-    prepared = await pipeline.prepare(
-        request.body, headers, request_id, watch.record if watch else None, principal, cache_control
-    )
-    if not prepared.stream:
-        answer = await pipeline.complete(prepared)
-        if watch is not None:
-            watch.message(answer.message)
-        return raw(
-            dumps(answer.message), content_type="application/json", headers={**answer.headers, "request-id": request_id}
+    # Observed requests are timed and recorded in this very frame (no wrapper coroutine); unobserved ones pay a few
+    # tests of `watch`.
+    watch = None if app.ctx.observers is None else RequestWatch(app.ctx.observers, request, "messages", request_id)
+    try:
+        # Guardrails see a few client headers (never credentials); skip building them when there are none.
+        headers = (
+            {name: request.headers[name] for name in GUARDRAIL_HEADERS if name in request.headers}
+            if pipeline.guardrails
+            else {}
         )
+        principal = getattr(request.ctx, "principal", None)
+        # `cache-control: no-cache` / `no-store` steer the response cache (docs/cache.md); not read while it is off.
+        cache_control = request.headers.get("cache-control") if pipeline.responses is not None else None
+        prepared = await pipeline.prepare(
+            request.body, headers, request_id, watch.record if watch else None, principal, cache_control
+        )
+        if not prepared.stream:
+            answer = await pipeline.complete(prepared)
+            if watch is not None:
+                watch.message(answer.message)
+            headers = {**answer.headers, "request-id": request_id}
+            return raw(dumps(answer.message), content_type="application/json", headers=headers)
+        await _stream(request, pipeline, prepared, request_id, watch)
+        return None
+    except BaseException as exc:
+        if watch is not None:
+            watch.failed(exc)
+        raise
+    finally:
+        if watch is not None:
+            watch.done()
+
+
+async def _stream(
+    request: CCProxyRequest, pipeline: MessagesPipeline, prepared: Prepared, request_id: str, watch: RequestWatch | None
+) -> None:
+    """Open the upstream stream and relay it as the response (Sanic's streaming response: sent as it goes)."""
     upstream = await pipeline.open_stream(prepared)
-    drain = app.ctx.drain
+    drain = request.app.ctx.drain
     drain.add(upstream)  # ended with an error event if shutdown's grace runs out first
     try:
         response = await request.respond(
             content_type="text/event-stream", headers={**SSE_HEADERS, **upstream.headers, "request-id": request_id}
         )
         if response is None:  # pragma: no cover — only when a handler already responded
-            return None
+            return
         if watch is None:
             async for data in pipeline.stream_events(prepared, upstream):
                 await response.send(data)
@@ -65,16 +80,17 @@ async def messages(request: CCProxyRequest, watch: RequestWatch | None = None) -
     finally:
         drain.streams.discard(upstream)
         await upstream.aclose()  # a client gone mid-stream: the upstream connection is dropped now, not at GC
-    return None
 
 
-async def count_tokens(request: CCProxyRequest, watch: RequestWatch | None = None) -> HTTPResponse:
+async def count_tokens(request: CCProxyRequest) -> HTTPResponse:
     app = request.app
-    if watch is None and app.ctx.observers is not None:
-        with RequestWatch(app.ctx.observers, request, "count_tokens") as watch:
-            return await count_tokens(request, watch)
-    result = await app.ctx.pipeline.count_tokens(request.body, watch.record if watch else None)
-    return json(result, headers={"request-id": request_id_of(request)})
+    request_id = request_id_of(request)
+    if app.ctx.observers is None:
+        result = await app.ctx.pipeline.count_tokens(request.body)
+    else:
+        with RequestWatch(app.ctx.observers, request, "count_tokens", request_id) as watch:
+            result = await app.ctx.pipeline.count_tokens(request.body, watch.record)
+    return json(result, headers={"request-id": request_id})
 
 
 async def health(request: CCProxyRequest) -> HTTPResponse:
@@ -93,7 +109,7 @@ async def unknown_endpoint(request: CCProxyRequest, path: str) -> HTTPResponse:
     raise ProxyError(f"Not found: {request.method} /v1/{path}", status=404)
 
 
-# Added here rather than by decorator: these handlers call themselves (undecorated) when observed.
+# Added here rather than by decorator: `gated` wraps them.
 # `ctx_json_body`: the edge (http/edge.py) refuses bodies that are not application/json on these routes.
 # `gated`: at most MAX_CONCURRENT_REQUESTS of these at once per process (http/admission.py).
 api.add_route(gated(messages, "messages"), "/v1/messages", methods=["POST"], ctx_json_body=True)

@@ -25,20 +25,24 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before
 
 
 class RequestWatch:
-    """Times one request and fills its record from what the client was sent; on leaving the `with` block (answered,
-    failed or cancelled) hands the record to the observers."""
+    """Times one request and fills its record from what the client was sent; `done` (or leaving the `with` block:
+    answered, failed or cancelled) hands the record to the observers, after `failed` for an exception."""
 
     __slots__ = ("observers", "record", "responded", "started")
 
     def __init__(
-        self, observers: Observers, request: CCProxyRequest, endpoint: Literal["messages", "count_tokens"]
+        self,
+        observers: Observers,
+        request: CCProxyRequest,
+        endpoint: Literal["messages", "count_tokens"],
+        request_id: str | None = None,
     ) -> None:
         self.observers = observers
         self.started = time.perf_counter()
         self.responded = False
         principal = getattr(request.ctx, "principal", None)
         self.record = RequestRecord(
-            request_id=request_id_of(request),
+            request_id=request_id or request_id_of(request),
             key_id=principal.key_id if principal is not None else None,
             endpoint=endpoint,
         )
@@ -67,11 +71,16 @@ class RequestWatch:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
         if exc is not None:
-            self._failed(exc)
+            self.failed(exc)
+        self.done()
+
+    def done(self) -> None:
+        """The request is over (answered, failed or abandoned): time it and hand the record to the observers."""
         self.record.total_ms = (time.perf_counter() - self.started) * 1000
         self.observers.request_done(self.record)
 
-    def _failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException) -> None:
+        """The request ended with `exc` (before `done`): its status and error type."""
         record = self.record
         if isinstance(exc, ProxyError):
             record.status, record.error_type = exc.status, exc.error_type
