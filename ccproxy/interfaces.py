@@ -326,6 +326,10 @@ class Observer:
     """
 
     deferred = False
+    #: True for an observer that only fills in fields of the finished record for the others (the built-in pricing
+    #: sets `cost_usd`): it is called at the event when an immediate observer reads finished records, else first in
+    #: each batch of the deferred ones. Registered before the observers that read what it fills in.
+    fills_in_record = False
 
     def request_started(self, record: RequestRecord) -> None:
         """A /v1/messages or count_tokens request began; `record` holds little yet (its id, key id, endpoint) and is

@@ -58,12 +58,22 @@ class Observers:
     about three times as much (benchmarks/README.md, stop 18).
     """
 
-    __slots__ = ("_batch_done", "_deferred", "_later", "_now", "_pending", "_scheduled", "observers")
+    __slots__ = ("_batch_done", "_deferred", "_later", "_now", "_pending", "_scheduled", "observers", "wants_started")
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
-        immediate = [observer for observer in self.observers if not observer.deferred]
-        deferred = [observer for observer in self.observers if observer.deferred]
+        # An observer that only fills in the record for the others (the built-in pricing) runs at the event only
+        # when an immediate observer reads the finished record; else first in each batch.
+        readers_now = any(
+            not observer.deferred and not observer.fills_in_record and _override("request_done")(observer)
+            for observer in self.observers
+        )
+        deferred = [
+            observer
+            for observer in self.observers
+            if observer.deferred or (observer.fills_in_record and not readers_now)
+        ]
+        immediate = [observer for observer in self.observers if observer not in deferred]
         # method index -> the immediate observers' bound methods that override it
         self._now: tuple[tuple[Call, ...], ...] = tuple(
             tuple(call for call in map(_override(method), immediate) if call is not None) for method in METHODS
@@ -78,6 +88,8 @@ class Observers:
         )
         # method index -> whether any deferred observer wants it
         self._later = tuple(any(calls[index] is not None for calls in self._deferred) for index in range(len(METHODS)))
+        #: Whether anyone listens to request_started (RequestWatch skips the call when no one does).
+        self.wants_started = bool(self._now[STARTED]) or self._later[STARTED]
         self._pending: list[tuple[int, Record]] = []
         self._scheduled: asyncio.AbstractEventLoop | None = None  # the loop whose timer will deliver the queue
 
@@ -208,7 +220,7 @@ class GuardrailAudit:
         notify(self.observers, "guardrail_event", event)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs three object.__setattr__ calls per attempt
 class AttemptTag:
     """What the pipeline hangs on an UpstreamRequest (`tag`) when observers listen: whose attempt it is."""
 

@@ -181,3 +181,21 @@ def test_label_sets_past_the_kept_keys_and_the_series_cap_are_still_counted() ->
     assert sum(requests.values()) == models + 1
     assert requests[("other",) * 4] == models - MAX_SERIES
     assert metrics.summary()["backends"]["default"]["requests"] == models + 1
+
+
+def test_with_a_request_gate_in_flight_comes_from_it_and_no_start_is_queued() -> None:
+    from ccproxy.default_plugins.metrics import GatedProxyMetrics, MetricsPlugin
+    from ccproxy.http.admission import RequestGate
+    from ccproxy.observers import Observers
+    from ccproxy.settings import Settings
+
+    plugin = MetricsPlugin(Settings(max_concurrent_requests=4))
+    assert isinstance(plugin.metrics, GatedProxyMetrics)
+    assert Observers([plugin.metrics]).wants_started is False
+    gate = RequestGate(4, 1.0)
+    gate.in_flight = 3
+    plugin.metrics.request_done(RequestRecord(request_id="req_1"))
+    plugin._gauge_in_flight(gate)  # what the endpoints and the file writer do before they read
+    found = samples(exposition(plugin.metrics.series, None))
+    assert found[("ccproxy_requests_in_flight", ())] == 3  # not -1: request_done leaves the gate's count alone
+    assert isinstance(MetricsPlugin(Settings(max_concurrent_requests=0)).metrics, ProxyMetrics)

@@ -212,3 +212,47 @@ async def test_batch_done_follows_each_batch_and_a_failing_one_is_logged(caplog:
     assert gathering.written == [["req_1", "req_2"], ["req_3"]]
     failures = [r for r in caplog.records if "observer FailingAtBatchEnd failed in batch_done" in r.getMessage()]
     assert len(failures) == 2
+
+
+class FillsIn(Observer):
+    """What the built-in pricing is: fills the finished record in for the observers after it."""
+
+    fills_in_record = True
+
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    def request_done(self, record: RequestRecord) -> None:
+        record.cost_usd = 0.25
+        self.seen.append(("filled", record.request_id))
+
+
+class ReadsNow(Observer):
+    """An immediate reader of finished records (a key's budget)."""
+
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+
+    def request_done(self, record: RequestRecord) -> None:
+        self.seen.append((f"read now {record.cost_usd}", record.request_id))
+
+
+async def test_a_filling_observer_runs_first_in_the_batch_unless_someone_reads_records_at_once() -> None:
+    seen: Seen = []
+    batched = Observers([FillsIn(seen), Deferred(seen)])
+    batched.request_done(RequestRecord(request_id="req_1"))
+    assert seen == []  # nobody reads at the event: the filling waits for the batch too
+    batched.flush()
+    assert seen == [("filled", "req_1"), ("deferred done 0.25", "req_1")]
+    del seen[:]
+    at_once = Observers([FillsIn(seen), ReadsNow(seen), Deferred(seen)])
+    at_once.request_done(RequestRecord(request_id="req_2"))
+    assert seen == [("filled", "req_2"), ("read now 0.25", "req_2")]
+    at_once.flush()
+    assert seen[-1] == ("deferred done 0.25", "req_2")
+
+
+def test_request_started_is_wanted_only_when_someone_listens() -> None:
+    assert Observers([DoneOnly([])]).wants_started is False
+    assert Observers([Deferred([])]).wants_started is True
+    assert Observers([Immediate([])]).wants_started is True

@@ -25,6 +25,7 @@ from ccproxy.observers import flush_observers
 from ccproxy.settings import Settings
 
 if TYPE_CHECKING:
+    from ccproxy.http.admission import RequestGate
     from ccproxy.observers import Observers
     from ccproxy.state import AppState
 
@@ -76,6 +77,7 @@ class ProxyMetrics(Observer):
     (deferred: the endpoints and the file writer flush the observers before they read)."""
 
     deferred = True
+    counts_in_flight = True  # the in-flight gauge from request_started / request_done
 
     def __init__(self) -> None:
         self.requests = Counter(
@@ -146,7 +148,8 @@ class ProxyMetrics(Observer):
         self.dirty = True
 
     def request_done(self, record: RequestRecord) -> None:
-        self.in_flight.add((), -1.0)
+        if self.counts_in_flight:
+            self.in_flight.add((), -1.0)
         self.dirty = True
         keys = self._keys.get((record.backend, record.upstream_model, record.status, record.endpoint, record.key_id))
         if keys is None:
@@ -284,11 +287,20 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     return {"p50": rank(0.5), "p90": rank(0.9), "p95": rank(0.95), "p99": rank(0.99), "samples": len(ordered)}
 
 
+class GatedProxyMetrics(ProxyMetrics):
+    """ProxyMetrics when the request gate (MAX_CONCURRENT_REQUESTS) counts the requests in flight already: the gauge
+    is set from it before each read, and no request_started event is queued per request."""
+
+    request_started = Observer.request_started  # not overridden: ccproxy/observers.py then skips the event
+    counts_in_flight = False
+
+
 class MetricsPlugin:
     """The observer, the two endpoints and, with several workers, the task writing this worker's sums."""
 
     def __init__(self, settings: Settings) -> None:
-        self.metrics = ProxyMetrics()
+        self.metrics = GatedProxyMetrics() if settings.max_concurrent_requests > 0 else ProxyMetrics()
+        self._state: AppState | None = None
         self.directory = settings.metrics_dir
         self.files: MultiprocessFiles | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -306,6 +318,7 @@ class MetricsPlugin:
     @hookimpl
     async def ccproxy_startup(self, state: AppState) -> None:
         self._observers = state.observers
+        self._state = state
         if self.directory:
             self.files = MultiprocessFiles(self.directory)  # here: in the worker, under the worker's pid
             self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
@@ -322,9 +335,20 @@ class MetricsPlugin:
             self.files.close(dead=True)
 
     def _flush_observers(self) -> None:
-        """Deliver the requests the observers still hold (ccproxy/observers.py) before the series are read."""
+        """Deliver the requests the observers still hold (ccproxy/observers.py) before the series are read; the
+        in-flight gauge from the request gate when it is the gate's."""
         if self._observers is not None:
             self._observers.flush()
+        self._gauge_in_flight(None if self._state is None else self._state.gate)
+
+    def _gauge_in_flight(self, gate: RequestGate | None) -> None:
+        if not self.metrics.counts_in_flight and gate is not None:
+            self.metrics.in_flight.set((), float(gate.in_flight))
+
+    def _read(self, request: Request) -> None:
+        """Before an endpoint reads the series: the app's observers flushed, the in-flight gauge current."""
+        flush_observers(request)
+        self._gauge_in_flight(request.app.ctx.gate)
 
     async def _flush_every_second(self) -> None:
         while True:
@@ -338,12 +362,12 @@ class MetricsPlugin:
                     log.exception("cannot write metrics to %s", self.directory)
 
     async def prometheus(self, request: Request) -> HTTPResponse:
-        flush_observers(request)
+        self._read(request)
         body = exposition(self.metrics.series, self.files)
         return raw(body, content_type=PROMETHEUS_CONTENT_TYPE, headers={"request-id": request_id_of(request)})
 
     async def json_summary(self, request: Request) -> HTTPResponse:
-        flush_observers(request)
+        self._read(request)
         return json(self.metrics.summary(), headers={"request-id": request_id_of(request)})
 
 

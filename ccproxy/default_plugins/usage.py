@@ -29,8 +29,11 @@ USAGE_MESSAGE = "request"
 
 
 class Pricing(Observer):
-    """Fills in `record.cost_usd` as the request finishes. Immediate and registered before other observers, so they
-    all see the cost (a key's budget is counted before its next request)."""
+    """Fills in `record.cost_usd` as the request finishes. Registered before other observers, so they all see the
+    cost: at the event when an immediate observer reads finished records (a key's budget is counted before its next
+    request), else first in each batch of the deferred ones (`fills_in_record`)."""
+
+    fills_in_record = True
 
     def __init__(self, prices: PriceTable) -> None:
         self.prices = prices

@@ -46,7 +46,8 @@ class RequestWatch:
             key_id=principal.key_id if principal is not None else None,
             endpoint=endpoint,
         )
-        observers.request_started(self.record)
+        if observers.wants_started:
+            observers.request_started(self.record)
 
     def message(self, message: dict[str, Any]) -> None:
         """A non-stream answer: its usage."""
