@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from ccproxy.http.observe import _last_events
+from ccproxy.events import RequestRecord
+from ccproxy.http.observe import RequestWatch
 
 FINAL_USAGE = {"input_tokens": 12, "output_tokens": 34, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 6}
 
@@ -30,24 +31,50 @@ STOP = event("message_stop", {"type": "message_stop"})
 ERROR = event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
 
 
+def stream_end(chunk: bytes) -> RequestRecord:
+    """What a RequestWatch records from `chunk` as the stream's last one."""
+    watch = RequestWatch.__new__(RequestWatch)  # no observers or request needed for this part
+    watch.record = RequestRecord(request_id="req_1")
+    watch.stream_end(chunk)
+    return watch.record
+
+
+TOKENS = (12, 34, 5, 6)
+
+
 @pytest.mark.parametrize(
-    ("chunk", "names"),
+    ("chunk", "tokens", "error_type"),
     [
-        (whole_stream(DELTA + STOP), [b"message_stop", b"message_delta"]),
-        (DELTA + STOP, [b"message_stop", b"message_delta"]),  # the delta opens the chunk
-        (STOP, [b"message_stop"]),
-        (whole_stream(ERROR), [b"error", b"content_block_delta"]),
-        (ERROR, [b"error"]),
-        (b"", []),
-        (b"event: message_delta\ndata: {not json\n\n", []),
-        (b"data: no event line\n\n", []),
+        (whole_stream(DELTA + STOP), TOKENS, None),
+        (DELTA + STOP, TOKENS, None),  # the delta opens the chunk
+        (STOP, (0, 0, 0, 0), None),  # the delta went out in an earlier chunk
+        (whole_stream(ERROR), (0, 0, 0, 0), "overloaded_error"),
+        (ERROR, (0, 0, 0, 0), "overloaded_error"),
+        (b"", (0, 0, 0, 0), None),
+        (b"event: message_delta\ndata: {not json\n\nevent: message_stop\ndata: {}\n\n", (0, 0, 0, 0), None),
+        (b"data: no event line\n\n", (0, 0, 0, 0), None),
+        (DELTA, (0, 0, 0, 0), None),  # not closed by message_stop: not the stream's end
     ],
 )
-def test_the_last_two_events_are_read_from_the_end(chunk: bytes, names: list[bytes]) -> None:
-    found = _last_events(chunk)
-    assert [name for name, _ in found] == names
-    for name, data in found:
-        if name == b"message_delta":
-            assert data["usage"] == FINAL_USAGE
-        if name == b"error":
-            assert data["error"]["type"] == "overloaded_error"
+def test_the_final_usage_or_error_is_read_from_the_end(
+    chunk: bytes, tokens: tuple[int, int, int, int], error_type: str | None
+) -> None:
+    record = stream_end(chunk)
+    assert (record.input_tokens, record.output_tokens, record.cache_read_tokens, record.cache_write_tokens) == tokens
+    assert record.error_type == error_type
+
+
+def test_hostile_usage_values_count_as_zero() -> None:
+    usage = {
+        "input_tokens": True,
+        "output_tokens": 1.5,
+        "cache_read_input_tokens": "7",
+        "cache_creation_input_tokens": 3,
+    }
+    record = stream_end(event("message_delta", {"type": "message_delta", "usage": usage}) + STOP)
+    assert (record.input_tokens, record.output_tokens, record.cache_read_tokens, record.cache_write_tokens) == (
+        0,
+        0,
+        0,
+        3,
+    )

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any, Literal
-
-from sanic.response import HTTPResponse
 
 from ccproxy.core.jsoncodec import loads
 from ccproxy.errors import ProxyError
@@ -16,10 +13,14 @@ from ccproxy.http.errors import request_id_of
 from ccproxy.observers import Observers
 from ccproxy.state import CCProxyRequest
 
-# The last SSE chunk of a stream carries message_delta (with the final usage) or the error event that ended it.
+# The last SSE chunk of a stream ends with message_delta (with the final usage) and message_stop, or with the error
+# event that ended it.
 _EVENT = b"\nevent: "
+_USAGE_EVENT = b"event: message_delta\ndata: "
+_STOP_EVENT = b"event: message_stop\n"
+_ERROR_EVENT = b"event: error\ndata: "
 # A chunk with one of these is the first content the client sees: the time-to-first-token mark.
-_CONTENT = b"event: content_block_"
+FIRST_CONTENT = b"event: content_block_"
 CLIENT_DISCONNECTED = "client_disconnected"
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before the answer
 
@@ -54,18 +55,13 @@ class RequestWatch:
         self.responded = True
         self._usage(message.get("usage"))
 
-    async def relay(self, events: AsyncIterator[bytes], response: HTTPResponse) -> None:
-        """Send a stream's bytes, noting when the first content went out and what the last chunk said."""
+    def streaming(self) -> None:
+        """A stream's response has started (the handler relays it; see ccproxy/http/handlers.py for why there)."""
         self.responded = True
-        last = b""
-        waiting = True
-        async for data in events:
-            await response.send(data)
-            if waiting and _CONTENT in data:
-                waiting = False
-                self.record.ttft_ms = (time.perf_counter() - self.started) * 1000
-            last = data
-        self._stream_end(last)
+
+    def first_content(self) -> None:
+        """The first chunk with content (FIRST_CONTENT) went out: the time to first token."""
+        self.record.ttft_ms = (time.perf_counter() - self.started) * 1000
 
     def __enter__(self) -> RequestWatch:
         return self
@@ -92,12 +88,21 @@ class RequestWatch:
         else:
             record.status, record.error_type = 500, "api_error"
 
-    def _stream_end(self, last: bytes) -> None:
-        for name, data in _last_events(last):
-            if name == b"message_delta":
-                self._usage(data.get("usage"))
-            elif name == b"error" and isinstance(data.get("error"), dict):
-                self.record.error_type = str(data["error"].get("type") or "api_error")
+    def stream_end(self, last: bytes) -> None:
+        """The final usage (message_delta, the event before the closing message_stop) or the error that ended the
+        stream, from the last chunk sent. Searched from its end: the chunk may hold the whole stream when the
+        upstream sent it in one read; only the event needed is parsed."""
+        final = last.rfind(_EVENT) + 1  # the last event (0: it opens the chunk)
+        if last.startswith(_ERROR_EVENT, final):
+            error = _data(last, final + len(_ERROR_EVENT))
+            if error is not None and isinstance(error.get("error"), dict):
+                self.record.error_type = str(error["error"].get("type") or "api_error")
+        elif last.startswith(_STOP_EVENT, final) and final > 0:
+            delta = last.rfind(_EVENT, 0, final - 1) + 1
+            if last.startswith(_USAGE_EVENT, delta):
+                message = _data(last, delta + len(_USAGE_EVENT))
+                if message is not None:
+                    self._usage(message.get("usage"))
 
     def _usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
@@ -114,24 +119,11 @@ class RequestWatch:
         record.cache_write_tokens = value if type(value) is int else 0
 
 
-def _last_events(chunk: bytes) -> list[tuple[bytes, dict[str, Any]]]:
-    """The last two events of an encoded SSE chunk (a stream ends with message_delta and message_stop, or with an
-    error event), each as its name and JSON data, last first. Searched from the end: the chunk may hold the whole
-    stream when the upstream sent it in one read."""
-    found: list[tuple[bytes, dict[str, Any]]] = []
-    end = len(chunk)
-    while end > 0 and len(found) < 2:
-        start = chunk.rfind(_EVENT, 0, end) + 1  # 0 when the event opens the chunk (no newline before it)
-        if not chunk.startswith(b"event: ", start):
-            break
-        event = chunk[start:end]
-        name, _, rest = event[len(b"event: ") :].partition(b"\n")
-        if rest.startswith(b"data: "):
-            try:
-                data = loads(rest[len(b"data: ") :].partition(b"\n")[0])
-            except ValueError:
-                data = None
-            if isinstance(data, dict):
-                found.append((name, data))
-        end = start - 1 if start else 0
-    return found
+def _data(chunk: bytes, start: int) -> dict[str, Any] | None:
+    """The JSON object on the data line starting at `start`, if it is one."""
+    end = chunk.find(b"\n", start)
+    try:
+        data = loads(chunk[start : end if end >= 0 else len(chunk)])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
