@@ -37,6 +37,8 @@ def notify(observers: Sequence[Observer], method: str, record: Record) -> None:
             log.exception("observer %s failed in %s", type(observer).__name__, method)
 
 
+_running_loop = asyncio._get_running_loop  # None outside a loop, where get_running_loop would raise
+
 # The methods an Observers forwards, by index (a deferred event is kept as its method's index and the record).
 METHODS = ("request_started", "request_done", "upstream_attempt", "cache_event", "breaker_change", "limiter_wait")
 STARTED, DONE, ATTEMPT, CACHE, BREAKER, LIMITER = range(len(METHODS))
@@ -118,23 +120,22 @@ class Observers:
             except Exception:
                 _failed(call, index)
         if self._later[index]:
-            self._defer(index, record)
+            # Queued here rather than in a helper: this runs for every request. The timer belongs to the loop that
+            # armed it; another loop (a server restarted in the same process, or none: a test, a worker thread)
+            # arms its own or delivers at once.
+            pending = self._pending
+            pending.append((index, record))
+            loop = _running_loop()
+            if loop is None or loop is not self._scheduled or len(pending) >= MAX_DEFERRED:
+                self._arm(loop)
 
-    def _defer(self, index: int, record: Record) -> None:
-        pending = self._pending
-        pending.append((index, record))
-        if len(pending) >= MAX_DEFERRED:
+    def _arm(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Deliver now (a full queue, no running loop), or arm the timer on the running loop."""
+        if loop is None or len(self._pending) >= MAX_DEFERRED:
             self.flush()
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop in this thread (a test, a worker thread): delivered now
-            self.flush()
-            return
-        # A timer of an earlier loop (a server restarted in the same process) may never fire: not relied on.
-        if self._scheduled is not loop:
-            loop.call_later(DEFER_SECONDS, self._deliver_when_due, loop)
-            self._scheduled = loop
+        loop.call_later(DEFER_SECONDS, self._deliver_when_due, loop)
+        self._scheduled = loop
 
     def _deliver_when_due(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._scheduled is loop:
