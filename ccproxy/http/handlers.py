@@ -57,7 +57,7 @@ async def messages(request: CCProxyRequest) -> HTTPResponse | None:
                 return None
             events = pipeline.stream_events(prepared, upstream)
             # The relay loops are here, not in a helper coroutine: a chunk whose send waits for the client resumes
-            # through every coroutine frame above the loop (a helper cost ~25 µs per 100-chunk stream).
+            # through every coroutine frame above the loop.
             if watch is None:
                 async for data in events:
                     await response.send(data)
