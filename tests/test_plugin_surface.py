@@ -540,20 +540,12 @@ async def test_a_client_that_goes_away_is_recorded(make_app: Callable[..., CCPro
     assert app.ctx.observers is not None
     request: Any = SimpleNamespace(ctx=SimpleNamespace(request_id="req_gone"))  # a stand-in: only ctx is read
 
-    async def events() -> AsyncIterator[bytes]:
-        yield b"event: ping\ndata: {}\n\n"
-        raise asyncio.CancelledError
-
-    class Response:
-        async def send(self, data: bytes) -> None:
-            pass
-
     observers = app.ctx.observers
     with pytest.raises(asyncio.CancelledError), RequestWatch(observers, request, "messages"):
         raise asyncio.CancelledError  # before any answer
-    response: Any = Response()
     with pytest.raises(asyncio.CancelledError), RequestWatch(observers, request, "messages") as watch:
-        await watch.relay(events(), response)  # cancelled mid-stream
+        watch.streaming()  # the handler began the stream's response
+        raise asyncio.CancelledError  # cancelled mid-stream
     before, during = recorder.records
     assert (before.status, before.error_type, before.request_id) == (499, "client_disconnected", "req_gone")
     assert (during.status, during.error_type) == (200, "client_disconnected")
