@@ -318,7 +318,7 @@ class Observer:
     queue the record and write it elsewhere). An observer that raises is logged and never fails a request.
 
     `deferred = True` lets ccproxy deliver this observer's events in batches instead of as they happen: at most
-    50 ms late, in the order they happened, all of a batch to this observer in a row (which costs less per request:
+    20 ms late, in the order they happened, all of a batch to this observer in a row (which costs less per request:
     its code stays in the CPU's caches), and at once before ccproxy's own readers of sums (`/metrics`,
     `/v1/metrics`, `/v1/usage`) and at shutdown. Immediate observers (the default) are called first, at the event,
     and see the record as it is then: an observer that must act before the next request does (a budget) stays

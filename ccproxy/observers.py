@@ -43,7 +43,7 @@ _running_loop = asyncio._get_running_loop  # None outside a loop, where get_runn
 METHODS = ("request_started", "request_done", "upstream_attempt", "cache_event", "breaker_change", "limiter_wait")
 STARTED, DONE, ATTEMPT, CACHE, BREAKER, LIMITER = range(len(METHODS))
 # Deferred observers get their events at most this late, in one batch (see Observer.deferred) ...
-DEFER_SECONDS = 0.05
+DEFER_SECONDS = 0.02
 # ... or as soon as this many wait: a bound on the memory held and on one batch's time on the loop.
 MAX_DEFERRED = 1024
 Call = Callable[[Any], None]
