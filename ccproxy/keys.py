@@ -105,10 +105,6 @@ class KeyTable:
     def has_admin_key(self) -> bool:
         return self._admin is not None
 
-    def digests(self) -> dict[bytes, ClientKey]:
-        """Every client key by its SHA-256 digest (what an authenticator looks presented keys up in)."""
-        return dict(self._by_digest)
-
     def client(self, presented: str) -> ClientKey | None:
         """The client key `presented` is, if any (see the module docstring for why this is constant-time enough)."""
         # The dict compares digests, not keys; a compare_digest after it would guard nothing more.

@@ -16,7 +16,7 @@ from ccproxy.errors import ProxyError
 from ccproxy.events import RequestRecord
 from ccproxy.hookspecs import RegisterAuthenticator, RegisterGuardrail, RegisterObserver, hookimpl
 from ccproxy.interfaces import Authenticator, AuthRequest, Guardrail, GuardrailContext, Observer, Principal
-from ccproxy.keys import ADMIN_KEY_ID, ClientKey, KeyTable, digest, presented_key
+from ccproxy.keys import ADMIN_KEY_ID, ClientKey, KeyTable, presented_key
 from ccproxy.quota import WINDOW_SECONDS, LimitStore, MemoryLimitStore, period_bounds
 from ccproxy.settings import Settings
 
@@ -108,21 +108,20 @@ class ClientKeyAuthenticator(Authenticator):
     def __init__(self, table: KeyTable, limits: KeyLimits | None) -> None:
         self.table = table
         self.limits = limits
-        # digest -> the key's Principal, and the key itself when its requests are counted (rpm, tpm, budget): one
-        # lookup per request (ccproxy/keys.py says why a digest lookup is constant-time enough).
+        # key id -> the key's Principal, and the key itself when its requests are counted (rpm, tpm, budget)
         self._entries = {
-            key_digest: (principal_of(client), client if client.limited and limits is not None else None)
-            for key_digest, client in table.digests().items()
+            client.key_id: (principal_of(client), client if client.limited and limits is not None else None)
+            for client in table.by_id.values()
         }
 
     async def authenticate(self, request: AuthRequest) -> Principal | None:
         presented = presented_key(request.headers)
         if presented is None:
             return None
-        entry = self._entries.get(digest(presented))
-        if entry is None:
+        client = self.table.client(presented)
+        if client is None:
             return ADMIN_PRINCIPAL if self.table.is_admin(presented) else None
-        principal, limited = entry
+        principal, limited = self._entries[client.key_id]
         if limited is not None and self.limits is not None:
             await self.limits.check(limited)
         return principal

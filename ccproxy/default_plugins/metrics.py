@@ -26,7 +26,6 @@ from ccproxy.settings import Settings
 
 if TYPE_CHECKING:
     from ccproxy.http.admission import RequestGate
-    from ccproxy.observers import Observers
     from ccproxy.state import AppState
 
 log = logging.getLogger("ccproxy.metrics")
@@ -304,7 +303,6 @@ class MetricsPlugin:
         self.directory = settings.metrics_dir
         self.files: MultiprocessFiles | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._observers: Observers | None = None  # the app's, flushed before the series are read
 
     @hookimpl
     def ccproxy_register_observers(self, register: RegisterObserver) -> None:
@@ -317,8 +315,7 @@ class MetricsPlugin:
 
     @hookimpl
     async def ccproxy_startup(self, state: AppState) -> None:
-        self._observers = state.observers
-        self._state = state
+        self._state = state  # its observers are flushed, its gate read, before the series are read
         if self.directory:
             self.files = MultiprocessFiles(self.directory)  # here: in the worker, under the worker's pid
             self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
@@ -337,9 +334,11 @@ class MetricsPlugin:
     def _flush_observers(self) -> None:
         """Deliver the requests the observers still hold (ccproxy/observers.py) before the series are read; the
         in-flight gauge from the request gate when it is the gate's."""
-        if self._observers is not None:
-            self._observers.flush()
-        self._gauge_in_flight(None if self._state is None else self._state.gate)
+        if self._state is None:
+            return
+        if self._state.observers is not None:
+            self._state.observers.flush()
+        self._gauge_in_flight(self._state.gate)
 
     def _gauge_in_flight(self, gate: RequestGate | None) -> None:
         if not self.metrics.counts_in_flight and gate is not None:
