@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, cast
 
 from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWait, RequestRecord, UpstreamAttempt
@@ -60,7 +61,17 @@ class Observers:
     about three times as much (benchmarks/README.md, stop 18).
     """
 
-    __slots__ = ("_batch_done", "_deferred", "_later", "_now", "_pending", "_scheduled", "observers", "wants_started")
+    __slots__ = (
+        "_batch_done",
+        "_deferred",
+        "_later",
+        "_now",
+        "_pending",
+        "_scheduled",
+        "_thread",
+        "observers",
+        "wants_started",
+    )
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
@@ -94,6 +105,7 @@ class Observers:
         self.wants_started = bool(self._now[STARTED]) or self._later[STARTED]
         self._pending: list[tuple[int, Record]] = []
         self._scheduled: asyncio.AbstractEventLoop | None = None  # the loop whose timer will deliver the queue
+        self._thread = 0  # the thread it runs in
 
     def request_started(self, record: RequestRecord) -> None:
         self._notify(STARTED, record)
@@ -122,12 +134,18 @@ class Observers:
         if self._later[index]:
             # Queued here rather than in a helper: this runs for every request. The timer belongs to the loop that
             # armed it; another loop (a server restarted in the same process, or none: a test, a worker thread)
-            # arms its own or delivers at once.
+            # arms its own or delivers at once. While the armed loop runs in this thread it is the running loop
+            # (one runs per thread), so it is not asked for: Python 3.11 makes a system call (getpid) to tell.
             pending = self._pending
             pending.append((index, record))
-            loop = _running_loop()
-            if loop is None or loop is not self._scheduled or len(pending) >= MAX_DEFERRED:
-                self._arm(loop)
+            scheduled = self._scheduled
+            if (
+                scheduled is None
+                or self._thread != get_ident()
+                or not scheduled.is_running()
+                or len(pending) >= MAX_DEFERRED
+            ):
+                self._arm(_running_loop())
 
     def _arm(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Deliver now (a full queue, no running loop), or arm the timer on the running loop."""
@@ -136,6 +154,7 @@ class Observers:
             return
         loop.call_later(DEFER_SECONDS, self._deliver_when_due, loop)
         self._scheduled = loop
+        self._thread = get_ident()
 
     def _deliver_when_due(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._scheduled is loop:

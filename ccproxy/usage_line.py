@@ -54,17 +54,21 @@ class UsageLines:
         redacting = self.direct.redacting
         if handlers is None or redacting is None:
             return False
+        # The lines of one block are written together, so they carry the block's time (as a record logged now
+        # would), and the fixed part after it is looked up once, not per line (os.getpid() is a system call).
+        start = f'{{"time":"{self._stamp(time.time())}{self._head_of(redacting)}'
         text = self.text
-        block = "".join([text(record, redacting) for record in records]).encode("utf-8", "backslashreplace")
+        block = "".join([text(record, redacting, start) for record in records]).encode("utf-8", "backslashreplace")
         for handler in handlers:
             handler.add_line(block)
         return True
 
     def line(self, record: RequestRecord, redacting: RedactingFilter) -> bytes:
-        return self.text(record, redacting).encode("utf-8", "backslashreplace")
+        start = f'{{"time":"{self._stamp(time.time())}{self._head_of(redacting)}'
+        return self.text(record, redacting, start).encode("utf-8", "backslashreplace")
 
-    def text(self, record: RequestRecord, redacting: RedactingFilter) -> str:
-        """The line, newline included."""
+    def text(self, record: RequestRecord, redacting: RedactingFilter, start: str) -> str:
+        """The line, newline included, after `start` (`{"time":...,"request_id":`, for `redacting`'s pieces)."""
         key: PieceKey = (
             record.endpoint,
             record.key_id,
@@ -73,10 +77,6 @@ class UsageLines:
             record.upstream_model,
             record.error_type,
         )
-        head = self._head
-        pid = os.getpid()
-        if self._head_for != (redacting, pid):
-            head = self._new_head(redacting, pid)
         piece = self._pieces.get(key)
         if piece is None:
             piece = _piece(key, redacting)
@@ -86,7 +86,7 @@ class UsageLines:
         # or an infinity, say from an upstream's cost) is written as null.
         cost, ttft, total = record.cost_usd, record.ttft_ms, record.total_ms
         return (
-            f'{{"time":"{self._stamp(time.time())}{head}{dumps_text(record.request_id)},{piece},"status":{record.status},'
+            f'{start}{dumps_text(record.request_id)},{piece},"status":{record.status},'
             f'"stream":{"true" if record.stream else "false"},"input_tokens":{record.input_tokens},'
             f'"output_tokens":{record.output_tokens},"cache_read_tokens":{record.cache_read_tokens},'
             f'"cache_write_tokens":{record.cache_write_tokens},'
@@ -95,6 +95,11 @@ class UsageLines:
             f'"total_ms":{round(total, 2) if isfinite(total) else "null"},"retries":{record.retries},'
             f'"fallbacks":{record.fallbacks}}}\n'
         )
+
+    def _head_of(self, redacting: RedactingFilter) -> str:
+        """The fixed part after the time, for this process and this redactor."""
+        pid = os.getpid()
+        return self._head if self._head_for == (redacting, pid) else self._new_head(redacting, pid)
 
     def _new_head(self, redacting: RedactingFilter, pid: int) -> str:
         """The fixed part after the time, for this process and this redactor (the pieces were redacted by it too)."""

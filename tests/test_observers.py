@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 
 import pytest
 
 from ccproxy.events import CacheEvent, RequestRecord, UpstreamAttempt
 from ccproxy.interfaces import Observer
-from ccproxy.observers import DEFER_SECONDS, MAX_DEFERRED, Observers
+from ccproxy.observers import DEFER_SECONDS, MAX_DEFERRED, AttemptTag, Observers, attempt_reporter
+from ccproxy.upstream import UpstreamFailure, UpstreamRequest
 
 Seen = list[tuple[str, str]]
 
@@ -154,6 +157,19 @@ def test_a_timer_on_a_loop_that_stopped_does_not_strand_later_events() -> None:
     assert seen == [("done only", "req_1"), ("done only", "req_2")]
 
 
+async def test_an_event_from_a_thread_without_a_loop_is_delivered_at_once_while_a_timer_waits() -> None:
+    # The armed loop is not asked for while it runs in the notifying thread; another thread has no loop of its own,
+    # so its event (and what waits before it) is delivered there and then, not left to the other thread's timer.
+    seen: Seen = []
+    observers = Observers([DoneOnly(seen)])
+    observers.request_done(RequestRecord(request_id="req_1"))
+    assert seen == []  # the timer is armed on this loop
+    worker = threading.Thread(target=observers.request_done, args=(RequestRecord(request_id="req_2"),))
+    worker.start()
+    worker.join()
+    assert seen == [("done only", "req_1"), ("done only", "req_2")]
+
+
 async def test_a_failing_deferred_observer_is_logged_and_the_others_still_get_every_event(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -256,3 +272,64 @@ def test_request_started_is_wanted_only_when_someone_listens() -> None:
     assert Observers([DoneOnly([])]).wants_started is False
     assert Observers([Deferred([])]).wants_started is True
     assert Observers([Immediate([])]).wants_started is True
+
+
+class AttemptsNow(Observer):
+    def __init__(self, seen: list[UpstreamAttempt]) -> None:
+        self.seen = seen
+
+    def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
+        self.seen.append(attempt)
+
+
+class AttemptsLater(AttemptsNow):
+    deferred = True
+
+
+def attempts_of(observers: Observers) -> tuple[RequestRecord, Callable[..., None]]:
+    """A request's record and the reporter its backend's stack calls after each attempt."""
+    record = RequestRecord(request_id="req_a")
+    report = attempt_reporter(observers, lambda text: text.replace("sk-secret", "[REDACTED]"))
+
+    def attempt(number: int, status: int | None, error: UpstreamFailure | None) -> None:
+        request = UpstreamRequest(
+            path="/chat/completions",
+            body=b"{}",
+            stream=False,
+            deadline=0.0,
+            attempt=number,
+            tag=AttemptTag(record, "openai", "gpt-5"),
+        )
+        report(request, status, error, 0.25)
+
+    return record, attempt
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["immediate", "deferred"])
+async def test_each_attempt_reaches_observers_built_and_redacted_whenever_they_hear_of_it(deferred: bool) -> None:
+    """Only deferred observers hearing of attempts: an attempt is queued unbuilt and built once when delivered; the
+    same record either way, in order with the request's other events, and the retries counted at once."""
+    seen: list[UpstreamAttempt] = []
+    also: list[UpstreamAttempt] = []
+    observers = Observers([(AttemptsLater if deferred else AttemptsNow)(seen), AttemptsLater(also)])
+    record, attempt = attempts_of(observers)
+    attempt(0, 429, UpstreamFailure("rate limited for key sk-secret"))
+    attempt(1, 200, None)
+    assert record.retries == 1
+    assert len(seen) == (0 if deferred else 2) and not also
+    observers.flush()
+    expected = [
+        UpstreamAttempt("req_a", "openai", "gpt-5", 1, 429, "rate limited for key [REDACTED]", 250.0),
+        UpstreamAttempt("req_a", "openai", "gpt-5", 2, 200, None, 250.0),
+    ]
+    assert seen == expected and also == expected
+    assert also[0] is seen[0]  # built once for every observer
+
+
+async def test_attempts_nobody_hears_of_are_neither_built_nor_queued() -> None:
+    seen: Seen = []
+    observers = Observers([DoneOnly(seen)])
+    record, attempt = attempts_of(observers)
+    attempt(0, 500, UpstreamFailure("boom"))
+    attempt(1, 200, None)
+    assert record.retries == 1 and not observers._pending

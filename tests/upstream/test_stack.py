@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ccproxy.upstream import (
+    AttemptObserver,
     BackendUnavailable,
     CircuitBreakerUpstream,
     ObservedUpstream,
@@ -69,15 +70,24 @@ async def test_open_and_close_reach_the_transport() -> None:
     assert (transport.open_calls, transport.close_calls) == (1, 1)
 
 
-async def test_every_attempt_is_observed_retries_included(clock: FakeClock) -> None:
-    reports: list[tuple[int, object, int | None, type[UpstreamFailure] | None, float]] = []
+Report = tuple[int, object, int | None, type[UpstreamFailure] | None, float]
+# The Observed layer under the breaker, under the limiter, or on its own.
+HEARING = [Resilience(), Resilience(rpm=600), Resilience(breaker_failures=0)]
 
+
+def reporter(reports: list[Report]) -> AttemptObserver:
     def on_attempt(request: UpstreamRequest, status: int | None, error: UpstreamFailure | None, took: float) -> None:
         reports.append((request.attempt, request.tag, status, type(error) if error else None, took))
 
+    return on_attempt
+
+
+@pytest.mark.parametrize("settings", HEARING, ids=["under-breaker", "under-limiter", "alone"])
+async def test_every_attempt_is_observed_retries_included(clock: FakeClock, settings: Resilience) -> None:
+    reports: list[Report] = []
     transport = FakeUpstream(scripted(failing(503), failing(429), ok()), clock=clock, sleep=clock.sleep)
     stack = build_upstream(
-        "b", Resilience(), transport, UpstreamStates(), on_attempt=on_attempt, clock=clock, sleep=clock.sleep
+        "b", settings, transport, UpstreamStates(), on_attempt=reporter(reports), clock=clock, sleep=clock.sleep
     )
     response = await clock.run(stack.send(make_request(clock, tag="req-7")))
     assert response.status == 200
@@ -86,6 +96,24 @@ async def test_every_attempt_is_observed_retries_included(clock: FakeClock) -> N
         (1, "req-7", 429, UpstreamStatusError, 0.0),
         (2, "req-7", 200, None, 0.0),
     ]
+
+
+async def test_a_send_the_breaker_refuses_is_no_attempt(clock: FakeClock) -> None:
+    reports: list[Report] = []
+    transport = FakeUpstream(lambda request: failing(503))
+    stack = build_upstream(
+        "b",
+        Resilience(retries=0, breaker_failures=2),
+        transport,
+        UpstreamStates(),
+        on_attempt=reporter(reports),
+        clock=clock,
+    )
+    for _ in range(3):
+        with pytest.raises(UpstreamFailure):
+            await stack.send(make_request(clock))
+    assert len(transport.requests) == 2  # the third was refused: the circuit is open
+    assert [report[2] for report in reports] == [503, 503]
 
 
 async def test_each_retry_passes_the_breaker(clock: FakeClock) -> None:
