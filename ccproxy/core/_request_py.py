@@ -130,24 +130,13 @@ class _PartConverter:
 
     def __init__(self, capabilities: ModelCapabilities) -> None:
         self._documents = capabilities.supports_documents
-        self._blocks: dict[str, Callable[[dict[str, Any]], list[Part]]] = {
-            "text": self._text,
-            "image": self._image,
-            "document": self._document,
-            "search_result": self._search_result,
-        }
-        self._document_sources: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Part]]] = {
-            "base64": self._pdf,
-            "text": self._plain_text_document,
-            "content": self._content_document,
-        }
 
     def convert(self, blocks: list[dict[str, Any]]) -> list[Part]:
         parts: list[Part] = []
         for block in blocks:
-            handler = self._blocks.get(block["type"])
+            handler = _BLOCKS.get(block["type"])
             if handler is not None:
-                parts.extend(handler(block))
+                parts.extend(handler(self, block))
         return parts
 
     def _text(self, block: dict[str, Any]) -> list[Part]:
@@ -169,13 +158,13 @@ class _PartConverter:
 
     def _document(self, block: dict[str, Any]) -> list[Part]:
         source = block["source"]
-        handler = self._document_sources.get(source["type"])
+        handler = _DOCUMENT_SOURCES.get(source["type"])
         if handler is None:
             raise InvalidRequestError(
                 f"document source type '{source['type']}' is not supported by this proxy: "
                 "send the document as base64 PDF or as plain text"
             )
-        return handler(block, source)
+        return handler(self, block, source)
 
     def _pdf(self, block: dict[str, Any], source: dict[str, Any]) -> list[Part]:
         if not self._documents:
@@ -209,16 +198,32 @@ class _PartConverter:
         return [_text_part(text)] if text else []
 
 
+# What converts each block type and document source: the functions, called with the converter. A converter that
+# kept its own bound methods in a dict would be a reference cycle, left to the garbage collector at the end of each
+# request (with everything it holds) instead of being freed at once.
+_BLOCKS: dict[str, Callable[[_PartConverter, dict[str, Any]], list[Part]]] = {
+    "text": _PartConverter._text,
+    "image": _PartConverter._image,
+    "document": _PartConverter._document,
+    "search_result": _PartConverter._search_result,
+}
+_DOCUMENT_SOURCES: dict[str, Callable[[_PartConverter, dict[str, Any], dict[str, Any]], list[Part]]] = {
+    "base64": _PartConverter._pdf,
+    "text": _PartConverter._plain_text_document,
+    "content": _PartConverter._content_document,
+}
+
+
 class _CachingPartConverter(_PartConverter):
     """_PartConverter for `forward_cache_control` models: a block's `cache_control` goes on its last part."""
 
     def convert(self, blocks: list[dict[str, Any]]) -> list[Part]:
         parts: list[Part] = []
         for block in blocks:
-            handler = self._blocks.get(block["type"])
+            handler = _BLOCKS.get(block["type"])
             if handler is None:
                 continue
-            made = handler(block)
+            made = handler(self, block)
             cache_control = block.get("cache_control")
             if made and isinstance(cache_control, dict):
                 made[-1] = {**made[-1], "cache_control": cache_control}
@@ -414,11 +419,6 @@ class _MessageConverter:
         self._held: list[Message] = []  # system messages that arrived while tool results were awaited
         self._call_names: dict[str, str] = {}  # tool_use id -> tool name, to label attachments
         self._long_names: list[str] = []  # tool_use names over the limit, as met (what a MessageRun replays)
-        self._roles: dict[str, Callable[[Any], None]] = {
-            "user": self._user,
-            "assistant": self._assistant,
-            "system": self._system,
-        }
 
     def convert(
         self,
@@ -437,9 +437,9 @@ class _MessageConverter:
         else:
             self._emit_system(_system_parts(system) if self._cache else _system_text(system))
         if start is None and not keep_at:  # the usual case: nothing to start from, nothing to keep
-            roles = self._roles
+            roles = _ROLES
             for message in messages:
-                roles[message["role"]](message["content"])
+                roles[message["role"]](self, message["content"])
             self._release_held()
             return self.messages
         first = 0
@@ -452,7 +452,7 @@ class _MessageConverter:
             if writer.wanted(index):
                 writer.keep(self._run(messages, index, writer))
             message = messages[index]
-            self._roles[message["role"]](message["content"])
+            _ROLES[message["role"]](self, message["content"])
         if writer.wanted(len(messages)):
             writer.keep(self._run(messages, len(messages), writer))
         self._release_held()
@@ -558,6 +558,14 @@ class _MessageConverter:
             self._long_names += turn.long_names
         message.update(self._replay(turn.thinking))
         self.messages.append(message)
+
+
+# A message's role -> what converts it, called with the converter (see _BLOCKS for why not bound methods).
+_ROLES: dict[str, Callable[[_MessageConverter, Any], None]] = {
+    "user": _MessageConverter._user,
+    "assistant": _MessageConverter._assistant,
+    "system": _MessageConverter._system,
+}
 
 
 def _system_blocks(system: list[dict[str, Any]]) -> list[dict[str, Any]]:
