@@ -7,7 +7,6 @@ usage record): JSON lines hold them as keys, text lines append them as `key=valu
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import logging
 import os
@@ -16,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from ccproxy.batch_timer import BatchTimer
 from ccproxy.context import REQUEST_ID
 from ccproxy.core.jsoncodec import dumps, dumps_text
 from ccproxy.redaction import RedactingFilter, Redactor
@@ -126,12 +126,12 @@ class BatchingHandler(logging.Handler):
 
     _pending: list[bytes]
     _pending_bytes: int
-    _scheduled: asyncio.AbstractEventLoop | None  # the loop whose timer will write the batch
+    _timer: BatchTimer  # writes the batch FLUSH_DELAY_SECONDS after its first line
 
     def _batch(self) -> None:
         self._pending = []
         self._pending_bytes = 0
-        self._scheduled = None
+        self._timer = BatchTimer(FLUSH_DELAY_SECONDS, self.flush)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -147,23 +147,9 @@ class BatchingHandler(logging.Handler):
     def _add(self, line: bytes, level: int) -> None:
         self._pending.append(line)
         self._pending_bytes += len(line)
-        if level < logging.WARNING and self._pending_bytes < FLUSH_AT_BYTES:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop in this thread: write now
-                pass
-            else:
-                # A timer of an earlier loop (a server restarted in the same process) may never fire: not relied on.
-                if self._scheduled is not loop:
-                    loop.call_later(FLUSH_DELAY_SECONDS, self._flush_when_due, loop)
-                    self._scheduled = loop
-                return
-        self.flush()
-
-    def _flush_when_due(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._scheduled is loop:
-            self._scheduled = None
-        self.flush()
+        # Written now: warnings and errors, a full batch, or no loop in this thread to write it later.
+        if level >= logging.WARNING or self._pending_bytes >= FLUSH_AT_BYTES or not self._timer.arm():
+            self.flush()
 
     def flush(self) -> None:
         self.acquire()

@@ -3,13 +3,12 @@ Guardrail actions also pass through here (GuardrailAudit): logged at INFO, then 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from threading import get_ident
 from typing import TYPE_CHECKING, Any, cast
 
+from ccproxy.batch_timer import BatchTimer
 from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.interfaces import Observer
 
@@ -38,8 +37,6 @@ def notify(observers: Sequence[Observer], method: str, record: Record) -> None:
             log.exception("observer %s failed in %s", type(observer).__name__, method)
 
 
-_running_loop = asyncio._get_running_loop  # None outside a loop, where get_running_loop would raise
-
 # The methods an Observers forwards, by index (a deferred event is kept as its method's index and the record).
 METHODS = ("request_started", "request_done", "upstream_attempt", "cache_event", "breaker_change", "limiter_wait")
 STARTED, DONE, ATTEMPT, CACHE, BREAKER, LIMITER = range(len(METHODS))
@@ -67,8 +64,7 @@ class Observers:
         "_later",
         "_now",
         "_pending",
-        "_scheduled",
-        "_thread",
+        "_timer",
         "observers",
         "wants_started",
     )
@@ -104,8 +100,7 @@ class Observers:
         #: Whether anyone listens to request_started (RequestWatch skips the call when no one does).
         self.wants_started = bool(self._now[STARTED]) or self._later[STARTED]
         self._pending: list[tuple[int, Record]] = []
-        self._scheduled: asyncio.AbstractEventLoop | None = None  # the loop whose timer will deliver the queue
-        self._thread = 0  # the thread it runs in
+        self._timer = BatchTimer(DEFER_SECONDS, self.flush)
 
     def request_started(self, record: RequestRecord) -> None:
         self._notify(STARTED, record)
@@ -132,34 +127,10 @@ class Observers:
             except Exception:
                 _failed(call, index)
         if self._later[index]:
-            # Queued here rather than in a helper: this runs for every request. The timer belongs to the loop that
-            # armed it; another loop (a server restarted in the same process, or none: a test, a worker thread)
-            # arms its own or delivers at once. While the armed loop runs in this thread it is the running loop
-            # (one runs per thread), so it is not asked for: Python 3.11 makes a system call (getpid) to tell.
             pending = self._pending
             pending.append((index, record))
-            scheduled = self._scheduled
-            if (
-                scheduled is None
-                or self._thread != get_ident()
-                or not scheduled.is_running()
-                or len(pending) >= MAX_DEFERRED
-            ):
-                self._arm(_running_loop())
-
-    def _arm(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Deliver now (a full queue, no running loop), or arm the timer on the running loop."""
-        if loop is None or len(self._pending) >= MAX_DEFERRED:
-            self.flush()
-            return
-        loop.call_later(DEFER_SECONDS, self._deliver_when_due, loop)
-        self._scheduled = loop
-        self._thread = get_ident()
-
-    def _deliver_when_due(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._scheduled is loop:
-            self._scheduled = None
-        self.flush()
+            if len(pending) >= MAX_DEFERRED or not self._timer.arm():
+                self.flush()
 
     def flush(self) -> None:
         """Hand every queued event to the deferred observers now: before anything reads what they sum (/metrics,

@@ -56,7 +56,7 @@ class UsageLines:
             return False
         # The lines of one block are written together, so they carry the block's time (as a record logged now
         # would), and the fixed part after it is looked up once, not per line (os.getpid() is a system call).
-        start = f'{{"time":"{self._stamp(time.time())}{self._head_of(redacting)}'
+        start = self._start(redacting)
         text = self.text
         block = "".join([text(record, redacting, start) for record in records]).encode("utf-8", "backslashreplace")
         for handler in handlers:
@@ -64,8 +64,7 @@ class UsageLines:
         return True
 
     def line(self, record: RequestRecord, redacting: RedactingFilter) -> bytes:
-        start = f'{{"time":"{self._stamp(time.time())}{self._head_of(redacting)}'
-        return self.text(record, redacting, start).encode("utf-8", "backslashreplace")
+        return self.text(record, redacting, self._start(redacting)).encode("utf-8", "backslashreplace")
 
     def text(self, record: RequestRecord, redacting: RedactingFilter, start: str) -> str:
         """The line, newline included, after `start` (`{"time":...,"request_id":`, for `redacting`'s pieces)."""
@@ -96,10 +95,12 @@ class UsageLines:
             f'"fallbacks":{record.fallbacks}}}\n'
         )
 
-    def _head_of(self, redacting: RedactingFilter) -> str:
-        """The fixed part after the time, for this process and this redactor."""
+    def _start(self, redacting: RedactingFilter) -> str:
+        """`{"time":...,"request_id":` for lines written now: the time, then the fixed part for this process and this
+        redactor."""
         pid = os.getpid()
-        return self._head if self._head_for == (redacting, pid) else self._new_head(redacting, pid)
+        head = self._head if self._head_for == (redacting, pid) else self._new_head(redacting, pid)
+        return f'{{"time":"{self._stamp(time.time())}{head}'
 
     def _new_head(self, redacting: RedactingFilter, pid: int) -> str:
         """The fixed part after the time, for this process and this redactor (the pieces were redacted by it too)."""

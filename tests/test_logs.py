@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -14,6 +15,7 @@ import pytest
 
 from ccproxy.context import REQUEST_ID
 from ccproxy.logs import (
+    FLUSH_DELAY_SECONDS,
     JsonFormatter,
     RotatingLogFile,
     TextFormatter,
@@ -176,3 +178,33 @@ def test_fields_lines_go_straight_to_json_handlers_and_as_records_to_others(tmp_
     expected = json.loads(JsonFormatter().format(record("request", client_model=f"m-{REDACTED}", status=200)))
     assert set(line) == set(expected)
     assert len(made) == 1 and len(seen_by_other) == 1  # the record went only where a line could not
+
+
+async def test_info_lines_on_the_loop_are_written_together_later_and_a_warning_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    handler = RotatingLogFile(str(path), max_bytes=0, backups=0)
+    handler.setFormatter(TextFormatter())
+    try:
+        handler.handle(record("first"))
+        handler.handle(record("second"))
+        assert path.read_text() == ""  # batched: FLUSH_DELAY_SECONDS on this loop
+        await asyncio.sleep(FLUSH_DELAY_SECONDS * 3)
+        assert [line.split()[-1] for line in path.read_text().splitlines()] == ["first", "second"]
+        handler.handle(record("third"))
+        warning = record("careful")
+        warning.levelno, warning.levelname = logging.WARNING, "WARNING"
+        handler.handle(warning)  # written at once, after what waited before it
+        assert [line.split()[-1] for line in path.read_text().splitlines()] == ["first", "second", "third", "careful"]
+    finally:
+        handler.close()
+
+
+def test_info_lines_outside_a_loop_are_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    handler = RotatingLogFile(str(path), max_bytes=0, backups=0)
+    handler.setFormatter(TextFormatter())
+    try:
+        handler.handle(record("start-up"))
+        assert path.read_text().split()[-1] == "start-up"
+    finally:
+        handler.close()
