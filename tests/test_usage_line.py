@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import logging.handlers
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,17 @@ def test_the_cached_line_says_what_the_generic_line_says(logger: logging.Logger,
         assert line["time"].endswith("Z") and len(line["time"]) == len("2026-11-30T02:07:41.252Z")
     assert SECRET not in (tmp_path / "log.jsonl").read_text()
     assert written[1]["client_model"] == f'modèle "quoted" \\ {REDACTED}'
+
+
+def test_fixed_decimals_give_the_numbers_round_gives() -> None:
+    """The cached line writes floats with a fixed number of decimals, the generic line writes `round`'s result: the
+    same numbers, half-way cases and large and tiny values included."""
+    rng = random.Random(11)
+    values = [rng.uniform(0, 10.0**power) for power in range(-9, 10) for _ in range(300)]
+    values += [0.125, 0.375, 2.675, 1.005, 0.005, 5e-9, 1e-12, 123456789.125, 0.0]
+    for value in values:
+        assert float(f"{value:.2f}") == round(value, 2), value
+        assert float(f"{value:.8f}") == round(value, 8), value
 
 
 def test_a_handler_of_someone_elses_gets_a_record_instead(logger: logging.Logger, tmp_path: Path) -> None:
