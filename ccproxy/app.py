@@ -27,7 +27,7 @@ from ccproxy.http.probes import install_probes
 from ccproxy.http.protocol import use_deadline_protocol
 from ccproxy.keys import refuse_open_bind
 from ccproxy.logs import configure_logging, flush_logs
-from ccproxy.memory import return_big_buffers
+from ccproxy.memory import HeapTrimmer, heap_trim, return_big_buffers
 from ccproxy.observers import attempt_reporter, breaker_reporter, limiter_reporter, observers_or_none
 from ccproxy.pipeline import Limits, MessagesPipeline
 from ccproxy.plugins import build_cache, build_plugin_manager, collect, plugin_callers
@@ -209,6 +209,8 @@ async def _open_resources(app: CCProxyApp) -> None:
         app.ctx.gate = RequestGate(settings.max_concurrent_requests, settings.overload_wait)
     app.ctx.started_at = app.ctx.started_at or time.monotonic()
     return_big_buffers()
+    if app.ctx.trimmer is None:
+        app.ctx.trimmer = HeapTrimmer(heap_trim())
     app.ctx.drain.reset()
     await run_lifecycle_hook(app.ctx, "ccproxy_startup")
     if not Sanic.test_mode:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # only names for annotations: importing them here would bring
     from ccproxy.http.admission import RequestGate
     from ccproxy.http.edge import EdgePolicy
     from ccproxy.interfaces import CacheBackend
+    from ccproxy.memory import HeapTrimmer
     from ccproxy.observers import Observers
     from ccproxy.pipeline import MessagesPipeline
     from ccproxy.plugins import Registry
@@ -48,6 +49,7 @@ class AppState:
     registry: Registry
     observers: Observers | None  # None when no observer is registered: handlers then build no records
     gate: RequestGate | None = None  # MAX_CONCURRENT_REQUESTS (None: no cap); made on the server's loop
+    trimmer: HeapTrimmer | None = None  # heap trims after big requests; made when the server starts
     started_at: float = 0.0  # time.monotonic() when this process started serving (GET /v1/status)
     drain: Drain = field(default_factory=Drain)  # the running streams, ended when shutdown's grace runs out
 

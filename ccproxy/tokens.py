@@ -63,17 +63,6 @@ class _RequestTally:
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.fixed = 0
-        self._blocks: dict[str, Callable[[Mapping[str, Any]], None]] = {
-            "text": self._text_block,
-            "thinking": self._thinking_block,
-            "redacted_thinking": self._redacted_thinking_block,
-            "tool_use": self._tool_use_block,
-            "server_tool_use": self._tool_use_block,
-            "tool_result": self._tool_result_block,
-            "image": self._image_block,
-            "document": self._document_block,
-            "search_result": self._search_result_block,
-        }
 
     def add_body(self, body: Mapping[str, Any]) -> None:
         system = body.get("system")
@@ -124,8 +113,8 @@ class _RequestTally:
         if not isinstance(block, Mapping):
             return
         kind = block.get("type")
-        handler = self._blocks.get(kind) if isinstance(kind, str) else None
-        (handler or self._other_block)(block)
+        handler = _BLOCKS.get(kind) if isinstance(kind, str) else None
+        (handler or _RequestTally._other_block)(self, block)
 
     def add_text(self, text: Any) -> None:
         if isinstance(text, str) and text:
@@ -178,6 +167,21 @@ class _RequestTally:
         # Unknown or rare blocks (web_search_tool_result, ...): what the model reads is close to their JSON.
         self.add_text(_compact_json({k: v for k, v in block.items() if k != "cache_control"}))
 
+
+# Block type -> the _RequestTally method that tallies it, called with the tally. Functions, not a tally's bound
+# methods kept on it: those made each tally a reference cycle, which held every text of the body (a 35 MB
+# count_tokens body stayed in memory until the garbage collector next ran; on an idle server, for good).
+_BLOCKS: dict[str, Callable[[_RequestTally, Mapping[str, Any]], None]] = {
+    "text": _RequestTally._text_block,
+    "thinking": _RequestTally._thinking_block,
+    "redacted_thinking": _RequestTally._redacted_thinking_block,
+    "tool_use": _RequestTally._tool_use_block,
+    "server_tool_use": _RequestTally._tool_use_block,
+    "tool_result": _RequestTally._tool_result_block,
+    "image": _RequestTally._image_block,
+    "document": _RequestTally._document_block,
+    "search_result": _RequestTally._search_result_block,
+}
 
 #: Texts up to this many characters are counted token by token; longer ones are estimated from a sample.
 EXACT_CHARS = 1_000_000

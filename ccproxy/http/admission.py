@@ -60,24 +60,32 @@ def gated(
     endpoint: Literal["messages", "count_tokens"],
 ) -> Callable[Concatenate[CCProxyRequest, P], Coroutine[Any, Any, R]]:
     """`handler` behind the app's RequestGate (none configured: called as it is). A refused request is reported to
-    the observers like any other (a 529 in the usage log and in /metrics), so shedding shows."""
+    the observers like any other (a 529 in the usage log and in /metrics), so shedding shows. Every request's body
+    size goes to the app's HeapTrimmer when it ends."""
 
     @wraps(handler)
     async def run(request: CCProxyRequest, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        gate = request.app.ctx.gate
-        if gate is None:
-            return await handler(request, *args, **kwargs)
+        state = request.app.ctx
+        gate = state.gate
         try:
-            await gate.enter()
-        except ProxyError as refused:
-            observers = request.app.ctx.observers
-            if observers is None:
-                raise
-            with RequestWatch(observers, request, endpoint):
-                raise refused from None
-        try:
-            return await handler(request, *args, **kwargs)
+            if gate is None:
+                return await handler(request, *args, **kwargs)
+            try:
+                await gate.enter()
+            except ProxyError as refused:
+                observers = state.observers
+                if observers is None:
+                    raise
+                with RequestWatch(observers, request, endpoint):
+                    raise refused from None
+            try:
+                return await handler(request, *args, **kwargs)
+            finally:
+                gate.leave()
         finally:
-            gate.leave()
+            # A big body's memory is handed back after it (ccproxy/memory.py); other requests pay this test only.
+            trimmer = state.trimmer
+            if trimmer is not None and len(request.body) >= trimmer.min_body:
+                trimmer.big_request_done()
 
     return run

@@ -14,6 +14,7 @@ from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
+from ccproxy.memory import HeapTrimmer
 from ccproxy.settings import Settings
 from tests.api.conftest import sdk_like
 from tests.support.mock_upstream import Answer, MockUpstream, Received
@@ -142,3 +143,37 @@ async def test_over_the_request_cap_a_request_waits_then_gets_529(
         metrics = await client.get("/metrics")
     shed = [line for line in metrics.text.splitlines() if line.startswith("ccproxy_requests_total{") and "529" in line]
     assert shed and shed[0].endswith(" 1.0"), metrics.text  # the refused request is counted, as a 529
+
+
+class CountingTrimmer(HeapTrimmer):
+    """Counts the big requests it is told about (bodies of at least 2,000 bytes here)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: 1, min_body=2000)
+        self.big = 0
+
+    def big_request_done(self) -> None:
+        self.big += 1
+
+
+@pytest.mark.parametrize("cap", [256, 0])  # with the request gate and without one
+async def test_the_heap_is_trimmed_after_big_requests_whatever_their_outcome(
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream, cap: int
+) -> None:
+    app = make_app(max_concurrent_requests=cap)
+    trimmer = app.ctx.trimmer = CountingTrimmer()
+    long_text = "word " * 1000
+    headers = {"content-type": "application/json"}
+    for body, status in (
+        (HELLO, 200),  # small: no trim
+        ({**HELLO, "messages": [{"role": "user", "content": long_text}]}, 200),
+        ({**HELLO, "messages": [{"role": "robot", "content": long_text}]}, 400),  # refused, but it was read
+    ):
+        _, response = await app.asgi_client.post("/v1/messages/count_tokens", content=json.dumps(body), headers=headers)
+        assert response.status == status, response.text
+    assert trimmer.big == 2
+    upstream.post(upstream.chat_url, payload=COMPLETION)
+    big_message = {**HELLO, "messages": [{"role": "user", "content": long_text}]}
+    _, response = await app.asgi_client.post("/v1/messages", content=json.dumps(big_message), headers=headers)
+    assert response.status == 200, response.text
+    assert trimmer.big == 3 and app.ctx.trimmer is trimmer

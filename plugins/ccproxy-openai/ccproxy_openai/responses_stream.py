@@ -49,27 +49,15 @@ class ResponsesStreamTranslator(WireStreamTranslator):
         self._held_space: list[str] = []
         self._arguments: list[str] = []
         self._tool_uses = 0
-        self._handlers: dict[str, Callable[[dict[str, Any], list[Event]], None]] = {
-            "response.output_item.added": self._on_item_added,
-            "response.reasoning_summary_text.delta": self._on_summary_delta,
-            "response.output_text.delta": self._on_text_delta,
-            "response.refusal.delta": self._on_text_delta,
-            "response.function_call_arguments.delta": self._on_arguments_delta,
-            "response.output_item.done": self._on_item_done,
-            "response.completed": self._on_end,
-            "response.incomplete": self._on_end,
-            "response.failed": self._on_failed,
-            "error": self._on_error,
-        }
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         if self.done:
             return []
         events = self.start()
         kind = chunk.get("type")
-        handler = self._handlers.get(kind) if isinstance(kind, str) else None
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is not None:
-            handler(chunk, events)
+            handler(self, chunk, events)
         return events
 
     def complete(self) -> list[Event]:
@@ -241,3 +229,19 @@ class ResponsesStreamTranslator(WireStreamTranslator):
 
 def _delta(index: int, delta: dict[str, Any]) -> Event:
     return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+# Event type -> the translator method that handles it, called with the translator. Functions, not a translator's
+# bound methods kept on it: those made every stream's translator a reference cycle, left for the garbage collector.
+_HANDLERS: dict[str, Callable[[ResponsesStreamTranslator, dict[str, Any], list[Event]], None]] = {
+    "response.output_item.added": ResponsesStreamTranslator._on_item_added,
+    "response.reasoning_summary_text.delta": ResponsesStreamTranslator._on_summary_delta,
+    "response.output_text.delta": ResponsesStreamTranslator._on_text_delta,
+    "response.refusal.delta": ResponsesStreamTranslator._on_text_delta,
+    "response.function_call_arguments.delta": ResponsesStreamTranslator._on_arguments_delta,
+    "response.output_item.done": ResponsesStreamTranslator._on_item_done,
+    "response.completed": ResponsesStreamTranslator._on_end,
+    "response.incomplete": ResponsesStreamTranslator._on_end,
+    "response.failed": ResponsesStreamTranslator._on_failed,
+    "error": ResponsesStreamTranslator._on_error,
+}

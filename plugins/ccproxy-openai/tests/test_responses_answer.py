@@ -3,6 +3,7 @@ responses_stream.py), from the hand-written fixtures in tests/fixtures/responses
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,22 @@ def test_a_stream_with_reasoning_and_text() -> None:
     assert text == {"type": "text", "text": "Grüße aus Köln — 你好，世界! 👋"}
     assert message["stop_reason"] == "end_turn"
     assert message["usage"]["cache_read_input_tokens"] == 1920 and message["usage"]["input_tokens"] == 391
+
+
+@pytest.mark.parametrize("name", ["reasoning_text.sse", "parallel_tools.sse"])
+def test_a_stream_leaves_no_reference_cycle_for_the_garbage_collector(name: str) -> None:
+    """A translator is freed by reference counting when its stream is done: one that kept its own bound methods
+    in a dispatch table was a cycle, left with everything it held for the collector."""
+    chunks = stream_events(name)
+    check_stream(translate(chunks))  # first use: what modules set up once is not the translator's
+    gc.collect()
+    gc.disable()
+    try:
+        events = translate(chunks)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    check_stream(events)
 
 
 def test_a_stream_with_parallel_function_calls() -> None:
