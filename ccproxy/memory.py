@@ -86,15 +86,15 @@ class HeapTrimmer:
         self._due = loop.time() + self.delay
         if self._timer is None or self._loop is not loop:
             self._loop = loop
-            self._timer = loop.call_later(self.delay, self._fire)
+            self._timer = loop.call_later(self.delay, self._fire, loop)
 
-    def _fire(self) -> None:
-        loop = self._loop
-        assert loop is not None  # set with the timer
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._loop:  # armed on a loop that has since been replaced (a server restarted in-process)
+            return
         self._timer = None
         wait = self._due - loop.time()
         if wait > 0:  # another big request ended meanwhile
-            self._timer = loop.call_later(wait, self._fire)
+            self._timer = loop.call_later(wait, self._fire, loop)
         elif not self._running:
             try:
                 future = loop.run_in_executor(None, self._run)

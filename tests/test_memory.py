@@ -83,3 +83,22 @@ async def test_a_failing_trim_is_logged_and_the_next_one_still_runs(caplog: pyte
     trimmer.big_request_done()
     await until(trims.ran)
     assert len(trims.threads) == 2
+
+
+def test_a_trimmer_moves_on_to_a_new_event_loop() -> None:
+    """A server restarted in the same process (the test client does it per request) runs on a new loop: a big
+    request there is trimmed after, although the old loop ended with its timer still pending."""
+    trims = Trims()
+    trimmer = HeapTrimmer(trims, delay=0.05)
+
+    async def arm() -> None:
+        trimmer.big_request_done()
+
+    async def arm_and_wait() -> None:
+        trimmer.big_request_done()
+        await until(trims.ran)
+
+    asyncio.run(arm())  # ends before its timer fires
+    assert trims.threads == []
+    asyncio.run(arm_and_wait())
+    assert len(trims.threads) == 1
