@@ -27,7 +27,8 @@ class SSEDecoder:
     occur inside a multi-byte UTF-8 sequence, so a character split across two reads is joined first, and the
     output is the same however the stream is cut. Lines end with CRLF, LF or CR; a CR that ends one read and
     an LF that starts the next are one line end. Comments (`:`), `event`, `id`, `retry` and unknown fields are
-    ignored, because OpenAI-compatible streams carry everything in `data`. Events whose data is empty are
+    ignored, because OpenAI-compatible streams carry everything in `data`; the one exception is an `error` field
+    (older llama.cpp servers), returned as an `{"error": ...}` payload. Events whose data is empty are
     dropped: they carry nothing and would only have to be skipped by every caller. `[DONE]` is returned like
     any other payload.
 
@@ -131,6 +132,15 @@ class SSEDecoder:
                     raise _too_long("event", self._max_line)
             elif line == b"data":
                 self._data.append(b"")
+            elif line.startswith(b"error:"):
+                # llama.cpp servers up to late 2025 report a failure inside a stream (at HTTP 200) in an `error`
+                # field, not in `data`: read as the `{"error": ...}` chunk other servers send, so its message
+                # (a context overflow, say) reaches the client instead of a stream that just ends.
+                value = line[6:]
+                self._data.append(_error_payload(value[1:] if value[:1] == b" " else value))
+                self._data_size += len(line)
+                if self._data_size > self._max_line:
+                    raise _too_long("event", self._max_line)
         return payloads
 
     def _dispatch(self, payloads: list[bytes]) -> None:
@@ -163,6 +173,8 @@ class SSEDecoder:
                     payloads.append(data[start + 6 : end])
             elif data.startswith(b"data:", start) and end > start + 5:
                 payloads.append(data[start + 5 : end])
+            elif data.startswith(b"error:", start):  # llama.cpp's error field: the line reader's
+                return None
             start = end + 2
             end = data.find(b"\n", start)
         if start < size:
@@ -178,6 +190,13 @@ def _too_long(what: str, limit: int) -> UpstreamError:
         f"Upstream sent an event-stream {what} longer than {limit} bytes (MAX_SSE_LINE_BYTES); stream ended",
         status=502,
     )
+
+
+def _error_payload(value: bytes) -> bytes:
+    """An `error` field's value as a `{"error": ...}` chunk: a JSON object as it is, anything else as its message."""
+    if value.lstrip().startswith(b"{"):
+        return b'{"error":' + value + b"}"
+    return dumps({"error": {"message": value.decode("utf-8", "replace").strip() or "Upstream reported an error"}})
 
 
 def _valid_utf8(data: bytes) -> bytes:

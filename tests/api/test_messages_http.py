@@ -235,6 +235,35 @@ async def test_mid_stream_error_becomes_error_event(app: CCProxyApp, upstream: M
     assert deltas == ["partial"]
 
 
+LLAMA_CPP_OVERFLOW = (
+    'error: {"code":400,"message":"request (4476 tokens) exceeds the available context size (4096 tokens), try'
+    ' increasing it","type":"exceed_context_size_error","n_prompt_tokens":4476,"n_ctx":4096}\n\ndata: [DONE]\n\n'
+)
+
+
+async def test_an_older_llama_cpp_error_field_is_the_clients_error(app: CCProxyApp, upstream: MockUpstream) -> None:
+    """llama.cpp servers up to late 2025 put a failure inside a 200 stream in an `error:` field. It ends the stream
+    with the error event a `data:` error would give (a context overflow in Anthropic's words), not with a stream that
+    just stops; after content too."""
+    upstream.post(upstream.chat_url, status=200, body=LLAMA_CPP_OVERFLOW, content_type="text/event-stream")
+    response = await post(app, {**HELLO, "stream": True})
+    events = parse_sse(response.text)
+    assert response.status == 200
+    assert [event["type"] for event in events if event["type"] != "ping"] == ["message_start", "error"]
+    assert events[-1]["error"] == {
+        "type": "invalid_request_error",
+        "message": "prompt is too long: 4476 tokens > 4096 maximum",
+    }
+    partial = f"data: {json.dumps(chunk({'content': 'partial'}))}\n\n"
+    later = partial + 'error: {"code":500,"message":"slot crashed"}\n\ndata: [DONE]\n\n'
+    upstream.post(upstream.chat_url, status=200, body=later, content_type="text/event-stream")
+    response = await post(app, {**HELLO, "stream": True})
+    events = parse_sse(response.text)
+    assert response.status == 200 and events[-1]["type"] == "error"
+    assert events[-1]["error"]["type"] == "api_error" and "slot crashed" in events[-1]["error"]["message"]
+    assert [e["delta"]["text"] for e in events if e["type"] == "content_block_delta"] == ["partial"]
+
+
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [

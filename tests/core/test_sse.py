@@ -61,6 +61,29 @@ def test_field_value_loses_one_leading_space_only(core: Core) -> None:
     assert decode(core, b"data:x\n\ndata:  y\n\n") == [b"x", b" y"]
 
 
+LLAMA_CPP_ERROR = (
+    b'error: {"code":400,"message":"the request exceeds the available context size. try increasing the context size'
+    b' or enable context shift","type":"invalid_request_error"}\n\ndata: [DONE]\n\n'
+)
+
+
+@pytest.mark.parametrize("pieces", [(LLAMA_CPP_ERROR,), tuple(LLAMA_CPP_ERROR[i : i + 7] for i in range(0, 300, 7))])
+def test_an_error_field_becomes_an_error_payload(core: Core, pieces: tuple[bytes, ...]) -> None:
+    """Older llama.cpp servers report a failure inside a stream in an `error` field, in one read or cut anywhere."""
+    error, done = decode(core, *pieces)
+    assert json.loads(error)["error"]["type"] == "invalid_request_error"
+    assert "available context size" in json.loads(error)["error"]["message"]
+    assert done == b"[DONE]"
+
+
+def test_an_error_field_after_content_and_in_plain_text(core: Core) -> None:
+    body = b'data: {"a":1}\n\nerror: model crashed\n\nerror:\n\n'
+    first, crashed, empty = decode(core, body)
+    assert first == b'{"a":1}'
+    assert json.loads(crashed) == {"error": {"message": "model crashed"}}
+    assert json.loads(empty) == {"error": {"message": "Upstream reported an error"}}
+
+
 def test_done_is_returned_as_is(core: Core) -> None:
     assert decode(core, b"data: [DONE]\n\n") == [b"[DONE]"]
 
