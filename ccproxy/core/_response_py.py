@@ -52,6 +52,8 @@ def _convert(completion: dict[str, Any], ctx: ResponseContext) -> dict[str, Any]
         raise error_from_body(error)
     choice = _choice_zero(completion.get("choices"))
     if choice is None:
+        if completion.get("object") == "error":  # vLLM's bare error object (its HTTP error body's shape)
+            raise error_from_body(completion)
         raise UpstreamError("Upstream returned a completion without choices", status=502)
     finish_reason = choice.get("finish_reason")
     if not isinstance(finish_reason, str):

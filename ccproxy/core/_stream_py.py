@@ -250,8 +250,10 @@ class StreamTranslator:
         error = chunk.get("error")
         if error:
             raise error_from_body(error)
-        events = self.start() if not self._started else []
         choices = chunk.get("choices")
+        if not choices and chunk.get("object") == "error":  # vLLM's bare error object (its HTTP error body's shape)
+            raise error_from_body(chunk)
+        events = self.start() if not self._started else []
         if choices and type(choices) is list:
             choice = choices[0]
             # Only choice 0 is translated; a missing or null index means 0.

@@ -199,6 +199,25 @@ def test_error_body_raises(core: Core, ctx: ResponseContext) -> None:
     assert (raised.value.status, raised.value.error_type) == (402, "billing_error")
 
 
+VLLM_BARE_ERROR = {
+    "object": "error",
+    "message": "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the"
+    " messages, 1000 in the completion). Please reduce the length of the messages or completion.",
+    "type": "BadRequestError",
+    "param": None,
+    "code": 400,
+}
+
+
+def test_a_bare_error_object_raises_what_it_says(core: Core, ctx: ResponseContext) -> None:
+    """vLLM's error body is an `{"object": "error", ...}` object, not wrapped in `error`: in a 200 body it is the
+    upstream's error (here a context overflow, in Anthropic's words), not a completion without choices."""
+    with pytest.raises(UpstreamError) as raised:
+        core.response.convert_response(VLLM_BARE_ERROR, ctx)
+    assert (raised.value.status, raised.value.error_type) == (400, "invalid_request_error")
+    assert raised.value.message.startswith("input length and `max_tokens` exceed context limit: 4000 + 1000 > 4096")
+
+
 def test_finish_reason_error_raises(core: Core, ctx: ResponseContext) -> None:
     body = completion({"content": ""}, "error")
     body["choices"][0]["error"] = {"code": 502, "message": "Provider died"}

@@ -619,6 +619,20 @@ def test_in_stream_error_raises_and_becomes_an_error_event(
     check_stream(events + tail)
 
 
+def test_a_bare_error_object_in_a_stream_raises(core: Core, ctx: ResponseContext) -> None:
+    """vLLM's `{"object": "error", ...}` error object as a chunk ends the stream with its error, where it used to be
+    skipped as a chunk without choices (and `[DONE]` then closed an empty answer as if it were complete)."""
+    translator = core.stream.StreamTranslator(ctx)
+    translator.start()
+    translator.feed(text("partial"))
+    bare = {"object": "error", "message": "engine died", "type": "InternalServerError", "param": None, "code": 500}
+    with pytest.raises(UpstreamError) as raised:
+        translator.feed(bare)
+    assert (raised.value.status, raised.value.message) == (500, "engine died")
+    usage_only = {"object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": 3}}
+    assert core.stream.StreamTranslator(ctx).feed(usage_only)[0]["type"] == "message_start"  # not an error
+
+
 def test_finish_reason_error_raises(core: Core, ctx: ResponseContext) -> None:
     translator = core.stream.StreamTranslator(ctx)
     translator.start()
