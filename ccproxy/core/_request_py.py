@@ -259,17 +259,21 @@ def _tool_message_content(text: str, block: dict[str, Any], parts: list[Part]) -
 # ------------------------------------------------------------------------------------------ assistant turns
 
 
-def _no_reasoning(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+def _no_reasoning(blocks: list[dict[str, Any]], calls_tools: bool) -> dict[str, Any]:
     return {}
 
 
-def _reasoning_content(blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    """DeepSeek-style: the thinking text as one string (redacted blocks have no text to give)."""
+def _reasoning_content(blocks: list[dict[str, Any]], calls_tools: bool) -> dict[str, Any]:
+    """DeepSeek-style: the thinking text as one string (redacted blocks have no text to give). A message that calls
+    tools always carries one, empty when the turn has no thinking (from before thinking was on, or thinking the client
+    dropped): DeepSeek's thinking mode answers 400 for a tool-calling message without `reasoning_content`."""
     texts = [block["thinking"] for block in blocks if block["type"] == "thinking" and block["thinking"]]
-    return {"reasoning_content": "\n\n".join(texts)} if texts else {}
+    if texts:
+        return {"reasoning_content": "\n\n".join(texts)}
+    return {"reasoning_content": ""} if calls_tools else {}
 
 
-def _reasoning_details(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+def _reasoning_details(blocks: list[dict[str, Any]], calls_tools: bool) -> dict[str, Any]:
     """OpenRouter-style: each block with its signature, so Anthropic models behind it verify the replay."""
     details: list[dict[str, Any]] = []
     for index, block in enumerate(blocks):
@@ -285,7 +289,8 @@ def _reasoning_details(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"reasoning_details": details} if details else {}
 
 
-REASONING_REPLAY: dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]] = {
+# reasoning_replay -> the fields an assistant message gets from its thinking blocks (and whether it calls tools).
+REASONING_REPLAY: dict[str, Callable[[list[dict[str, Any]], bool], dict[str, Any]]] = {
     "drop": _no_reasoning,
     "reasoning_content": _reasoning_content,
     "reasoning_details": _reasoning_details,
@@ -556,7 +561,7 @@ class _MessageConverter:
             self._awaiting_results = True
             self._call_names.update(turn.call_names)
             self._long_names += turn.long_names
-        message.update(self._replay(turn.thinking))
+        message.update(self._replay(turn.thinking, bool(turn.tool_calls)))
         self.messages.append(message)
 
 

@@ -126,6 +126,21 @@ async def test_without_replay_deepseek_refuses_the_second_round(make_app: AppMak
     assert len(fake.requests) == 2
 
 
+async def test_a_tool_turn_without_thinking_in_the_history_is_no_400(make_app: AppMaker) -> None:
+    """A conversation whose earlier tool round had no thinking (thinking switched on later, or a turn whose thinking
+    Claude Code dropped) goes on in thinking mode: the round's tool call carries an empty `reasoning_content`."""
+    app, fake = make_app("deepseek-v4-pro")
+    call = {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "echo round-1"}}
+    earlier = {"role": "assistant", "content": [{"type": "text", "text": "Running it."}, call]}
+    history = [{"role": "user", "content": "TOOL_ROUNDS_1 run the command"}, earlier, tool_result(earlier, "round-1")]
+    status, answer = await ask(app, history, thinking=THINKING)
+    assert status == 200, answer
+    assert answer["content"][-1] == {"type": "text", "text": "TOOL_RESULT_SEEN: round-1"}
+    last = sent(fake)
+    assert last["thinking"] == {"type": "enabled"}
+    assert [m["reasoning_content"] for m in last["messages"] if m["role"] == "assistant"] == [""]
+
+
 async def test_a_request_without_thinking_switches_deepseek_thinking_off(make_app: AppMaker) -> None:
     app, fake = make_app("deepseek/deepseek-v4-flash")
     status, answer = await ask(app, [{"role": "user", "content": "Say hello"}])

@@ -622,6 +622,30 @@ def test_thinking_replayed_as_reasoning_content(core: Core) -> None:
     assert "reasoning_details" not in assistant
 
 
+def test_a_tool_call_without_thinking_still_carries_reasoning_content(core: Core) -> None:
+    """DeepSeek's thinking mode answers 400 for a tool-calling assistant message without `reasoning_content` (a turn
+    from before thinking was on, or whose thinking the client dropped): such a message gets an empty one. A message
+    without tool calls gets none, and the other replays add nothing."""
+    tool_turn = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Let me look."}, tool_use("toolu_a")]},
+        {"role": "user", "content": [tool_result("toolu_a")]},
+    ]
+    text_turn = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "more"},
+    ]
+    assert messages_of(core, tool_turn, reasoning_replay="reasoning_content")[1]["reasoning_content"] == ""
+    assert "reasoning_content" not in messages_of(core, text_turn, reasoning_replay="reasoning_content")[1]
+    assert set(messages_of(core, tool_turn, reasoning_replay="reasoning_details")[1]) == {
+        "role",
+        "content",
+        "tool_calls",
+    }
+    assert set(messages_of(core, tool_turn)[1]) == {"role", "content", "tool_calls"}
+
+
 def test_thinking_replayed_as_reasoning_details(core: Core) -> None:
     assistant = messages_of(core, THINKING_TURN, reasoning_replay="reasoning_details")[1]
     assert assistant["reasoning_details"] == [
