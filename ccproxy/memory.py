@@ -55,9 +55,9 @@ class HeapTrimmer:
     """Trims the heap TRIM_DELAY_SECONDS after the last big request (TRIM_AFTER_BODY_BYTES) of a burst ended.
 
     Why: a big body parsed into many small objects (a 33 MB count_tokens body of 120,000 messages) fills glibc's heaps
-    with blocks below the mmap threshold. Freed, they stay in the heaps: 16 such bodies at once left a worker at
-    230-500 MB over its idle RSS for good; `malloc_trim(0)` gave it back down to ~3 MB over idle, in ~20 ms
-    (docs/operations.md, "Limits"). The trim runs in a worker thread (ctypes releases the GIL), never on the loop;
+    with blocks below the mmap threshold. Freed, they stay in the heaps: 16 such bodies at once left a worker 59-415
+    MB over its idle RSS for good; with the trim, 2-5 MB (~10-20 ms a trim; docs/operations.md, "Memory per
+    request", benchmarks/big_bodies.py). The trim runs in a worker thread (ctypes releases the GIL), never on the loop;
     one runs at a time. Made per app on the server's loop; `trim` None (no glibc): nothing to do.
     """
 
