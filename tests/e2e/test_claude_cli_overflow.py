@@ -55,3 +55,17 @@ def test_claude_code_retries_with_the_output_that_fits(run_claude: ClaudeRunner,
     retried = chats[-1]["body"]
     requested = retried.get("max_completion_tokens") or retried.get("max_tokens")
     assert requested == VLLM_WINDOW - VLLM_PROMPT_TOKENS - CLAUDE_CODE_MARGIN, fake.summary()
+
+
+def test_claude_code_reports_an_overflow_said_inside_a_200(run_claude: ClaudeRunner, fake: FakeUpstream) -> None:  # noqa: F811  # fixture
+    """The overflow inside an HTTP 200 (as some llama.cpp builds and gateways say it): the stream's first event, the
+    JSON body without streaming. Claude Code gets an `error` event on its stream, asks again without streaming, and
+    shows its own message with the counts."""
+    done = run_claude("CONTEXT_OVERFLOW_LLAMACPP IN_BAND summarise everything")
+    answer = json.loads(done.stdout)
+    assert answer["is_error"] is True, answer
+    assert answer["result"].startswith(PROMPT_TOO_LONG), answer
+    assert "~9000 tokens (limit 8192)" in answer["result"], answer
+    chats = fake.chat_requests()
+    assert chats and all(request["status"] == 200 for request in chats), fake.summary()
+    assert any(request["body"].get("stream") for request in chats), fake.summary()
