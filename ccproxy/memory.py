@@ -6,7 +6,10 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+import time
 from collections.abc import Callable
+
+from ccproxy.batch_timer import BatchTimer
 
 # mallopt(3) parameter: allocations at least this large are served by mmap and unmapped when freed.
 M_MMAP_THRESHOLD = -3
@@ -52,16 +55,18 @@ def _libc_function(name: str) -> Callable[..., int] | None:
 
 
 class HeapTrimmer:
-    """Trims the heap TRIM_DELAY_SECONDS after the last big request (TRIM_AFTER_BODY_BYTES) of a burst ended.
+    """Trims the heap once a burst of big requests (TRIM_AFTER_BODY_BYTES) is over: at least TRIM_DELAY_SECONDS
+    after the last one ended (at most twice that).
 
     Why: a big body parsed into many small objects (a 33 MB count_tokens body of 120,000 messages) fills glibc's heaps
     with blocks below the mmap threshold. Freed, they stay in the heaps: 16 such bodies at once left a worker 59-415
     MB over its idle RSS for good; with the trim, 2-5 MB (~10-20 ms a trim; docs/operations.md, "Memory per
     request", benchmarks/big_bodies.py). The trim runs in a worker thread (ctypes releases the GIL), never on the loop;
-    one runs at a time. Made per app on the server's loop; `trim` None (no glibc): nothing to do.
+    one runs at a time. The wait is a BatchTimer (the deferred observers' and the log handlers' too), so a server
+    restarted in the same process gets a timer on its own loop. `trim` None (no glibc): nothing to do.
     """
 
-    __slots__ = ("_due", "_loop", "_running", "_timer", "delay", "min_body", "trim")
+    __slots__ = ("_due", "_running", "_timer", "delay", "min_body", "trim")
 
     def __init__(
         self,
@@ -73,38 +78,32 @@ class HeapTrimmer:
         self.trim = trim
         self.min_body = min_body
         self.delay = delay
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = BatchTimer(delay, self._fire)
         self._due = 0.0
         self._running = False
 
     def big_request_done(self) -> None:
-        """A request with a body of at least `min_body` bytes ended: (re)start the wait before the trim."""
+        """A request with a body of at least `min_body` bytes ended (on the event loop): the trim waits for quiet."""
         if self.trim is None:
             return
-        loop = asyncio.get_running_loop()
-        self._due = loop.time() + self.delay
-        if self._timer is None or self._loop is not loop:
-            self._loop = loop
-            self._timer = loop.call_later(self.delay, self._fire, loop)
+        self._due = time.monotonic() + self.delay
+        self._timer.arm()
 
-    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop is not self._loop:  # armed on a loop that has since been replaced (a server restarted in-process)
+    def _fire(self) -> None:
+        if time.monotonic() < self._due:  # another big request ended meanwhile: wait again
+            self._timer.arm()
             return
-        self._timer = None
-        wait = self._due - loop.time()
-        if wait > 0:  # another big request ended meanwhile
-            self._timer = loop.call_later(wait, self._fire, loop)
-        elif not self._running:
-            try:
-                future = loop.run_in_executor(None, self._run)
-            except RuntimeError:  # the loop's executor is shut down: the server is stopping
-                return
-            self._running = True
-            future.add_done_callback(self._ran)
+        if self._running:
+            return
+        try:
+            future = asyncio.get_running_loop().run_in_executor(None, self._run)
+        except RuntimeError:  # the loop's executor is shut down: the server is stopping
+            return
+        self._running = True
+        future.add_done_callback(self._ran)
 
     def _run(self) -> int:
-        assert self.trim is not None  # checked before a timer is armed
+        assert self.trim is not None  # checked before the timer is armed
         return self.trim()
 
     def _ran(self, future: asyncio.Future[int]) -> None:
