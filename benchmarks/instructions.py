@@ -8,11 +8,14 @@ sends the measured requests one after another on one keep-alive connection, dump
 instructions per request, each variant next to "off" of the same run.
 
 What it does not count: the kernel's work (system calls: socket and log writes) and, because the process runs ~50x
-slower, it sees fewer full garbage collections and less log batching per request than a real run: the CPU figures
-of `load.py --ops-compare` stay the final word; this says where the instructions go and whether a change removed
-any.
+slower, it sees fewer full garbage collections and less batching per request than a real run (the deferred
+observers' 20 ms and the log handlers' 50 ms hold one or two requests here, ~100 at full load). `--real-batches`
+stretches those two waits (to 1 s and 2.5 s, by a sitecustomize in the proxy's path) so that a batch holds about
+as many requests as at full load. The CPU figures of `load.py --ops-compare` stay the final word; this says where
+the instructions go and whether a change removed any.
 
-    .venv/bin/python benchmarks/instructions.py [--requests 1000] [--parts] [--scenario small-json|stream-100]
+    .venv/bin/python benchmarks/instructions.py [--requests 1000] [--parts] [--only] [--real-batches]
+        [--scenario small-json|stream-100]
 """
 
 from __future__ import annotations
@@ -33,12 +36,18 @@ from bench_payloads import dumps, small_request
 from load import OPS_BUILTINS, OPS_CLIENT_KEY
 
 STARTUP_TIMEOUT = 300.0  # imports under valgrind take a while
+# --real-batches: the waits before a batch is handled, stretched ~50x like the process under valgrind.
+STRETCHED_WAITS = """import ccproxy.logs, ccproxy.observers
+ccproxy.observers.DEFER_SECONDS = 1.0
+ccproxy.logs.FLUSH_DELAY_SECONDS = 2.5
+"""
 TOTALS = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 
-def variants(scratch: Path, parts: bool) -> dict[str, dict[str, str]]:
+def variants(scratch: Path, parts: bool, only: bool = False) -> dict[str, dict[str, str]]:
     """Settings per variant: "off" (the operations built-ins disabled), "on" (client keys, usage and metrics,
-    JSON lines at INFO to stderr and a file), and with --parts "on" less one part at a time."""
+    JSON lines at INFO to stderr and a file), with --parts "on" less one part at a time, and with --only one part
+    alone (what it costs without the others: the observers' common work is then in each)."""
 
     def disabled(*names: str) -> str:
         path = scratch / f"disabled-{len(names)}-{'-'.join(n.rsplit('.', 1)[-1] for n in names)}.toml"
@@ -58,6 +67,11 @@ def variants(scratch: Path, parts: bool) -> dict[str, dict[str, str]]:
         chosen["on, no usage observer"] = {**on, "CCPROXY_CONFIG": disabled("ccproxy.usage")}
         chosen["on, no metrics observer"] = {**on, "CCPROXY_CONFIG": disabled("ccproxy.metrics")}
         chosen["on, no client keys"] = {**on, "CCPROXY_CONFIG": disabled("ccproxy.client_keys")}
+    if only:
+        for name in OPS_BUILTINS:
+            others = [other for other in OPS_BUILTINS if other != name]
+            chosen[f"only {name.rsplit('.', 1)[-1]}"] = {**on, "CCPROXY_CONFIG": disabled(*others)}
+        chosen["only JSON logs at INFO"] = {**on, "CCPROXY_CONFIG": disabled(*OPS_BUILTINS)}
     return chosen
 
 
@@ -139,6 +153,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per variant (default 1000)")
     parser.add_argument("--warmup", type=int, default=300, help="requests before counting (default 300)")
     parser.add_argument("--parts", action="store_true", help="also 'on' less one part at a time")
+    parser.add_argument("--only", action="store_true", help="also each part alone (with JSON logs at INFO)")
+    parser.add_argument(
+        "--real-batches", action="store_true", help="batches of deferred work as big as at full load (see above)"
+    )
     parser.add_argument("--scenario", choices=("small-json", "stream-100"), default="small-json")
     parser.add_argument("--keep", action="store_true", help="keep the callgrind dumps (their directory is printed)")
     args = parser.parse_args()
@@ -148,9 +166,13 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="ccproxy-instructions-"))
     upstream, upstream_port = start_upstream(scratch, None)
     results: dict[str, float] = {}
+    stretched: dict[str, str] = {}
+    if args.real_batches:
+        (scratch / "sitecustomize.py").write_text(STRETCHED_WAITS)
+        stretched["PYTHONPATH"] = str(scratch)
     try:
-        for number, (name, settings) in enumerate(variants(scratch, args.parts).items()):
-            results[name] = count(scratch, f"proxy-{number}", upstream_port, settings, args)
+        for number, (name, settings) in enumerate(variants(scratch, args.parts, args.only).items()):
+            results[name] = count(scratch, f"proxy-{number}", upstream_port, {**settings, **stretched}, args)
             print(f"{name:45s} {results[name]:12,.0f} instructions/request", flush=True)
     finally:
         upstream.stop()

@@ -4,6 +4,8 @@ breaker state change and per rate-limiter wait."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from operator import attrgetter, is_not
 from typing import Literal
 
 
@@ -99,3 +101,37 @@ class GuardrailEvent:
     count: int = 1
     labels: tuple[str, ...] = ()
     detail: str = ""
+
+
+# The kinds of event an observer gets, by the name of the Observer method that receives one, in EventBatch's order.
+EVENT_METHODS = ("request_started", "request_done", "upstream_attempt", "cache_event", "breaker_change", "limiter_wait")
+STARTED, DONE, ATTEMPT, CACHE, BREAKER, LIMITER = range(len(EVENT_METHODS))
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """The events a deferred observer takes at once (Observer.take_batch), by kind, each list in the order its
+    events happened."""
+
+    started: list[RequestRecord]
+    done: list[RequestRecord]
+    attempts: list[UpstreamAttempt]
+    cache_events: list[CacheEvent]
+    breaker_changes: list[BreakerChange]
+    limiter_waits: list[LimiterWait]
+
+
+# Getters of RequestRecord fields, for summing a batch's records in C: `sum(map(INPUT_TOKENS, records))` runs no
+# bytecode per record.
+STATUS = attrgetter("status")
+ERROR_TYPE = attrgetter("error_type")
+INPUT_TOKENS = attrgetter("input_tokens")
+OUTPUT_TOKENS = attrgetter("output_tokens")
+CACHE_READ_TOKENS = attrgetter("cache_read_tokens")
+CACHE_WRITE_TOKENS = attrgetter("cache_write_tokens")
+COST_USD = attrgetter("cost_usd")
+TTFT_MS = attrgetter("ttft_ms")
+TOTAL_MS = attrgetter("total_ms")
+RETRIES = attrgetter("retries")
+FALLBACKS = attrgetter("fallbacks")
+IS_NOT_NONE = partial(is_not, None)  # for filter(): what is not None

@@ -14,7 +14,9 @@ import glob
 import os
 import re
 from bisect import bisect_left
+from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -114,14 +116,32 @@ class Histogram(Series):
         self.values: dict[tuple[str, ...], list[float]] = {}
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
-        counts = self.values.get(key)
-        if counts is None:
-            key = self._bounded(self.values, key)  # type: ignore[arg-type]  # lists are objects
-            counts = self.values.get(key)
-            if counts is None:
-                counts = self.values[key] = [0.0] * (len(self.bounds) + 2)
+        counts = self.values.get(key) or self._new_counts(key)
         counts[bisect_left(self.bounds, value)] += 1
         counts[-1] += value
+
+    def observe_all(self, key: tuple[str, ...], values: Iterable[float]) -> None:
+        """`observe` for each of `values` (the same counts and, in the same order, the same sum), bucketed in C."""
+        counts = self.values.get(key) or self._new_counts(key)
+        values = list(values)
+        if not values:
+            return
+        bounds = self.bounds
+        lowest = bisect_left(bounds, min(values))
+        if lowest == bisect_left(bounds, max(values)):  # all in one bucket: the usual case for a batch
+            counts[lowest] += len(values)
+        else:
+            for index, count in Tally(map(bisect_left, repeat(bounds), values)).items():
+                counts[index] += count
+        counts[-1] = sum(values, counts[-1])
+
+    def _new_counts(self, key: tuple[str, ...]) -> list[float]:
+        """The counts of a label set seen for the first time (or of "other", once MAX_SERIES sets exist)."""
+        key = self._bounded(self.values, key)  # type: ignore[arg-type]  # lists are objects
+        counts = self.values.get(key)
+        if counts is None:
+            counts = self.values[key] = [0.0] * (len(self.bounds) + 2)
+        return counts
 
     def family(self) -> Metric:
         from prometheus_client.core import HistogramMetricFamily

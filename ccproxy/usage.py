@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from itertools import groupby, repeat
+from operator import attrgetter, ge, is_not, or_
 from typing import Any
 
-from ccproxy.events import RequestRecord
+from ccproxy.events import (
+    CACHE_READ_TOKENS,
+    CACHE_WRITE_TOKENS,
+    COST_USD,
+    ERROR_TYPE,
+    INPUT_TOKENS,
+    IS_NOT_NONE,
+    OUTPUT_TOKENS,
+    STATUS,
+    RequestRecord,
+)
 from ccproxy.quota import period_bounds
 
 KEEP_DAYS = 92  # days of totals kept; older days are dropped when a new day begins
@@ -22,6 +34,8 @@ COUNTERS = (
     "unpriced_requests",
 )
 Row = list[float]
+# What decides a record's row (add_all groups runs of records by it, in C).
+_ROW_FIELDS = attrgetter("key_id", "upstream_model", "client_model")
 
 
 class UsageTotals:
@@ -53,6 +67,35 @@ class UsageTotals:
             row[7] += 1
         else:
             row[6] += record.cost_usd
+
+    def add_all(self, records: list[RequestRecord]) -> None:
+        """`add` for each of `records`, summed per run of records with one key and model without bytecode per
+        record (the same sums, in the same order)."""
+        now = self.wall()
+        if now >= self._day_ends:
+            self._new_day(now)
+        day, rows = self._day, self.rows
+        for (key_id, upstream_model, client_model), grouped in groupby(records, _ROW_FIELDS):
+            run = list(grouped)
+            key = (day, key_id or "-", upstream_model or client_model or "-")
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = [0.0] * len(COUNTERS)
+            row[0] += len(run)
+            row[1] += sum(
+                map(or_, map(ge, map(STATUS, run), repeat(400)), map(is_not, map(ERROR_TYPE, run), repeat(None)))
+            )
+            row[2] += sum(map(INPUT_TOKENS, run))
+            row[3] += sum(map(OUTPUT_TOKENS, run))
+            row[4] += sum(map(CACHE_READ_TOKENS, run))
+            row[5] += sum(map(CACHE_WRITE_TOKENS, run))
+            costs = list(map(COST_USD, run))
+            unpriced = costs.count(None)
+            if unpriced:
+                row[7] += unpriced
+                row[6] = sum(filter(IS_NOT_NONE, costs), row[6])
+            else:
+                row[6] = sum(costs, row[6])
 
     def _new_day(self, now: float) -> None:
         self._day, self._day_ends = period_bounds("day", now)

@@ -189,7 +189,7 @@ async def test_only_immediate_observers_queue_nothing() -> None:
     observers = Observers([Immediate(seen)])
     one_request(observers, "req_1")
     observers.cache_event(CacheEvent("hit", "responses", "memory", "req_1"))
-    assert observers._pending == []  # nothing held for nobody
+    assert not any(observers._queues) and observers._ordered is None  # nothing held for nobody
     assert seen == [("immediate started", "req_1"), ("immediate done", "req_1")]
 
 
@@ -332,4 +332,4 @@ async def test_attempts_nobody_hears_of_are_neither_built_nor_queued() -> None:
     record, attempt = attempts_of(observers)
     attempt(0, 500, UpstreamFailure("boom"))
     attempt(1, 200, None)
-    assert record.retries == 1 and not observers._pending
+    assert record.retries == 1 and not any(observers._queues)

@@ -8,15 +8,36 @@ import contextlib
 import logging
 import os
 import time
+from collections import Counter as Tally
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby, repeat
+from operator import attrgetter, is_not, truediv
 from typing import TYPE_CHECKING, Any
 
 from sanic import Request
 from sanic.response import HTTPResponse, json, raw
 
-from ccproxy.events import BreakerChange, CacheEvent, LimiterWait, RequestRecord, UpstreamAttempt
+from ccproxy.events import (
+    CACHE_READ_TOKENS,
+    CACHE_WRITE_TOKENS,
+    COST_USD,
+    ERROR_TYPE,
+    FALLBACKS,
+    INPUT_TOKENS,
+    IS_NOT_NONE,
+    OUTPUT_TOKENS,
+    RETRIES,
+    TOTAL_MS,
+    TTFT_MS,
+    BreakerChange,
+    CacheEvent,
+    EventBatch,
+    LimiterWait,
+    RequestRecord,
+    UpstreamAttempt,
+)
 from ccproxy.hookspecs import RegisterObserver, RegisterRoute, hookimpl
 from ccproxy.http.errors import request_id_of
 from ccproxy.interfaces import Observer
@@ -42,6 +63,10 @@ FAILING_AT = 0.5
 NONE = "-"  # label value for what a record does not know (no backend yet, no upstream model)
 BREAKER_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 MAX_KEY_SETS = 4096  # label sets whose series keys are kept (beyond: made per request)
+# A batch's finished requests are counted per run of records with the same label set (take_batch), its attempts
+# per backend and status; these pick the fields out in C.
+_LABEL_SET = attrgetter("backend", "upstream_model", "status", "endpoint", "key_id")
+_BACKEND_STATUS = attrgetter("backend", "status")
 
 
 class BackendSummary:
@@ -184,6 +209,91 @@ class ProxyMetrics(Observer):
         summary.recent_errors.append(failed)
         if record.ttft_ms is not None:
             summary.ttfts.append(record.ttft_ms)
+
+    def take_batch(self, batch: EventBatch) -> None:
+        """A batch at once: its finished requests summed per run of records with one label set, without bytecode
+        per record (the same sums, in the same order, as request_done one by one); its attempts tallied by backend
+        and status."""
+        if self.counts_in_flight and batch.started:
+            self.in_flight.add((), float(len(batch.started)))
+            self.dirty = True
+        done = batch.done
+        if done:
+            if self.counts_in_flight:
+                self.in_flight.add((), -float(len(done)))
+            self.dirty = True
+            for label_set, run in groupby(done, _LABEL_SET):
+                self._count_run(label_set, list(run))
+        attempts = batch.attempts
+        if attempts:
+            self._count_attempts(attempts)
+        for event in batch.cache_events:
+            self.cache_event(event)
+        for change in batch.breaker_changes:
+            self.breaker_change(change)
+        for wait in batch.limiter_waits:
+            self.limiter_wait(wait)
+
+    def _count_run(self, label_set: tuple[Any, ...], run: list[RequestRecord]) -> None:
+        """Records with one label set (`label_set`, _LABEL_SET of each), in the order they finished."""
+        keys = self._keys.get(label_set)
+        if keys is None:
+            keys = self._new_keys(run[0])
+        count = len(run)
+        requests = self.requests.values
+        requests[keys.requests] = requests.get(keys.requests, 0.0) + count
+        totals_ms = list(map(TOTAL_MS, run))
+        self.latency.observe_all(keys.labels, map(truediv, totals_ms, repeat(1000)))
+        ttfts_ms = list(filter(IS_NOT_NONE, map(TTFT_MS, run)))
+        if ttfts_ms:
+            self.ttft.observe_all(keys.labels, map(truediv, ttfts_ms, repeat(1000)))
+        tokens = self.tokens.values
+        for key, field in (
+            (keys.input, INPUT_TOKENS),
+            (keys.output, OUTPUT_TOKENS),
+            (keys.cache_read, CACHE_READ_TOKENS),
+            (keys.cache_write, CACHE_WRITE_TOKENS),
+        ):
+            added = sum(map(field, run))
+            if added:
+                tokens[key] = tokens.get(key, 0.0) + added
+        costs = list(filter(None, map(COST_USD, run)))  # what request_done adds: the truthy ones
+        if costs:
+            cost = self.cost.values
+            cost[keys.cost] = sum(costs, cost.get(keys.cost, 0.0))
+        retries = sum(map(RETRIES, run))
+        if retries:
+            self.retries.inc((keys.labels[0],), retries)
+        fallbacks = sum(map(FALLBACKS, run))
+        if fallbacks:
+            self.fallbacks.inc((keys.labels[0],), fallbacks)
+        summary = keys.summary
+        status = label_set[2]
+        summary.requests += count
+        if status >= 500:
+            summary.errors += count
+            summary.recent_errors.extend(repeat(True, count))
+        elif status >= 400:
+            summary.recent_errors.extend(repeat(False, count))
+        else:  # a 2xx or 3xx failed when it carries an error type (a stream that ended with an error event)
+            failed = list(map(is_not, map(ERROR_TYPE, run), repeat(None)))
+            summary.errors += sum(failed)
+            summary.recent_errors.extend(failed)
+        summary.latencies.extend(totals_ms)
+        summary.ttfts.extend(ttfts_ms)
+
+    def _count_attempts(self, attempts: list[UpstreamAttempt]) -> None:
+        failures = False  # attempts that got no status: counted by their error, one by one
+        for (backend, status), count in Tally(map(_BACKEND_STATUS, attempts)).items():
+            if status is None:
+                failures = True
+            else:
+                self.attempts.inc((backend, str(status)), float(count))
+        if failures:
+            for attempt in attempts:
+                if attempt.status is None:
+                    self.upstream_attempt(attempt)
+        self.dirty = True
 
     def _new_keys(self, record: RequestRecord) -> SeriesKeys:
         """The series keys of the record's label set, capped like every series (MAX_SERIES), kept for the next

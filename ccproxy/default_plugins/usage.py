@@ -11,7 +11,7 @@ from typing import Any
 from sanic import Request
 from sanic.response import HTTPResponse, json
 
-from ccproxy.events import RequestRecord
+from ccproxy.events import EventBatch, RequestRecord
 from ccproxy.hookspecs import RegisterObserver, RegisterRoute, hookimpl
 from ccproxy.http.admin import require_admin
 from ccproxy.http.errors import request_id_of
@@ -54,6 +54,24 @@ class Pricing(Observer):
         elif model not in self.unpriced:
             self._unpriced(model)
 
+    def take_batch(self, batch: EventBatch) -> None:
+        """request_done for each finished request of the batch, in one loop (no call per record)."""
+        prices = self.prices
+        for record in batch.done:
+            if record.cost_usd is not None:
+                continue
+            if record.upstream_cost_usd is not None:
+                record.cost_usd = record.upstream_cost_usd
+                continue
+            model = record.upstream_model
+            if not model:
+                continue
+            price = prices.price(model)
+            if price is not None:
+                record.cost_usd = price.cost(record)
+            elif model not in self.unpriced:
+                self._unpriced(model)
+
     def _unpriced(self, model: str) -> None:
         if len(self.unpriced) < 1000:
             self.unpriced.add(model)
@@ -79,6 +97,13 @@ class UsageObserver(Observer):
     def request_done(self, record: RequestRecord) -> None:
         self.totals.add(record)
         self._unwritten.append(record)
+
+    def take_batch(self, batch: EventBatch) -> None:
+        """The batch's finished requests added to the totals at once, and logged (batch_done)."""
+        done = batch.done
+        if done:
+            self.totals.add_all(done)
+            self._unwritten.extend(done)
 
     def batch_done(self) -> None:
         records, self._unwritten = self._unwritten, []
