@@ -6,16 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from ccproxy.batch_timer import BatchTimer
 from ccproxy.events import (
-    ATTEMPT,
-    BREAKER,
-    CACHE,
-    DONE,
     EVENT_METHODS,
-    LIMITER,
     STARTED,
     BreakerChange,
     CacheEvent,
@@ -75,14 +71,27 @@ class Observers:
 
     __slots__ = (
         "_deferred",
-        "_later",
-        "_now",
         "_ordered",
         "_queues",
         "_timer",
+        "breaker_change",
+        "cache_event",
+        "limiter_wait",
         "observers",
+        "request_done",
+        "request_started",
+        "upstream_attempt",
         "wants_started",
     )
+
+    # One function per kind of event, made at start (_notifier): what the observers want of that kind and nothing
+    # more (this runs twice per request: no lookups by kind, no call in between).
+    request_started: Callable[[RequestRecord], None]
+    request_done: Callable[[RequestRecord], None]
+    upstream_attempt: Callable[[UpstreamAttempt], None]
+    cache_event: Callable[[CacheEvent], None]
+    breaker_change: Callable[[BreakerChange], None]
+    limiter_wait: Callable[[LimiterWait], None]
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = tuple(observers)
@@ -98,56 +107,39 @@ class Observers:
             if observer.deferred or (observer.fills_in_record and not readers_now)
         ]
         immediate = [observer for observer in self.observers if observer not in deferred]
-        # method index -> the immediate observers' bound methods that override it
-        self._now: tuple[tuple[Call, ...], ...] = tuple(
-            tuple(call for call in map(_override(method), immediate) if call is not None) for method in METHODS
-        )
         self._deferred = tuple(_Deferred.of(observer) for observer in deferred)
-        # method index -> whether any deferred observer wants it
-        self._later = tuple(
-            any(entry.calls[index] is not None for entry in self._deferred) for index in range(len(METHODS))
-        )
-        #: Whether anyone listens to request_started (RequestWatch skips the call when no one does).
-        self.wants_started = bool(self._now[STARTED]) or self._later[STARTED]
-        # The queued events: a list per method index (an EventBatch's lists), and, only when a deferred observer
-        # takes them one by one, every event in the order they happened.
-        self._queues: list[list[Any]] = _empty_queues()
+        # The queued events: a list per method index (an EventBatch's lists, copied out by flush), and, only when a
+        # deferred observer takes them one by one, every event in the order they happened.
+        self._queues: tuple[list[Any], ...] = tuple([] for _ in METHODS)
         self._ordered: list[tuple[int, Record]] | None = (
             [] if any(entry.take_batch is None for entry in self._deferred) else None
         )
         self._timer = BatchTimer(DEFER_SECONDS, self.flush)
+        for index, method in enumerate(METHODS):
+            now = tuple(call for call in map(_override(method), immediate) if call is not None)
+            later = any(entry.calls[index] is not None for entry in self._deferred)
+            setattr(self, method, self._notifier(index, now, later))
+            if index == STARTED:
+                #: Whether anyone listens to request_started (RequestWatch skips the call when no one does).
+                self.wants_started = bool(now) or later
 
-    def request_started(self, record: RequestRecord) -> None:
-        self._notify(STARTED, record)
+    def _notifier(self, index: int, now: tuple[Call, ...], later: bool) -> Call:
+        """The function that hands an event of kind `index` to the immediate observers `now` and, when `later`,
+        queues it for the deferred ones."""
+        if not later:
+            return partial(_call_each, now, METHODS[index]) if now else _nobody
+        queue, ordered, arm, flush = self._queues[index], self._ordered, self._timer.arm, self.flush
 
-    def request_done(self, record: RequestRecord) -> None:
-        self._notify(DONE, record)
-
-    def upstream_attempt(self, attempt: UpstreamAttempt) -> None:
-        self._notify(ATTEMPT, attempt)
-
-    def cache_event(self, event: CacheEvent) -> None:
-        self._notify(CACHE, event)
-
-    def breaker_change(self, event: BreakerChange) -> None:
-        self._notify(BREAKER, event)
-
-    def limiter_wait(self, event: LimiterWait) -> None:
-        self._notify(LIMITER, event)
-
-    def _notify(self, index: int, record: Record) -> None:
-        for call in self._now[index]:
-            try:
-                call(record)
-            except Exception:
-                _failed(call, METHODS[index])
-        if self._later[index]:
-            queue = self._queues[index]
+        def queue_event(record: Record) -> None:
+            if now:
+                _call_each(now, METHODS[index], record)
             queue.append(record)
-            if self._ordered is not None:
-                self._ordered.append((index, record))
-            if len(queue) >= MAX_DEFERRED or not self._timer.arm():
-                self.flush()
+            if ordered is not None:
+                ordered.append((index, record))
+            if len(queue) >= MAX_DEFERRED or not arm():
+                flush()
+
+        return queue_event
 
     def flush(self) -> None:
         """Hand every queued event to the deferred observers now: before anything reads what they sum (/metrics,
@@ -155,20 +147,24 @@ class Observers:
         queues = self._queues
         if not any(queues):
             return
-        self._queues = _empty_queues()
+        # Copied out and emptied in place: the notifiers hold these very lists.
+        batch = EventBatch(*(queue.copy() for queue in queues))
+        for queue in queues:
+            queue.clear()
         ordered = self._ordered
+        events = None
         if ordered is not None:
-            self._ordered = []
-        batch = EventBatch(*queues)
+            events = ordered.copy()
+            ordered.clear()
         for entry in self._deferred:
             if entry.take_batch is not None:
                 try:
                     entry.take_batch(batch)
                 except Exception:
                     _failed(entry.take_batch, "take_batch")
-            elif ordered is not None:
+            elif events is not None:
                 calls = entry.calls
-                for index, record in ordered:
+                for index, record in events:
                     call = calls[index]
                     if call is not None:
                         try:
@@ -180,6 +176,18 @@ class Observers:
                     entry.batch_done()
                 except Exception:
                     _failed(entry.batch_done, "batch_done")
+
+
+def _call_each(calls: tuple[Call, ...], method: str, record: Record) -> None:
+    for call in calls:
+        try:
+            call(record)
+        except Exception:
+            _failed(call, method)
+
+
+def _nobody(record: Record) -> None:
+    """The notifier of a kind of event no observer wants."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +207,6 @@ class _Deferred:
             take_batch=None if kind.take_batch is Observer.take_batch else observer.take_batch,
             batch_done=None if kind.batch_done is Observer.batch_done else observer.batch_done,
         )
-
-
-def _empty_queues() -> list[list[Any]]:
-    return [[] for _ in METHODS]
 
 
 def _override(method: str) -> Callable[[Observer], Call | None]:

@@ -28,17 +28,21 @@ def authentication_middleware(
         path = request.path
         if not path.startswith("/v1/") and path != "/v1":
             return  # health (GET / and HEAD /) and plugin routes outside /v1 stay open
-        PRINCIPAL.set(None)  # not the previous request's on this keep-alive connection, whatever happens next
         # What authenticators see: method, path, headers and the client address; never the body. The headers are
         # Sanic's own case-insensitive mapping (copying them per request cost more than the key check); the address
         # is worked out only if an authenticator asks for it.
         seen = AuthRequest(request.method, path, request.headers, lambda: request.client_ip)
-        for authenticator in chain:
-            principal = await authenticator.authenticate(seen)
-            if principal is not None:
-                request.ctx.principal = principal
-                PRINCIPAL.set(principal)  # for stages that only see the body (a per-key model allow-list)
-                return
+        principal = None
+        try:
+            for authenticator in chain:
+                principal = await authenticator.authenticate(seen)
+                if principal is not None:
+                    request.ctx.principal = principal
+                    return
+        finally:
+            # For stages that only see the body (a per-key model allow-list); set whatever happened, so that it is
+            # never the previous request's on this keep-alive connection. Once: each set costs a new context.
+            PRINCIPAL.set(principal)
         raise ProxyError(UNAUTHENTICATED, status=401)
 
     return check_and_authenticate
