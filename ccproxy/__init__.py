@@ -8,8 +8,8 @@ must not: a stale compiled core is reported by the CLI, after this package is im
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+# First, for what importing it does: in a Sanic server worker, the stop signals wait until the server is up.
+from ccproxy import worker_signals as _worker_signals  # noqa: F401  # isort: split
 from ccproxy.core.plan import ModelCapabilities
 from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
 from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWait, RequestRecord, UpstreamAttempt
@@ -32,6 +32,8 @@ from ccproxy.interfaces import (
 )
 from ccproxy.settings import SettingsError
 from ccproxy.upstream import Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse
+
+__version__ = "0.1.0"
 
 __all__ = [
     "AuthRequest",

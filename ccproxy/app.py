@@ -37,7 +37,6 @@ from ccproxy.routing import Router, parse_routes
 from ccproxy.settings import Settings, SettingsError, backend_plan, load_settings
 from ccproxy.shutdown import (
     defer_shutdown_signals,
-    ignore_stop_signals_while_starting,
     share_stop_flag,
     stop_if_requested,
 )
@@ -60,7 +59,6 @@ def create_app(settings: Settings | object | None = None, *, plugins: Sequence[t
     environment, .env and plugins.toml like everywhere else. `plugins` are (name, plugin) pairs registered after the
     entry points (for embedding apps and tests).
     """
-    ignore_stop_signals_while_starting()  # in a server worker: its stop comes once it is up (ccproxy/shutdown.py)
     if not isinstance(settings, Settings):
         if settings is not None:  # `sanic ... --factory` passed its arguments: a bad setting must stop it
             return _create_or_exit(settings, plugins)

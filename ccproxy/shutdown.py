@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import os
 import signal
 import socket
 from collections.abc import Callable
@@ -30,24 +29,6 @@ def share_stop_flag(app: Sanic[Any, Any], _loop: asyncio.AbstractEventLoop) -> N
     """`main_process_start` listener (multi-worker only): the flag workers read once they are up (see
     `stop_if_requested`)."""
     setattr(app.shared_ctx, STOP_FLAG, multiprocessing.get_context().Event())
-
-
-# The name Sanic gives a server worker process (SANIC_WORKER_NAME, inherited from the main process): Sanic-Server-N-N.
-SERVER_WORKER_PREFIX = "Sanic-Server"
-
-
-def ignore_stop_signals_while_starting() -> None:
-    """In a server worker process: ignore SIGINT and SIGTERM until Sanic installs its own handlers, just before the
-    server is up (its `_setup_system_signals`).
-
-    Until then Python's default SIGINT handler is in place, and the SIGINT Sanic's manager stops workers with raised
-    KeyboardInterrupt in a worker that was still starting: "Unable to start server" and a traceback in the log. A stop
-    requested meanwhile is not lost: `stop_if_requested` sees the shared flag once the worker is up. Called by the app
-    factory, which every worker runs first; the import of ccproxy before it stays exposed.
-    """
-    if os.environ.get("SANIC_WORKER_NAME", "").startswith(SERVER_WORKER_PREFIX):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
 
 
 def stop_if_requested(app: Sanic[Any, Any]) -> None:

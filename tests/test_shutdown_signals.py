@@ -1,13 +1,17 @@
-"""A server worker ignores SIGINT and SIGTERM while it starts (ccproxy/shutdown.py); other processes keep theirs."""
+"""A server worker ignores SIGINT and SIGTERM while it starts, from the moment the ccproxy package is imported
+(ccproxy/worker_signals.py); other processes keep theirs."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from ccproxy.shutdown import ignore_stop_signals_while_starting
+from ccproxy.worker_signals import ignore_stop_signals_while_starting
 
 
 @pytest.fixture
@@ -38,3 +42,15 @@ def test_other_processes_keep_their_handlers(
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     ignore_stop_signals_while_starting()
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.mark.parametrize(("name", "ignored"), [("Sanic-Server-1-0", True), ("Sanic-Main", False), (None, False)])
+def test_importing_ccproxy_is_what_makes_a_server_worker_ignore_them(name: str | None, ignored: bool) -> None:
+    # A fresh interpreter, as a spawned worker is: the package import alone, before any app factory runs.
+    env = {key: value for key, value in os.environ.items() if key != "SANIC_WORKER_NAME"}
+    if name is not None:
+        env["SANIC_WORKER_NAME"] = name
+    probe = "import signal, ccproxy; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(ignored)
