@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sanic import Request
@@ -40,27 +41,18 @@ class Pricing(Observer):
         self.unpriced: set[str] = set()
 
     def request_done(self, record: RequestRecord) -> None:
-        if record.cost_usd is not None:
-            return
-        if record.upstream_cost_usd is not None:  # what the upstream reported wins (PriceTable.cost's rule, inline)
-            record.cost_usd = record.upstream_cost_usd
-            return
-        model = record.upstream_model
-        if not model:
-            return
-        price = self.prices.price(model)
-        if price is not None:
-            record.cost_usd = price.cost(record)
-        elif model not in self.unpriced:
-            self._unpriced(model)
+        self._price((record,))
 
     def take_batch(self, batch: EventBatch) -> None:
-        """request_done for each finished request of the batch, in one loop (no call per record)."""
+        self._price(batch.done)
+
+    def _price(self, records: Sequence[RequestRecord]) -> None:
+        """Each record's cost, in one loop over a batch (no call per record)."""
         prices = self.prices
-        for record in batch.done:
+        for record in records:
             if record.cost_usd is not None:
                 continue
-            if record.upstream_cost_usd is not None:
+            if record.upstream_cost_usd is not None:  # what the upstream reported wins (PriceTable.cost's rule)
                 record.cost_usd = record.upstream_cost_usd
                 continue
             model = record.upstream_model
