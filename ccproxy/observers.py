@@ -48,7 +48,7 @@ def notify(observers: Sequence[Observer], method: str, record: Record) -> None:
             log.exception("observer %s failed in %s", type(observer).__name__, method)
 
 
-# The methods an Observers forwards, by index (a deferred event is kept as its method's index and the record).
+# The methods an Observers forwards, by index: the order of EventBatch's lists and of `_queues`.
 METHODS = EVENT_METHODS
 # Deferred observers get their events at most this late, in one batch (see Observer.deferred) ...
 DEFER_SECONDS = 0.02
