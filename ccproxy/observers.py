@@ -48,8 +48,6 @@ def notify(observers: Sequence[Observer], method: str, record: Record) -> None:
             log.exception("observer %s failed in %s", type(observer).__name__, method)
 
 
-# The methods an Observers forwards, by index: the order of EventBatch's lists and of `_queues`.
-METHODS = EVENT_METHODS
 # Deferred observers get their events at most this late, in one batch (see Observer.deferred) ...
 DEFER_SECONDS = 0.02
 # ... or as soon as this many of one kind wait: a bound on the memory held and on one batch's time on the loop.
@@ -110,12 +108,12 @@ class Observers:
         self._deferred = tuple(_Deferred.of(observer) for observer in deferred)
         # The queued events: a list per method index (an EventBatch's lists, copied out by flush), and, only when a
         # deferred observer takes them one by one, every event in the order they happened.
-        self._queues: tuple[list[Any], ...] = tuple([] for _ in METHODS)
+        self._queues: tuple[list[Any], ...] = tuple([] for _ in EVENT_METHODS)
         self._ordered: list[tuple[int, Record]] | None = (
             [] if any(entry.take_batch is None for entry in self._deferred) else None
         )
         self._timer = BatchTimer(DEFER_SECONDS, self.flush)
-        for index, method in enumerate(METHODS):
+        for index, method in enumerate(EVENT_METHODS):
             now = tuple(call for call in map(_override(method), immediate) if call is not None)
             later = any(entry.calls[index] is not None for entry in self._deferred)
             setattr(self, method, self._notifier(index, now, later))
@@ -127,12 +125,12 @@ class Observers:
         """The function that hands an event of kind `index` to the immediate observers `now` and, when `later`,
         queues it for the deferred ones."""
         if not later:
-            return partial(_call_each, now, METHODS[index]) if now else _nobody
+            return partial(_call_each, now, EVENT_METHODS[index]) if now else _nobody
         queue, ordered, arm, flush = self._queues[index], self._ordered, self._timer.arm, self.flush
 
         def queue_event(record: Record) -> None:
             if now:
-                _call_each(now, METHODS[index], record)
+                _call_each(now, EVENT_METHODS[index], record)
             queue.append(record)
             if ordered is not None:
                 ordered.append((index, record))
@@ -170,7 +168,7 @@ class Observers:
                         try:
                             call(record)
                         except Exception:
-                            _failed(call, METHODS[index])
+                            _failed(call, EVENT_METHODS[index])
             if entry.batch_done is not None:
                 try:
                     entry.batch_done()
@@ -203,7 +201,7 @@ class _Deferred:
     def of(cls, observer: Observer) -> _Deferred:
         kind = type(observer)
         return cls(
-            calls=tuple(_override(method)(observer) for method in METHODS),
+            calls=tuple(_override(method)(observer) for method in EVENT_METHODS),
             take_batch=None if kind.take_batch is Observer.take_batch else observer.take_batch,
             batch_done=None if kind.batch_done is Observer.batch_done else observer.batch_done,
         )

@@ -49,28 +49,10 @@ class UsageTotals:
         self._day_ends = 0.0
 
     def add(self, record: RequestRecord) -> None:
-        now = self.wall()
-        if now >= self._day_ends:
-            self._new_day(now)
-        key = (self._day, record.key_id or "-", record.upstream_model or record.client_model or "-")
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = [0.0] * len(COUNTERS)
-        row[0] += 1
-        if record.status >= 400 or record.error_type is not None:
-            row[1] += 1
-        row[2] += record.input_tokens
-        row[3] += record.output_tokens
-        row[4] += record.cache_read_tokens
-        row[5] += record.cache_write_tokens
-        if record.cost_usd is None:
-            row[7] += 1
-        else:
-            row[6] += record.cost_usd
+        self.add_all([record])
 
     def add_all(self, records: list[RequestRecord]) -> None:
-        """`add` for each of `records`, summed per run of records with one key and model without bytecode per
-        record (the same sums, in the same order)."""
+        """Each of `records`, summed per run of records with one key and model, without bytecode per record."""
         now = self.wall()
         if now >= self._day_ends:
             self._new_day(now)

@@ -1,6 +1,7 @@
-"""The built-in deferred observers take each batch whole (Observer.take_batch) and sum it with C-level iteration; what
-they end up with must be exactly what the events one by one (their per-event methods) give: every Prometheus
-series, the JSON summary's figures, the usage totals, the prices filled in."""
+"""The built-in deferred observers take each batch whole (Observer.take_batch) and sum it with C-level iteration, over
+runs of records with one label set; what they end up with must be exactly what the events one by one (their
+per-event methods, runs of one) give: every Prometheus series, the JSON summary's figures, the usage totals, the
+prices filled in."""
 
 from __future__ import annotations
 

@@ -104,6 +104,19 @@ def test_json_summary_percentiles_error_rates_and_health() -> None:
     assert percentiles([])["p50"] is None
 
 
+def test_which_finished_requests_count_as_errors() -> None:
+    # Failed: any 5xx, and an answer that started well and ended with an error event (a 200 with an error type).
+    # Not failed: a refusal the client caused (4xx), nor a plain answer.
+    metrics = ProxyMetrics()
+    done(metrics, status=500)
+    done(metrics, status=200, error_type="overloaded_error")
+    done(metrics, status=429, error_type="rate_limit_error")
+    done(metrics, status=200)
+    summary = metrics.summary()
+    assert summary["requests"] == 4 and summary["errors"] == 2
+    assert summary["backends"]["default"]["recent_error_rate"] == 0.5
+
+
 def test_workers_files_merge_into_one_set_of_totals(tmp_path: Path) -> None:
     first, second = ProxyMetrics(), ProxyMetrics()
     for _ in range(3):

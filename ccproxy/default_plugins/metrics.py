@@ -175,40 +175,7 @@ class ProxyMetrics(Observer):
         if self.counts_in_flight:
             self.in_flight.add((), -1.0)
         self.dirty = True
-        keys = self._keys.get((record.backend, record.upstream_model, record.status, record.endpoint, record.key_id))
-        if keys is None:
-            keys = self._new_keys(record)
-        # The series' dicts updated in place with the keys made once per label set: this runs per request.
-        requests = self.requests.values
-        requests[keys.requests] = requests.get(keys.requests, 0.0) + 1.0
-        seconds = record.total_ms / 1000
-        self.latency.observe(keys.labels, seconds)
-        if record.ttft_ms is not None:
-            self.ttft.observe(keys.labels, record.ttft_ms / 1000)
-        tokens = self.tokens.values
-        if record.input_tokens:
-            tokens[keys.input] = tokens.get(keys.input, 0.0) + record.input_tokens
-        if record.output_tokens:
-            tokens[keys.output] = tokens.get(keys.output, 0.0) + record.output_tokens
-        if record.cache_read_tokens:
-            tokens[keys.cache_read] = tokens.get(keys.cache_read, 0.0) + record.cache_read_tokens
-        if record.cache_write_tokens:
-            tokens[keys.cache_write] = tokens.get(keys.cache_write, 0.0) + record.cache_write_tokens
-        if record.cost_usd:
-            cost = self.cost.values
-            cost[keys.cost] = cost.get(keys.cost, 0.0) + record.cost_usd
-        if record.retries:
-            self.retries.inc((keys.labels[0],), record.retries)
-        if record.fallbacks:
-            self.fallbacks.inc((keys.labels[0],), record.fallbacks)
-        summary = keys.summary
-        failed = record.status >= 500 or (record.error_type is not None and record.status < 400)
-        summary.requests += 1
-        summary.errors += failed
-        summary.latencies.append(record.total_ms)
-        summary.recent_errors.append(failed)
-        if record.ttft_ms is not None:
-            summary.ttfts.append(record.ttft_ms)
+        self._count_run(_LABEL_SET(record), [record])
 
     def take_batch(self, batch: EventBatch) -> None:
         """A batch at once: its finished requests summed per run of records with one label set, without bytecode
@@ -235,7 +202,8 @@ class ProxyMetrics(Observer):
             self.limiter_wait(wait)
 
     def _count_run(self, label_set: tuple[Any, ...], run: list[RequestRecord]) -> None:
-        """Records with one label set (`label_set`, _LABEL_SET of each), in the order they finished."""
+        """Records with one label set (`label_set`, _LABEL_SET of each), in the order they finished: the series keys
+        made once per label set, then each sum without bytecode per record."""
         keys = self._keys.get(label_set)
         if keys is None:
             keys = self._new_keys(run[0])
