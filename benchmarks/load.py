@@ -1063,7 +1063,7 @@ def ops_compare_main(
             scenario = next(s for s in chosen if s.name == args.profile_scenario)
             print(profile_under_load(args, scenario, on_child, on_port, upstream, pinning, client_cpu))
         if not args.transport_compare:  # the file and its rotated backups
-            files = sorted(log_dir.glob("ops-on-log.jsonl*"))
+            files = sorted(log_dir.glob(("ab-on" if args.ab_ops else "ops-on") + "-log.jsonl*"))
             records = sum(file.read_text().count('"logger":"ccproxy.usage"') for file in files)
             print(f"\nthe on proxy wrote {records:,} usage records to its log files ({len(files)}, rotated by size)")
         if args.json:
