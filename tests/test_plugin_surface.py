@@ -613,9 +613,10 @@ async def test_v1_requests_without_a_principal_get_401(
     make_app: Callable[..., CCProxyApp], upstream: MockUpstream
 ) -> None:
     app = make_app(("auth", AuthPlugin(KeyAuth("good", "k1"))))
-    response = await post(app, HELLO, **{"x-api-key": "bad"})
+    # Not hex: a random request id must not be able to contain the key by chance.
+    response = await post(app, HELLO, **{"x-api-key": "wrong-key-xyz"})
     assert_error(response, 401, "authentication_error")
-    assert "request-id" in response.headers and "bad" not in response.text
+    assert "request-id" in response.headers and "wrong-key-xyz" not in response.text
     _, models = await app.asgi_client.get("/v1/models")
     assert_error(models, 401, "authentication_error")
     _, unknown = await app.asgi_client.get("/v1/nothing-here")
