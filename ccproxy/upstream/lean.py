@@ -140,6 +140,15 @@ class _Connection(asyncio.Protocol):
         return False  # close the transport; connection_lost settles the response
 
     def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._settle_lost(exc)
+        finally:
+            # The parser's callbacks are this protocol's methods: a reference cycle. Nothing is parsed after the
+            # connection is gone, so the parser goes, and reference counting frees a closed connection as soon as
+            # the pool and the reader let go of it, not at the next cycle collection.
+            del self.parser
+
+    def _settle_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.transport = None
         self._cancel_timer()

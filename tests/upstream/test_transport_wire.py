@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import gzip
 import json
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import trustme
 from aiohttp import web
 
-from ccproxy.upstream import LeanUpstream, Upstream, UpstreamConnectError, UpstreamRequest
+from ccproxy.upstream import LeanUpstream, Upstream, UpstreamConnectError, UpstreamRequest, lean
 from tests.upstream.conftest import KEY, Transport, redact, tcp_server
 
 BIG = 1024 * 1024
@@ -271,3 +274,36 @@ async def test_lean_does_not_resend_on_a_new_connection_that_hangs_up() -> None:
         with pytest.raises(UpstreamConnectError, match="Server disconnected"):
             await upstream.send(request("/x"))
     assert connections == [1]
+
+
+async def test_lean_frees_a_closed_connection_without_the_cycle_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser's callbacks are the connection's methods (a reference cycle): a connection the upstream closed
+    drops its parser, so reference counting frees it at once rather than the next cycle collection."""
+    made: list[weakref.ref[lean._Connection]] = []
+    init = lean._Connection.__init__
+
+    def counted(self: lean._Connection, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(lean._Connection, "__init__", counted)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with tcp_server(handle) as url, opened(LeanUpstream, url) as upstream:
+            for _ in range(3):
+                assert await (await upstream.send(request("/x"))).read() == b"ok"
+            for _ in range(20):  # until every connection_lost ran
+                await asyncio.sleep(0.01)
+                if all(ref() is None for ref in made):
+                    break
+            assert len(made) == 3 and [ref() for ref in made] == [None, None, None]
+    finally:
+        gc.enable()
