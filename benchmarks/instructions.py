@@ -129,7 +129,8 @@ def count(scratch: Path, name: str, upstream_port: int, settings: dict[str, str]
     match = TOTALS.search(dump.read_bytes())
     if match is None:
         raise RuntimeError(f"no totals in {dump}")
-    return int(match.group(1)) / args.requests
+    requests: int = args.requests
+    return int(match.group(1)) / requests
 
 
 def _wake(port: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import gc
 import io
 import os
@@ -127,7 +128,7 @@ async def measure(
             for scenario, (body, stream) in bodies().items():
                 for name, upstream in upstreams.items():
                     print(f"\n--- cProfile: {name}, {scenario}, {calls} calls ---")
-                    print(await profiled(lambda u=upstream, b=body, s=stream: batch(u, b, s, calls)))
+                    print(await profiled(functools.partial(batch, upstream, body, stream, calls)))
     finally:
         for upstream in upstreams.values():
             await upstream.aclose()

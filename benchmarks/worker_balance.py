@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         # With one worker Sanic serves in the main process; with several, in child processes (which hold sockets).
         children = [pid for pid in process_tree(proxy.pid) if pid != proxy.pid and socket_inodes(pid)]
         workers = children if args.workers > 1 else [proxy.pid]
-        request = scenarios()["small-json"].proxy_request(port)
+        request = scenarios()["small-json"].proxy_request(port)[0][0]  # the one request of its one connection
         for concurrency in args.concurrency:
             before = {pid: cpu_seconds(pid) for pid in workers}
             done, owners = run_async(_with_census(port, request, concurrency, args.seconds, workers))
