@@ -24,6 +24,7 @@ from ccproxy.events import (
 )
 
 if TYPE_CHECKING:
+    from ccproxy.quota import LimitStore
     from ccproxy.upstream.stack import UpstreamStates
     from ccproxy.wire import Wire
 
@@ -231,6 +232,12 @@ class CacheBackend(ABC):
         """The stores the upstream stack's circuit breakers and rate limiters should keep their state in, when this
         backend can share it between processes and instances (e.g. Redis); None (the default): every process keeps
         its own, in memory. Called once when the app is built; the stores may only be used after `open()`."""
+        return None
+
+    def shared_limit_store(self) -> LimitStore | None:
+        """The store the client keys' rpm, tpm and budgets should count in, when this backend can share it between
+        processes and instances (e.g. Redis); None (the default): every process counts on its own. Asked at server
+        start, after `open()`."""
         return None
 
 

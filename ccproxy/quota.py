@@ -1,9 +1,10 @@
 """Counters behind per-key limits: sliding windows (rpm, tpm) and spending per period (budgets).
 
 `LimitStore` is the interface; `MemoryLimitStore` keeps the counters in this process, so with several workers or
-instances each one counts on its own (a key may use its limits once per process) until a shared store (Redis,
-issue 10) implements the same five methods. Checks are async (a shared store answers over the network); adding
-usage after a request is synchronous and must not block (an observer calls it): a networked store queues it.
+instances each one counts on its own (a key may use its limits once per process). A shared cache backend offers a
+store all of them count in (`CacheBackend.shared_limit_store()`: ccproxy-redis's `RedisLimitStore`). Checks are
+async (a shared store answers over the network); adding usage after a request is synchronous and must not block (an
+observer calls it): a networked store queues it, and `flush()` waits for the queue.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class LimitStore(ABC):
     @abstractmethod
     def spend(self, name: str, amount: float, expires_at: float) -> None:
         """Add `amount` to period counter `name`, forgotten after `expires_at` (epoch seconds). Must not block."""
+
+    async def flush(self) -> None:  # noqa: B027 — optional: a store that counts at once has nothing on its way
+        """Wait until what `add` and `spend` queued has been counted (at server stop)."""
 
 
 class MemoryLimitStore(LimitStore):

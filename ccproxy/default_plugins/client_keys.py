@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Callable
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccproxy.context import PRINCIPAL
 from ccproxy.errors import ProxyError
@@ -19,6 +19,9 @@ from ccproxy.interfaces import Authenticator, AuthRequest, Guardrail, GuardrailC
 from ccproxy.keys import ADMIN_KEY_ID, ClientKey, KeyTable, presented_key
 from ccproxy.quota import WINDOW_SECONDS, LimitStore, MemoryLimitStore, period_bounds
 from ccproxy.settings import Settings
+
+if TYPE_CHECKING:
+    from ccproxy.state import AppState
 
 ADMIN_PRINCIPAL = Principal(key_id=ADMIN_KEY_ID, name="admin", extra={"admin": True})
 _PERIOD_WORDS = {"day": "today (UTC)", "month": "this month (UTC)"}
@@ -168,6 +171,20 @@ class ClientKeysPlugin:
     def ccproxy_register_observers(self, register: RegisterObserver) -> None:
         if self.limits is not None:
             register(self.limits)
+
+    @hookimpl
+    def ccproxy_startup(self, state: AppState) -> None:
+        """With a shared cache (Redis), the keys' rpm, tpm and budgets count for every worker and instance."""
+        if self.limits is not None:
+            shared = state.cache.shared_limit_store()
+            if shared is not None:
+                self.limits.store = shared
+
+    @hookimpl
+    async def ccproxy_shutdown(self, state: AppState) -> None:
+        """What finished requests still have on their way to the store is counted before the cache closes."""
+        if self.limits is not None:
+            await self.limits.store.flush()
 
 
 def plugin_for(settings: Settings) -> ClientKeysPlugin:

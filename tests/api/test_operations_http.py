@@ -12,10 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sanic import Sanic
 
 from ccproxy.app import CCProxyApp, create_app
+from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.events import RequestRecord
 from ccproxy.hookspecs import RegisterObserver, hookimpl
 from ccproxy.interfaces import Observer
 from ccproxy.keys import key_id
+from ccproxy.quota import WINDOW_SECONDS, MemoryLimitStore
 from ccproxy.settings import Settings
 from tests.api.conftest import NOWHERE, sdk_like
 from tests.support.mock_upstream import MockUpstream
@@ -125,6 +127,68 @@ async def test_a_key_over_its_budget_gets_429_until_the_period_ends(
     error = assert_error(refused, 429, "rate_limit_error")
     assert "budget" in error["message"] and "today (UTC)" in error["message"]
     assert 1 <= int(refused.headers["retry-after"]) <= 86400
+
+
+class SharedStore(MemoryLimitStore):
+    """What a shared store (ccproxy-redis's) would be: here, one in-process store two apps share, that says what it
+    was asked and how often it was flushed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+        self.flushes = 0
+
+    async def take(self, name: str, limit: int, now: float, window: float = WINDOW_SECONDS) -> float | None:
+        self.names.append(name)
+        return await super().take(name, limit, now, window)
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+
+class SharingCache:
+    """A cache backend plugin ("sharing") whose backends offer `store` as their shared limit store."""
+
+    def __init__(self, store: SharedStore) -> None:
+        self.store = store
+
+    @hookimpl
+    def ccproxy_register_cache_backends(self, register: Any) -> None:
+        store = self.store
+
+        class Sharing(MemoryCacheBackend):
+            def shared_limit_store(self) -> SharedStore:
+                return store
+
+        register("sharing", lambda options: Sharing())
+
+
+async def test_a_cache_backends_shared_limit_store_counts_the_keys_of_every_app(upstream: MockUpstream) -> None:
+    """Two apps (two processes of a fleet) whose cache backend offers one shared store: a key with rpm = 2 gets two
+    requests from both together; at stop, what is on its way to the store is flushed."""
+    Sanic.test_mode = True
+    store = SharedStore()
+    config = {"keys": [{"key": KEY_A, "name": "team-a", "rpm": 2}]}
+    apps = [
+        sdk_like(
+            create_app(
+                settings(base_url=upstream.base_url, auth_options=config, cache="sharing"),
+                plugins=[("sharing", SharingCache(store))],
+            )
+        )
+        for _ in range(2)
+    ]
+    try:
+        upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
+        assert (await call(apps[0], **{"x-api-key": KEY_A})).status == 200
+        assert (await call(apps[1], **{"x-api-key": KEY_A})).status == 200
+        assert_error(await call(apps[0], **{"x-api-key": KEY_A}), 429, "rate_limit_error")
+        assert_error(await call(apps[1], **{"x-api-key": KEY_A}), 429, "rate_limit_error")
+        assert store.names == ["rpm:" + key_id(KEY_A)] * 4
+        assert store.flushes >= 2  # each app's server stopped after its requests (sanic-testing runs one per call)
+    finally:
+        for app in apps:
+            Sanic.unregister_app(app)
 
 
 async def test_a_key_over_its_tpm_gets_429(make_app: Callable[..., CCProxyApp], upstream: MockUpstream) -> None:

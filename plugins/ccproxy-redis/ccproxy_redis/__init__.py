@@ -1,5 +1,6 @@
 """ccproxy-redis: the cache backend "redis", shared by every worker and instance, with the upstream stack's rate
-limits and circuit breakers kept in the same Redis (`RedisCacheBackend.shared_states()`).
+limits and circuit breakers (`RedisCacheBackend.shared_states()`) and the client keys' rpm, tpm and budgets
+(`shared_limit_store()`) kept in the same Redis.
 
 Importing the package is cheap: redis-py (~0.2 s to import) is only loaded when the backend is built or one of the
 names below is used, so an installed but unselected plugin costs start-up nothing.
@@ -19,10 +20,12 @@ if TYPE_CHECKING:
     from ccproxy_redis.cache import RedisCacheBackend
     from ccproxy_redis.limiter import RedisLimiterState
     from ccproxy_redis.link import RedisLink, Unavailable
+    from ccproxy_redis.quota import RedisLimitStore
 
 __all__ = [
     "RedisBreakerState",
     "RedisCacheBackend",
+    "RedisLimitStore",
     "RedisLimiterState",
     "RedisLink",
     "RedisOptions",
@@ -34,6 +37,7 @@ NAME = "redis"
 _LAZY = {
     "RedisBreakerState": "ccproxy_redis.breaker",
     "RedisCacheBackend": "ccproxy_redis.cache",
+    "RedisLimitStore": "ccproxy_redis.quota",
     "RedisLimiterState": "ccproxy_redis.limiter",
     "RedisLink": "ccproxy_redis.link",
     "Unavailable": "ccproxy_redis.link",

@@ -21,6 +21,7 @@ from ccproxy_redis.breaker import RedisBreakerState
 from ccproxy_redis.limiter import RedisLimiterState
 from ccproxy_redis.link import LuaScript, RedisLink, Unavailable
 from ccproxy_redis.options import RedisOptions
+from ccproxy_redis.quota import RedisLimitStore
 
 SCAN_BATCH = 500
 
@@ -56,7 +57,8 @@ def match_pattern(prefix: str) -> str:
 
 
 class RedisCacheBackend(CacheBackend):
-    """The cache backend "redis" (see the module docstring); `shared_states()` puts limits and breakers in Redis."""
+    """The cache backend "redis" (see the module docstring); `shared_states()` puts the upstream limits and breakers
+    in Redis, `shared_limit_store()` the client keys' rpm, tpm and budgets."""
 
     name = "redis"
     shared = True
@@ -70,6 +72,7 @@ class RedisCacheBackend(CacheBackend):
             breaker=RedisBreakerState(self.link, trial_ttl=options.breaker_trial_ttl),
             limiter=RedisLimiterState(self.link),
         )
+        self._limits = RedisLimitStore(self.link)
 
     async def open(self) -> None:
         await self.link.open()
@@ -79,6 +82,9 @@ class RedisCacheBackend(CacheBackend):
 
     def shared_states(self) -> UpstreamStates:
         return self._states
+
+    def shared_limit_store(self) -> RedisLimitStore:
+        return self._limits
 
     async def ready(self) -> str | None:
         """GET /ready: a PING now (or at once "unreachable" while the link knows Redis is down)."""

@@ -11,6 +11,7 @@ import anthropic
 import pytest
 import redis
 
+from ccproxy.keys import key_id
 from tests.support.proxy_process import FakeUpstream, ProxyServer, start_fake_openai, start_proxy
 from tests.support.redis_server import RedisServer
 
@@ -26,10 +27,14 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUpstream]
     fake.process.stop()
 
 
-def proxy(tmp_path: Path, upstream: FakeUpstream, server: RedisServer, prefix: str, name: str) -> ProxyServer:
+def proxy(
+    tmp_path: Path, upstream: FakeUpstream, server: RedisServer, prefix: str, name: str, more_config: str = ""
+) -> ProxyServer:
     config = tmp_path / f"{name}.toml"
     # The URL comes from REDIS_URL, as a deployment would give it.
-    config.write_text(f'[ccproxy]\ncache = "redis"\n\n[plugins.redis]\nkey_prefix = "{prefix}"\nretry_interval = 0.2\n')
+    config.write_text(
+        f'[ccproxy]\ncache = "redis"\n\n[plugins.redis]\nkey_prefix = "{prefix}"\nretry_interval = 0.2\n{more_config}'
+    )
     return start_proxy(
         tmp_path,
         upstream=upstream,
@@ -42,8 +47,8 @@ def proxy(tmp_path: Path, upstream: FakeUpstream, server: RedisServer, prefix: s
     )
 
 
-def count(server: ProxyServer) -> int:
-    with anthropic.Anthropic(base_url=server.base_url, api_key="dummy", max_retries=0, timeout=30) as sdk:
+def count(server: ProxyServer, key: str = "dummy") -> int:
+    with anthropic.Anthropic(base_url=server.base_url, api_key=key, max_retries=0, timeout=30) as sdk:
         return sdk.messages.count_tokens(model="claude-sonnet-5", messages=MESSAGES).input_tokens
 
 
@@ -88,3 +93,34 @@ def test_a_dead_redis_fails_no_request_and_is_used_again_once_back(
         server.stop_and_check()
     log = server.process.log_text()
     assert log.count("is unavailable") == 1 and log.count("is back") == 1
+
+
+def test_a_keys_requests_per_minute_hold_across_two_proxy_processes(
+    tmp_path: Path, upstream: FakeUpstream, redis_server: RedisServer, prefix: str
+) -> None:
+    """A client key with rpm = 3 gets three requests a minute from the two instances together, not three from each:
+    its window is in Redis (ccproxy_redis.quota)."""
+    key = "ck-team-fleet-0123456789abcdef"
+    limited = f'\n[[auth.keys]]\nkey = "{key}"\nname = "fleet"\nrpm = 3\n'
+    first = proxy(tmp_path, upstream, redis_server, prefix, "proxy-key-a", limited)
+    second = proxy(tmp_path, upstream, redis_server, prefix, "proxy-key-b", limited)
+    try:
+        assert count(first, key) > 0 and count(second, key) > 0 and count(first, key) > 0
+        for server in (second, first):
+            with pytest.raises(anthropic.RateLimitError) as refused:
+                count(server, key)
+            body = refused.value.body
+            assert isinstance(body, dict) and body["type"] == "error"
+            assert body["error"]["type"] == "rate_limit_error"
+            assert "'fleet' is over its limit of 3 requests per minute" in body["error"]["message"]
+            assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
+        raw = redis.Redis.from_url(redis_server.url)
+        try:
+            assert raw.zcard(f"{prefix}quota:rpm:" + key_id(key)) == 3
+        finally:
+            raw.close()
+    finally:
+        first.stop_and_check()
+        second.stop_and_check()
+    for server in (first, second):
+        assert key not in server.process.log_text()
