@@ -1,5 +1,5 @@
-"""What Redis costs per operation: cache get/set, limiter acquire, breaker admit+record, and a whole request's state
-work through the upstream stack — each next to the in-memory equivalent.
+"""What Redis costs per operation: cache get/set, limiter acquire, breaker admit+record, a whole request's state
+work through the upstream stack, and a client key's limits — each next to the in-memory equivalent.
 
 Run as `.venv/bin/python benchmarks/redis_roundtrip.py [--ops N] [--json FILE]`: it starts its own redis-server on a
 free port (no persistence) and drives it from this process on uvloop, one operation at a time (latency: what one
@@ -22,6 +22,7 @@ from bench_harness import Child, cpu_seconds, free_port, run_async, scratch_dir,
 
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
 from ccproxy.interfaces import CacheBackend
+from ccproxy.quota import LimitStore, MemoryLimitStore
 from ccproxy.upstream import (
     CircuitBreakerUpstream,
     InMemoryBreakerState,
@@ -104,7 +105,7 @@ def stack(states: UpstreamStates) -> CircuitBreakerUpstream:
     return CircuitBreakerUpstream(limited, name="bench", failures=5, cooldown=60.0, state=states.breaker)
 
 
-def operations(cache: CacheBackend, states: UpstreamStates) -> dict[str, Operation]:
+def operations(cache: CacheBackend, states: UpstreamStates, limits: LimitStore) -> dict[str, Operation]:
     upstream = stack(states)
 
     async def cache_get(index: int) -> None:
@@ -126,12 +127,28 @@ def operations(cache: CacheBackend, states: UpstreamStates) -> dict[str, Operati
         response = await upstream.send(request())
         await response.aclose()
 
+    async def key_rpm(index: int) -> None:
+        await limits.take("rpm:key_bench", 10**9, time.monotonic())
+
+    async def key_all_limits(index: int) -> None:
+        # What KeyLimits.check asks for a key with tpm, a budget and rpm, and what its request adds when it is done
+        # (the additions go in the background; flushed here so that their cost is counted).
+        now = time.monotonic()
+        await limits.over("tpm:key_bench", 10**12, now)
+        await limits.spent("budget:key_bench:2026-11-30")
+        await limits.take("rpm:key_bench", 10**9, now)
+        limits.add("tpm:key_bench", 1_000, now)
+        limits.spend("budget:key_bench:2026-11-30", 0.001, time.time() + 3600)
+        await limits.flush()
+
     return {
         "cache get (hit, 2 KB value)": cache_get,
         "cache set (2 KB value)": cache_set,
         "limiter acquire": acquire,
         "breaker admit + record": admit_record,
         "request through breaker + limiter (2 round trips)": whole_request,
+        "client key rpm (take)": key_rpm,
+        "client key with rpm, tpm and budget (5 round trips)": key_all_limits,
     }
 
 
@@ -147,11 +164,11 @@ async def run(ops: int) -> list[Figures]:
             await memory.set(f"k{index}", VALUE)
             await redis_cache.set(f"k{index}", VALUE)
         try:
-            for store, cache, states, pid in (
-                ("memory", memory, in_memory, None),
-                ("redis", redis_cache, redis_cache.shared_states(), server.pid),
+            for store, cache, states, limits, pid in (
+                ("memory", memory, in_memory, MemoryLimitStore(), None),
+                ("redis", redis_cache, redis_cache.shared_states(), redis_cache.shared_limit_store(), server.pid),
             ):
-                for name, operation in operations(cache, states).items():
+                for name, operation in operations(cache, states, limits).items():
                     results.append(await measure(name, store, operation, ops, pid))
                     print(format_row(results[-1]), flush=True)
             assert redis_cache.link.up and redis_cache.link.failed == 0, "Redis failed during the run"
