@@ -13,10 +13,18 @@ import calendar
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Literal
+from typing import Literal, NamedTuple
 
 WINDOW_SECONDS = 60.0
 Period = Literal["day", "month"]
+
+
+class Refusal(NamedTuple):
+    """Which limit a request did not fit (`LimitStore.check`): for a window (`tpm`, `rpm`), the seconds until it has
+    room; for a `budget`, what the period has spent."""
+
+    limit: Literal["tpm", "budget", "rpm"]
+    value: float
 
 
 class LimitStore(ABC):
@@ -45,6 +53,47 @@ class LimitStore(ABC):
 
     async def flush(self) -> None:  # noqa: B027 — optional: a store that counts at once has nothing on its way
         """Wait until what `add` and `spend` queued has been counted (at server stop)."""
+
+    async def check(
+        self,
+        now: float,
+        *,
+        tpm: tuple[str, int] | None = None,
+        budget: tuple[str, float] | None = None,
+        rpm: tuple[str, int] | None = None,
+    ) -> Refusal | None:
+        """A key's limits before its request, in this order: the tokens window `tpm` (name, limit) is below its
+        limit (`over`), the period counter `budget` (name, limit) is below its limit (`spent`), and one more request
+        fits the window `rpm` (name, limit), which then counts it (`take`). None when all hold, else the first that
+        does not. A shared store may answer all three in one round trip (ccproxy-redis does)."""
+        if tpm is not None:
+            wait = await self.over(tpm[0], tpm[1], now)
+            if wait is not None:
+                return Refusal("tpm", wait)
+        if budget is not None:
+            spent = await self.spent(budget[0])
+            if spent >= budget[1]:
+                return Refusal("budget", spent)
+        if rpm is not None:
+            wait = await self.take(rpm[0], rpm[1], now)
+            if wait is not None:
+                return Refusal("rpm", wait)
+        return None
+
+    def record(
+        self,
+        now: float,
+        *,
+        tokens: tuple[str, float] | None = None,
+        cost: tuple[str, float, float] | None = None,
+    ) -> None:
+        """What a key's finished request used: `tokens` (window name, amount) added to its tokens window, `cost`
+        (counter name, US dollars, the epoch second the period ends) to its budget. Must not block. A shared store
+        may send both in one round trip (ccproxy-redis does)."""
+        if tokens is not None:
+            self.add(tokens[0], tokens[1], now)
+        if cost is not None:
+            self.spend(*cost)
 
 
 class MemoryLimitStore(LimitStore):

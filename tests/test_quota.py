@@ -7,6 +7,7 @@ import calendar
 import pytest
 
 from ccproxy.quota import MemoryLimitStore, period_bounds
+from tests.support.limit_stores import check_in_order, record_both
 
 
 async def test_take_counts_events_in_a_sliding_minute() -> None:
@@ -45,3 +46,11 @@ def test_period_bounds_are_utc_days_and_months() -> None:
     december = calendar.timegm((2026, 12, 31, 23, 59, 59))
     assert period_bounds("month", december) == ("2026-12", calendar.timegm((2027, 1, 1, 0, 0, 0)))
     assert period_bounds("day", december)[1] == calendar.timegm((2027, 1, 1, 0, 0, 0))
+
+
+async def test_check_asks_the_limits_in_order_and_counts_only_a_request_that_fits() -> None:
+    await check_in_order(MemoryLimitStore())
+
+
+async def test_record_adds_tokens_and_cost() -> None:
+    await record_both(MemoryLimitStore())

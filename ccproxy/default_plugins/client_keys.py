@@ -17,7 +17,7 @@ from ccproxy.events import RequestRecord
 from ccproxy.hookspecs import RegisterAuthenticator, RegisterGuardrail, RegisterObserver, hookimpl
 from ccproxy.interfaces import Authenticator, AuthRequest, Guardrail, GuardrailContext, Observer, Principal
 from ccproxy.keys import ADMIN_KEY_ID, ClientKey, KeyTable, presented_key
-from ccproxy.quota import WINDOW_SECONDS, LimitStore, MemoryLimitStore, period_bounds
+from ccproxy.quota import LimitStore, MemoryLimitStore, period_bounds
 from ccproxy.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,44 +63,43 @@ class KeyLimits(Observer):
 
     async def check(self, client: ClientKey) -> None:
         """Raise 429 rate_limit_error with retry-after when the key is over a limit; else count this request."""
-        now = self.clock()
-        if client.tpm:
-            wait = await self.store.over("tpm:" + client.key_id, client.tpm, now)
-            if wait is not None:
-                raise rate_limited(
-                    f"key {client.name!r} is over its limit of {client.tpm} tokens per minute; retry in {wait:.0f} s",
-                    wait,
-                )
-        if client.budget_usd is not None:
-            label, ends = period_bounds(client.budget_period, self.wall())
-            spent = await self.store.spent(f"budget:{client.key_id}:{label}")
-            if spent >= client.budget_usd:
-                raise rate_limited(
-                    f"key {client.name!r} has spent its budget of ${client.budget_usd:g} for "
-                    f"{_PERIOD_WORDS[client.budget_period]} (${spent:.4f}); it renews at the start of the next "
-                    f"{client.budget_period}",
-                    ends - self.wall(),
-                )
-        if client.rpm:
-            wait = await self.store.take("rpm:" + client.key_id, client.rpm, now)
-            if wait is not None:
-                raise rate_limited(
-                    f"key {client.name!r} is over its limit of {client.rpm} requests per minute; retry in {wait:.0f} s",
-                    wait,
-                )
+        name = client.key_id
+        label, ends = period_bounds(client.budget_period, self.wall()) if client.budget_usd is not None else ("", 0.0)
+        refusal = await self.store.check(
+            self.clock(),
+            tpm=("tpm:" + name, client.tpm) if client.tpm else None,
+            budget=(f"budget:{name}:{label}", client.budget_usd) if client.budget_usd is not None else None,
+            rpm=("rpm:" + name, client.rpm) if client.rpm else None,
+        )
+        if refusal is None:
+            return
+        limit, value = refusal
+        if limit == "budget":
+            raise rate_limited(
+                f"key {client.name!r} has spent its budget of ${client.budget_usd:g} for "
+                f"{_PERIOD_WORDS[client.budget_period]} (${value:.4f}); it renews at the start of the next "
+                f"{client.budget_period}",
+                ends - self.wall(),
+            )
+        what = f"{client.tpm} tokens" if limit == "tpm" else f"{client.rpm} requests"
+        raise rate_limited(f"key {client.name!r} is over its limit of {what} per minute; retry in {value:.0f} s", value)
 
     def request_done(self, record: RequestRecord) -> None:
         """Count the tokens and cost of a finished request against its key's tpm and budget."""
         client = self.table.by_id.get(record.key_id or "")
         if client is None:
             return
+        tokens = None
         if client.tpm:
-            tokens = record.input_tokens + record.output_tokens + record.cache_read_tokens + record.cache_write_tokens
-            if tokens:
-                self.store.add("tpm:" + client.key_id, tokens, self.clock(), WINDOW_SECONDS)
+            used = record.input_tokens + record.output_tokens + record.cache_read_tokens + record.cache_write_tokens
+            if used:
+                tokens = ("tpm:" + client.key_id, float(used))
+        cost = None
         if client.budget_usd is not None and record.cost_usd:
             label, ends = period_bounds(client.budget_period, self.wall())
-            self.store.spend(f"budget:{client.key_id}:{label}", record.cost_usd, ends)
+            cost = (f"budget:{client.key_id}:{label}", record.cost_usd, ends)
+        if tokens is not None or cost is not None:
+            self.store.record(self.clock(), tokens=tokens, cost=cost)
 
 
 class ClientKeyAuthenticator(Authenticator):

@@ -19,73 +19,119 @@ import itertools
 import math
 import os
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from redis.asyncio import Redis
 
-from ccproxy.quota import WINDOW_SECONDS, LimitStore, MemoryLimitStore
+from ccproxy.quota import WINDOW_SECONDS, LimitStore, MemoryLimitStore, Refusal
 from ccproxy_redis.clock import NOW, now_argument
 from ccproxy_redis.link import LuaScript, RedisLink, Unavailable
 
-# Shared by the window scripts (KEYS: the set, its total): drop the events that left the window ending at `clock`.
-_TRIM = """
-local function trim(clock, window)
+# Shared by the window scripts: a window is a sorted set (`set`) and its sum (`total`).
+_WINDOWS = """
+local function trim(set, total, clock, window)
   local horizon = clock - window
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', horizon)
+  local expired = redis.call('ZRANGEBYSCORE', set, '-inf', horizon)
   if #expired > 0 then
     local freed = 0
     for _, member in ipairs(expired) do freed = freed + tonumber(string.match(member, '^([^:]+):')) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', horizon)
-    redis.call('INCRBYFLOAT', KEYS[2], -freed)
+    redis.call('ZREMRANGEBYSCORE', set, '-inf', horizon)
+    redis.call('INCRBYFLOAT', total, -freed)
   end
   return horizon
 end
-local function count(clock, amount, member, window)
+local function count(set, total, clock, amount, member, window)
   local ttl = math.ceil(window * 1000) + 1000
-  redis.call('ZADD', KEYS[1], string.format('%.6f', clock), amount .. ':' .. member)
-  redis.call('INCRBYFLOAT', KEYS[2], amount)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('ZADD', set, string.format('%.6f', clock), amount .. ':' .. member)
+  redis.call('INCRBYFLOAT', total, amount)
+  redis.call('PEXPIRE', set, ttl)
+  redis.call('PEXPIRE', total, ttl)
 end
-local function oldest_leaves(horizon)
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local function oldest_leaves(set, horizon)
+  local oldest = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
   return string.format('%.6f', math.max(tonumber(oldest[2]) - horizon, 0))
+end
+local function over(set, total, clock, window, limit)
+  local horizon = trim(set, total, clock, window)
+  if redis.call('ZCARD', set) == 0 or tonumber(redis.call('GET', total) or '0') < limit then return nil end
+  return oldest_leaves(set, horizon)
+end
+local function take(set, total, clock, window, limit, member)
+  local horizon = trim(set, total, clock, window)
+  if redis.call('ZCARD', set) >= limit then return oldest_leaves(set, horizon) end
+  count(set, total, clock, 1, member, window)
+  return nil
 end
 """
 
 
 def _window_script(body: str) -> LuaScript:
-    """A script over one window (KEYS: its set, its total) that reads the clock and may trim, count and answer."""
-    return LuaScript(NOW + _TRIM + body)
+    """A script that reads the clock and works on windows (the functions above)."""
+    return LuaScript(NOW + _WINDOWS + body)
 
 
-# ARGV: now, limit, window, member. Counts one event when fewer than `limit` are in the window: '' (counted), else
-# the seconds until the oldest leaves.
+# KEYS: the set, its total. ARGV: now, limit, window, member. Counts one event when fewer than `limit` are in the
+# window: '' (counted), else the seconds until the oldest leaves.
 TAKE = _window_script(
     """
-local clock, limit, window = now(), tonumber(ARGV[2]), tonumber(ARGV[3])
-local horizon = trim(clock, window)
-if redis.call('ZCARD', KEYS[1]) >= limit then return oldest_leaves(horizon) end
-count(clock, 1, ARGV[4], window)
+return take(KEYS[1], KEYS[2], now(), tonumber(ARGV[3]), tonumber(ARGV[2]), ARGV[4]) or ''
+"""
+)
+
+# KEYS: the set, its total. ARGV: now, limit, window. '' while the window's total is below `limit`, else the seconds
+# until its oldest leaves.
+OVER = _window_script(
+    """
+return over(KEYS[1], KEYS[2], now(), tonumber(ARGV[3]), tonumber(ARGV[2])) or ''
+"""
+)
+
+# KEYS: the set, its total. ARGV: now, amount, window, member. Adds `amount` to the window.
+ADD = _window_script(
+    """
+local clock, window = now(), tonumber(ARGV[3])
+trim(KEYS[1], KEYS[2], clock, window)
+count(KEYS[1], KEYS[2], clock, ARGV[2], ARGV[4], window)
 return ''
 """
 )
 
-# ARGV: now, limit, window. '' while the window's total is below `limit`, else the seconds until its oldest leaves.
-OVER = _window_script(
+# LimitStore.check in one round trip. KEYS: the tpm set and total, the budget counter, the rpm set and total.
+# ARGV: now, window, tpm limit (0: none), budget limit ('': none), rpm limit (0: none), member.
+# Returns {} when every limit holds (the rpm window then counts the request), else {limit, value}.
+CHECK = _window_script(
     """
-local clock, limit, window = now(), tonumber(ARGV[2]), tonumber(ARGV[3])
-local horizon = trim(clock, window)
-if redis.call('ZCARD', KEYS[1]) == 0 or tonumber(redis.call('GET', KEYS[2]) or '0') < limit then return '' end
-return oldest_leaves(horizon)
+local clock, window = now(), tonumber(ARGV[2])
+local tpm, budget, rpm = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+if tpm > 0 then
+  local wait = over(KEYS[1], KEYS[2], clock, window, tpm)
+  if wait then return {'tpm', wait} end
+end
+if budget ~= '' then
+  local spent = redis.call('GET', KEYS[3]) or '0'
+  if tonumber(spent) >= tonumber(budget) then return {'budget', spent} end
+end
+if rpm > 0 then
+  local wait = take(KEYS[4], KEYS[5], clock, window, rpm, ARGV[6])
+  if wait then return {'rpm', wait} end
+end
+return {}
 """
 )
 
-# ARGV: now, amount, window, member. Adds `amount` to the window.
-ADD = _window_script(
+# LimitStore.record in one round trip. KEYS: the tokens set and total, the budget counter. ARGV: now, window, tokens
+# ('': none), member, cost ('': none), the epoch second the budget's period ends.
+RECORD = _window_script(
     """
-local clock, window = now(), tonumber(ARGV[3])
-trim(clock, window)
-count(clock, ARGV[2], ARGV[4], window)
+if ARGV[3] ~= '' then
+  local clock, window = now(), tonumber(ARGV[2])
+  trim(KEYS[1], KEYS[2], clock, window)
+  count(KEYS[1], KEYS[2], clock, ARGV[3], ARGV[4], window)
+end
+if ARGV[5] ~= '' then
+  redis.call('INCRBYFLOAT', KEYS[3], ARGV[5])
+  redis.call('EXPIREAT', KEYS[3], ARGV[6])
+end
 return ''
 """
 )
@@ -98,6 +144,9 @@ redis.call('EXPIREAT', KEYS[1], ARGV[2])
 return ''
 """
 )
+
+
+_LIMITS: dict[str, Literal["tpm", "budget", "rpm"]] = {"tpm": "tpm", "budget": "budget", "rpm": "rpm"}
 
 
 class RedisLimitStore(LimitStore):
@@ -137,12 +186,67 @@ class RedisLimitStore(LimitStore):
             return await self.fallback.over(name, limit, now, window)
         return _seconds(wait)
 
+    async def check(
+        self,
+        now: float,
+        *,
+        tpm: tuple[str, int] | None = None,
+        budget: tuple[str, float] | None = None,
+        rpm: tuple[str, int] | None = None,
+    ) -> Refusal | None:
+        """The three checks in one script (one round trip), in LimitStore.check's order."""
+        unused = self.prefix + "unused"  # a key name for a limit the key does not have (never touched)
+        tpm_keys = self._window(tpm[0]) if tpm is not None else (unused, unused)
+        rpm_keys = self._window(rpm[0]) if rpm is not None else (unused, unused)
+        keys = (*tpm_keys, self.prefix + budget[0] if budget is not None else unused, *rpm_keys)
+        args = (
+            now_argument(now, self.server_clock),
+            WINDOW_SECONDS,
+            tpm[1] if tpm is not None else 0,
+            _number(budget[1]) if budget is not None else "",
+            rpm[1] if rpm is not None else 0,
+            self._member(),
+        )
+        try:
+            answer = await self.link.run(lambda client: CHECK(client, keys, args))
+        except Unavailable:
+            return await self.fallback.check(now, tpm=tpm, budget=budget, rpm=rpm)
+        if not answer:
+            return None
+        limit, value = (part.decode() if isinstance(part, bytes) else str(part) for part in answer)
+        return Refusal(_LIMITS[limit], float(value))
+
     def add(self, name: str, amount: float, now: float, window: float = WINDOW_SECONDS) -> None:
         args = (now_argument(now, self.server_clock), _number(amount), window, self._member())
         self._send(
             lambda client: ADD(client, self._window(name), args),
             lambda: self.fallback.add(name, amount, now, window),
         )
+
+    def record(
+        self,
+        now: float,
+        *,
+        tokens: tuple[str, float] | None = None,
+        cost: tuple[str, float, float] | None = None,
+    ) -> None:
+        """The tokens and the cost in one script, sent in the background."""
+        unused = self.prefix + "unused"  # a key name for what this request did not use (never touched)
+        window_set, window_total = self._window(tokens[0]) if tokens is not None else (unused, unused)
+        keys = (window_set, window_total, self.prefix + cost[0] if cost is not None else unused)
+        args = (
+            now_argument(now, self.server_clock),
+            WINDOW_SECONDS,
+            _number(tokens[1]) if tokens is not None else "",
+            self._member(),
+            _number(cost[1]) if cost is not None else "",
+            math.ceil(cost[2]) if cost is not None else 0,
+        )
+
+        def fallback() -> None:
+            self.fallback.record(now, tokens=tokens, cost=cost)
+
+        self._send(lambda client: RECORD(client, keys, args), fallback)
 
     async def spent(self, name: str) -> float:
         try:

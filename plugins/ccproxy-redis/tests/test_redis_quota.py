@@ -14,6 +14,7 @@ from redis_testing import options
 
 from ccproxy.quota import MemoryLimitStore
 from ccproxy_redis import RedisCacheBackend, RedisLimitStore
+from tests.support.limit_stores import check_in_order, record_both
 from tests.support.redis_server import RedisServer
 
 
@@ -126,5 +127,32 @@ async def test_while_redis_is_down_keys_are_limited_per_process(outage_server: R
         await store.flush()
         assert await store.spent("budget:k:2026-11") == 0.5
         assert await store.over("tpm:k", 10, now=100.0) == 60.0
+        assert await store.check(100.0, rpm=("rpm:one", 1)) is None
+        assert await store.check(100.0, budget=("budget:k:2026-11", 0.5), rpm=("rpm:one", 1)) == ("budget", 0.5)
+        store.record(100.0, tokens=("tpm:k", 5.0))
+        await store.flush()
+        assert await store.over("tpm:k", 16, now=100.0) is None and await store.over("tpm:k", 15, now=100.0) == 60.0
+    finally:
+        await backend.close()
+
+
+async def test_check_and_record_answer_like_the_in_process_store_in_one_round_trip_each(
+    redis_server: RedisServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = RedisCacheBackend(options(redis_server.url, prefix))
+    await backend.open()
+    try:
+        store = RedisLimitStore(backend.link, server_clock=False)
+        await check_in_order(store)
+        trips = []
+        run = backend.link.run
+        monkeypatch.setattr(backend.link, "run", lambda operation: trips.append(1) or run(operation))
+        assert await store.check(200.0, tpm=("tpm:k", 10**6), budget=("budget:k:d", 5.0), rpm=("rpm:k", 10)) is None
+        assert trips == [1]
+        store.record(200.0, tokens=("tpm:k", 10.0), cost=("budget:k:d", 0.5, time.time() + 60))
+        await store.flush()
+        assert trips == [1, 1]
+        monkeypatch.undo()
+        await record_both(store)
     finally:
         await backend.close()
