@@ -58,16 +58,17 @@ class LimitStore(ABC):
         self,
         now: float,
         *,
-        tpm: tuple[str, int] | None = None,
+        tpm: tuple[str, float] | None = None,
         budget: tuple[str, float] | None = None,
         rpm: tuple[str, int] | None = None,
+        window: float = WINDOW_SECONDS,
     ) -> Refusal | None:
         """A key's limits before its request, in this order: the tokens window `tpm` (name, limit) is below its
         limit (`over`), the period counter `budget` (name, limit) is below its limit (`spent`), and one more request
         fits the window `rpm` (name, limit), which then counts it (`take`). None when all hold, else the first that
         does not. A shared store may answer all three in one round trip (ccproxy-redis does)."""
         if tpm is not None:
-            wait = await self.over(tpm[0], tpm[1], now)
+            wait = await self.over(tpm[0], tpm[1], now, window)
             if wait is not None:
                 return Refusal("tpm", wait)
         if budget is not None:
@@ -75,7 +76,7 @@ class LimitStore(ABC):
             if spent >= budget[1]:
                 return Refusal("budget", spent)
         if rpm is not None:
-            wait = await self.take(rpm[0], rpm[1], now)
+            wait = await self.take(rpm[0], rpm[1], now, window)
             if wait is not None:
                 return Refusal("rpm", wait)
         return None
@@ -86,12 +87,13 @@ class LimitStore(ABC):
         *,
         tokens: tuple[str, float] | None = None,
         cost: tuple[str, float, float] | None = None,
+        window: float = WINDOW_SECONDS,
     ) -> None:
         """What a key's finished request used: `tokens` (window name, amount) added to its tokens window, `cost`
         (counter name, US dollars, the epoch second the period ends) to its budget. Must not block. A shared store
         may send both in one round trip (ccproxy-redis does)."""
         if tokens is not None:
-            self.add(tokens[0], tokens[1], now)
+            self.add(tokens[0], tokens[1], now, window)
         if cost is not None:
             self.spend(*cost)
 

@@ -6,8 +6,10 @@ event of the last minute (score: the server's time; member: `<amount>:<unique id
 sliding window like the in-process store's. Per budget period (`budget:key_ab12cd34:2026-11`): a float under
 `<prefix>quota:<name>`, expiring when the period ends.
 
-The checks (`take`, `over`, `spent`) are one round trip each. Adding a finished request's tokens and cost must not
-block (an observer calls it): it is sent in the background, and `flush()` waits for what is still on its way. While
+Two scripts do all the counting: CHECK answers a request's limits (`check`; `take` and `over` are it with one
+window), RECORD adds what a request used (`record`; `add` and `spend` are it with one amount). Each is one round
+trip; `spent` is a GET. What `record` adds must not block (an observer calls it): it is sent in the background, and
+`flush()` waits for what is still on its way. While
 Redis is unavailable every operation falls back to this process's own counters (per-process limits), as the upstream
 limiter does.
 """
@@ -70,32 +72,6 @@ def _window_script(body: str) -> LuaScript:
     return LuaScript(NOW + _WINDOWS + body)
 
 
-# KEYS: the set, its total. ARGV: now, limit, window, member. Counts one event when fewer than `limit` are in the
-# window: '' (counted), else the seconds until the oldest leaves.
-TAKE = _window_script(
-    """
-return take(KEYS[1], KEYS[2], now(), tonumber(ARGV[3]), tonumber(ARGV[2]), ARGV[4]) or ''
-"""
-)
-
-# KEYS: the set, its total. ARGV: now, limit, window. '' while the window's total is below `limit`, else the seconds
-# until its oldest leaves.
-OVER = _window_script(
-    """
-return over(KEYS[1], KEYS[2], now(), tonumber(ARGV[3]), tonumber(ARGV[2])) or ''
-"""
-)
-
-# KEYS: the set, its total. ARGV: now, amount, window, member. Adds `amount` to the window.
-ADD = _window_script(
-    """
-local clock, window = now(), tonumber(ARGV[3])
-trim(KEYS[1], KEYS[2], clock, window)
-count(KEYS[1], KEYS[2], clock, ARGV[2], ARGV[4], window)
-return ''
-"""
-)
-
 # LimitStore.check in one round trip. KEYS: the tpm set and total, the budget counter, the rpm set and total.
 # ARGV: now, window, tpm limit (0: none), budget limit ('': none), rpm limit (0: none), member.
 # Returns {} when every limit holds (the rpm window then counts the request), else {limit, value}.
@@ -136,16 +112,6 @@ return ''
 """
 )
 
-# KEYS: the period's counter. ARGV: amount, the epoch second the period ends.
-SPEND = LuaScript(
-    """
-redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
-redis.call('EXPIREAT', KEYS[1], ARGV[2])
-return ''
-"""
-)
-
-
 _LIMITS: dict[str, Literal["tpm", "budget", "rpm"]] = {"tpm": "tpm", "budget": "budget", "rpm": "rpm"}
 
 
@@ -171,37 +137,37 @@ class RedisLimitStore(LimitStore):
         return f"{self._tag}-{next(self._ids)}"
 
     async def take(self, name: str, limit: int, now: float, window: float = WINDOW_SECONDS) -> float | None:
-        args = (now_argument(now, self.server_clock), limit, window, self._member())
-        try:
-            wait = await self.link.run(lambda client: TAKE(client, self._window(name), args))
-        except Unavailable:
-            return await self.fallback.take(name, limit, now, window)
-        return _seconds(wait)
+        refusal = await self.check(now, rpm=(name, limit), window=window)
+        return None if refusal is None else refusal.value
 
     async def over(self, name: str, limit: float, now: float, window: float = WINDOW_SECONDS) -> float | None:
-        args = (now_argument(now, self.server_clock), limit, window)
-        try:
-            wait = await self.link.run(lambda client: OVER(client, self._window(name), args))
-        except Unavailable:
-            return await self.fallback.over(name, limit, now, window)
-        return _seconds(wait)
+        refusal = await self.check(now, tpm=(name, limit), window=window)
+        return None if refusal is None else refusal.value
+
+    def add(self, name: str, amount: float, now: float, window: float = WINDOW_SECONDS) -> None:
+        self.record(now, tokens=(name, amount), window=window)
+
+    def spend(self, name: str, amount: float, expires_at: float) -> None:
+        self.record(0.0, cost=(name, amount, expires_at))  # `now` is read only for tokens
 
     async def check(
         self,
         now: float,
         *,
-        tpm: tuple[str, int] | None = None,
+        tpm: tuple[str, float] | None = None,
         budget: tuple[str, float] | None = None,
         rpm: tuple[str, int] | None = None,
+        window: float = WINDOW_SECONDS,
     ) -> Refusal | None:
-        """The three checks in one script (one round trip), in LimitStore.check's order."""
+        """The checks in one script (one round trip), in LimitStore.check's order; `take` and `over` are this with
+        one window."""
         unused = self.prefix + "unused"  # a key name for a limit the key does not have (never touched)
         tpm_keys = self._window(tpm[0]) if tpm is not None else (unused, unused)
         rpm_keys = self._window(rpm[0]) if rpm is not None else (unused, unused)
         keys = (*tpm_keys, self.prefix + budget[0] if budget is not None else unused, *rpm_keys)
         args = (
             now_argument(now, self.server_clock),
-            WINDOW_SECONDS,
+            window,
             tpm[1] if tpm is not None else 0,
             _number(budget[1]) if budget is not None else "",
             rpm[1] if rpm is not None else 0,
@@ -210,18 +176,11 @@ class RedisLimitStore(LimitStore):
         try:
             answer = await self.link.run(lambda client: CHECK(client, keys, args))
         except Unavailable:
-            return await self.fallback.check(now, tpm=tpm, budget=budget, rpm=rpm)
+            return await self.fallback.check(now, tpm=tpm, budget=budget, rpm=rpm, window=window)
         if not answer:
             return None
         limit, value = (part.decode() if isinstance(part, bytes) else str(part) for part in answer)
         return Refusal(_LIMITS[limit], float(value))
-
-    def add(self, name: str, amount: float, now: float, window: float = WINDOW_SECONDS) -> None:
-        args = (now_argument(now, self.server_clock), _number(amount), window, self._member())
-        self._send(
-            lambda client: ADD(client, self._window(name), args),
-            lambda: self.fallback.add(name, amount, now, window),
-        )
 
     def record(
         self,
@@ -229,14 +188,16 @@ class RedisLimitStore(LimitStore):
         *,
         tokens: tuple[str, float] | None = None,
         cost: tuple[str, float, float] | None = None,
+        window: float = WINDOW_SECONDS,
     ) -> None:
-        """The tokens and the cost in one script, sent in the background."""
+        """The tokens and the cost in one script, sent in the background; `add` and `spend` are this with one of
+        them."""
         unused = self.prefix + "unused"  # a key name for what this request did not use (never touched)
         window_set, window_total = self._window(tokens[0]) if tokens is not None else (unused, unused)
         keys = (window_set, window_total, self.prefix + cost[0] if cost is not None else unused)
         args = (
             now_argument(now, self.server_clock),
-            WINDOW_SECONDS,
+            window,
             _number(tokens[1]) if tokens is not None else "",
             self._member(),
             _number(cost[1]) if cost is not None else "",
@@ -244,7 +205,7 @@ class RedisLimitStore(LimitStore):
         )
 
         def fallback() -> None:
-            self.fallback.record(now, tokens=tokens, cost=cost)
+            self.fallback.record(now, tokens=tokens, cost=cost, window=window)
 
         self._send(lambda client: RECORD(client, keys, args), fallback)
 
@@ -254,13 +215,6 @@ class RedisLimitStore(LimitStore):
         except Unavailable:
             return await self.fallback.spent(name)
         return float(value) if value is not None else 0.0
-
-    def spend(self, name: str, amount: float, expires_at: float) -> None:
-        args = (_number(amount), math.ceil(expires_at))
-        self._send(
-            lambda client: SPEND(client, (self.prefix + name,), args),
-            lambda: self.fallback.spend(name, amount, expires_at),
-        )
 
     async def flush(self) -> None:
         """Wait until every addition sent in the background has reached Redis (or fallen back)."""
@@ -284,12 +238,6 @@ class RedisLimitStore(LimitStore):
             await self.link.run(operation)
         except Unavailable:
             fallback()
-
-
-def _seconds(wait: bytes | str) -> float | None:
-    """A script's answer: '' (within the limit) or the seconds to wait."""
-    text = wait.decode() if isinstance(wait, bytes) else wait
-    return float(text) if text else None
 
 
 def _number(amount: float) -> str:
