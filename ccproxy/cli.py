@@ -185,16 +185,19 @@ def demo_settings() -> dict[str, Any]:
 
 
 def metrics_dir_for_workers(settings: Settings) -> tuple[Settings, str | None]:
-    """With several workers, the prometheus-client multiprocess directory every worker writes its metrics to:
-    PROMETHEUS_MULTIPROC_DIR emptied, or a fresh temporary one (returned, to be removed after serving)."""
+    """With several workers, the directory every worker writes its metrics (prometheus-client multiprocess files)
+    and its usage totals to: PROMETHEUS_MULTIPROC_DIR emptied, or a fresh temporary one (returned, to be removed
+    after serving)."""
     if settings.workers == 1:
         return settings, None
     from ccproxy.metrics import clean_multiprocess_dir
+    from ccproxy.usage import clean_worker_files
 
     if settings.metrics_dir:
         try:
             os.makedirs(settings.metrics_dir, exist_ok=True)
             clean_multiprocess_dir(settings.metrics_dir)
+            clean_worker_files(settings.metrics_dir)
         except OSError as exc:
             where = settings.metrics_dir
             raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR: cannot use {where!r}: {exc.strerror}") from None

@@ -26,6 +26,7 @@ from ccproxy.events import (
 if TYPE_CHECKING:
     from ccproxy.quota import LimitStore
     from ccproxy.upstream.stack import UpstreamStates
+    from ccproxy.usage import SharedUsage
     from ccproxy.wire import Wire
 
 if TYPE_CHECKING:
@@ -238,6 +239,12 @@ class CacheBackend(ABC):
         """The store the client keys' rpm, tpm and budgets should count in, when this backend can share it between
         processes and instances (e.g. Redis); None (the default): every process counts on its own. Asked at server
         start, after `open()`."""
+        return None
+
+    def shared_usage_store(self) -> SharedUsage | None:
+        """Where GET /v1/usage's totals should be summed for every worker and instance, when this backend can share
+        them (e.g. Redis); None (the default): the server's own workers only. Asked at server start, after
+        `open()`."""
         return None
 
 

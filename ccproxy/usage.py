@@ -1,9 +1,18 @@
-"""Usage totals by day (UTC), key and model, summed in this process from the request records."""
+"""Usage totals by day (UTC), key and model: summed in each process from its request records, and shared beyond it.
+
+Each process sums its own records (UsageTotals). What GET /v1/usage reports beyond one process comes from a
+SharedUsage: the server's workers' files (WorkerFiles, several workers on one machine) or a store every instance
+writes to (the Redis cache backend's, `CacheBackend.shared_usage_store()`). Processes publish what they summed once a
+second and before the endpoint reads.
+"""
 
 from __future__ import annotations
 
+import glob
+import json
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import groupby, repeat
 from operator import attrgetter, ge, is_not, or_
 from typing import Any
@@ -34,6 +43,7 @@ COUNTERS = (
     "unpriced_requests",
 )
 Row = list[float]
+RowKey = tuple[str, str, str]  # day (UTC, YYYY-MM-DD), key id ("-" for none), model
 # What decides a record's row (add_all groups runs of records by it, in C).
 _ROW_FIELDS = attrgetter("key_id", "upstream_model", "client_model")
 
@@ -43,7 +53,9 @@ class UsageTotals:
 
     def __init__(self, wall: Callable[[], float] = time.time) -> None:
         self.wall = wall
-        self.rows: dict[tuple[str, str, str], Row] = {}
+        self.rows: dict[RowKey, Row] = {}
+        # The rows added to since a SharedUsage last took them (one set addition per run of records in a batch).
+        self.changed: set[RowKey] = set()
         self.since = wall()
         self._day = ""
         self._day_ends = 0.0
@@ -56,13 +68,14 @@ class UsageTotals:
         now = self.wall()
         if now >= self._day_ends:
             self._new_day(now)
-        day, rows = self._day, self.rows
+        day, rows, changed = self._day, self.rows, self.changed
         for (key_id, upstream_model, client_model), grouped in groupby(records, _ROW_FIELDS):
             run = list(grouped)
             key = (day, key_id or "-", upstream_model or client_model or "-")
             row = rows.get(key)
             if row is None:
                 row = rows[key] = [0.0] * len(COUNTERS)
+            changed.add(key)
             row[0] += len(run)
             row[1] += sum(
                 map(or_, map(ge, map(STATUS, run), repeat(400)), map(is_not, map(ERROR_TYPE, run), repeat(None)))
@@ -84,28 +97,146 @@ class UsageTotals:
         oldest = time.strftime("%Y-%m-%d", time.gmtime(now - KEEP_DAYS * 86400))
         for key in [key for key in self.rows if key[0] < oldest]:
             del self.rows[key]
+            self.changed.discard(key)
 
     def report(self, names: Mapping[str, str], *, day: str | None = None, key: str | None = None) -> dict[str, Any]:
-        """The sums for GET /v1/usage: totals, by day, by key, by model and every row; optionally one day / key."""
+        """This process's sums for GET /v1/usage (see `usage_report`)."""
+        return usage_report(self.rows, names, since=self.since, scope="process", day=day, key=key)
+
+    def oldest_day(self) -> str:
+        """The first day whose rows are kept (older ones are dropped when a new day begins)."""
+        return time.strftime("%Y-%m-%d", time.gmtime(self.wall() - KEEP_DAYS * 86400))
+
+
+def usage_report(
+    rows: Mapping[RowKey, Row],
+    names: Mapping[str, str],
+    *,
+    since: float,
+    scope: str,
+    day: str | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
+    """The sums for GET /v1/usage: totals, by day, by key, by model and every row; optionally one day / key.
+    `scope`: whose requests they count ("process", "server": every worker, "fleet": every instance)."""
+    chosen = [
+        (row_key, counters)
+        for row_key, counters in sorted(rows.items())
+        if (day is None or row_key[0] == day) and (key is None or row_key[1] == key)
+    ]
+    totals = _sum(counters for _, counters in chosen)
+    return {
+        "object": "usage",
+        "scope": scope,
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)),
+        "totals": totals,
+        "by_day": _grouped(chosen, 0),
+        "by_key": {key_id: {"name": names.get(key_id, ""), **sums} for key_id, sums in _grouped(chosen, 1).items()},
+        "by_model": _grouped(chosen, 2),
+        "rows": [
+            {"day": d, "key_id": k, "key_name": names.get(k, ""), "model": m, **_named(counters)}
+            for (d, k, m), counters in chosen
+        ],
+    }
+
+
+def add_rows(into: dict[RowKey, Row], rows: Iterable[tuple[RowKey, Row]]) -> None:
+    """Sum `rows` into `into`, counter by counter."""
+    for row_key, counters in rows:
+        row = into.get(row_key)
+        if row is None:
+            into[row_key] = list(counters)
+        else:
+            for index, value in enumerate(counters):
+                row[index] += value
+
+
+class SharedUnavailable(Exception):
+    """The shared usage could not be read now (its store is down): the endpoint answers with this process's sums."""
+
+
+class SharedUsage:
+    """Usage totals summed beyond this process: every process publishes its own, any process reads the sum.
+
+    `publish` is called once a second, before a read and at shutdown, from one task at a time per process; it must
+    not lose what it could not deliver (the next call sends it). `read` answers every process's rows, this one's
+    included as of its last `publish` (or fresher), and the earliest `since` among them."""
+
+    scope = "fleet"
+
+    async def publish(self, totals: UsageTotals) -> None:
+        raise NotImplementedError
+
+    async def read(self, totals: UsageTotals, *, day: str | None = None) -> tuple[dict[RowKey, Row], float]:
+        """Every process's rows (of `day` only, when given) and since when they count; raises SharedUnavailable."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Called at shutdown, after the last publish."""
+
+
+class WorkerFiles(SharedUsage):
+    """The workers of one server (`ccproxy serve --workers N`) share their sums through files: each writes its rows to
+    `usage_<pid>.json` in the server's multiprocess directory (the one the Prometheus files use, emptied when the
+    server starts), replacing it whole, so a reader never sees half of one. A read sums every worker's file, this
+    worker's live rows instead of its own file. The files of workers that exited stay: what they served still
+    counts."""
+
+    scope = "server"
+
+    def __init__(self, directory: str, pid: int | None = None) -> None:
+        self.directory = directory
+        self.pid = os.getpid() if pid is None else pid
+        self.path = os.path.join(directory, f"usage_{self.pid}.json")
+        self._written = False
+
+    async def publish(self, totals: UsageTotals) -> None:
+        if self._written and not totals.changed:
+            return
+        totals.changed.clear()
+        data = {"since": totals.since, "rows": [[*row_key, *counters] for row_key, counters in totals.rows.items()]}
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump(data, file, separators=(",", ":"))
+        os.replace(temporary, self.path)
+        self._written = True
+
+    async def read(self, totals: UsageTotals, *, day: str | None = None) -> tuple[dict[RowKey, Row], float]:
+        rows: dict[RowKey, Row] = {}
+        since = totals.since
+        oldest = totals.oldest_day()
+        for path in sorted(glob.glob(os.path.join(self.directory, "usage_*.json"))):
+            if path == self.path:
+                continue
+            found = _read_worker_file(path)
+            if found is None:
+                continue
+            file_since, file_rows = found
+            since = min(since, file_since)
+            add_rows(rows, ((k, c) for k, c in file_rows if k[0] >= oldest and (day is None or k[0] == day)))
+        add_rows(rows, ((k, c) for k, c in totals.rows.items() if day is None or k[0] == day))
+        return rows, since
+
+
+def _read_worker_file(path: str) -> tuple[float, list[tuple[RowKey, Row]]] | None:
+    """A worker's file, or None when it is gone or not one ccproxy wrote (skipped, never the endpoint's failure)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
         rows = [
-            (row_key, counters)
-            for row_key, counters in sorted(self.rows.items())
-            if (day is None or row_key[0] == day) and (key is None or row_key[1] == key)
+            ((str(entry[0]), str(entry[1]), str(entry[2])), [float(value) for value in entry[3:]])
+            for entry in data["rows"]
+            if len(entry) == 3 + len(COUNTERS)
         ]
-        totals = _sum(counters for _, counters in rows)
-        return {
-            "object": "usage",
-            "scope": "process",
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
-            "totals": totals,
-            "by_day": _grouped(rows, 0),
-            "by_key": {key_id: {"name": names.get(key_id, ""), **sums} for key_id, sums in _grouped(rows, 1).items()},
-            "by_model": _grouped(rows, 2),
-            "rows": [
-                {"day": d, "key_id": k, "key_name": names.get(k, ""), "model": m, **_named(counters)}
-                for (d, k, m), counters in rows
-            ],
-        }
+        return float(data["since"]), rows
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return None
+
+
+def clean_worker_files(directory: str) -> None:
+    """Remove the usage files a previous run left (with the Prometheus files, before the workers start)."""
+    for path in glob.glob(os.path.join(directory, "usage_*.json*")):
+        os.remove(path)
 
 
 def _named(counters: Row) -> dict[str, Any]:

@@ -3,11 +3,13 @@ and writes one log record per request at INFO (the usage log)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sanic import Request
 from sanic.response import HTTPResponse, json
@@ -22,11 +24,17 @@ from ccproxy.logs import log_fields
 from ccproxy.observers import flush_observers
 from ccproxy.prices import PriceTable
 from ccproxy.settings import Settings
-from ccproxy.usage import UsageTotals
+from ccproxy.usage import SharedUnavailable, SharedUsage, UsageTotals, WorkerFiles, usage_report
 from ccproxy.usage_line import UsageLines
+
+if TYPE_CHECKING:
+    from ccproxy.state import AppState
 
 log = logging.getLogger("ccproxy.usage")
 USAGE_MESSAGE = "request"
+PUBLISH_SECONDS = 1.0  # how often a process publishes its sums to the shared usage (several workers or instances)
+SHUTDOWN_PUBLISH_SECONDS = 5.0  # the last publish at shutdown waits no longer (a store that does not answer)
+UNSHARED = "the shared usage store did not answer: these are this process's sums only"
 
 
 class Pricing(Observer):
@@ -149,12 +157,18 @@ def usage_fields(record: RequestRecord) -> dict[str, Any]:
 
 
 class UsagePlugin:
-    """The observer and the GET /v1/usage endpoint over one process's totals."""
+    """The observer and the GET /v1/usage endpoint: over this process's totals, or, with several workers (their
+    files) or a shared cache backend (Redis), over every process's, which each publishes once a second."""
 
     def __init__(self, settings: Settings) -> None:
         self.prices = PriceTable.from_options(settings.price_options)
         self.totals = UsageTotals()
         self.key_names = {client.key_id: client.name for client in KeyTable.from_settings(settings).by_id.values()}
+        self.directory = settings.metrics_dir
+        self.shared: SharedUsage | None = None
+        self._state: AppState | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self._publishing: asyncio.Lock | None = None  # one publish at a time: the periodic one and the endpoint's
 
     @hookimpl(tryfirst=True)
     def ccproxy_register_observers(self, register: RegisterObserver) -> None:
@@ -165,11 +179,68 @@ class UsagePlugin:
     def ccproxy_register_routes(self, register: RegisterRoute) -> None:
         register("/v1/usage", self.usage_endpoint, methods=("GET",), name="usage")
 
+    @hookimpl
+    async def ccproxy_startup(self, state: AppState) -> None:
+        """The shared usage: the cache backend's (every instance), else the workers' files (this server's)."""
+        self._state = state
+        self._publishing = asyncio.Lock()  # made on the server's loop
+        self.shared = state.cache.shared_usage_store()
+        if self.shared is None and self.directory:
+            self.shared = WorkerFiles(self.directory)  # here: in the worker, under the worker's pid
+        if self.shared is not None:
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_every_second())
+
+    @hookimpl
+    async def ccproxy_shutdown(self, state: AppState) -> None:
+        """The last sums published before the cache closes (bounded: a store that does not answer holds no stop)."""
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+        if self.shared is not None:
+            if state.observers is not None:
+                state.observers.flush()
+            try:
+                await asyncio.wait_for(self._publish(), SHUTDOWN_PUBLISH_SECONDS)
+            except (TimeoutError, OSError, SharedUnavailable):
+                log.warning("the last usage sums of this process were not published (the store did not answer)")
+            await self.shared.close()
+
+    async def _publish_every_second(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_SECONDS)
+            if self._state is not None and self._state.observers is not None:
+                self._state.observers.flush()
+            try:
+                await self._publish()
+            except SharedUnavailable:
+                pass  # kept for the next publish; the store's outage is logged where it is noticed
+            except OSError:
+                log.exception("cannot publish the usage sums to %s", self.directory)
+
+    async def _publish(self) -> None:
+        if self.shared is not None and self._publishing is not None:
+            async with self._publishing:
+                await self.shared.publish(self.totals)
+
     async def usage_endpoint(self, request: Request) -> HTTPResponse:
-        """GET /v1/usage[?day=YYYY-MM-DD][&key=key_…]: this process's sums (admin)."""
+        """GET /v1/usage[?day=YYYY-MM-DD][&key=key_…]: the sums of every worker and instance that share them, else
+        this process's (admin)."""
         require_admin(request)
         flush_observers(request)
-        report = self.totals.report(self.key_names, day=request.args.get("day"), key=request.args.get("key"))
+        day, key = request.args.get("day"), request.args.get("key")
+        report = None
+        if self.shared is not None:
+            try:
+                await self._publish()
+                rows, since = await self.shared.read(self.totals, day=day)
+            except (SharedUnavailable, OSError):
+                report = self.totals.report(self.key_names, day=day, key=key)
+                report["warning"] = UNSHARED
+            else:
+                report = usage_report(rows, self.key_names, since=since, scope=self.shared.scope, day=day, key=key)
+        if report is None:
+            report = self.totals.report(self.key_names, day=day, key=key)
         report["pid"] = os.getpid()
         return json(report, headers={"request-id": request_id_of(request)})
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from ccproxy.interfaces import Observer
 from ccproxy.keys import key_id
 from ccproxy.quota import WINDOW_SECONDS, MemoryLimitStore
 from ccproxy.settings import Settings
+from ccproxy.usage import Row, RowKey, SharedUnavailable, SharedUsage, UsageTotals, WorkerFiles
 from tests.api.conftest import NOWHERE, sdk_like
 from tests.support.mock_upstream import MockUpstream
 
@@ -147,18 +150,23 @@ class SharedStore(MemoryLimitStore):
 
 
 class SharingCache:
-    """A cache backend plugin ("sharing") whose backends offer `store` as their shared limit store."""
+    """A cache backend plugin ("sharing") whose backends offer `store` as their shared limit store, and `usage` as
+    their shared usage store."""
 
-    def __init__(self, store: SharedStore) -> None:
+    def __init__(self, store: SharedStore | None = None, usage: SharedUsage | None = None) -> None:
         self.store = store
+        self.usage = usage
 
     @hookimpl
     def ccproxy_register_cache_backends(self, register: Any) -> None:
-        store = self.store
+        store, usage = self.store, self.usage
 
         class Sharing(MemoryCacheBackend):
-            def shared_limit_store(self) -> SharedStore:
+            def shared_limit_store(self) -> SharedStore | None:
                 return store
+
+            def shared_usage_store(self) -> SharedUsage | None:
+                return usage
 
         register("sharing", lambda options: Sharing())
 
@@ -232,6 +240,56 @@ async def test_usage_sums_by_key_model_and_day_for_the_admin(
     filtered = await call(app, f"/v1/usage?key={key_id(KEY_B)}", None, **{"x-api-key": ADMIN})
     assert filtered.json["totals"]["requests"] == 1
     assert KEY_A not in response.text and KEY_B not in response.text
+
+
+async def test_with_several_workers_usage_sums_every_workers_file(
+    make_app: Callable[..., CCProxyApp], upstream: MockUpstream, tmp_path: Path
+) -> None:
+    """`ccproxy serve --workers N` gives every worker one directory (metrics_dir): each worker publishes its sums
+    there, and GET /v1/usage, whichever worker answers it, sums them all."""
+    other_worker = UsageTotals()
+    other_worker.add_all([RequestRecord("req_1", key_id(KEY_B), upstream_model="gpt-5", input_tokens=7)] * 5)
+    await WorkerFiles(str(tmp_path), pid=999_999).publish(other_worker)
+    app = make_app(api_keys=(KEY_A, KEY_B), admin_key=ADMIN, metrics_dir=str(tmp_path))
+    upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
+    for _ in range(2):
+        assert (await call(app, **{"x-api-key": KEY_A})).status == 200
+    usage = (await call(app, "/v1/usage", None, **{"x-api-key": ADMIN})).json
+    assert usage["scope"] == "server" and "warning" not in usage
+    assert usage["totals"]["requests"] == 7 and usage["totals"]["input_tokens"] == 2 * 10_000 + 5 * 7
+    assert usage["by_key"][key_id(KEY_A)]["requests"] == 2 and usage["by_key"][key_id(KEY_B)]["requests"] == 5
+    assert {path.name for path in tmp_path.glob("usage_*")} == {"usage_999999.json", f"usage_{os.getpid()}.json"}
+
+
+class DownUsage(SharedUsage):
+    """A shared usage store that never answers."""
+
+    async def publish(self, totals: UsageTotals) -> None:
+        raise SharedUnavailable("down")
+
+    async def read(self, totals: UsageTotals, *, day: str | None = None) -> tuple[dict[RowKey, Row], float]:
+        raise SharedUnavailable("down")
+
+
+async def test_when_the_shared_usage_does_not_answer_usage_is_this_processs_and_says_so(
+    upstream: MockUpstream,
+) -> None:
+    Sanic.test_mode = True
+    app = sdk_like(
+        create_app(
+            settings(base_url=upstream.base_url, admin_key=ADMIN, cache="sharing"),
+            plugins=[("sharing", SharingCache(usage=DownUsage()))],
+        )
+    )
+    try:
+        upstream.post(upstream.chat_url, payload=COMPLETION, repeat=True)
+        assert (await call(app)).status == 200
+        response = await call(app, "/v1/usage", None, **{"x-api-key": ADMIN})
+        assert response.status == 200, response.text
+        assert response.json["scope"] == "process" and response.json["totals"]["requests"] == 1
+        assert "did not answer" in response.json["warning"]
+    finally:
+        Sanic.unregister_app(app)
 
 
 async def test_without_an_admin_key_admin_endpoints_refuse_clients_that_are_not_loopback(

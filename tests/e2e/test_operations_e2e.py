@@ -188,7 +188,7 @@ def prometheus_totals(base_url: str) -> dict[str, float]:
     return totals
 
 
-def test_prometheus_scrapes_correct_totals_from_two_workers(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
+def test_prometheus_and_usage_count_every_request_of_two_workers(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
     server = start_proxy(
         tmp_path,
         upstream=fake_upstream,
@@ -224,6 +224,15 @@ def test_prometheus_scrapes_correct_totals_from_two_workers(tmp_path: Path, fake
                 break
             time.sleep(0.2)
         assert {name: totals.get(name) for name in expected} == expected
+        # GET /v1/usage too sums both workers (their files), whichever of them answers.
+        deadline = time.monotonic() + 10
+        while True:
+            usage = httpx.get(server.base_url + "/v1/usage", headers={"connection": "close"}, timeout=30).json()
+            if usage["totals"]["requests"] == sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert usage["scope"] == "server"
+        assert usage["totals"]["requests"] == sent and usage["totals"]["input_tokens"] == sent * PROMPT_TOKENS
     finally:
         server.stop_and_check()
 

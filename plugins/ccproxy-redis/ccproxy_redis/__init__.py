@@ -1,6 +1,6 @@
 """ccproxy-redis: the cache backend "redis", shared by every worker and instance, with the upstream stack's rate
 limits and circuit breakers (`RedisCacheBackend.shared_states()`) and the client keys' rpm, tpm and budgets
-(`shared_limit_store()`) kept in the same Redis.
+(`shared_limit_store()`) and GET /v1/usage's sums (`shared_usage_store()`) kept in the same Redis.
 
 Importing the package is cheap: redis-py (~0.2 s to import) is only loaded when the backend is built or one of the
 names below is used, so an installed but unselected plugin costs start-up nothing.
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ccproxy_redis.limiter import RedisLimiterState
     from ccproxy_redis.link import RedisLink, Unavailable
     from ccproxy_redis.quota import RedisLimitStore
+    from ccproxy_redis.usage import RedisUsage
 
 __all__ = [
     "RedisBreakerState",
@@ -29,6 +30,7 @@ __all__ = [
     "RedisLimiterState",
     "RedisLink",
     "RedisOptions",
+    "RedisUsage",
     "Unavailable",
     "redis_cache_from_options",
 ]
@@ -38,6 +40,7 @@ _LAZY = {
     "RedisBreakerState": "ccproxy_redis.breaker",
     "RedisCacheBackend": "ccproxy_redis.cache",
     "RedisLimitStore": "ccproxy_redis.quota",
+    "RedisUsage": "ccproxy_redis.usage",
     "RedisLimiterState": "ccproxy_redis.limiter",
     "RedisLink": "ccproxy_redis.link",
     "Unavailable": "ccproxy_redis.link",

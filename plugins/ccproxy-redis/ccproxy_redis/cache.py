@@ -22,6 +22,7 @@ from ccproxy_redis.limiter import RedisLimiterState
 from ccproxy_redis.link import LuaScript, RedisLink, Unavailable
 from ccproxy_redis.options import RedisOptions
 from ccproxy_redis.quota import RedisLimitStore
+from ccproxy_redis.usage import RedisUsage
 
 SCAN_BATCH = 500
 
@@ -58,7 +59,8 @@ def match_pattern(prefix: str) -> str:
 
 class RedisCacheBackend(CacheBackend):
     """The cache backend "redis" (see the module docstring); `shared_states()` puts the upstream limits and breakers
-    in Redis, `shared_limit_store()` the client keys' rpm, tpm and budgets."""
+    in Redis, `shared_limit_store()` the client keys' rpm, tpm and budgets, `shared_usage_store()` GET /v1/usage's
+    totals."""
 
     name = "redis"
     shared = True
@@ -73,6 +75,7 @@ class RedisCacheBackend(CacheBackend):
             limiter=RedisLimiterState(self.link),
         )
         self._limits = RedisLimitStore(self.link)
+        self._usage = RedisUsage(self.link)
 
     async def open(self) -> None:
         await self.link.open()
@@ -85,6 +88,9 @@ class RedisCacheBackend(CacheBackend):
 
     def shared_limit_store(self) -> RedisLimitStore:
         return self._limits
+
+    def shared_usage_store(self) -> RedisUsage:
+        return self._usage
 
     async def ready(self) -> str | None:
         """GET /ready: a PING now (or at once "unreachable" while the link knows Redis is down)."""

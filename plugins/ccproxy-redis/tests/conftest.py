@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 from redis_testing import Records, options
 
 from ccproxy_redis import RedisCacheBackend
@@ -43,6 +44,25 @@ async def backend(redis_server: RedisServer, prefix: str) -> AsyncIterator[Redis
     await cache.open()
     yield cache
     await cache.close()
+
+
+@pytest.fixture
+async def two_backends(redis_server: RedisServer, prefix: str) -> AsyncIterator[tuple[RedisCacheBackend, ...]]:
+    """Two processes' backends: two pools on one prefix."""
+    backends = tuple(RedisCacheBackend(options(redis_server.url, prefix)) for _ in range(2))
+    for cache in backends:
+        await cache.open()
+    yield backends
+    for cache in backends:
+        await cache.close()
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A plain client, to look at what the backends left in Redis."""
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

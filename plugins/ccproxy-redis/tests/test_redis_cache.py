@@ -6,19 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 from redis_testing import options
 
 from ccproxy_redis import RedisCacheBackend
 from tests.support.redis_server import RedisServer
-
-
-@pytest.fixture
-async def raw(redis_server: RedisServer) -> Any:
-    """A plain client, to look at what the backend left in Redis."""
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
 
 
 async def test_set_then_get_returns_the_value(backend: RedisCacheBackend) -> None:

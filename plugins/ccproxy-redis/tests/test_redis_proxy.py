@@ -6,12 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
+import httpx
 import pytest
 import redis
 
 from ccproxy.keys import key_id
+from tests.support.fake_openai import PROMPT_TOKENS
 from tests.support.proxy_process import FakeUpstream, ProxyServer, start_fake_openai, start_proxy
 from tests.support.redis_server import RedisServer
 
@@ -124,3 +127,47 @@ def test_a_keys_requests_per_minute_hold_across_two_proxy_processes(
         second.stop_and_check()
     for server in (first, second):
         assert key not in server.process.log_text()
+
+
+def test_usage_sums_the_requests_of_two_proxy_processes(
+    tmp_path: Path, upstream: FakeUpstream, redis_server: RedisServer, prefix: str
+) -> None:
+    """GET /v1/usage on either instance counts what both served: each publishes its sums to Redis once a second,
+    before it answers and when it stops (ccproxy_redis.usage), and the endpoint reads them from there."""
+    first = proxy(tmp_path, upstream, redis_server, prefix, "proxy-usage-a")
+    second = proxy(tmp_path, upstream, redis_server, prefix, "proxy-usage-b")
+    try:
+        for server, times in ((first, 2), (second, 3)):
+            create(server, times)
+        for server in (first, second):
+            usage = usage_once(server, requests=5)
+            assert usage["scope"] == "fleet" and "warning" not in usage
+            assert usage["totals"]["requests"] == 5
+            assert usage["totals"]["input_tokens"] == 5 * PROMPT_TOKENS
+            assert list(usage["by_model"]) == ["gpt-5"]
+        # An instance that stops publishes what it summed since its last second.
+        third = proxy(tmp_path, upstream, redis_server, prefix, "proxy-usage-c")
+        try:
+            create(third, 4)
+        finally:
+            third.stop_and_check()
+        assert httpx.get(first.base_url + "/v1/usage", timeout=30).json()["totals"]["requests"] == 9
+    finally:
+        first.stop_and_check()
+        second.stop_and_check()
+
+
+def create(server: ProxyServer, times: int) -> None:
+    with anthropic.Anthropic(base_url=server.base_url, api_key="dummy", max_retries=0, timeout=30) as sdk:
+        for _ in range(times):
+            sdk.messages.create(model="claude-sonnet-5", max_tokens=16, messages=MESSAGES)
+
+
+def usage_once(server: ProxyServer, requests: int) -> dict[str, Any]:
+    """GET /v1/usage once it counts `requests` (another instance publishes once a second), or after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        usage: dict[str, Any] = httpx.get(server.base_url + "/v1/usage", timeout=30).json()
+        if usage["totals"]["requests"] == requests or time.monotonic() > deadline:
+            return usage
+        time.sleep(0.1)

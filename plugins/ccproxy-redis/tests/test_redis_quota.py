@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -19,21 +18,9 @@ from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
-async def pair(redis_server: RedisServer, prefix: str) -> AsyncIterator[tuple[RedisLimitStore, RedisLimitStore]]:
-    """The stores of two processes: two backends (two pools) on one prefix."""
-    backends = [RedisCacheBackend(options(redis_server.url, prefix)) for _ in range(2)]
-    for backend in backends:
-        await backend.open()
-    yield backends[0].shared_limit_store(), backends[1].shared_limit_store()
-    for backend in backends:
-        await backend.close()
-
-
-@pytest.fixture
-async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
+def pair(two_backends: tuple[RedisCacheBackend, ...]) -> tuple[RedisLimitStore, RedisLimitStore]:
+    """The stores of two processes."""
+    return two_backends[0].shared_limit_store(), two_backends[1].shared_limit_store()
 
 
 async def test_two_processes_share_one_requests_per_minute_window(
