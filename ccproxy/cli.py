@@ -185,10 +185,10 @@ def demo_settings() -> dict[str, Any]:
 
 
 def metrics_dir_for_workers(settings: Settings) -> tuple[Settings, str | None]:
-    """With several workers, the directory every worker writes its metrics (prometheus-client multiprocess files)
-    and its usage totals to: PROMETHEUS_MULTIPROC_DIR emptied, or a fresh temporary one (returned, to be removed
-    after serving)."""
-    if settings.workers == 1:
+    """The directory every worker writes its metrics (prometheus-client multiprocess files) and its usage totals to:
+    PROMETHEUS_MULTIPROC_DIR emptied (whatever the number of workers: a previous run's files would count again), or
+    with several workers a fresh temporary one (returned, to be removed after serving)."""
+    if settings.workers == 1 and not settings.metrics_dir:
         return settings, None
     from ccproxy.metrics import clean_multiprocess_dir
     from ccproxy.usage import clean_worker_files

@@ -8,6 +8,7 @@ second and before the endpoint reads.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -177,28 +178,33 @@ class SharedUsage:
 
 class WorkerFiles(SharedUsage):
     """The workers of one server (`ccproxy serve --workers N`) share their sums through files: each writes its rows to
-    `usage_<pid>.json` in the server's multiprocess directory (the one the Prometheus files use, emptied when the
-    server starts), replacing it whole, so a reader never sees half of one. A read sums every worker's file, this
-    worker's live rows instead of its own file. The files of workers that exited stay: what they served still
-    counts."""
+    `usage_<pid>-<random>.json` in the server's multiprocess directory (the one the Prometheus files use, emptied
+    when `ccproxy serve` starts), replacing it whole, so a reader never sees half of one. A read sums every worker's
+    file, this worker's live rows instead of its own file. The files of workers that exited stay: what they served
+    still counts (the random part keeps a later worker with a reused pid from replacing one)."""
 
     scope = "server"
 
     def __init__(self, directory: str, pid: int | None = None) -> None:
         self.directory = directory
         self.pid = os.getpid() if pid is None else pid
-        self.path = os.path.join(directory, f"usage_{self.pid}.json")
+        self.path = os.path.join(directory, f"usage_{self.pid}-{os.urandom(4).hex()}.json")
         self._written = False
 
     async def publish(self, totals: UsageTotals) -> None:
         if self._written and not totals.changed:
             return
-        totals.changed.clear()
         data = {"since": totals.since, "rows": [[*row_key, *counters] for row_key, counters in totals.rows.items()]}
-        temporary = f"{self.path}.{os.getpid()}.tmp"
-        with open(temporary, "w", encoding="utf-8") as file:
-            json.dump(data, file, separators=(",", ":"))
-        os.replace(temporary, self.path)
+        temporary = self.path + ".tmp"
+        try:
+            with open(temporary, "w", encoding="utf-8") as file:
+                json.dump(data, file, separators=(",", ":"))  # ASCII: any text in a model name survives
+            os.replace(temporary, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            raise  # `changed` is left as it was: the next publish writes again
+        totals.changed.clear()
         self._written = True
 
     async def read(self, totals: UsageTotals, *, day: str | None = None) -> tuple[dict[RowKey, Row], float]:

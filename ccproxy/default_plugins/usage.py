@@ -34,7 +34,7 @@ log = logging.getLogger("ccproxy.usage")
 USAGE_MESSAGE = "request"
 PUBLISH_SECONDS = 1.0  # how often a process publishes its sums to the shared usage (several workers or instances)
 SHUTDOWN_PUBLISH_SECONDS = 5.0  # the last publish at shutdown waits no longer (a store that does not answer)
-UNSHARED = "the shared usage store did not answer: these are this process's sums only"
+UNSHARED = "the shared usage sums could not be read: these are this process's sums only"
 
 
 class Pricing(Observer):
@@ -166,6 +166,7 @@ class UsagePlugin:
         self.key_names = {client.key_id: client.name for client in KeyTable.from_settings(settings).by_id.values()}
         self.directory = settings.metrics_dir
         self.shared: SharedUsage | None = None
+        self._files: WorkerFiles | None = None
         self._state: AppState | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._publishing: asyncio.Lock | None = None  # one publish at a time: the periodic one and the endpoint's
@@ -182,29 +183,40 @@ class UsagePlugin:
     @hookimpl
     async def ccproxy_startup(self, state: AppState) -> None:
         """The shared usage: the cache backend's (every instance), else the workers' files (this server's)."""
+        await self._stop_publisher()  # started twice without a stop in between (an ASGI server's lifespan)
         self._state = state
         self._publishing = asyncio.Lock()  # made on the server's loop
         self.shared = state.cache.shared_usage_store()
         if self.shared is None and self.directory:
-            self.shared = WorkerFiles(self.directory)  # here: in the worker, under the worker's pid
+            # Here: in the worker, under the worker's pid; one file per process however often it starts serving (the
+            # totals are the process's, whatever its restarts).
+            if self._files is None or self._files.pid != os.getpid():
+                self._files = WorkerFiles(self.directory)
+            self.shared = self._files
         if self.shared is not None:
             self._publisher = asyncio.get_running_loop().create_task(self._publish_every_second())
 
     @hookimpl
     async def ccproxy_shutdown(self, state: AppState) -> None:
         """The last sums published before the cache closes (bounded: a store that does not answer holds no stop)."""
-        if self._publisher is not None:
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+        await self._stop_publisher()
         if self.shared is not None:
             if state.observers is not None:
                 state.observers.flush()
             try:
                 await asyncio.wait_for(self._publish(), SHUTDOWN_PUBLISH_SECONDS)
-            except (TimeoutError, OSError, SharedUnavailable):
+            except (TimeoutError, SharedUnavailable):
                 log.warning("the last usage sums of this process were not published (the store did not answer)")
+            except Exception:
+                log.exception("the last usage sums of this process could not be published")
             await self.shared.close()
+
+    async def _stop_publisher(self) -> None:
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
 
     async def _publish_every_second(self) -> None:
         while True:
@@ -215,8 +227,8 @@ class UsagePlugin:
                 await self._publish()
             except SharedUnavailable:
                 pass  # kept for the next publish; the store's outage is logged where it is noticed
-            except OSError:
-                log.exception("cannot publish the usage sums to %s", self.directory)
+            except Exception:  # the task must outlive any one failure (a full disk, a bug)
+                log.exception("cannot publish the usage sums")
 
     async def _publish(self) -> None:
         if self.shared is not None and self._publishing is not None:
@@ -234,7 +246,9 @@ class UsagePlugin:
             try:
                 await self._publish()
                 rows, since = await self.shared.read(self.totals, day=day)
-            except (SharedUnavailable, OSError):
+            except Exception as exc:
+                if not isinstance(exc, SharedUnavailable):
+                    log.exception("cannot read the shared usage sums")
                 report = self.totals.report(self.key_names, day=day, key=key)
                 report["warning"] = UNSHARED
             else:

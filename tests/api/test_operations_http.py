@@ -258,7 +258,8 @@ async def test_with_several_workers_usage_sums_every_workers_file(
     assert usage["scope"] == "server" and "warning" not in usage
     assert usage["totals"]["requests"] == 7 and usage["totals"]["input_tokens"] == 2 * 10_000 + 5 * 7
     assert usage["by_key"][key_id(KEY_A)]["requests"] == 2 and usage["by_key"][key_id(KEY_B)]["requests"] == 5
-    assert {path.name for path in tmp_path.glob("usage_*")} == {"usage_999999.json", f"usage_{os.getpid()}.json"}
+    files = sorted(path.name.split("-")[0] for path in tmp_path.glob("usage_*"))
+    assert files == sorted(["usage_999999", f"usage_{os.getpid()}"])
 
 
 class DownUsage(SharedUsage):
@@ -287,7 +288,7 @@ async def test_when_the_shared_usage_does_not_answer_usage_is_this_processs_and_
         response = await call(app, "/v1/usage", None, **{"x-api-key": ADMIN})
         assert response.status == 200, response.text
         assert response.json["scope"] == "process" and response.json["totals"]["requests"] == 1
-        assert "did not answer" in response.json["warning"]
+        assert "this process's sums only" in response.json["warning"]
     finally:
         Sanic.unregister_app(app)
 

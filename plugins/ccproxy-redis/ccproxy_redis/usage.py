@@ -1,27 +1,34 @@
 """RedisUsage: GET /v1/usage's totals summed in Redis for every worker and instance that shares it.
 
-Per day (UTC) one hash, `<prefix>usage:<YYYY-MM-DD>`, field `<counter>|<key id>|<model>` (the model last: it may hold
-anything), value the fleet's sum, kept KEEP_DAYS days after the day ends. `<prefix>usage:since` holds when the first
-process published.
+Per day (UTC) one hash, `<prefix>usage:<YYYY-MM-DD>`, field `["<counter>","<key id>","<model>"]` (JSON, ASCII: a
+key id or model may hold any text), value the fleet's sum, kept KEEP_DAYS days after the day ends.
+`<prefix>usage:since` holds when the first process published.
 
 Each process publishes what it summed since its last publish (the difference against what it last sent) once a
 second, with one Lua script that adds every amount under a marker key unique to that publish
 (`<prefix>usage:sent:<instance tag>:<number>`, kept an hour): sent again after an error that left it unknown whether
 Redis applied it, the same publish is not counted twice. What could not be sent waits, merged with what comes after,
-until Redis answers again; meanwhile GET /v1/usage answers with the process's own sums and says so.
+until Redis answers again; meanwhile GET /v1/usage answers with the process's own sums and says so. (A publish whose
+answer was lost and that is sent again more than an hour later, after a long partition, would count twice; what a
+process could not send when it stops is lost, and logged.)
 """
 
 from __future__ import annotations
 
 import calendar
+import json
+import logging
 import os
 import time
 from itertools import count
+from math import isfinite
 
 from redis.asyncio import Redis
 
 from ccproxy.usage import COUNTERS, KEEP_DAYS, Row, RowKey, SharedUnavailable, SharedUsage, UsageTotals, add_rows
 from ccproxy_redis.link import LuaScript, RedisLink, Unavailable
+
+log = logging.getLogger("ccproxy.redis")
 
 SENT_MARKER_SECONDS = 3600  # how long a publish is remembered as applied (a resend comes within seconds)
 DAY_SECONDS = 86400
@@ -97,12 +104,14 @@ class RedisUsage(SharedUsage):
         args.extend(_expiry(day) for day in days)
         for (day, key_id, model), counters in rows.items():
             for name, amount in zip(COUNTERS, counters, strict=True):
-                if amount:
-                    args.extend((hash_number[day], f"{name}|{key_id}|{model}", repr(float(amount))))
+                if amount and isfinite(amount):  # HINCRBYFLOAT refuses an infinity (an upstream's absurd cost)
+                    args.extend((hash_number[day], _field(name, key_id, model), repr(float(amount))))
         try:
             await self.link.run(lambda client: APPLY(client, keys, args))
         except Unavailable as exc:
             raise SharedUnavailable("Redis did not take the usage sums") from exc
+        except Exception:  # never sendable as it is: dropped (logged), so that it cannot hold up every later one
+            log.exception("usage sums dropped: they could not be sent to Redis")
 
     async def read(self, totals: UsageTotals, *, day: str | None = None) -> tuple[dict[RowKey, Row], float]:
         oldest = totals.oldest_day()
@@ -125,7 +134,10 @@ class RedisUsage(SharedUsage):
         index_of = {name: index for index, name in enumerate(COUNTERS)}
         for one_day, fields in zip(days, hashes, strict=True):
             for field, value in fields.items():
-                name, key_id, model = field.decode("utf-8", "replace").split("|", 2)
+                parsed = _parse_field(field)
+                if parsed is None:
+                    continue
+                name, key_id, model = parsed
                 index = index_of.get(name)
                 if index is None:
                     continue
@@ -135,6 +147,22 @@ class RedisUsage(SharedUsage):
                 row[index] += float(value)
         first = float(since) if since is not None else totals.since
         return rows, min(first, totals.since)
+
+
+def _field(name: str, key_id: str, model: str) -> str:
+    """A hash field: the counter, the key id and the model as a JSON array, ASCII (lone surrogates escaped)."""
+    return json.dumps([name, key_id, model], separators=(",", ":"))
+
+
+def _parse_field(field: bytes) -> tuple[str, str, str] | None:
+    """A field `_field` wrote, or None for anything else in the hash (skipped)."""
+    try:
+        parsed = json.loads(field)
+    except ValueError:
+        return None
+    if not (isinstance(parsed, list) and len(parsed) == 3 and all(isinstance(part, str) for part in parsed)):
+        return None
+    return parsed[0], parsed[1], parsed[2]
 
 
 def _expiry(day: str) -> int:

@@ -39,20 +39,39 @@ async def test_a_day_is_one_hash_kept_for_as_long_as_the_process_keeps_its_rows(
 ) -> None:
     store, _ = pair
     totals = UsageTotals(Wall())
-    totals.add_all([done("key_a", "vendor|model", 10, 5, 0.5)])  # a model name may hold the separator
+    totals.add_all([done("key_a", "vendor/model", 10, 5, 0.5)])
     await store.publish(totals)
     day = day_of(totals.wall())
     fields = await raw.hgetall(f"{prefix}usage:{day}")
     assert fields == {
-        b"requests|key_a|vendor|model": b"1",
-        b"input_tokens|key_a|vendor|model": b"10",
-        b"output_tokens|key_a|vendor|model": b"5",
-        b"cost_usd|key_a|vendor|model": b"0.5",
+        b'["requests","key_a","vendor/model"]': b"1",
+        b'["input_tokens","key_a","vendor/model"]': b"10",
+        b'["output_tokens","key_a","vendor/model"]': b"5",
+        b'["cost_usd","key_a","vendor/model"]': b"0.5",
     }  # counters that are 0 are not written
     ttl = await raw.ttl(f"{prefix}usage:{day}")
     assert KEEP_DAYS * 86400 < ttl <= (KEEP_DAYS + 1) * 86400
     rows, _ = await store.read(totals)
-    assert rows == {(day, "key_a", "vendor|model"): [1.0, 0.0, 10.0, 5.0, 0.0, 0.0, 0.5, 0.0]}
+    assert rows == {(day, "key_a", "vendor/model"): [1.0, 0.0, 10.0, 5.0, 0.0, 0.0, 0.5, 0.0]}
+    await raw.hset(f"{prefix}usage:{day}", mapping={"not ours": "1", '["requests","x"]': "2", '["nope","k","m"]': "3"})
+    assert await store.read(totals) == (rows, pytest.approx(totals.since, abs=1e-3))  # other fields are skipped
+
+
+async def test_any_key_id_and_model_name_survive_redis(pair: tuple[RedisUsage, RedisUsage]) -> None:
+    """A plugin authenticator's key id and a client's model name may hold any text: separators, quotes, a lone
+    surrogate (which a JSON request may carry); an infinite cost is left out rather than refused."""
+    store, other = pair
+    totals = UsageTotals(Wall())
+    strange = ('team|a"b', 'a\ud800b|["c"]')
+    totals.add_all([done(strange[0], strange[1], 1, 1, float("inf"))])
+    await store.publish(totals)
+    totals.add_all([done("key_a", "gpt-5", 1, 1, None)])
+    await store.publish(totals)  # the first publish held nothing up
+    rows, _ = await other.read(UsageTotals(Wall()))
+    assert {row_key[1:]: row[:4] for row_key, row in rows.items()} == {
+        strange: [1.0, 0.0, 1.0, 1.0],
+        ("key_a", "gpt-5"): [1.0, 0.0, 1.0, 1.0],
+    }
 
 
 async def test_a_publish_sent_again_after_an_unknown_outcome_is_counted_once(
