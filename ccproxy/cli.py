@@ -191,13 +191,13 @@ def metrics_dir_for_workers(settings: Settings) -> tuple[Settings, str | None]:
     if settings.workers == 1 and not settings.metrics_dir:
         return settings, None
     from ccproxy.metrics import clean_multiprocess_dir
-    from ccproxy.usage import clean_worker_files
+    from ccproxy.worker_files import clean
 
     if settings.metrics_dir:
         try:
             os.makedirs(settings.metrics_dir, exist_ok=True)
             clean_multiprocess_dir(settings.metrics_dir)
-            clean_worker_files(settings.metrics_dir)
+            clean(settings.metrics_dir)
         except OSError as exc:
             where = settings.metrics_dir
             raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR: cannot use {where!r}: {exc.strerror}") from None

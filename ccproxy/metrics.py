@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Literal
 
+from ccproxy.worker_files import alive
+
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
     from prometheus_client.mmap_dict import MmapedDict
@@ -226,18 +228,8 @@ def mark_dead_workers(path: str) -> None:
 
     for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
         match = _LIVE_FILE.search(name)
-        if match is not None and not _alive(int(match.group(1))):
+        if match is not None and not alive(int(match.group(1))):
             mark_process_dead(int(match.group(1)), path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def clean_multiprocess_dir(path: str) -> None:

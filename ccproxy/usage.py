@@ -8,10 +8,6 @@ second and before the endpoint reads.
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import json
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from itertools import groupby, repeat
@@ -30,7 +26,9 @@ from ccproxy.events import (
     RequestRecord,
 )
 from ccproxy.quota import period_bounds
+from ccproxy.worker_files import WorkerFile
 
+USAGE_FILES = "usage"  # the kind of worker file (ccproxy/worker_files.py) the sums are shared in
 KEEP_DAYS = 92  # days of totals kept; older days are dropped when a new day begins
 # The order of the counters in a row (a list, so the per-request update is a few index additions).
 COUNTERS = (
@@ -177,33 +175,26 @@ class SharedUsage:
 
 
 class WorkerFiles(SharedUsage):
-    """The workers of one server (`ccproxy serve --workers N`) share their sums through files: each writes its rows to
-    `usage_<pid>-<random>.json` in the server's multiprocess directory (the one the Prometheus files use, emptied
-    when `ccproxy serve` starts), replacing it whole, so a reader never sees half of one. A read sums every worker's
-    file, this worker's live rows instead of its own file. The files of workers that exited stay: what they served
-    still counts (the random part keeps a later worker with a reused pid from replacing one)."""
+    """The workers of one server (`ccproxy serve --workers N`) share their sums through files (ccproxy/worker_files.py:
+    `usage_<pid>-<random>.json` in the server's metrics directory, replaced whole). A read sums every worker's file,
+    this worker's live rows instead of its own file. The files of workers that exited stay: what they served still
+    counts."""
 
     scope = "server"
 
     def __init__(self, directory: str, pid: int | None = None) -> None:
-        self.directory = directory
-        self.pid = os.getpid() if pid is None else pid
-        self.path = os.path.join(directory, f"usage_{self.pid}-{os.urandom(4).hex()}.json")
+        self.file = WorkerFile(directory, USAGE_FILES, pid)
         self._written = False
+
+    @property
+    def path(self) -> str:
+        return self.file.path
 
     async def publish(self, totals: UsageTotals) -> None:
         if self._written and not totals.changed:
             return
-        data = {"since": totals.since, "rows": [[*row_key, *counters] for row_key, counters in totals.rows.items()]}
-        temporary = self.path + ".tmp"
-        try:
-            with open(temporary, "w", encoding="utf-8") as file:
-                json.dump(data, file, separators=(",", ":"))  # ASCII: any text in a model name survives
-            os.replace(temporary, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
-            raise  # `changed` is left as it was: the next publish writes again
+        rows = [[*row_key, *counters] for row_key, counters in totals.rows.items()]
+        self.file.write({"since": totals.since, "rows": rows})  # on OSError `changed` stays: written next time
         totals.changed.clear()
         self._written = True
 
@@ -211,10 +202,8 @@ class WorkerFiles(SharedUsage):
         rows: dict[RowKey, Row] = {}
         since = totals.since
         oldest = totals.oldest_day()
-        for path in sorted(glob.glob(os.path.join(self.directory, "usage_*.json"))):
-            if path == self.path:
-                continue
-            found = _read_worker_file(path)
+        for _, content in self.file.others():
+            found = _worker_rows(content)
             if found is None:
                 continue
             file_since, file_rows = found
@@ -224,25 +213,17 @@ class WorkerFiles(SharedUsage):
         return rows, since
 
 
-def _read_worker_file(path: str) -> tuple[float, list[tuple[RowKey, Row]]] | None:
-    """A worker's file, or None when it is gone or not one ccproxy wrote (skipped, never the endpoint's failure)."""
+def _worker_rows(content: Any) -> tuple[float, list[tuple[RowKey, Row]]] | None:
+    """A worker's file's since and rows, or None when it is not one ccproxy wrote (skipped)."""
     try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
         rows = [
             ((str(entry[0]), str(entry[1]), str(entry[2])), [float(value) for value in entry[3:]])
-            for entry in data["rows"]
+            for entry in content["rows"]
             if len(entry) == 3 + len(COUNTERS)
         ]
-        return float(data["since"]), rows
-    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return float(content["since"]), rows
+    except (ValueError, TypeError, KeyError, IndexError):
         return None
-
-
-def clean_worker_files(directory: str) -> None:
-    """Remove the usage files a previous run left (with the Prometheus files, before the workers start)."""
-    for path in glob.glob(os.path.join(directory, "usage_*.json*")):
-        os.remove(path)
 
 
 def _named(counters: Row) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -115,6 +116,39 @@ def test_which_finished_requests_count_as_errors() -> None:
     summary = metrics.summary()
     assert summary["requests"] == 4 and summary["errors"] == 2
     assert summary["backends"]["default"]["recent_error_rate"] == 0.5
+
+
+def test_the_json_summary_of_several_workers_puts_their_parts_together() -> None:
+    """GET /v1/metrics with several workers: counts added, percentiles and the recent error rate over every worker's
+    recent requests, each backend's breaker at its worst; what is not a snapshot is skipped."""
+    mine, theirs = ProxyMetrics(), ProxyMetrics()
+    for ms in range(1, 51):
+        done(mine, total_ms=float(ms), input_tokens=1, cost_usd=0.5)
+    for ms in range(51, 101):
+        done(theirs, total_ms=float(ms), output_tokens=2, cost_usd=0.25)
+    for _ in range(25):
+        done(theirs, status=502, error_type="api_error", total_ms=5.0)
+    record = RequestRecord("req_2", backend="other", upstream_model="m", stream=True, ttft_ms=40.0, total_ms=80.0)
+    theirs.request_started(record)
+    theirs.request_done(record)
+    theirs.breaker_change(BreakerChange("default", "open"))
+    mine.breaker_change(BreakerChange("default", "closed"))
+    theirs.request_started(RequestRecord("req_open"))
+    snapshot = json.loads(json.dumps(theirs.snapshot()))  # as another worker's file holds it
+    summary = mine.summary([snapshot, {"not": "a snapshot"}, None, [1]], scope="server")
+    assert summary["scope"] == "server" and summary["workers"] == 2 and summary["pid"] == os.getpid()
+    assert summary["requests"] == 126 and summary["errors"] == 25 and summary["in_flight"] == 1
+    assert summary["tokens"] == {"input": 50, "output": 100, "cache_read": 0, "cache_write": 0}
+    assert summary["cost_usd"] == 50 * 0.5 + 50 * 0.25
+    every = [float(ms) for ms in range(1, 101)] + [5.0] * 25 + [80.0]
+    assert summary["latency_ms"] == percentiles(every)
+    assert summary["ttft_ms"] == percentiles([40.0])
+    default = summary["backends"]["default"]
+    assert default["requests"] == 125 and default["recent_error_rate"] == round(25 / 125, 4)
+    assert default["breaker"] == "open" and default["health"] == "failing"
+    assert summary["backends"]["other"]["requests"] == 1 and summary["backends"]["other"]["health"] == "healthy"
+    alone = mine.summary()
+    assert alone["scope"] == "process" and "workers" not in alone and alone["requests"] == 50
 
 
 def test_workers_files_merge_into_one_set_of_totals(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from ccproxy.cli import metrics_dir_for_workers
 from ccproxy.settings import Settings
-from ccproxy.usage import UsageTotals, WorkerFiles, clean_worker_files
+from ccproxy.usage import UsageTotals, WorkerFiles
+from ccproxy.worker_files import clean
 from tests.support.shared_usage import Wall, done, one_day_is_read_alone, two_processes_read_as_one
 
 
@@ -47,8 +48,8 @@ async def test_a_file_is_replaced_whole_and_a_broken_one_is_skipped(tmp_path: Pa
         1.0,
         0.0,
     ]
-    (tmp_path / "usage_103.json").write_text('{"rows": [[1, 2')  # a worker that died writing (or not ours)
-    (tmp_path / "usage_104.json").write_text('{"since": 0, "rows": [["x", "y"]]}')
+    (tmp_path / "usage_103-aa.json").write_text('{"rows": [[1, 2')  # a worker that died writing (or not ours)
+    (tmp_path / "usage_104-bb.json").write_text('{"since": 0, "rows": [["x", "y"]]}')
     rows, _ = await second.read(UsageTotals(Wall()))
     assert [row[0] for row in rows.values()] == [1.0]
 
@@ -111,8 +112,9 @@ def test_several_workers_without_a_named_directory_get_a_fresh_one() -> None:
 
 
 def test_a_new_server_starts_from_no_files(tmp_path: Path) -> None:
-    (tmp_path / "usage_1.json").write_text("{}")
-    (tmp_path / "usage_2.json.2.tmp").write_text("{")
+    (tmp_path / "usage_1-0a.json").write_text("{}")
+    (tmp_path / "summary_2-1b.json.tmp").write_text("{")
     (tmp_path / "counter_1.db").write_text("")
-    clean_worker_files(str(tmp_path))
-    assert os.listdir(tmp_path) == ["counter_1.db"]
+    (tmp_path / "notes_of_mine.json").write_text("{}")
+    clean(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["counter_1.db", "notes_of_mine.json"]

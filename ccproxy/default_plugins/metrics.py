@@ -1,5 +1,6 @@
 """Built-in metrics: GET /metrics (Prometheus text, every worker) and GET /v1/metrics (the original CCProxy's JSON
-summary of this process: latency percentiles, error rates, health per backend)."""
+summary: latency percentiles, error rates, health per backend; of every worker, whose parts each writes once a second
+when there are several)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from ccproxy.interfaces import Observer
 from ccproxy.metrics import AnySeries, Counter, Gauge, Histogram, MultiprocessFiles, exposition
 from ccproxy.observers import flush_observers
 from ccproxy.settings import Settings
+from ccproxy.worker_files import WorkerFile, alive
 
 if TYPE_CHECKING:
     from ccproxy.http.admission import RequestGate
@@ -55,6 +57,7 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
+SUMMARY_FILES = "summary"  # the kind of worker file (ccproxy/worker_files.py) the JSON summary's parts are shared in
 FLUSH_SECONDS = 1.0  # how often a worker writes its sums for the others' scrapes (multi-worker serving)
 RECENT = 1000  # requests per backend behind the JSON summary's percentiles and recent error rate
 # Recent error rate -> health in the JSON summary.
@@ -306,49 +309,141 @@ class ProxyMetrics(Observer):
 
     # ------------------------------------------------------------------------------------------ JSON summary
 
-    def summary(self) -> dict[str, Any]:
-        """GET /v1/metrics: this process's requests, latency percentiles, error rates and health per backend."""
-        backends = {name: _backend_summary(name, summary, self.breaker) for name, summary in self.summaries.items()}
-        requests = sum(summary.requests for summary in self.summaries.values())
-        errors = sum(summary.errors for summary in self.summaries.values())
-        latencies = [ms for summary in self.summaries.values() for ms in summary.latencies]
-        ttfts = [ms for summary in self.summaries.values() for ms in summary.ttfts]
+    def summary(self, others: Sequence[Any] = (), *, scope: str = "process") -> dict[str, Any]:
+        """GET /v1/metrics: requests, latency percentiles, error rates and health per backend, of this process and
+        of `others` (other workers' `snapshot()`s; one that is not a snapshot is skipped)."""
+        merged = _Merged()
+        merged.add(self.snapshot())
+        for snapshot in others:
+            try:
+                merged.add(snapshot)
+            except (TypeError, KeyError, ValueError, AttributeError):
+                continue
+        return merged.summary(scope)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the JSON summary is made of, as JSON: what another worker merges into its own (summary)."""
         return {
-            "object": "metrics",
-            "scope": "process",
             "pid": os.getpid(),
-            "uptime_s": round(time.time() - self.started, 1),
-            "requests": requests,
-            "errors": errors,
-            "error_rate": round(errors / requests, 4) if requests else 0.0,
-            "in_flight": int(self.in_flight.values.get((), 0.0)),
-            "latency_ms": percentiles(latencies),
-            "ttft_ms": percentiles(ttfts),
+            "started": self.started,
+            "in_flight": self.in_flight.values.get((), 0.0),
             "tokens": {
-                kind: int(sum(v for key, v in self.tokens.values.items() if key[-1] == kind)) for kind in TOKEN_KINDS
+                kind: sum(v for key, v in self.tokens.values.items() if key[-1] == kind) for kind in TOKEN_KINDS
             },
-            "cost_usd": round(sum(self.cost.values.values()), 6),
-            "backends": backends,
+            "cost_usd": sum(self.cost.values.values()),
+            "backends": {
+                name: {
+                    "requests": summary.requests,
+                    "errors": summary.errors,
+                    "latencies": list(summary.latencies),
+                    "recent_errors": list(summary.recent_errors),
+                    "ttfts": list(summary.ttfts),
+                    "breaker": self.breaker.values.get((name,)),
+                }
+                for name, summary in self.summaries.items()
+            },
         }
 
 
-def _backend_summary(name: str, summary: BackendSummary, breaker: Gauge) -> dict[str, Any]:
-    recent = len(summary.recent_errors)
-    recent_rate = sum(summary.recent_errors) / recent if recent else 0.0
-    state = breaker.values.get((name,))
+class _Merged:
+    """Snapshots of one or more processes summed into one JSON summary: counts added, the recent requests behind the
+    percentiles and the recent error rate put together, each backend's breaker at its worst."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.started = time.time()
+        self.in_flight = 0.0
+        self.tokens = dict.fromkeys(TOKEN_KINDS, 0.0)
+        self.cost = 0.0
+        self.backends: dict[str, dict[str, Any]] = {}
+
+    def add(self, snapshot: Any) -> None:
+        backends = {name: _backend_part(part) for name, part in snapshot["backends"].items()}  # checked first
+        tokens = {kind: float(snapshot["tokens"][kind]) for kind in TOKEN_KINDS}
+        started, in_flight, cost = float(snapshot["started"]), float(snapshot["in_flight"]), float(snapshot["cost_usd"])
+        self.pids.append(int(snapshot["pid"]))
+        self.started = min(self.started, started)
+        self.in_flight += in_flight
+        self.cost += cost
+        for kind, value in tokens.items():
+            self.tokens[kind] += value
+        for name, part in backends.items():
+            into = self.backends.get(name)
+            if into is None:
+                self.backends[name] = part
+                continue
+            for field in ("requests", "errors"):
+                into[field] += part[field]
+            for field in ("latencies", "recent_errors", "ttfts"):
+                into[field].extend(part[field])
+            if part["breaker"] is not None:
+                into["breaker"] = max(into["breaker"] or 0.0, part["breaker"])
+
+    def summary(self, scope: str) -> dict[str, Any]:
+        backends = {name: _backend_summary(part) for name, part in self.backends.items()}
+        requests = sum(part["requests"] for part in self.backends.values())
+        errors = sum(part["errors"] for part in self.backends.values())
+        summary: dict[str, Any] = {
+            "object": "metrics",
+            "scope": scope,
+            "pid": os.getpid(),
+        }
+        if scope != "process":
+            summary["workers"] = len(self.pids)
+        summary.update(
+            {
+                "uptime_s": round(time.time() - self.started, 1),
+                "requests": requests,
+                "errors": errors,
+                "error_rate": round(errors / requests, 4) if requests else 0.0,
+                "in_flight": int(self.in_flight),
+                "latency_ms": percentiles([ms for part in self.backends.values() for ms in part["latencies"]]),
+                "ttft_ms": percentiles([ms for part in self.backends.values() for ms in part["ttfts"]]),
+                "tokens": {kind: int(value) for kind, value in self.tokens.items()},
+                "cost_usd": round(self.cost, 6),
+                "backends": backends,
+            }
+        )
+        return summary
+
+
+def _backend_part(part: Any) -> dict[str, Any]:
+    """One backend of a snapshot, with its types checked (a file another process wrote)."""
+    breaker = part["breaker"]
+    return {
+        "requests": int(part["requests"]),
+        "errors": int(part["errors"]),
+        "latencies": [float(ms) for ms in part["latencies"]],
+        "recent_errors": [bool(failed) for failed in part["recent_errors"]],
+        "ttfts": [float(ms) for ms in part["ttfts"]],
+        "breaker": None if breaker is None else float(breaker),
+    }
+
+
+def _backend_summary(part: dict[str, Any]) -> dict[str, Any]:
+    recent_errors = part["recent_errors"]
+    recent = len(recent_errors)
+    recent_rate = sum(recent_errors) / recent if recent else 0.0
+    state = part["breaker"]
     health = "healthy" if recent_rate < DEGRADED_AT else "degraded" if recent_rate < FAILING_AT else "failing"
     if state is not None and state >= 1.0:
         health = "failing"
+    requests = part["requests"]
     return {
-        "requests": summary.requests,
-        "errors": summary.errors,
-        "error_rate": round(summary.errors / summary.requests, 4) if summary.requests else 0.0,
+        "requests": requests,
+        "errors": part["errors"],
+        "error_rate": round(part["errors"] / requests, 4) if requests else 0.0,
         "recent_error_rate": round(recent_rate, 4),
-        "latency_ms": percentiles(list(summary.latencies)),
-        "ttft_ms": percentiles(list(summary.ttfts)),
-        "breaker": None if state is None else next(k for k, v in BREAKER_VALUES.items() if v == state),
+        "latency_ms": percentiles(part["latencies"]),
+        "ttft_ms": percentiles(part["ttfts"]),
+        "breaker": None if state is None else _breaker_name(state),
         "health": health,
     }
+
+
+def _breaker_name(state: float) -> str:
+    """The state's name for a gauge value (the nearest, for a value no state has)."""
+    return min(BREAKER_VALUES, key=lambda name: abs(BREAKER_VALUES[name] - state))
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:
@@ -380,6 +475,7 @@ class MetricsPlugin:
         self._state: AppState | None = None
         self.directory = settings.metrics_dir
         self.files: MultiprocessFiles | None = None
+        self.summary_file: WorkerFile | None = None  # the JSON summary's parts, for the other workers' /v1/metrics
         self._flusher: asyncio.Task[None] | None = None
 
     @hookimpl
@@ -396,6 +492,8 @@ class MetricsPlugin:
         self._state = state  # its observers are flushed, its gate read, before the series are read
         if self.directory:
             self.files = MultiprocessFiles(self.directory)  # here: in the worker, under the worker's pid
+            if self.summary_file is None or self.summary_file.pid != os.getpid():  # one per process
+                self.summary_file = WorkerFile(self.directory, SUMMARY_FILES)
             self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
 
     @hookimpl
@@ -408,6 +506,7 @@ class MetricsPlugin:
             self._flush_observers()
             self.files.write(self.metrics.series)
             self.files.close(dead=True)
+            self._write_summary()
 
     def _flush_observers(self) -> None:
         """Deliver the requests the observers still hold (ccproxy/observers.py) before the series are read; the
@@ -437,6 +536,14 @@ class MetricsPlugin:
                     self.files.write(self.metrics.series)
                 except OSError:
                     log.exception("cannot write metrics to %s", self.directory)
+                self._write_summary()
+
+    def _write_summary(self) -> None:
+        if self.summary_file is not None:
+            try:
+                self.summary_file.write(self.metrics.snapshot())
+            except OSError:
+                log.exception("cannot write the metrics summary to %s", self.directory)
 
     async def prometheus(self, request: Request) -> HTTPResponse:
         self._read(request)
@@ -444,8 +551,21 @@ class MetricsPlugin:
         return raw(body, content_type=PROMETHEUS_CONTENT_TYPE, headers={"request-id": request_id_of(request)})
 
     async def json_summary(self, request: Request) -> HTTPResponse:
+        """GET /v1/metrics: this process's summary, or with several workers every worker's, put together."""
         self._read(request)
-        return json(self.metrics.summary(), headers={"request-id": request_id_of(request)})
+        if self.summary_file is None:
+            summary = self.metrics.summary()
+        else:
+            summary = self.metrics.summary(_other_workers(self.summary_file), scope="server")
+        return json(summary, headers={"request-id": request_id_of(request)})
+
+
+def _other_workers(file: WorkerFile) -> list[Any]:
+    """The other workers' snapshots; a worker that exited has nothing in flight (its file says what it had)."""
+    return [
+        snapshot if alive(pid) or not isinstance(snapshot, dict) else {**snapshot, "in_flight": 0}
+        for pid, snapshot in file.others()
+    ]
 
 
 def plugin_for(settings: Settings) -> MetricsPlugin:

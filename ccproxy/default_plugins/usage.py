@@ -190,7 +190,7 @@ class UsagePlugin:
         if self.shared is None and self.directory:
             # Here: in the worker, under the worker's pid; one file per process however often it starts serving (the
             # totals are the process's, whatever its restarts).
-            if self._files is None or self._files.pid != os.getpid():
+            if self._files is None or self._files.file.pid != os.getpid():
                 self._files = WorkerFiles(self.directory)
             self.shared = self._files
         if self.shared is not None:

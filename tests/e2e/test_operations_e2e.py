@@ -188,7 +188,9 @@ def prometheus_totals(base_url: str) -> dict[str, float]:
     return totals
 
 
-def test_prometheus_and_usage_count_every_request_of_two_workers(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
+def test_prometheus_usage_and_the_json_summary_count_every_request_of_two_workers(
+    tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
     server = start_proxy(
         tmp_path,
         upstream=fake_upstream,
@@ -233,6 +235,16 @@ def test_prometheus_and_usage_count_every_request_of_two_workers(tmp_path: Path,
             time.sleep(0.2)
         assert usage["scope"] == "server"
         assert usage["totals"]["requests"] == sent and usage["totals"]["input_tokens"] == sent * PROMPT_TOKENS
+        # And GET /v1/metrics's summary: every worker's requests, percentiles over both workers' recent ones.
+        deadline = time.monotonic() + 10
+        while True:
+            summary = httpx.get(server.base_url + "/v1/metrics", headers={"connection": "close"}, timeout=30).json()
+            if summary["requests"] == sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert summary["scope"] == "server" and summary["workers"] == 2
+        assert summary["requests"] == sent and summary["latency_ms"]["samples"] == sent
+        assert summary["tokens"]["input"] == sent * PROMPT_TOKENS and summary["in_flight"] == 0
     finally:
         server.stop_and_check()
 
