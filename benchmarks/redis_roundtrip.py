@@ -1,5 +1,6 @@
 """What Redis costs per operation: cache get/set, limiter acquire, breaker admit+record, a whole request's state
-work through the upstream stack, and a client key's limits — each next to the in-memory equivalent.
+work through the upstream stack, a client key's limits and the shared usage sums (GET /v1/usage) — each next to the
+in-process equivalent (the workers' files, for the usage sums).
 
 Run as `.venv/bin/python benchmarks/redis_roundtrip.py [--ops N] [--json FILE]`: it starts its own redis-server on a
 free port (no persistence) and drives it from this process on uvloop, one operation at a time (latency: what one
@@ -21,6 +22,7 @@ from typing import Any
 from bench_harness import Child, cpu_seconds, free_port, run_async, scratch_dir, spawn, wait_until
 
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
+from ccproxy.events import RequestRecord
 from ccproxy.interfaces import CacheBackend
 from ccproxy.quota import LimitStore, MemoryLimitStore
 from ccproxy.upstream import (
@@ -32,6 +34,7 @@ from ccproxy.upstream import (
     UpstreamStates,
 )
 from ccproxy.upstream.fake import FakeResponse, FakeUpstream
+from ccproxy.usage import SharedUsage, UsageTotals, WorkerFiles
 from ccproxy_redis import RedisCacheBackend, RedisOptions
 
 CONCURRENCY = 32
@@ -39,6 +42,8 @@ WARM_UP = 200
 # A cached count_tokens answer is a few bytes; a cached upstream answer a few KB.
 VALUE = {"id": "chatcmpl-1", "choices": [{"message": {"role": "assistant", "content": "x" * 2000}}]}
 Operation = Callable[[int], Awaitable[Any]]
+# A busy process's second: requests of USAGE_ROWS distinct key and model pairs, each row changed since the last publish.
+USAGE_ROWS = 20
 
 
 @dataclass
@@ -105,8 +110,16 @@ def stack(states: UpstreamStates) -> CircuitBreakerUpstream:
     return CircuitBreakerUpstream(limited, name="bench", failures=5, cooldown=60.0, state=states.breaker)
 
 
-def operations(cache: CacheBackend, states: UpstreamStates, limits: LimitStore) -> dict[str, Operation]:
+def operations(
+    cache: CacheBackend, states: UpstreamStates, limits: LimitStore, usage: SharedUsage
+) -> dict[str, Operation]:
     upstream = stack(states)
+    totals = UsageTotals()
+    records = [
+        RequestRecord("req_bench", f"key_{row % 5:08x}", upstream_model=f"model-{row}", input_tokens=1000)
+        for row in range(USAGE_ROWS)
+    ]
+    publishing = asyncio.Lock()  # one publish at a time per process, as the usage plugin does
 
     async def cache_get(index: int) -> None:
         await cache.get(f"k{index % 1000}")
@@ -139,6 +152,14 @@ def operations(cache: CacheBackend, states: UpstreamStates, limits: LimitStore) 
         limits.record(now, tokens=("tpm:key_bench", 1_000.0), cost=(budget, 0.001, time.time() + 3600))
         await limits.flush()
 
+    async def usage_publish(index: int) -> None:
+        totals.add_all(records)
+        async with publishing:
+            await usage.publish(totals)
+
+    async def usage_read(index: int) -> None:
+        await usage.read(totals)
+
     return {
         "cache get (hit, 2 KB value)": cache_get,
         "cache set (2 KB value)": cache_set,
@@ -147,6 +168,8 @@ def operations(cache: CacheBackend, states: UpstreamStates, limits: LimitStore) 
         "request through breaker + limiter (2 round trips)": whole_request,
         "client key rpm (take)": key_rpm,
         "client key with rpm, tpm and budget (check + record)": key_all_limits,
+        f"usage publish ({USAGE_ROWS} rows changed)": usage_publish,
+        "usage read (GET /v1/usage, 93 days)": usage_read,
     }
 
 
@@ -162,11 +185,24 @@ async def run(ops: int) -> list[Figures]:
             await memory.set(f"k{index}", VALUE)
             await redis_cache.set(f"k{index}", VALUE)
         try:
-            for store, cache, states, limits, pid in (
-                ("memory", memory, in_memory, MemoryLimitStore(), None),
-                ("redis", redis_cache, redis_cache.shared_states(), redis_cache.shared_limit_store(), server.pid),
+            # The in-process side of the usage sums: a server's workers' files, another worker's beside this one's.
+            files = str(scratch_dir())
+            other_worker = UsageTotals()
+            other_worker.add_all([RequestRecord("req_other", "key_other", upstream_model="m")] * USAGE_ROWS)
+            await WorkerFiles(files, pid=1).publish(other_worker)
+            redis_usage = redis_cache.shared_usage_store()
+            for store, cache, states, limits, usage, pid in (
+                ("memory", memory, in_memory, MemoryLimitStore(), WorkerFiles(files), None),
+                (
+                    "redis",
+                    redis_cache,
+                    redis_cache.shared_states(),
+                    redis_cache.shared_limit_store(),
+                    redis_usage,
+                    server.pid,
+                ),
             ):
-                for name, operation in operations(cache, states, limits).items():
+                for name, operation in operations(cache, states, limits, usage).items():
                     results.append(await measure(name, store, operation, ops, pid))
                     print(format_row(results[-1]), flush=True)
             assert redis_cache.link.up and redis_cache.link.failed == 0, "Redis failed during the run"

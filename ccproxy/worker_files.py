@@ -32,8 +32,9 @@ class WorkerFile:
         the new one, never half of one. Raises OSError, leaving no temporary file."""
         temporary = self.path + ".tmp"
         try:
+            text = json.dumps(data, separators=(",", ":"))  # one shot: json.dump would encode in Python, ~3x slower
             with open(temporary, "w", encoding="utf-8") as file:
-                json.dump(data, file, separators=(",", ":"))
+                file.write(text)
             os.replace(temporary, self.path)
         except OSError:
             with contextlib.suppress(OSError):

@@ -34,14 +34,15 @@ SENT_MARKER_SECONDS = 3600  # how long a publish is remembered as applied (a res
 DAY_SECONDS = 86400
 
 # KEYS: the publish's marker, `since`, then the day hashes. ARGV: the marker's ttl, since (epoch seconds), the
-# hashes' expiry (epoch seconds, one per hash, in KEYS order), then (hash number, field, amount) triples.
+# hashes' expiry (epoch seconds, one per hash, in KEYS order), then the additions as one JSON array of
+# [hash number, field, amount] (one argument: redis-py packs each argument in Python, ~6 µs apiece).
 APPLY = LuaScript(
     """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
 local hashes = #KEYS - 2
-for i = hashes + 3, #ARGV, 3 do
-  redis.call('HINCRBYFLOAT', KEYS[tonumber(ARGV[i]) + 2], ARGV[i + 1], ARGV[i + 2])
+for _, addition in ipairs(cjson.decode(ARGV[hashes + 3])) do
+  redis.call('HINCRBYFLOAT', KEYS[addition[1] + 2], addition[2], addition[3])
 end
 -- after the additions: EXPIREAT on a hash that does not exist yet does nothing
 for i = 1, hashes do redis.call('EXPIREAT', KEYS[i + 2], ARGV[i + 2]) end
@@ -100,12 +101,16 @@ class RedisUsage(SharedUsage):
         days = sorted({row_key[0] for row_key in rows})
         hash_number = {day: index for index, day in enumerate(days, start=1)}
         keys = (f"{self.prefix}sent:{self._tag}:{number}", self.prefix + "since", *(self.prefix + day for day in days))
-        args: list[str | int | float] = [SENT_MARKER_SECONDS, repr(self._since or time.time())]
-        args.extend(_expiry(day) for day in days)
+        additions: list[tuple[int, str, str]] = []
         for (day, key_id, model), counters in rows.items():
+            row = _row_field(key_id, model)
             for name, amount in zip(COUNTERS, counters, strict=True):
                 if amount and isfinite(amount):  # HINCRBYFLOAT refuses an infinity (an upstream's absurd cost)
-                    args.extend((hash_number[day], _field(name, key_id, model), repr(float(amount))))
+                    # The amount as text: a Lua number would lose digits on its way to HINCRBYFLOAT.
+                    additions.append((hash_number[day], f'["{name}",{row}', repr(float(amount))))
+        args: list[str | int | float] = [SENT_MARKER_SECONDS, repr(self._since or time.time())]
+        args.extend(_expiry(day) for day in days)
+        args.append(json.dumps(additions, separators=(",", ":")))
         try:
             await self.link.run(lambda client: APPLY(client, keys, args))
         except Unavailable as exc:
@@ -149,9 +154,10 @@ class RedisUsage(SharedUsage):
         return rows, min(first, totals.since)
 
 
-def _field(name: str, key_id: str, model: str) -> str:
-    """A hash field: the counter, the key id and the model as a JSON array, ASCII (lone surrogates escaped)."""
-    return json.dumps([name, key_id, model], separators=(",", ":"))
+def _row_field(key_id: str, model: str) -> str:
+    """The end of a row's hash fields, after `["<counter>",`: the key id and the model of the JSON array, ASCII (lone
+    surrogates escaped; the counters' names need no escaping)."""
+    return json.dumps([key_id, model], separators=(",", ":"))[1:]
 
 
 def _parse_field(field: bytes) -> tuple[str, str, str] | None:
