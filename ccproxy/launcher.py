@@ -197,11 +197,25 @@ def status(settings: Settings, *, as_json: bool = False) -> int:
     detail = get_json(address.url + "/v1/status", headers, timeout=5.0)
     if not isinstance(detail, dict) or detail.get("type") == "error":
         detail = {"health": found, "status_error": _error_text(detail)}
+    else:
+        today = usage_today(address, headers)
+        if today is not None:
+            detail["usage_today"] = today
     if as_json:
         print(json.dumps(detail, indent=2))
     else:
         print(render_status(address, detail))
     return 0
+
+
+def usage_today(address: Address, headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """Today's (UTC) totals from GET /v1/usage and whose they are (`scope`); None when it does not answer them (the
+    usage plugin disabled, no admin key for a remote proxy)."""
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    answer = get_json(f"{address.url}/v1/usage?day={day}", headers, timeout=5.0)
+    if not isinstance(answer, dict) or answer.get("object") != "usage" or not isinstance(answer.get("totals"), dict):
+        return None
+    return {"day": day, "scope": answer.get("scope"), **answer["totals"]}
 
 
 def _error_text(answer: Any) -> str:
@@ -223,6 +237,14 @@ def render_status(address: Address, detail: Mapping[str, Any]) -> str:
         f"core {detail['core']}, up {detail['uptime_seconds']:.0f} s, {detail['in_flight']} request(s) in flight "
         f"(this worker)"
     ]
+    today = detail.get("usage_today")
+    if today is not None:
+        unpriced = f", {today['unpriced_requests']} without a price" if today.get("unpriced_requests") else ""
+        lines.append(
+            f"today ({today['day']} UTC, {today['scope']}): {today['requests']} request(s), {today['errors']} "
+            f"error(s), {today['input_tokens']} input and {today['output_tokens']} output tokens, "
+            f"${today['cost_usd']:.4f}{unpriced}"
+        )
     lines.append("routes:")
     for route in detail["routes"]:
         lines.append(f"  {route['pattern'] or '(direct)':<24} -> {', '.join(route['targets'])}")

@@ -58,3 +58,22 @@ def test_the_status_text_names_routes_and_backends() -> None:
     assert "ccproxy 0.1.0 on http://127.0.0.1:11434: pid 42, 2 worker(s)" in text
     assert "*haiku*" in text and "(direct)" in text
     assert "breaker unknown, connections unlimited" in text
+    assert "today" not in text  # no usage totals: the usage plugin is off, or the proxy did not give them
+
+
+def test_the_status_text_says_what_today_cost() -> None:
+    today = {
+        "day": "2026-11-30",
+        "scope": "fleet",
+        "requests": 12,
+        "errors": 1,
+        "input_tokens": 3400,
+        "output_tokens": 560,
+        "cost_usd": 0.123456,
+        "unpriced_requests": 2,
+    }
+    text = render_status(Address("127.0.0.1", 11434), {**STATUS, "usage_today": today})
+    assert (
+        "today (2026-11-30 UTC, fleet): 12 request(s), 1 error(s), 3400 input and 560 output tokens, $0.1235, "
+        "2 without a price"
+    ) in text

@@ -149,8 +149,10 @@ def test_code_starts_the_proxy_runs_claude_and_passes_its_exit_code(launcher: La
     assert f"pid {pid}" in after.stdout
     assert "*haiku*" in after.stdout and "default:gpt-4o-mini" in after.stdout
     assert "default" in after.stdout and "openai" in after.stdout
+    assert "UTC, process): 0 request(s)" in after.stdout  # today's usage (Claude Code here is a stub)
     as_json = json.loads(launcher.run("status", "--json").stdout)
     assert as_json["pid"] == pid and as_json["backends"]["default"]["provider"] == "openai"
+    assert as_json["usage_today"]["scope"] == "process" and as_json["usage_today"]["requests"] == 0
 
     again = launcher.run("code", "--version")  # the running proxy is used, not a second one started
     assert again.returncode == STUB_EXIT
