@@ -208,14 +208,24 @@ def status(settings: Settings, *, as_json: bool = False) -> int:
     return 0
 
 
+TODAY_COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests")
+
+
 def usage_today(address: Address, headers: Mapping[str, str]) -> dict[str, Any] | None:
     """Today's (UTC) totals from GET /v1/usage and whose they are (`scope`); None when it does not answer them (the
-    usage plugin disabled, no admin key for a remote proxy)."""
+    usage plugin disabled, a remote proxy refusing the key) or answers something else."""
     day = time.strftime("%Y-%m-%d", time.gmtime())
     answer = get_json(f"{address.url}/v1/usage?day={day}", headers, timeout=5.0)
     if not isinstance(answer, dict) or answer.get("object") != "usage" or not isinstance(answer.get("totals"), dict):
         return None
-    return {"day": day, "scope": answer.get("scope"), **answer["totals"]}
+    totals = answer["totals"]
+    today: dict[str, Any] = {"day": day, "scope": str(answer.get("scope") or "process")}
+    for name in TODAY_COUNTS:
+        value = totals.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None  # not what ccproxy answers: nothing shown rather than a wrong figure
+        today[name] = value
+    return today
 
 
 def _error_text(answer: Any) -> str:

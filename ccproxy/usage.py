@@ -26,9 +26,8 @@ from ccproxy.events import (
     RequestRecord,
 )
 from ccproxy.quota import period_bounds
-from ccproxy.worker_files import WorkerFile
+from ccproxy.worker_files import USAGE_FILES, WorkerFile
 
-USAGE_FILES = "usage"  # the kind of worker file (ccproxy/worker_files.py) the sums are shared in
 KEEP_DAYS = 92  # days of totals kept; older days are dropped when a new day begins
 # The order of the counters in a row (a list, so the per-request update is a few index additions).
 COUNTERS = (

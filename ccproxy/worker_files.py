@@ -15,7 +15,11 @@ import os
 import re
 from typing import Any
 
-_NAME = re.compile(r"^([a-z]+)_(\d+)-[0-9a-f]+\.json$")
+# The kinds of worker file ccproxy writes: GET /v1/usage's sums, GET /v1/metrics's summary parts.
+USAGE_FILES = "usage"
+SUMMARY_FILES = "summary"
+KINDS = (USAGE_FILES, SUMMARY_FILES)
+_NAME = re.compile(r"^([a-z]+)_(\d+)-[0-9a-f]{8}\.json$")
 
 
 class WorkerFile:
@@ -51,7 +55,7 @@ class WorkerFile:
             try:
                 with open(path, encoding="utf-8") as file:
                     found.append((int(match.group(2)), json.load(file)))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):  # gone, or not JSON ccproxy wrote
                 continue
         return found
 
@@ -68,8 +72,8 @@ def alive(pid: int) -> bool:
 
 
 def clean(directory: str) -> None:
-    """Remove the worker files a previous run left (before the workers start); other files stay."""
-    for path in glob.glob(os.path.join(directory, "*_*.json*")):
-        name = os.path.basename(path)
-        if _NAME.match(name.removesuffix(".tmp")):
-            os.remove(path)
+    """Remove the worker files (of KINDS) a previous run left, before the workers start; nothing else."""
+    for kind in KINDS:
+        for path in glob.glob(os.path.join(directory, f"{kind}_*.json*")):
+            if _NAME.match(os.path.basename(path).removesuffix(".tmp")):
+                os.remove(path)

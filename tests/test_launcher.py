@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from ccproxy import launcher
 from ccproxy.launcher import PLACEHOLDER_KEY, Address, claude_env, client_key, first_error_line, render_status
 from ccproxy.settings import Settings
 
@@ -24,6 +27,16 @@ STATUS: dict[str, Any] = {
             "max_connections": 0,
         },
     },
+}
+
+
+TOTALS = {
+    "requests": 12,
+    "errors": 1,
+    "input_tokens": 3400,
+    "output_tokens": 560,
+    "cost_usd": 0.123456,
+    "unpriced_requests": 0,
 }
 
 
@@ -77,3 +90,33 @@ def test_the_status_text_says_what_today_cost() -> None:
         "today (2026-11-30 UTC, fleet): 12 request(s), 1 error(s), 3400 input and 560 output tokens, $0.1235, "
         "2 without a price"
     ) in text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        None,
+        {"type": "error", "error": {"type": "permission_error", "message": "no"}},
+        {"object": "usage", "totals": {}},
+        {"object": "usage", "totals": {"requests": 1, "errors": 0, "input_tokens": 1, "output_tokens": 1}},
+        {"object": "usage", "totals": {**TOTALS, "cost_usd": None}},
+        {"object": "usage", "totals": {**TOTALS, "requests": "12"}},
+    ],
+)
+def test_status_shows_no_usage_line_for_an_answer_it_cannot_read(answer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "get_json", lambda *args, **kwargs: answer)
+    assert launcher.usage_today(Address("127.0.0.1", 11434), {}) is None
+
+
+def test_status_reads_todays_usage(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def get_json(url: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(url)
+        return {"object": "usage", "scope": "server", "totals": TOTALS}
+
+    monkeypatch.setattr(launcher, "get_json", get_json)
+    today = launcher.usage_today(Address("127.0.0.1", 11434), {"x-api-key": "k"})
+    assert today is not None and today["scope"] == "server" and today["requests"] == 12
+    assert asked == [f"http://127.0.0.1:11434/v1/usage?day={today['day']}"]
+    assert "12 request(s)" in render_status(Address("127.0.0.1", 11434), {**STATUS, "usage_today": today})

@@ -7,12 +7,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ccproxy.default_plugins.metrics import MAX_KEY_SETS, ProxyMetrics, percentiles
+from ccproxy.default_plugins.metrics import MAX_KEY_SETS, MetricsPlugin, ProxyMetrics, _other_workers, percentiles
 from ccproxy.events import BreakerChange, CacheEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.metrics import MAX_SERIES, Counter, Histogram, MultiprocessFiles, clean_multiprocess_dir, exposition
+from ccproxy.settings import Settings
+from ccproxy.worker_files import SUMMARY_FILES, WorkerFile
 
 
 class Samples(dict[tuple[str, frozenset[tuple[str, str]]], float]):
@@ -149,6 +154,56 @@ def test_the_json_summary_of_several_workers_puts_their_parts_together() -> None
     assert summary["backends"]["other"]["requests"] == 1 and summary["backends"]["other"]["health"] == "healthy"
     alone = mine.summary()
     assert alone["scope"] == "process" and "workers" not in alone and alone["requests"] == 50
+
+
+def test_an_exited_workers_counts_stay_and_what_described_it_live_goes(tmp_path: Path) -> None:
+    """As /metrics drops an exited worker's live gauges: its requests still count, its open breaker, its recent
+    failures and its in-flight requests no longer say anything about the backend."""
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = ProxyMetrics()
+    for _ in range(4):
+        done(gone, status=502, error_type="api_error", input_tokens=3)
+    gone.breaker_change(BreakerChange("default", "open"))
+    gone.request_started(RequestRecord("req_open"))
+    WorkerFile(str(tmp_path), SUMMARY_FILES, pid=int(exited.stdout)).write(gone.snapshot())
+    running = ProxyMetrics()
+    WorkerFile(str(tmp_path), SUMMARY_FILES, pid=os.getpid()).write(running.snapshot())  # a live, idle worker
+    mine = ProxyMetrics()
+    done(mine, total_ms=10.0)
+    summary = mine.summary(_other_workers(WorkerFile(str(tmp_path), SUMMARY_FILES)), scope="server")
+    assert summary["workers"] == 2  # this one and the idle one; the exited one is not running
+    assert summary["requests"] == 5 and summary["errors"] == 4 and summary["tokens"]["input"] == 12
+    assert summary["in_flight"] == 0
+    default = summary["backends"]["default"]
+    assert default["breaker"] is None and default["health"] == "healthy" and default["latency_ms"]["samples"] == 1
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 1e999, "12", True])
+def test_a_snapshot_with_a_count_that_is_not_a_finite_number_is_skipped(bad: Any) -> None:
+    theirs = ProxyMetrics()
+    done(theirs, total_ms=5.0)
+    for where in ("in_flight", "tokens", "requests", "latencies"):
+        snapshot = theirs.snapshot()
+        if where == "tokens":
+            snapshot["tokens"]["input"] = bad
+        elif where == "requests":
+            snapshot["backends"]["default"]["requests"] = bad
+        elif where == "latencies":
+            snapshot["backends"]["default"]["latencies"].append(bad)
+        else:
+            snapshot[where] = bad
+        summary = ProxyMetrics().summary([json.loads(json.dumps(snapshot))], scope="server")
+        assert summary["requests"] == 0 and summary["workers"] == 1, where
+
+
+def test_in_flight_from_the_request_gate_is_written_for_the_other_workers_when_it_changes() -> None:
+    plugin = MetricsPlugin(Settings(api_key="sk-test"))
+    gate = SimpleNamespace(in_flight=3)
+    plugin._gauge_in_flight(gate)  # type: ignore[arg-type]  # only in_flight is read
+    assert plugin.metrics.dirty and plugin.metrics.in_flight.values[()] == 3.0
+    plugin.metrics.dirty = False
+    plugin._gauge_in_flight(gate)  # type: ignore[arg-type]
+    assert not plugin.metrics.dirty  # unchanged: nothing new to write
 
 
 def test_workers_files_merge_into_one_set_of_totals(tmp_path: Path) -> None:

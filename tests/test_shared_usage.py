@@ -48,8 +48,8 @@ async def test_a_file_is_replaced_whole_and_a_broken_one_is_skipped(tmp_path: Pa
         1.0,
         0.0,
     ]
-    (tmp_path / "usage_103-aa.json").write_text('{"rows": [[1, 2')  # a worker that died writing (or not ours)
-    (tmp_path / "usage_104-bb.json").write_text('{"since": 0, "rows": [["x", "y"]]}')
+    (tmp_path / "usage_103-000000aa.json").write_text('{"rows": [[1, 2')  # a worker that died writing (or not ours)
+    (tmp_path / "usage_104-000000bb.json").write_text('{"since": 0, "rows": [["x", "y"]]}')
     rows, _ = await second.read(UsageTotals(Wall()))
     assert [row[0] for row in rows.values()] == [1.0]
 
@@ -94,7 +94,7 @@ async def test_a_model_name_with_any_text_survives_the_file(tmp_path: Path) -> N
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ccproxy_serve_empties_the_named_directory_whatever_its_workers(tmp_path: Path, workers: int) -> None:
     """A previous run's files would count again in GET /v1/usage (and /metrics)."""
-    (tmp_path / "usage_1-ab.json").write_text("{}")
+    (tmp_path / "usage_1-000000ab.json").write_text("{}")
     (tmp_path / "counter_1.db").write_text("")
     settings = Settings(api_key="sk-test", workers=workers, metrics_dir=str(tmp_path))
     assert metrics_dir_for_workers(settings) == (settings, None)
@@ -112,8 +112,8 @@ def test_several_workers_without_a_named_directory_get_a_fresh_one() -> None:
 
 
 def test_a_new_server_starts_from_no_files(tmp_path: Path) -> None:
-    (tmp_path / "usage_1-0a.json").write_text("{}")
-    (tmp_path / "summary_2-1b.json.tmp").write_text("{")
+    (tmp_path / "usage_1-0000000a.json").write_text("{}")
+    (tmp_path / "summary_2-0000001b.json.tmp").write_text("{")
     (tmp_path / "counter_1.db").write_text("")
     (tmp_path / "notes_of_mine.json").write_text("{}")
     clean(str(tmp_path))

@@ -18,7 +18,8 @@ def test_a_worker_reads_the_other_workers_files_of_its_kind_only(tmp_path: Path)
     mine.write({"from": 11})
     theirs.write({"from": 12, "text": "a\ud800b"})  # ASCII on disk: any text survives
     (tmp_path / "usage_14-zz.json").write_text("{}")  # not a name a worker writes
-    (tmp_path / "usage_15-ab.json").write_text('{"half": ')  # unreadable: skipped
+    (tmp_path / "usage_15-0000abcd.json").write_text('{"half": ')  # unreadable: skipped
+    (tmp_path / "usage_16-0000abce.json").write_text("[" * 100_000 + "]" * 100_000)  # too deep for the parser
     assert mine.others() == [(12, {"from": 12, "text": "a\ud800b"})]
     assert theirs.others() == [(11, {"from": 11})]
     theirs.write({"from": 12, "again": True})  # replaced whole, same file
@@ -45,10 +46,12 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path: P
 
 
 def test_clean_removes_worker_files_and_nothing_else(tmp_path: Path) -> None:
-    for name in ("usage_1-0a.json", "summary_2-1b.json", "summary_3-2c.json.tmp", "counter_1.db", "notes_1.json"):
+    ours = ("usage_1-0000000a.json", "summary_2-0000001b.json", "summary_3-0000002c.json.tmp")
+    theirs = ("counter_1.db", "notes_1.json", "backup_2024-01.json", "usage_4-abc.json", "other_5-0000000d.json")
+    for name in ours + theirs:
         (tmp_path / name).write_text("{}")
     clean(str(tmp_path))
-    assert sorted(os.listdir(tmp_path)) == ["counter_1.db", "notes_1.json"]
+    assert sorted(os.listdir(tmp_path)) == sorted(theirs)
 
 
 def test_alive_tells_a_running_process_from_one_that_exited() -> None:

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby, repeat
+from math import isfinite
 from operator import attrgetter, is_not, truediv
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,7 @@ from ccproxy.interfaces import Observer
 from ccproxy.metrics import AnySeries, Counter, Gauge, Histogram, MultiprocessFiles, exposition
 from ccproxy.observers import flush_observers
 from ccproxy.settings import Settings
-from ccproxy.worker_files import WorkerFile, alive
+from ccproxy.worker_files import SUMMARY_FILES, WorkerFile, alive
 
 if TYPE_CHECKING:
     from ccproxy.http.admission import RequestGate
@@ -57,7 +58,6 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
-SUMMARY_FILES = "summary"  # the kind of worker file (ccproxy/worker_files.py) the JSON summary's parts are shared in
 FLUSH_SECONDS = 1.0  # how often a worker writes its sums for the others' scrapes (multi-worker serving)
 RECENT = 1000  # requests per backend behind the JSON summary's percentiles and recent error rate
 # Recent error rate -> health in the JSON summary.
@@ -317,7 +317,7 @@ class ProxyMetrics(Observer):
         for snapshot in others:
             try:
                 merged.add(snapshot)
-            except (TypeError, KeyError, ValueError, AttributeError):
+            except Exception:  # not a snapshot (another process's file): skipped, never the endpoint's failure
                 continue
         return merged.summary(scope)
 
@@ -350,7 +350,7 @@ class _Merged:
     percentiles and the recent error rate put together, each backend's breaker at its worst."""
 
     def __init__(self) -> None:
-        self.pids: list[int] = []
+        self.live = 0  # processes still running among those added
         self.started = time.time()
         self.in_flight = 0.0
         self.tokens = dict.fromkeys(TOKEN_KINDS, 0.0)
@@ -358,10 +358,14 @@ class _Merged:
         self.backends: dict[str, dict[str, Any]] = {}
 
     def add(self, snapshot: Any) -> None:
-        backends = {name: _backend_part(part) for name, part in snapshot["backends"].items()}  # checked first
-        tokens = {kind: float(snapshot["tokens"][kind]) for kind in TOKEN_KINDS}
-        started, in_flight, cost = float(snapshot["started"]), float(snapshot["in_flight"]), float(snapshot["cost_usd"])
-        self.pids.append(int(snapshot["pid"]))
+        """Add one process's snapshot; raises (and changes nothing) when it is not one, or holds a count that is not a
+        finite number."""
+        backends = {str(name): _backend_part(part) for name, part in snapshot["backends"].items()}  # checked first
+        tokens = {kind: _finite(snapshot["tokens"][kind]) for kind in TOKEN_KINDS}
+        started, in_flight = _finite(snapshot["started"]), _finite(snapshot["in_flight"])
+        cost, live = _finite(snapshot["cost_usd"]), snapshot.get("live", True) is True
+        if live:
+            self.live += 1
         self.started = min(self.started, started)
         self.in_flight += in_flight
         self.cost += cost
@@ -389,7 +393,7 @@ class _Merged:
             "pid": os.getpid(),
         }
         if scope != "process":
-            summary["workers"] = len(self.pids)
+            summary["workers"] = self.live
         summary.update(
             {
                 "uptime_s": round(time.time() - self.started, 1),
@@ -411,13 +415,21 @@ def _backend_part(part: Any) -> dict[str, Any]:
     """One backend of a snapshot, with its types checked (a file another process wrote)."""
     breaker = part["breaker"]
     return {
-        "requests": int(part["requests"]),
-        "errors": int(part["errors"]),
-        "latencies": [float(ms) for ms in part["latencies"]],
+        "requests": int(_finite(part["requests"])),
+        "errors": int(_finite(part["errors"])),
+        "latencies": list(map(_finite, part["latencies"])),
         "recent_errors": [bool(failed) for failed in part["recent_errors"]],
-        "ttfts": [float(ms) for ms in part["ttfts"]],
-        "breaker": None if breaker is None else float(breaker),
+        "ttfts": list(map(_finite, part["ttfts"])),
+        "breaker": None if breaker is None else _finite(breaker),
     }
+
+
+def _finite(value: Any) -> float:
+    """A number from another process's snapshot; ValueError for anything else (an infinity, NaN, text)."""
+    number = float(value)
+    if not isfinite(number) or isinstance(value, (bool, str)):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
 
 
 def _backend_summary(part: dict[str, Any]) -> dict[str, Any]:
@@ -476,6 +488,7 @@ class MetricsPlugin:
         self.directory = settings.metrics_dir
         self.files: MultiprocessFiles | None = None
         self.summary_file: WorkerFile | None = None  # the JSON summary's parts, for the other workers' /v1/metrics
+        self._summary_unwritten = False
         self._flusher: asyncio.Task[None] | None = None
 
     @hookimpl
@@ -504,9 +517,12 @@ class MetricsPlugin:
                 await self._flusher
         if self.files is not None:
             self._flush_observers()
-            self.files.write(self.metrics.series)
-            self.files.close(dead=True)
             self._write_summary()
+            try:
+                self.files.write(self.metrics.series)
+            except OSError:
+                log.exception("cannot write metrics to %s", self.directory)
+            self.files.close(dead=True)
 
     def _flush_observers(self) -> None:
         """Deliver the requests the observers still hold (ccproxy/observers.py) before the series are read; the
@@ -519,7 +535,10 @@ class MetricsPlugin:
 
     def _gauge_in_flight(self, gate: RequestGate | None) -> None:
         if not self.metrics.counts_in_flight and gate is not None:
-            self.metrics.in_flight.set((), float(gate.in_flight))
+            in_flight = float(gate.in_flight)
+            if self.metrics.in_flight.values.get(()) != in_flight:
+                self.metrics.in_flight.set((), in_flight)
+                self.metrics.dirty = True  # written for the other workers, like a finished request
 
     def _read(self, request: Request) -> None:
         """Before an endpoint reads the series: the app's observers flushed, the in-flight gauge current."""
@@ -527,10 +546,11 @@ class MetricsPlugin:
         self._gauge_in_flight(request.app.ctx.gate)
 
     async def _flush_every_second(self) -> None:
+        self._write_summary()  # at once: the other workers count this one (`workers`) before it serves anything
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             self._flush_observers()
-            if self.metrics.dirty and self.files is not None:
+            if (self.metrics.dirty or self._summary_unwritten) and self.files is not None:
                 self.metrics.dirty = False
                 try:
                     self.files.write(self.metrics.series)
@@ -539,11 +559,15 @@ class MetricsPlugin:
                 self._write_summary()
 
     def _write_summary(self) -> None:
+        """This worker's part of /v1/metrics for the others; after a failed write, written again the next second."""
         if self.summary_file is not None:
             try:
                 self.summary_file.write(self.metrics.snapshot())
             except OSError:
+                self._summary_unwritten = True
                 log.exception("cannot write the metrics summary to %s", self.directory)
+            else:
+                self._summary_unwritten = False
 
     async def prometheus(self, request: Request) -> HTTPResponse:
         self._read(request)
@@ -561,11 +585,21 @@ class MetricsPlugin:
 
 
 def _other_workers(file: WorkerFile) -> list[Any]:
-    """The other workers' snapshots; a worker that exited has nothing in flight (its file says what it had)."""
-    return [
-        snapshot if alive(pid) or not isinstance(snapshot, dict) else {**snapshot, "in_flight": 0}
-        for pid, snapshot in file.others()
-    ]
+    """The other workers' snapshots. A worker that exited keeps its counts (what it served still counts) and loses
+    what described it live: nothing in flight, no breaker, no recent requests (as /metrics drops its live gauges)."""
+    return [snapshot if alive(pid) else _exited(snapshot) for pid, snapshot in file.others()]
+
+
+def _exited(snapshot: Any) -> Any:
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("backends"), dict):
+        return snapshot  # not a snapshot: skipped when merged
+    backends = {
+        name: {**part, "latencies": [], "recent_errors": [], "ttfts": [], "breaker": None}
+        if isinstance(part, dict)
+        else part
+        for name, part in snapshot["backends"].items()
+    }
+    return {**snapshot, "in_flight": 0, "backends": backends, "live": False}
 
 
 def plugin_for(settings: Settings) -> MetricsPlugin:

@@ -161,7 +161,7 @@ def _row_field(key_id: str, model: str) -> str:
 
 
 def _parse_field(field: bytes) -> tuple[str, str, str] | None:
-    """A field `_field` wrote, or None for anything else in the hash (skipped)."""
+    """A field `_send` wrote (`["<counter>","<key id>","<model>"]`), or None for anything else in the hash (skipped)."""
     try:
         parsed = json.loads(field)
     except ValueError:
