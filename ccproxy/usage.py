@@ -92,7 +92,7 @@ class UsageTotals:
 
     def _new_day(self, now: float) -> None:
         self._day, self._day_ends = period_bounds("day", now)
-        oldest = time.strftime("%Y-%m-%d", time.gmtime(now - KEEP_DAYS * 86400))
+        oldest = self.oldest_day(now)
         for key in [key for key in self.rows if key[0] < oldest]:
             del self.rows[key]
             self.changed.discard(key)
@@ -101,9 +101,11 @@ class UsageTotals:
         """This process's sums for GET /v1/usage (see `usage_report`)."""
         return usage_report(self.rows, names, since=self.since, scope="process", day=day, key=key)
 
-    def oldest_day(self) -> str:
-        """The first day whose rows are kept (older ones are dropped when a new day begins)."""
-        return time.strftime("%Y-%m-%d", time.gmtime(self.wall() - KEEP_DAYS * 86400))
+    def oldest_day(self, now: float | None = None) -> str:
+        """The first day whose rows are kept at `now` (default: the wall clock's now); older ones are dropped when a
+        new day begins."""
+        moment = self.wall() if now is None else now
+        return time.strftime("%Y-%m-%d", time.gmtime(moment - KEEP_DAYS * 86400))
 
 
 def usage_report(

@@ -4,7 +4,6 @@ stop (ccproxy/warmup.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ from ccproxy.hookspecs import RegisterRoute, hookimpl
 from ccproxy.http.admin import require_admin
 from ccproxy.http.errors import request_id_of
 from ccproxy.settings import Settings
+from ccproxy.tasks import stop_task
 from ccproxy.warmup import load_entries, save_popular
 
 if TYPE_CHECKING:
@@ -87,9 +87,7 @@ class CacheAdmin:
         saver, self._saver = self._saver, None
         if saver is None:
             return
-        saver.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await saver
+        await stop_task(saver)
         responses = state.pipeline.responses
         if responses is not None:
             await self._save(responses)

@@ -5,7 +5,6 @@ when there are several)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -46,6 +45,7 @@ from ccproxy.interfaces import Observer
 from ccproxy.metrics import AnySeries, Counter, Gauge, Histogram, MultiprocessFiles, exposition
 from ccproxy.observers import flush_observers
 from ccproxy.settings import Settings
+from ccproxy.tasks import stop_task
 from ccproxy.worker_files import SUMMARY_FILES, WorkerFile, alive
 
 if TYPE_CHECKING:
@@ -511,10 +511,8 @@ class MetricsPlugin:
 
     @hookimpl
     async def ccproxy_shutdown(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        flusher, self._flusher = self._flusher, None
+        await stop_task(flusher)
         if self.files is not None:
             self._flush_observers()
             self._write_summary()

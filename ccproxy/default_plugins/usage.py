@@ -4,7 +4,6 @@ and writes one log record per request at INFO (the usage log)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from ccproxy.logs import log_fields
 from ccproxy.observers import flush_observers
 from ccproxy.prices import PriceTable
 from ccproxy.settings import Settings
+from ccproxy.tasks import stop_task
 from ccproxy.usage import SharedUnavailable, SharedUsage, UsageTotals, WorkerFiles, usage_report
 from ccproxy.usage_line import UsageLines
 
@@ -213,10 +213,7 @@ class UsagePlugin:
 
     async def _stop_publisher(self) -> None:
         publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+        await stop_task(publisher)
 
     async def _publish_every_second(self) -> None:
         while True:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
 from ccproxy import Upstream, UpstreamFailure, UpstreamRequest
+from ccproxy.tasks import stop_task
 from ccproxy_local.windows import ContextWindows
 
 log = logging.getLogger("ccproxy.local")
@@ -68,10 +68,7 @@ class WindowDiscovery:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _discover(self, upstream: Upstream) -> None:
         for attempt, delay in enumerate(delays()):

@@ -11,7 +11,6 @@ first needs it (`open()` at server start), never at import or factory time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -23,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from ccproxy.tasks import stop_task
 from ccproxy_redis.options import RedisOptions
 
 log = logging.getLogger("ccproxy.redis")
@@ -97,10 +97,7 @@ class RedisLink:
     async def close(self) -> None:
         """Stop probing and close the pool (at server stop)."""
         probe, self._probe = self._probe, None
-        if probe is not None:
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probe
+        await stop_task(probe)
         self._down_since = None  # a later open() finds out afresh
         client, self._client = self._client, None
         if client is not None:
