@@ -1,8 +1,8 @@
 """Build hook for the optional Cython twins of the conversion core.
 
 `CCPROXY_BUILD_CYTHON=false` skips them; the pure-Python sources `ccproxy/core/_<name>_py.py` are always installed and
-are the source of truth. The module list and the rule for making a twin's source live in ccproxy/core/_twins.py.
-All project metadata lives in pyproject.toml.
+are the source of truth (a hand-written twin is compiled from its `_<name>_c.pyx` instead). The module list and the
+rule for making a twin's source live in ccproxy/core/_twins.py. All project metadata lives in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ class BuildTwins(build_ext):
         generated.mkdir(parents=True, exist_ok=True)
         for extension in self.extensions:
             name = extension.name.rpartition("._")[2].removesuffix("_c")
-            text = TWINS.compiled_source(name, TWINS.source_path(name).read_bytes())
-            target = generated / f"_{name}_c.py"
+            source = TWINS.compiled_from(name)
+            text = TWINS.compiled_source(name, source.read_bytes())
+            target = generated / f"_{name}_c{source.suffix}"
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 target.write_text(text, encoding="utf-8")
             extension.sources = [str(target)]
@@ -59,7 +60,10 @@ class BuildTwins(build_ext):
 def _extensions() -> list[Extension]:
     if os.environ.get("CCPROXY_BUILD_CYTHON", "true").lower() in ("0", "false", "no", "off"):
         return []
-    return [Extension(TWINS.compiled_name(name), [f"ccproxy/core/_{name}_py.py"]) for name in TWINS.COMPILED_MODULES]
+    return [
+        Extension(TWINS.compiled_name(name), [str(TWINS.compiled_from(name).relative_to(ROOT))])
+        for name in TWINS.COMPILED_MODULES
+    ]
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildTwins}, py_modules=["sanic_config"])

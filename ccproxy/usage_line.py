@@ -8,7 +8,9 @@ numbers are formatted. The line holds what `usage_fields` gives the generic path
 a slightly different order: the repeating text fields first).
 
 It is used only when every handler the line reaches is one of ccproxy's JSON batching handlers with one
-RedactingFilter (what configure_logging builds); otherwise the caller logs a record the ordinary way.
+RedactingFilter (what configure_logging builds); otherwise the caller logs a record the ordinary way. The lines
+themselves are written by the core's `usage_block` (ccproxy/core/_usageline_py.py, with a hand-written compiled
+twin: the numbers were most of a line's cost).
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from math import isfinite
+from typing import TYPE_CHECKING
 
 from ccproxy.core.jsoncodec import dumps_text
+from ccproxy.core.usageline import usage_block
 from ccproxy.events import RequestRecord
 from ccproxy.logs import DirectLines, UtcStamp
 from ccproxy.redaction import RedactingFilter
 
+if TYPE_CHECKING:
+    from ccproxy.core._usageline_py import PieceKey
+
 # The fields whose values repeat: encoded once per distinct set (in this order, first in the line).
 REPEATING = ("endpoint", "key_id", "client_model", "backend", "upstream_model", "error_type")
 MAX_PIECES = 1024  # distinct sets kept; beyond that a line encodes its own (client-chosen model names are unbounded)
-PieceKey = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
 
 
 class UsageLines:
@@ -56,46 +61,23 @@ class UsageLines:
             return False
         # The lines of one block are written together, so they carry the block's time (as a record logged now
         # would), and the fixed part after it is looked up once, not per line (os.getpid() is a system call).
-        start = self._start(redacting)
-        text = self.text
-        block = "".join([text(record, redacting, start) for record in records]).encode("utf-8", "backslashreplace")
+        block = usage_block(records, self._start(redacting), self._pieces, self._piece_for)
         for handler in handlers:
             handler.add_line(block)
         return True
 
     def line(self, record: RequestRecord, redacting: RedactingFilter) -> bytes:
-        return self.text(record, redacting, self._start(redacting)).encode("utf-8", "backslashreplace")
+        """One record's line, newline included, with `redacting`'s pieces."""
+        return usage_block((record,), self._start(redacting), self._pieces, self._piece_for)
 
-    def text(self, record: RequestRecord, redacting: RedactingFilter, start: str) -> str:
-        """The line, newline included, after `start` (`{"time":...,"request_id":`, for `redacting`'s pieces)."""
-        key: PieceKey = (
-            record.endpoint,
-            record.key_id,
-            record.client_model,
-            record.backend,
-            record.upstream_model,
-            record.error_type,
-        )
-        piece = self._pieces.get(key)
-        if piece is None:
-            piece = _piece(key, redacting)
-            if len(self._pieces) < MAX_PIECES:
-                self._pieces[key] = piece
-        # The numbers inline (no helper per field: this runs for every request); what JSON has no number for (a NaN
-        # or an infinity, say from an upstream's cost) is written as null. A float is written with a fixed number of
-        # decimals: the value `round` gives the generic line, in one float-to-text conversion instead of two
-        # (`round` converts too; measured: 390 -> 133 ns per field).
-        cost, ttft, total = record.cost_usd, record.ttft_ms, record.total_ms
-        return (
-            f'{start}{dumps_text(record.request_id)},{piece},"status":{record.status},'
-            f'"stream":{"true" if record.stream else "false"},"input_tokens":{record.input_tokens},'
-            f'"output_tokens":{record.output_tokens},"cache_read_tokens":{record.cache_read_tokens},'
-            f'"cache_write_tokens":{record.cache_write_tokens},'
-            f'"cost_usd":{f"{cost:.8f}" if cost is not None and isfinite(cost) else "null"},'
-            f'"ttft_ms":{f"{ttft:.2f}" if ttft is not None and isfinite(ttft) else "null"},'
-            f'"total_ms":{f"{total:.2f}" if isfinite(total) else "null"},"retries":{record.retries},'
-            f'"fallbacks":{record.fallbacks}}}\n'
-        )
+    def _piece_for(self, key: PieceKey) -> str:
+        """The repeating fields' text for `key`, redacted by the redactor of the current head, kept while there is
+        room (client-chosen model names are unbounded)."""
+        assert self._head_for is not None  # _start ran first
+        piece = _piece(key, self._head_for[0])
+        if len(self._pieces) < MAX_PIECES:
+            self._pieces[key] = piece
+        return piece
 
     def _start(self, redacting: RedactingFilter) -> str:
         """`{"time":...,"request_id":` for lines written now: the time, then the fixed part for this process and this

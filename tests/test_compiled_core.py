@@ -34,7 +34,7 @@ def test_the_core_fixture_gives_the_implementation_it_names(core: Core) -> None:
         if core.flavour == "c":
             assert module.__name__ == f"ccproxy.core._{name}_c"
             assert twins._is_extension(module), module.__file__
-            assert twins.source_hash(twins.source_path(name).read_bytes()) == module._SOURCE_SHA256
+            assert twins.source_hash(twins.compiled_from(name).read_bytes()) == module._SOURCE_SHA256
         else:
             assert module.__name__ == f"ccproxy.core._{name}_py"
             assert module.__file__ == str(twins.source_path(name))
@@ -122,8 +122,9 @@ def test_there_is_one_module_list() -> None:
 # ------------------------------------------------------------------------------------------ building a twin
 
 
-@pytest.mark.parametrize("name", COMPILED_MODULES)
+@pytest.mark.parametrize("name", [name for name in COMPILED_MODULES if name not in twins.HAND_WRITTEN])
 def test_a_twin_is_compiled_from_its_source_pointed_at_compiled_siblings(name: str) -> None:
+    assert twins.compiled_from(name) == twins.source_path(name)
     source = twins.source_path(name).read_bytes()
     compiled = twins.compiled_source(name, source)
     body, _, stamp = compiled.rstrip("\n").rpartition("\n")
@@ -132,6 +133,26 @@ def test_a_twin_is_compiled_from_its_source_pointed_at_compiled_siblings(name: s
     for sibling in COMPILED_MODULES:
         assert f"from ccproxy.core._{sibling}_py import" not in compiled
     assert body.replace("_c import", "_py import") == source.decode()
+
+
+@pytest.mark.parametrize("name", sorted(twins.HAND_WRITTEN))
+def test_a_hand_written_twin_is_compiled_from_its_pyx_as_it_is(name: str) -> None:
+    pyx = twins.compiled_from(name)
+    assert pyx == CORE_DIR / f"_{name}_c.pyx" and twins.source_path(name).exists()
+    source = pyx.read_bytes()
+    compiled = twins.compiled_source(name, source)
+    assert compiled == f"{source.decode()}\n_SOURCE_SHA256 = {twins.source_hash(source)!r}\n"
+
+
+def test_a_hand_written_twin_older_than_its_pyx_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not twins.REQUESTED:
+        pytest.skip("CCPROXY_ENABLE_CYTHON=false: the compiled core is switched off on purpose")
+    (name,) = sorted(twins.HAND_WRITTEN)[:1]
+    edited = tmp_path / f"_{name}_c.pyx"
+    edited.write_bytes(twins.compiled_from(name).read_bytes() + b"# edited after the build\n")
+    monkeypatch.setattr(twins, "compiled_from", lambda _: edited)
+    with pytest.raises(CompiledCoreError, match=rf"ccproxy/core/_{name}_c.pyx changed after ccproxy.core._{name}_c"):
+        load_compiled(name)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +186,7 @@ def test_a_twin_older_than_its_source_is_refused_naming_it_and_the_rebuild(
         pytest.skip("CCPROXY_ENABLE_CYTHON=false: the compiled core is switched off on purpose")
     edited = tmp_path / "_sse_py.py"
     edited.write_bytes(twins.source_path("sse").read_bytes() + b"# edited after the build\n")
-    monkeypatch.setattr(twins, "source_path", lambda name: edited)
+    monkeypatch.setattr(twins, "compiled_from", lambda name: edited)
     with pytest.raises(CompiledCoreError) as refused:
         load_compiled("sse")
     message = str(refused.value)

@@ -7,14 +7,18 @@ import asyncio
 import json
 import logging
 import logging.handlers
+import math
 import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccproxy.context import REQUEST_ID
+from ccproxy.core._twins import Core, load_core
 from ccproxy.default_plugins.usage import USAGE_MESSAGE, UsageObserver, usage_fields
 from ccproxy.events import RequestRecord
 from ccproxy.logs import FLUSH_AT_BYTES, FLUSH_DELAY_SECONDS, DirectLines, JsonFormatter, build_handlers
@@ -179,3 +183,106 @@ def test_a_batch_is_written_on_time_in_a_later_event_loop_too(logger: logging.Lo
 
     asyncio.run(log_and_leave())
     assert asyncio.run(log_and_wait()) == ["first loop", "second loop"]
+
+
+# ------------------------------------------------------------------------------------------ the two twins
+
+
+START = '{"time":"2026-12-01T00:00:00.000Z","pid":1,"request_id":'
+
+
+def reference() -> Core:
+    """The pure twin: what the compiled `usage_block` must write byte for byte."""
+    return load_core("py")
+
+
+def block(core: Core, records: list[RequestRecord], start: str = START) -> bytes:
+    pieces: dict[Any, str] = {}
+
+    def piece_of(key: Any) -> str:
+        pieces[key] = piece = ",".join(f'"f{number}":{json.dumps(value)}' for number, value in enumerate(key))
+        return piece
+
+    made: bytes = core.usageline.usage_block(records, start, pieces, piece_of)
+    return made
+
+
+TEXT = st.none() | st.text(max_size=12)  # any code point, lone surrogates included
+COUNT = st.integers(min_value=-(2**70), max_value=2**70)
+FLOAT = st.none() | st.floats() | st.floats(min_value=0, max_value=1e16) | st.integers(-(10**6), 10**6)
+
+
+@st.composite
+def any_records(draw: st.DrawFn) -> list[RequestRecord]:
+    made = []
+    for _ in range(draw(st.integers(1, 4))):
+        record = RequestRecord(draw(st.text(max_size=30)), draw(TEXT), draw(st.text(max_size=12)), draw(TEXT))
+        record.upstream_model, record.error_type = draw(TEXT), draw(TEXT)
+        record.status, record.stream = draw(COUNT), draw(st.booleans())
+        record.input_tokens, record.output_tokens = draw(COUNT), draw(COUNT)
+        record.cache_read_tokens, record.cache_write_tokens = draw(COUNT), draw(COUNT)
+        record.cost_usd, record.ttft_ms = draw(FLOAT), draw(FLOAT)
+        record.total_ms = draw(st.floats() | st.floats(min_value=0, max_value=1e7))
+        record.retries, record.fallbacks = draw(COUNT), draw(COUNT)
+        record.endpoint = draw(st.sampled_from(["messages", "count_tokens"]))
+        made.append(record)
+    return made
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=any_records(), start=st.sampled_from([START, "{é\ud800:"]))
+def test_both_twins_write_the_same_bytes_for_any_record(core: Core, records: list[RequestRecord], start: str) -> None:
+    assert block(core, records, start) == block(reference(), records, start)
+
+
+def fixed_decimal_values() -> list[float]:
+    """Floats where writing a fixed number of decimals is easy to get wrong: exact and near halves at both scales,
+    carries into the next digit, the largest scaled values, tiny and negative ones."""
+    values = [0.0, -0.0, 5e-324, 1e-9, 0.005, 0.015, 0.125, 0.375, 2.675, 1.005, 9.995, 99.995, 0.999999995]
+    values += [5e-9, 1.5e-8, 2.5e-8, 0.123456785, 1e13 - 0.005, 9999999999999.995, 1e14, 1e15, 1e16, 1e300]
+    for whole in (0, 1, 7, 12345, 10**9):
+        for hundredths in range(0, 100, 7):
+            half = whole + (hundredths + 0.5) / 100
+            values += [half, math.nextafter(half, 0), math.nextafter(half, math.inf)]
+        for units in range(0, 10**8, 9_999_991):
+            half = whole + (units + 0.5) / 10**8
+            values += [half, math.nextafter(half, 0), math.nextafter(half, math.inf)]
+    return values + [-value for value in values]
+
+
+def test_both_twins_write_fixed_decimals_as_format_does(core: Core) -> None:
+    records = []
+    for value in fixed_decimal_values():
+        record = RequestRecord("req_x", client_model="m")
+        record.cost_usd = record.ttft_ms = record.total_ms = value
+        records.append(record)
+    lines = block(core, records).decode().splitlines()
+    for line, value in zip(lines, fixed_decimal_values(), strict=True):
+        assert f'"cost_usd":{value:.8f},"ttft_ms":{value:.2f},"total_ms":{value:.2f},' in line, value
+
+
+def test_both_twins_read_a_subclass_and_an_unset_field_as_python_does(core: Core) -> None:
+    class Tagged(RequestRecord):
+        __slots__ = ()
+
+        @property
+        def status(self) -> int:  # type: ignore[override]  # a fixed view for this test
+            return 418
+
+        @status.setter
+        def status(self, value: int) -> None:
+            pass
+
+    tagged = Tagged("req_sub", client_model="m")
+    assert b'"status":418,' in block(core, [tagged]) == block(reference(), [tagged])
+    unset = RequestRecord.__new__(RequestRecord)
+    with pytest.raises(AttributeError):
+        block(core, [unset])
+
+
+def test_both_twins_escape_the_request_id_as_json(core: Core) -> None:
+    for request_id in ['req_"quoted"', "req_\\", "req_\x00\x1f\x7f", "req_é", "req_\ud83d"]:
+        record = RequestRecord(request_id, client_model="m")
+        line = block(core, [record])
+        assert line == block(reference(), [record])
+        assert json.loads(line.decode("utf-8", "surrogateescape").replace("\\udc", "\\\\udc"))

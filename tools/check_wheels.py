@@ -140,6 +140,15 @@ def probe(target: Path, modules: list[str]) -> list[str]:
         where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "")
         if not Path(where).resolve().is_relative_to(target.resolve()):
             problems.append(f"import {name}: loaded from {where}, not from the installed wheel in {target}")
+    if "ccproxy" in modules and compiled:
+        # The facades choose the compiled core at import, checking each twin against its installed source.
+        try:
+            from ccproxy.core import implementation_name
+
+            if implementation_name() != "cython":
+                problems.append(f"the installed wheel runs the {implementation_name()} core, not the compiled one")
+        except Exception as exc:  # e.g. CompiledCoreError: a twin's source is missing or does not match
+            problems.append(f"choosing the core: {type(exc).__name__}: {exc}")
     # The entry points of the installed wheels only (not of anything else this interpreter has installed).
     installed = importlib.metadata.distributions(path=[str(target)])
     entry_points = [ep for dist in installed for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]

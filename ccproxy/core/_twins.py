@@ -5,6 +5,10 @@ A core module `<name>` with a compiled twin is three files, side by side and all
 - `_<name>_c`, the Cython extension setup.py compiles from that source (`compiled_source` below);
 - `<name>.py`, the facade the rest of ccproxy imports: it exports the `__all__` of the twin `compiled_core()` chose.
 
+A few twins are written by hand (HAND_WRITTEN): `_<name>_c.pyx` is Cython with C types, for work that Python code
+compiled as it is cannot make cheap (the usage log line: its numbers written into one C buffer). There the pure
+source stays the reference, the extension is compiled from the .pyx, and tests hold the two to the same output.
+
 The rule for imports between twins: a twin imports a sibling twin as `from ccproxy.core._<sibling>_py import ...`,
 never through the sibling's facade. The compiled twin is built with those imports rewritten to
 `ccproxy.core._<sibling>_c`, so pure code calls pure code and compiled code compiled code whichever the facades
@@ -39,10 +43,13 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay",
     "validate",
     "request",
+    "usageline",
 )
+#: Twins whose compiled side is hand-written Cython, `_<name>_c.pyx`, rather than compiled from `_<name>_py.py`.
+HAND_WRITTEN: frozenset[str] = frozenset({"usageline"})
 
 ENABLE_ENV = "CCPROXY_ENABLE_CYTHON"
-#: The global each compiled twin carries: the sha256 of the `_<name>_py.py` bytes it was compiled from.
+#: The global each compiled twin carries: the sha256 of the bytes it was compiled from (`compiled_from`).
 SOURCE_HASH_NAME = "_SOURCE_SHA256"
 REBUILD_HINT = (
     "rebuild it with `python setup.py build_ext --inplace` (in a checkout; ./run-tests.sh does it) or reinstall "
@@ -78,7 +85,13 @@ def compiled_name(name: str) -> str:
 
 
 def source_path(name: str) -> Path:
+    """The pure twin's source: the reference, and what mypy checks."""
     return CORE_DIR / f"_{name}_py.py"
+
+
+def compiled_from(name: str) -> Path:
+    """What the compiled twin is compiled from: its hand-written `.pyx`, else the pure source."""
+    return CORE_DIR / f"_{name}_c.pyx" if name in HAND_WRITTEN else source_path(name)
 
 
 def source_hash(source: bytes) -> str:
@@ -111,9 +124,12 @@ def _sibling_import_errors(name: str, tree: ast.Module) -> list[str]:
 
 
 def compiled_source(name: str, source: bytes) -> str:
-    """The text Cython compiles into `_<name>_c`: the source with sibling twins' imports pointed at their compiled
-    twins, and the source's hash appended (line numbers are unchanged, so tracebacks point at the source's lines)."""
+    """The text Cython compiles into `_<name>_c` (`source` is `compiled_from(name)`'s bytes): the source with
+    sibling twins' imports pointed at their compiled twins, and the source's hash appended (line numbers are
+    unchanged, so tracebacks point at the source's lines). A hand-written twin only gets the hash."""
     text = source.decode("utf-8")
+    if name in HAND_WRITTEN:
+        return f"{text}\n{SOURCE_HASH_NAME} = {source_hash(source)!r}\n"
     errors = _sibling_import_errors(name, ast.parse(text))
     if errors:
         raise ValueError(
@@ -147,11 +163,15 @@ def _import_twin(name: str) -> ModuleType:
 
 
 def _is_current(module: ModuleType, name: str) -> bool:
-    return getattr(module, SOURCE_HASH_NAME, None) == source_hash(source_path(name).read_bytes())
+    try:
+        source = compiled_from(name).read_bytes()
+    except OSError:  # not installed with the package: nothing to tell the build is current
+        return False
+    return getattr(module, SOURCE_HASH_NAME, None) == source_hash(source)
 
 
 def _stale(names: list[str]) -> CompiledCoreError:
-    sources = ", ".join(f"ccproxy/core/_{name}_py.py" for name in names)
+    sources = ", ".join(f"ccproxy/core/{compiled_from(name).name}" for name in names)
     built = ", ".join(compiled_name(name) for name in names)
     return CompiledCoreError(
         f"the compiled core is stale: {sources} changed after {built} {'was' if len(names) == 1 else 'were'} "
