@@ -34,7 +34,8 @@ def test_the_core_fixture_gives_the_implementation_it_names(core: Core) -> None:
         if core.flavour == "c":
             assert module.__name__ == f"ccproxy.core._{name}_c"
             assert twins._is_extension(module), module.__file__
-            assert twins.source_hash(twins.compiled_from(name).read_bytes()) == module._SOURCE_SHA256
+            hashed = twins.hashed_bytes(name, twins.compiled_from(name).read_bytes())
+            assert twins.source_hash(hashed) == module._SOURCE_SHA256
         else:
             assert module.__name__ == f"ccproxy.core._{name}_py"
             assert module.__file__ == str(twins.source_path(name))
@@ -141,7 +142,8 @@ def test_a_hand_written_twin_is_compiled_from_its_pyx_as_it_is(name: str) -> Non
     assert pyx == CORE_DIR / f"_{name}_c.pyx" and twins.source_path(name).exists()
     source = pyx.read_bytes()
     compiled = twins.compiled_source(name, source)
-    assert compiled == f"{source.decode()}\n_SOURCE_SHA256 = {twins.source_hash(source)!r}\n"
+    hashed = source + twins.source_path(name).read_bytes()  # the .pyx and its pure reference
+    assert compiled == f"{source.decode()}\n_SOURCE_SHA256 = {twins.source_hash(hashed)!r}\n"
 
 
 def test_a_hand_written_twin_older_than_its_pyx_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +153,21 @@ def test_a_hand_written_twin_older_than_its_pyx_is_refused(tmp_path: Path, monke
     edited = tmp_path / f"_{name}_c.pyx"
     edited.write_bytes(twins.compiled_from(name).read_bytes() + b"# edited after the build\n")
     monkeypatch.setattr(twins, "compiled_from", lambda _: edited)
-    with pytest.raises(CompiledCoreError, match=rf"ccproxy/core/_{name}_c.pyx changed after ccproxy.core._{name}_c"):
+    with pytest.raises(CompiledCoreError, match=rf"ccproxy/core/_{name}_c.pyx or _{name}_py.py changed after"):
+        load_compiled(name)
+
+
+def test_a_hand_written_twin_older_than_its_pure_reference_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pure twin is the reference the .pyx must match: editing it alone makes the build stale too."""
+    if not twins.REQUESTED:
+        pytest.skip("CCPROXY_ENABLE_CYTHON=false: the compiled core is switched off on purpose")
+    (name,) = sorted(twins.HAND_WRITTEN)[:1]
+    edited = tmp_path / f"_{name}_py.py"
+    edited.write_bytes(twins.source_path(name).read_bytes() + b"# edited after the build\n")
+    monkeypatch.setattr(twins, "source_path", lambda _: edited)
+    with pytest.raises(CompiledCoreError, match=rf"_{name}_py.py changed after ccproxy.core._{name}_c"):
         load_compiled(name)
 
 

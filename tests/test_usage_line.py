@@ -225,6 +225,11 @@ def any_records(draw: st.DrawFn) -> list[RequestRecord]:
         record.total_ms = draw(st.floats() | st.floats(min_value=0, max_value=1e7))
         record.retries, record.fallbacks = draw(COUNT), draw(COUNT)
         record.endpoint = draw(st.sampled_from(["messages", "count_tokens"]))
+        if made and draw(st.booleans()):  # the same texts as the record before, as equal copies or the same objects
+            before, copies = made[-1], draw(st.booleans())
+            for name in ("endpoint", "key_id", "client_model", "backend", "upstream_model", "error_type"):
+                value = getattr(before, name)
+                setattr(record, name, (value + "~")[:-1] if copies and isinstance(value, str) else value)
         made.append(record)
     return made
 
@@ -286,3 +291,24 @@ def test_both_twins_escape_the_request_id_as_json(core: Core) -> None:
         line = block(core, [record])
         assert line == block(reference(), [record])
         assert json.loads(line.decode("utf-8", "surrogateescape").replace("\\udc", "\\\\udc"))
+
+
+def test_both_twins_take_each_records_own_piece_in_a_block(core: Core) -> None:
+    """Records in a row that differ in one repeating field only (same lengths, an equal number, None) each get
+    their own texts: a piece is reused only for the same texts."""
+    records = []
+    for name, values in [
+        ("client_model", ["aa", "ab", "ab", "aa"]),
+        ("key_id", [None, "k", None, "k"]),
+        ("error_type", ["x", "y", "x", "x"]),
+    ]:
+        for value in values:
+            record = RequestRecord("req_x", client_model="m")
+            setattr(record, name, value)
+            records.append(record)
+    lines = block(core, records).decode().splitlines()
+    fields = [f"{name}" for name in ("client_model",) * 4 + ("key_id",) * 4 + ("error_type",) * 4]
+    values = ["aa", "ab", "ab", "aa", None, "k", None, "k", "x", "y", "x", "x"]
+    numbers = {"client_model": 2, "key_id": 1, "error_type": 5}
+    for line, name, value in zip(lines, fields, values, strict=True):
+        assert f'"f{numbers[name]}":{json.dumps(value)}' in line, (name, value, line)

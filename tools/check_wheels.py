@@ -164,7 +164,8 @@ def probe(target: Path, modules: list[str]) -> list[str]:
 
 def run_probe(target: Path, modules: list[str]) -> list[str]:
     """Run `probe` in a fresh interpreter whose imports see `target` before anything else (and not the source tree)."""
-    environment = {**os.environ, "PYTHONPATH": str(target)}
+    # The compiled core asked for whatever this environment says: the wheel must hold a current one.
+    environment = {**os.environ, "PYTHONPATH": str(target), "CCPROXY_ENABLE_CYTHON": "true"}
     command = [sys.executable, str(Path(__file__).resolve()), "--probe", str(target), *modules]
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=environment, cwd=target)
     print(result.stdout, end="")

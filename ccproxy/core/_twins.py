@@ -49,7 +49,7 @@ COMPILED_MODULES: tuple[str, ...] = (
 HAND_WRITTEN: frozenset[str] = frozenset({"usageline"})
 
 ENABLE_ENV = "CCPROXY_ENABLE_CYTHON"
-#: The global each compiled twin carries: the sha256 of the bytes it was compiled from (`compiled_from`).
+#: The global each compiled twin carries: the sha256 of the bytes it was compiled from (`hashed_bytes`).
 SOURCE_HASH_NAME = "_SOURCE_SHA256"
 REBUILD_HINT = (
     "rebuild it with `python setup.py build_ext --inplace` (in a checkout; ./run-tests.sh does it) or reinstall "
@@ -94,6 +94,12 @@ def compiled_from(name: str) -> Path:
     return CORE_DIR / f"_{name}_c.pyx" if name in HAND_WRITTEN else source_path(name)
 
 
+def hashed_bytes(name: str, compiled: bytes) -> bytes:
+    """What a twin's `_SOURCE_SHA256` is taken over, given the bytes it is compiled from: those, and for a
+    hand-written twin its pure reference too, so that a change to either makes the build stale."""
+    return compiled + source_path(name).read_bytes() if name in HAND_WRITTEN else compiled
+
+
 def source_hash(source: bytes) -> str:
     return hashlib.sha256(source).hexdigest()
 
@@ -129,7 +135,7 @@ def compiled_source(name: str, source: bytes) -> str:
     unchanged, so tracebacks point at the source's lines). A hand-written twin only gets the hash."""
     text = source.decode("utf-8")
     if name in HAND_WRITTEN:
-        return f"{text}\n{SOURCE_HASH_NAME} = {source_hash(source)!r}\n"
+        return f"{text}\n{SOURCE_HASH_NAME} = {source_hash(hashed_bytes(name, source))!r}\n"
     errors = _sibling_import_errors(name, ast.parse(text))
     if errors:
         raise ValueError(
@@ -164,14 +170,19 @@ def _import_twin(name: str) -> ModuleType:
 
 def _is_current(module: ModuleType, name: str) -> bool:
     try:
-        source = compiled_from(name).read_bytes()
+        hashed = hashed_bytes(name, compiled_from(name).read_bytes())
     except OSError:  # not installed with the package: nothing to tell the build is current
         return False
-    return getattr(module, SOURCE_HASH_NAME, None) == source_hash(source)
+    return getattr(module, SOURCE_HASH_NAME, None) == source_hash(hashed)
 
 
 def _stale(names: list[str]) -> CompiledCoreError:
-    sources = ", ".join(f"ccproxy/core/{compiled_from(name).name}" for name in names)
+    sources = ", ".join(
+        f"ccproxy/core/{compiled_from(name).name} or {source_path(name).name}"
+        if name in HAND_WRITTEN
+        else f"ccproxy/core/{source_path(name).name}"
+        for name in names
+    )
     built = ", ".join(compiled_name(name) for name in names)
     return CompiledCoreError(
         f"the compiled core is stale: {sources} changed after {built} {'was' if len(names) == 1 else 'were'} "

@@ -21,7 +21,6 @@ from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, PyObject_IsTrue
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport fabs, floor, isfinite, rint, signbit
 from libc.string cimport memcpy, strlen
 
@@ -47,6 +46,9 @@ cdef extern from "Python.h":
     const unsigned char* PyUnicode_1BYTE_DATA(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     bint PyUnicode_CheckExact(object)
+    # Declared here, not cimported: Cython before 3.0.7 declares it without `except NULL`, and a lone surrogate
+    # would then be read from a NULL pointer instead of raising.
+    const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
     long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
     char* PyOS_double_to_string(double, char, int, int, int*) except NULL
 
@@ -232,16 +234,38 @@ cdef int _put_float(Buffer* buffer, object value, int decimals, bint none_is_nul
     return _put(buffer, b"null", 4)
 
 
+cdef enum:
+    LINE_BYTES = 512  # a usage line's usual length, with room to spare
+
+
+cdef bint _same_texts(tuple key, tuple last):
+    """Whether the two keys hold the same texts (or the same objects) field by field: exact str or None only, so
+    that equal means what the dict's lookup would find."""
+    cdef Py_ssize_t index
+    for index in range(6):
+        mine = key[index]
+        theirs = last[index]
+        if mine is theirs:
+            continue
+        if not (PyUnicode_CheckExact(mine) and PyUnicode_CheckExact(theirs) and <str>mine == <str>theirs):
+            return False
+    return True
+
+
 def usage_block(records, str start, dict pieces, piece_of):
     """The records' lines, newlines included (see `_usageline_py.usage_block`)."""
     cdef Buffer buffer
-    cdef PyObject* found
     cdef bint slots
-    buffer.data = <char*>PyMem_Malloc(4096)
+    cdef Py_ssize_t capacity = 4096
+    cdef tuple last = None  # the previous record's repeating fields, and their piece
+    cdef object piece = None
+    if isinstance(records, (list, tuple)):
+        capacity = max(capacity, len(records) * LINE_BYTES)  # room for the whole block at once, as a rule
+    buffer.data = <char*>PyMem_Malloc(capacity)
     if buffer.data is NULL:
         raise MemoryError()
     buffer.size = 0
-    buffer.capacity = 4096
+    buffer.capacity = capacity
     try:
         for record in records:
             slots = SLOTS_READABLE and type(record) is RECORD_TYPE
@@ -253,9 +277,13 @@ def usage_block(records, str start, dict pieces, piece_of):
                 _field(record, UPSTREAM_MODEL, slots),
                 _field(record, ERROR_TYPE, slots),
             )
-            piece = pieces.get(key)
-            if piece is None:
-                piece = piece_of(key)
+            # A batch's records mostly repeat the one before: the same texts give the same piece as the dict would
+            # (equal keys), without hashing the key.
+            if last is None or not _same_texts(<tuple>key, last):
+                piece = pieces.get(key)
+                if piece is None:
+                    piece = piece_of(key)
+                last = <tuple>key
             _put_text(&buffer, start)
             _put_json_text(&buffer, _field(record, REQUEST_ID, slots))
             _put(&buffer, b",", 1)

@@ -26,7 +26,9 @@ async def messages(request: CCProxyRequest) -> HTTPResponse | None:
     request_id = request_id_of(request)
     # Observed requests are timed and recorded in this very frame (no wrapper coroutine); unobserved ones pay a few
     # tests of `watch`.
-    watch = None if app.ctx.observers is None else RequestWatch(app.ctx.observers, request, "messages", request_id)
+    principal = getattr(request.ctx, "principal", None)
+    observers = app.ctx.observers
+    watch = None if observers is None else RequestWatch(observers, request, "messages", request_id, principal)
     try:
         # Guardrails see a few client headers (never credentials); skip building them when there are none.
         headers = (
@@ -34,7 +36,6 @@ async def messages(request: CCProxyRequest) -> HTTPResponse | None:
             if pipeline.guardrails
             else {}
         )
-        principal = getattr(request.ctx, "principal", None)
         # `cache-control: no-cache` / `no-store` steer the response cache (docs/cache.md); not read while it is off.
         cache_control = request.headers.get("cache-control") if pipeline.responses is not None else None
         prepared = await pipeline.prepare(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from enum import Enum
 from typing import Any, Literal
 
 from ccproxy.core.jsoncodec import loads
 from ccproxy.errors import ProxyError
 from ccproxy.events import RequestRecord
 from ccproxy.http.errors import request_id_of
+from ccproxy.interfaces import Principal
 from ccproxy.observers import Observers
 from ccproxy.state import CCProxyRequest
 
@@ -22,7 +24,16 @@ _ERROR_EVENT = b"event: error\ndata: "
 # A chunk with one of these is the first content the client sees: the time-to-first-token mark.
 FIRST_CONTENT = b"event: content_block_"
 CLIENT_DISCONNECTED = "client_disconnected"
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before the answer
+CLIENT_CLOSED_REQUEST = 499
+
+
+class Unread(Enum):
+    """RequestWatch's default for the principal: read it from the request."""
+
+    UNREAD = "unread"
+
+
+UNREAD = Unread.UNREAD  # nginx's status for a client that went away before the answer
 
 
 class RequestWatch:
@@ -37,11 +48,13 @@ class RequestWatch:
         request: CCProxyRequest,
         endpoint: Literal["messages", "count_tokens"],
         request_id: str | None = None,
+        principal: Principal | Unread | None = UNREAD,
     ) -> None:
         self.observers = observers
         self.started = time.perf_counter()
         self.responded = False
-        principal = getattr(request.ctx, "principal", None)
+        if principal is UNREAD:  # the caller had not read it (it costs a Sanic property and a getattr)
+            principal = getattr(request.ctx, "principal", None)
         # Positional, in field order: measured 360 -> 216 ns per record against keywords.
         self.record = RequestRecord(
             request_id or request_id_of(request), principal.key_id if principal is not None else None
