@@ -15,12 +15,14 @@ from ccproxy.errors import InvalidRequestError, ProxyError, UpstreamError
 from ccproxy.events import BreakerChange, CacheEvent, GuardrailEvent, LimiterWait, RequestRecord, UpstreamAttempt
 from ccproxy.hookspecs import hookimpl
 from ccproxy.interfaces import (
+    LATER,
     Authenticator,
     AuthRequest,
     BasicCredentials,
     CacheBackend,
     Guardrail,
     GuardrailContext,
+    Later,
     Observer,
     Principal,
     Provider,
@@ -36,6 +38,7 @@ from ccproxy.upstream import Upstream, UpstreamFailure, UpstreamRequest, Upstrea
 __version__ = "0.1.0"
 
 __all__ = [
+    "LATER",
     "AuthRequest",
     "Authenticator",
     "BasicCredentials",
@@ -46,6 +49,7 @@ __all__ = [
     "GuardrailContext",
     "GuardrailEvent",
     "InvalidRequestError",
+    "Later",
     "LimiterWait",
     "ModelCapabilities",
     "Observer",

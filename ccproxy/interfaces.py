@@ -7,6 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -432,6 +433,15 @@ class Principal:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class Later(Enum):
+    """`Authenticator.authenticate_now`'s answer when it has to wait: ask `authenticate`."""
+
+    LATER = "later"
+
+
+LATER = Later.LATER
+
+
 class Authenticator(ABC):
     """Decides who is calling a /v1/* endpoint. Registered authenticators are asked in order; the first Principal
     wins. When none answers with one, the request gets 401 authentication_error."""
@@ -440,3 +450,8 @@ class Authenticator(ABC):
     async def authenticate(self, request: AuthRequest) -> Principal | None:
         """The caller, or None when this authenticator does not recognise the request. Raise a
         `ccproxy.ProxyError` to refuse with a status of your own (e.g. 429 over budget)."""
+
+    def authenticate_now(self, request: AuthRequest) -> Principal | Later | None:
+        """Optional: the answer `authenticate` would give, when it can be given without waiting (a lookup in a
+        table), else LATER (the default), and then `authenticate` is awaited. Saves a coroutine per request."""
+        return LATER

@@ -127,6 +127,14 @@ class Observers:
         if not later:
             return partial(_call_each, now, EVENT_METHODS[index]) if now else _nobody
         queue, ordered, arm, flush = self._queues[index], self._ordered, self._timer.arm, self.flush
+        if not now and ordered is None:  # the usual case: only queued (this runs for every event)
+
+            def queue_only(record: Record) -> None:
+                queue.append(record)
+                if len(queue) >= MAX_DEFERRED or not arm():
+                    flush()
+
+            return queue_only
 
         def queue_event(record: Record) -> None:
             if now:

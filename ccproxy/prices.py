@@ -43,6 +43,10 @@ class Price:
         ) / PER_MILLION
 
 
+# What the memo holds for a model not looked up yet (a Price, so the memo's get stays typed; never returned).
+_UNKNOWN = Price(-1.0, -1.0, -1.0, -1.0)
+
+
 def shipped_prices() -> dict[str, Any]:
     """The defaults shipped in ccproxy/prices.toml."""
     return tomllib.loads(files("ccproxy").joinpath("prices.toml").read_text(encoding="utf-8"))
@@ -69,8 +73,9 @@ class PriceTable:
         return cls(prices)
 
     def price(self, model: str) -> Price | None:
-        if model in self._memo:
-            return self._memo[model]
+        price = self._memo.get(model, _UNKNOWN)
+        if price is not _UNKNOWN:
+            return price
         price = self._lookup(model.lower())
         if len(self._memo) < MAX_MEMO:
             self._memo[model] = price

@@ -18,11 +18,13 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from ccproxy import (
+    LATER,
     Authenticator,
     AuthRequest,
     CacheBackend,
     Guardrail,
     GuardrailContext,
+    Later,
     ModelCapabilities,
     Observer,
     Principal,
@@ -659,6 +661,52 @@ async def test_an_authenticator_may_refuse_with_its_own_status(make_app: Callabl
     response = await post(app, HELLO)
     assert_error(response, 429, "rate_limit_error")
     assert response.headers["retry-after"] == "60"
+
+
+class AtOnce(Authenticator):
+    """Answers from `authenticate_now`: a Principal for its key, LATER for `later` (then `authenticate` answers),
+    and raises for `refuse`."""
+
+    def __init__(self, key: str, key_id: str) -> None:
+        self.key, self.key_id = key, key_id
+        self.asked_now = self.awaited = 0
+
+    def authenticate_now(self, request: AuthRequest) -> Principal | Later | None:
+        self.asked_now += 1
+        presented = request.headers.get("x-api-key")
+        if presented == "refuse":
+            raise ProxyError("not today", status=403)
+        if presented == "later":
+            return LATER
+        return Principal(key_id=self.key_id) if presented == self.key else None
+
+    async def authenticate(self, request: AuthRequest) -> Principal | None:
+        self.awaited += 1
+        return Principal(key_id=self.key_id + "-awaited") if request.headers.get("x-api-key") == "later" else None
+
+
+@covers("ccproxy_register_authenticators", "ccproxy_register_routes")
+async def test_an_authenticator_may_answer_at_once_or_later(make_app: Callable[..., CCProxyApp]) -> None:
+    at_once, awaited = AtOnce("now", "k-now"), KeyAuth("plain", "k-plain")
+    app = make_app(("auth", AuthPlugin(at_once, awaited)), ("routes", RoutePlugin(("/v1/whoami", whoami))))
+
+    async def whoami_with(key: str) -> Any:
+        _, response = await app.asgi_client.get("/v1/whoami", headers={"x-api-key": key})
+        return response
+
+    assert (await whoami_with("now")).json == {"key_id": "k-now"}
+    assert (at_once.asked_now, at_once.awaited, len(awaited.seen)) == (1, 0, 0)  # its authenticate never awaited
+    assert (await whoami_with("plain")).json == {"key_id": "k-plain"}  # None at once: the next one is asked
+    assert (at_once.asked_now, at_once.awaited, len(awaited.seen)) == (2, 0, 1)
+    assert (await whoami_with("later")).json == {"key_id": "k-now-awaited"}  # LATER: its own authenticate answers
+    assert (at_once.asked_now, at_once.awaited, len(awaited.seen)) == (3, 1, 1)
+    assert_error(await whoami_with("refuse"), 403, "permission_error")
+    assert_error(await whoami_with("nobody"), 401, "authentication_error")
+    assert (at_once.asked_now, at_once.awaited, len(awaited.seen)) == (5, 1, 2)
+
+
+def test_the_base_authenticator_answers_later() -> None:
+    assert KeyAuth("k", "k").authenticate_now(AuthRequest("GET", "/v1/models", {}, "127.0.0.1")) is LATER
 
 
 @covers("ccproxy_register_authenticators", "ccproxy_register_observers")

@@ -15,7 +15,16 @@ from ccproxy.context import PRINCIPAL
 from ccproxy.errors import ProxyError
 from ccproxy.events import RequestRecord
 from ccproxy.hookspecs import RegisterAuthenticator, RegisterGuardrail, RegisterObserver, hookimpl
-from ccproxy.interfaces import Authenticator, AuthRequest, Guardrail, GuardrailContext, Observer, Principal
+from ccproxy.interfaces import (
+    LATER,
+    Authenticator,
+    AuthRequest,
+    Guardrail,
+    GuardrailContext,
+    Later,
+    Observer,
+    Principal,
+)
 from ccproxy.keys import ADMIN_KEY_ID, ClientKey, KeyTable, presented_key
 from ccproxy.quota import LimitStore, MemoryLimitStore, period_bounds
 from ccproxy.settings import Settings
@@ -115,6 +124,18 @@ class ClientKeyAuthenticator(Authenticator):
             client.key_id: (principal_of(client), client if client.limited and limits is not None else None)
             for client in table.by_id.values()
         }
+
+    def authenticate_now(self, request: AuthRequest) -> Principal | Later | None:
+        """The key's Principal at once, unless its requests are counted (rpm, tpm, budget): the store is asked then,
+        which may wait (Redis), so `authenticate` answers."""
+        presented = presented_key(request.headers)
+        if presented is None:
+            return None
+        client = self.table.client(presented)
+        if client is None:
+            return ADMIN_PRINCIPAL if self.table.is_admin(presented) else None
+        principal, limited = self._entries[client.key_id]
+        return LATER if limited is not None else principal
 
     async def authenticate(self, request: AuthRequest) -> Principal | None:
         presented = presented_key(request.headers)

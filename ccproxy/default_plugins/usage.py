@@ -57,6 +57,8 @@ class Pricing(Observer):
     def _price(self, records: Sequence[RequestRecord]) -> None:
         """Each record's cost, in one loop over a batch (no call per record)."""
         prices = self.prices
+        last_model: str | None = None  # a batch's records mostly share the upstream model (the very str object)
+        price = None
         for record in records:
             if record.cost_usd is not None:
                 continue
@@ -66,7 +68,8 @@ class Pricing(Observer):
             model = record.upstream_model
             if not model:
                 continue
-            price = prices.price(model)
+            if model is not last_model:
+                last_model, price = model, prices.price(model)
             if price is not None:
                 record.cost_usd = price.cost(record)
             elif model not in self.unpriced:

@@ -10,7 +10,7 @@ from sanic import Request, Sanic
 from ccproxy.context import PRINCIPAL
 from ccproxy.errors import ProxyError
 from ccproxy.http.edge import check_request
-from ccproxy.interfaces import Authenticator, AuthRequest
+from ccproxy.interfaces import LATER, Authenticator, AuthRequest
 
 UNAUTHENTICATED = "Authentication failed: the request carries no credentials this proxy accepts"
 
@@ -20,8 +20,12 @@ def authentication_middleware(
 ) -> Callable[[Request], Coroutine[Any, Any, None]]:
     """One request middleware: the edge's checks (ccproxy/http/edge.py), then each authenticator in turn for /v1/*;
     the first Principal is put on `request.ctx`. One function rather than a middleware and a helper coroutine: each
-    layer is a measurable part of a small request."""
+    layer is a measurable part of a small request; for the same reason an authenticator that can answer at once
+    (`authenticate_now`) is asked without awaiting a coroutine of its own."""
     chain = tuple(authenticators)
+    # Each authenticator with its synchronous answer, or None where it only has `authenticate`.
+    base = Authenticator.authenticate_now
+    asked = tuple((each, None if type(each).authenticate_now is base else each.authenticate_now) for each in chain)
 
     async def check_and_authenticate(request: Request) -> None:
         check_request(request)  # type: ignore[arg-type]  # every request of this app is a CCProxyRequest
@@ -34,8 +38,9 @@ def authentication_middleware(
         seen = AuthRequest(request.method, path, request.headers, lambda: request.client_ip)
         principal = None
         try:
-            for authenticator in chain:
-                principal = await authenticator.authenticate(seen)
+            for authenticator, now in asked:
+                answer = LATER if now is None else now(seen)
+                principal = await authenticator.authenticate(seen) if answer is LATER else answer
                 if principal is not None:
                     request.ctx.principal = principal
                     return
