@@ -41,6 +41,7 @@ from ccproxy import hookspecs as hookspecs_module
 from ccproxy import pipeline as pipeline_module
 from ccproxy.app import AppState, CCProxyApp, build_state, create_app
 from ccproxy.default_plugins.memory_cache import MemoryCacheBackend
+from ccproxy.http.auth import answers_at_once
 from ccproxy.http.observe import RequestWatch
 from ccproxy.plugins import Registry, build_plugin_manager, collect, select_cache
 from ccproxy.settings import Settings, SettingsError
@@ -707,6 +708,19 @@ async def test_an_authenticator_may_answer_at_once_or_later(make_app: Callable[.
 
 def test_the_base_authenticator_answers_later() -> None:
     assert KeyAuth("k", "k").authenticate_now(AuthRequest("GET", "/v1/models", {}, "127.0.0.1")) is LATER
+
+
+def test_a_subclass_that_overrides_authenticate_is_awaited() -> None:
+    class Logged(AtOnce):  # adds to authenticate only: its answer at once would skip what it adds
+        async def authenticate(self, request: AuthRequest) -> Principal | None:
+            return await super().authenticate(request)
+
+    class Both(Logged):  # overrides both again: its own answer at once speaks for it
+        def authenticate_now(self, request: AuthRequest) -> Principal | Later | None:
+            return None
+
+    assert answers_at_once(AtOnce("k", "k")) and answers_at_once(Both("k", "k"))
+    assert not answers_at_once(Logged("k", "k")) and not answers_at_once(KeyAuth("k", "k"))
 
 
 @covers("ccproxy_register_authenticators", "ccproxy_register_observers")

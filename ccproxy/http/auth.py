@@ -23,9 +23,8 @@ def authentication_middleware(
     layer is a measurable part of a small request; for the same reason an authenticator that can answer at once
     (`authenticate_now`) is asked without awaiting a coroutine of its own."""
     chain = tuple(authenticators)
-    # Each authenticator with its synchronous answer, or None where it only has `authenticate`.
-    base = Authenticator.authenticate_now
-    asked = tuple((each, None if type(each).authenticate_now is base else each.authenticate_now) for each in chain)
+    # Each authenticator with its synchronous answer, or None where `authenticate` is to be awaited.
+    asked = tuple((each, each.authenticate_now if answers_at_once(each) else None) for each in chain)
 
     async def check_and_authenticate(request: Request) -> None:
         check_request(request)  # type: ignore[arg-type]  # every request of this app is a CCProxyRequest
@@ -51,6 +50,16 @@ def authentication_middleware(
         raise ProxyError(UNAUTHENTICATED, status=401)
 
     return check_and_authenticate
+
+
+def answers_at_once(authenticator: Authenticator) -> bool:
+    """Whether `authenticate_now` speaks for this authenticator: it overrides the base class's, and no class below
+    the one that defines it overrides `authenticate` (a subclass that adds to `authenticate` is awaited, so what it
+    adds is never skipped)."""
+    mro = type(authenticator).__mro__
+    now = next(kind for kind in mro if "authenticate_now" in vars(kind))
+    awaited = next(kind for kind in mro if "authenticate" in vars(kind))
+    return now is not Authenticator and mro.index(now) <= mro.index(awaited)
 
 
 def install_edge(app: Sanic, authenticators: Sequence[Authenticator]) -> None:  # type: ignore[type-arg]  # any Sanic app
