@@ -721,6 +721,29 @@ def test_a_subclass_that_overrides_authenticate_is_awaited() -> None:
 
     assert answers_at_once(AtOnce("k", "k")) and answers_at_once(Both("k", "k"))
     assert not answers_at_once(Logged("k", "k")) and not answers_at_once(KeyAuth("k", "k"))
+    patched = AtOnce("k", "k")
+    patched.authenticate = Logged("k", "k").authenticate  # type: ignore[method-assign]  # on the instance
+    assert not answers_at_once(patched)
+
+
+@covers("ccproxy_register_authenticators")
+async def test_a_duck_typed_authenticator_is_awaited(make_app: Callable[..., CCProxyApp]) -> None:
+    class Duck:  # registered without the base class: no authenticate_now at all
+        async def authenticate(self, request: AuthRequest) -> Principal | None:
+            return Principal(key_id="duck") if request.headers.get("x-api-key") == "quack" else None
+
+    app = make_app(("auth", AuthPlugin(Duck())), ("routes", RoutePlugin(("/v1/whoami", whoami))))  # type: ignore[arg-type]
+    _, response = await app.asgi_client.get("/v1/whoami", headers={"x-api-key": "quack"})
+    assert response.json == {"key_id": "duck"}
+
+
+def test_an_async_authenticate_now_stops_start_up(make_app: Callable[..., CCProxyApp]) -> None:
+    class AsyncNow(AtOnce):
+        async def authenticate_now(self, request: AuthRequest) -> Principal | Later | None:  # type: ignore[override]
+            return None
+
+    with pytest.raises(SettingsError, match="AsyncNow: authenticate_now must be a plain function"):
+        make_app(("auth", AuthPlugin(AsyncNow("k", "k"))))
 
 
 @covers("ccproxy_register_authenticators", "ccproxy_register_observers")

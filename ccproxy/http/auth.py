@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from ccproxy.context import PRINCIPAL
 from ccproxy.errors import ProxyError
 from ccproxy.http.edge import check_request
 from ccproxy.interfaces import LATER, Authenticator, AuthRequest
+from ccproxy.settings import SettingsError
 
 UNAUTHENTICATED = "Authentication failed: the request carries no credentials this proxy accepts"
 
@@ -53,13 +55,25 @@ def authentication_middleware(
 
 
 def answers_at_once(authenticator: Authenticator) -> bool:
-    """Whether `authenticate_now` speaks for this authenticator: it overrides the base class's, and no class below
-    the one that defines it overrides `authenticate` (a subclass that adds to `authenticate` is awaited, so what it
-    adds is never skipped)."""
-    mro = type(authenticator).__mro__
-    now = next(kind for kind in mro if "authenticate_now" in vars(kind))
-    awaited = next(kind for kind in mro if "authenticate" in vars(kind))
-    return now is not Authenticator and mro.index(now) <= mro.index(awaited)
+    """Whether `authenticate_now` speaks for this authenticator: it overrides the base class's, and nothing below
+    the class that defines it overrides `authenticate` (a subclass, or the instance itself, that adds to
+    `authenticate` is awaited, so what it adds is never skipped). An `async def authenticate_now` stops start-up: its
+    coroutine would otherwise be taken for a Principal."""
+    kind = type(authenticator)
+    now = getattr(kind, "authenticate_now", None)  # registered by duck typing: it may have none
+    if now is None or now is Authenticator.authenticate_now:
+        return False
+    if inspect.iscoroutinefunction(now):
+        raise SettingsError(
+            f"authenticator {kind.__name__}: authenticate_now must be a plain function (answer at once or return "
+            "ccproxy.LATER); put what has to wait in async authenticate"
+        )
+    if "authenticate" in getattr(authenticator, "__dict__", {}):
+        return False
+    mro = kind.__mro__
+    defines_now = next(index for index, cls in enumerate(mro) if "authenticate_now" in vars(cls))
+    defines_awaited = next((index for index, cls in enumerate(mro) if "authenticate" in vars(cls)), len(mro))
+    return defines_now <= defines_awaited
 
 
 def install_edge(app: Sanic, authenticators: Sequence[Authenticator]) -> None:  # type: ignore[type-arg]  # any Sanic app
